@@ -1,0 +1,42 @@
+# synthscope: two commands for a newcomer (`make demo`, `make test`) plus `make bench`.
+# Set-up is idempotent: the venv is rebuilt only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.synthscope-installed
+HOST ?= 127.0.0.1
+PORT ?= 8866
+
+.PHONY: setup demo test test-fast bench browser clean-venv
+
+setup: $(STAMP)
+
+# torch/torchvision are pinned in pyproject.toml (the only pair that imports together here;
+# an unpinned torch pulls a multi-GB CUDA build).
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip wheel setuptools
+	$(PY) -m pip install --quiet -e ".[test,astra]"
+	touch $(STAMP)
+
+# Debian's chromium for the browser tests (never `playwright install`: it downloads a browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: sudo apt-get install chromium (browser tests will skip)"; fi; }
+
+demo: setup
+	$(VENV)/bin/synthscope demo --serve --host $(HOST) --port $(PORT)
+
+test: setup browser
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not browser and not slow"
+
+bench: setup
+	$(PY) -m synthscope.benchmark.runner --out bench
+
+clean-venv:
+	rm -rf $(VENV)

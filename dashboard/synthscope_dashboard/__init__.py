@@ -1,0 +1,1 @@
+"""The synthscope Voila dashboard (the only package that imports widgets)."""

@@ -1,0 +1,3 @@
+from synthscope.cli import main
+
+main()

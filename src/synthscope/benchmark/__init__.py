@@ -1,0 +1,1 @@
+"""`make bench`: sections that measure quality and speed; see `synthscope.benchmark.runner`."""
