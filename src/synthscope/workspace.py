@@ -1,0 +1,151 @@
+"""What a path holds, as the dashboard, the demo and `synthscope prepare` all see it.
+
+One place defines which matrix gets projected (the generated images of every split, pooled), so a
+projection cached by the CLI is exactly the one the dashboard looks up.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from synthscope.data import Dataset, DatasetError, load_dataset, read_ground_truth
+
+ImageLoader = Callable[[np.ndarray], np.ndarray]   # positional indices -> uint8 [m, 256, 256]
+
+
+class WorkspaceError(ValueError):
+    """The path holds nothing readable; the message says what was tried."""
+
+
+def discover_dataset_roots(path: str | os.PathLike) -> list[Path]:
+    """A data set folder, a folder holding dev/ and test/, or a bench root holding subtask1/ subtask2/."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_dir():
+        raise WorkspaceError(f"{path} is not a folder")
+    subtasks = [path / name for name in ("subtask1", "subtask2") if (path / name).is_dir()]
+    parents = subtasks or [path]
+    roots: list[Path] = []
+    for parent in parents:
+        splits = [parent / name for name in ("dev", "test") if (parent / name).is_dir()]
+        roots.extend(splits or [parent])
+    return roots
+
+
+def load_datasets(path: str | os.PathLike) -> tuple[list[Dataset], list[str]]:
+    """Every readable data set under `path`, and one error line per unreadable one."""
+    datasets, errors = [], []
+    for root in discover_dataset_roots(path):
+        try:
+            datasets.append(load_dataset(root))
+        except DatasetError as error:  # one unreadable split must not hide the others
+            errors.append(f"{root}: {error}")
+    if not datasets:
+        raise WorkspaceError(f"nothing readable under {path}:\n" + "\n".join(errors))
+    return datasets, errors
+
+
+def ground_truth_beside(dataset_root: str | os.PathLike) -> pd.Series | None:
+    """A bench's `test_ground_truth.csv` beside a test folder (for evaluation only, never for fitting)."""
+    candidate = Path(dataset_root).parent / "test_ground_truth.csv"
+    return read_ground_truth(candidate) if candidate.is_file() else None
+
+
+@dataclass
+class AttributionMatrix:
+    """Generated images of every attribution data set, dev first, pooled into one matrix."""
+
+    frame: pd.DataFrame     # key, image_id, split, group, known_label ("" unknown), truth ("" none)
+    features: np.ndarray    # float32 [n, d]
+    parts: list[tuple[Dataset, np.ndarray]]   # (dataset, manifest rows) in frame order
+
+    def load_images(self, indices) -> np.ndarray:
+        indices = np.asarray(indices, dtype=np.int64)
+        offsets = np.cumsum([0] + [len(rows) for _, rows in self.parts])
+        out = np.zeros((len(indices), 256, 256), dtype=np.uint8)
+        which = np.searchsorted(offsets, indices, side="right") - 1
+        for part in np.unique(which):
+            dataset, rows = self.parts[part]
+            mask = which == part
+            out[mask] = dataset.images(rows[indices[mask] - offsets[part]])
+        return out
+
+
+def attribution_matrix(datasets: Sequence[Dataset], extractor: str, *, cache=None,
+                       progress: bool = False) -> AttributionMatrix:
+    from synthscope.cache import embed_dataset
+
+    frames, features, parts = [], [], []
+    for dataset in sorted((d for d in datasets if d.task == "attribution"), key=lambda d: (d.split, str(d.root))):
+        manifest = dataset.manifest
+        rows = np.flatnonzero(manifest["role"].to_numpy() == "generated")
+        part = manifest.iloc[rows]
+        known = part["label"].where(part["label"] != "unknown", "").astype(str)
+        truth = ground_truth_beside(dataset.root) if dataset.split == "test" else None
+        frames.append(pd.DataFrame({
+            "key": dataset.split + ":" + part["image_id"].astype(str),
+            "image_id": part["image_id"].astype(str).to_numpy(),
+            "split": dataset.split,
+            "group": part["group"].astype(str).to_numpy(),
+            "known_label": known.to_numpy() if dataset.split == "dev" else "",
+            "truth": (part["image_id"].map(truth).fillna("").astype(str).to_numpy() if truth is not None
+                      else known.to_numpy()),
+        }))
+        features.append(embed_dataset(dataset, extractor, cache=cache, progress=progress)[rows])
+        parts.append((dataset, rows))
+    if not frames:
+        raise WorkspaceError("no attribution (sub-task 2) data set among the loaded ones")
+    return AttributionMatrix(frame=pd.concat(frames, ignore_index=True),
+                             features=np.concatenate(features).astype(np.float32), parts=parts)
+
+
+@dataclass
+class PreparedItem:
+    what: str          # e.g. "embed fingerprint on .../subtask1/dev" or "umap of fingerprint (1,000 x 2,113)"
+    seconds: float
+    computed: bool     # False when it came from the cache
+
+
+def prepare(path: str | os.PathLike, *, extractors: Sequence[str] = ("fingerprint", "pixels"),
+            projections: Sequence[str] = ("umap", "tsne"), cache=None, progress: bool = True,
+            say: Callable[[str], None] = print) -> list[PreparedItem]:
+    """Embed every data set under `path` and cache the projections the dashboard reads.
+
+    Idempotent: a second call only reads the caches.
+    """
+    import time
+
+    from synthscope.cache import CacheStats, EmbeddingCache, embed_dataset
+    from synthscope.projection import NotCached, project
+
+    cache = cache or EmbeddingCache()
+    datasets, errors = load_datasets(path)
+    for line in errors:
+        say(f"skipped {line}")
+    done: list[PreparedItem] = []
+    for extractor in extractors:
+        for dataset in datasets:
+            stats, start = CacheStats(), time.perf_counter()
+            embed_dataset(dataset, extractor, cache=cache, progress=progress, stats=stats)
+            done.append(PreparedItem(f"embed {extractor} on {dataset.root}", time.perf_counter() - start,
+                                     stats.n_computed > 0))
+        if not any(d.task == "attribution" for d in datasets):
+            continue
+        X = attribution_matrix(datasets, extractor, cache=cache).features
+        for method in projections:
+            start = time.perf_counter()
+            try:
+                project(X, method, compute=False)
+                computed = False
+            except NotCached:
+                say(f"computing {method} of {extractor} features ({X.shape[0]:,} x {X.shape[1]:,})")
+                project(X, method)
+                computed = True
+            done.append(PreparedItem(f"{method} of {extractor} ({X.shape[0]:,} x {X.shape[1]:,})",
+                                     time.perf_counter() - start, computed))
+    return done

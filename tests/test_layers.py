@@ -1,0 +1,41 @@
+"""The core stays pure: nothing under src/synthscope imports widget or server packages."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+WIDGET_MODULES = {"ipywidgets", "voila", "anywidget", "IPython.display", "plotly.graph_objects.FigureWidget"}
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_core_has_no_widget_imports(repo_root):
+    offenders = []
+    core_files = sorted((repo_root / "src" / "synthscope").rglob("*.py"))
+    assert core_files, "no core sources found"
+    for path in core_files:
+        for name in _imports(path):
+            if any(name == widget or name.startswith(widget + ".") for widget in WIDGET_MODULES):
+                offenders.append(f"{path.relative_to(repo_root)} imports {name}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_dashboard_notebook_only_calls_build(repo_root):
+    import nbformat
+
+    notebook = nbformat.read(repo_root / "dashboard" / "app.ipynb", as_version=4)
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    assert "build(" in code
+    # Thin: the notebook holds no logic of its own.
+    assert len([line for line in code.splitlines() if line.strip() and not line.strip().startswith("#")]) <= 4
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), "outputs must be stripped"
