@@ -66,6 +66,8 @@ def _extractor_rows(ctx: BenchContext, device: str) -> tuple[list[dict], str]:
     for info in list_extractors():
         full, quick = N_IMAGES.get(info.name, N_DEFAULT)
         n = quick if ctx.quick else full
+        if device != "cpu" and n:
+            n = 512 if ctx.quick else 4096  # a GPU needs enough work to reach steady state
         if not info.available:
             rows.append({"extractor": info.name, "device": device, "status": f"unavailable: {info.reason}"})
             continue

@@ -1,0 +1,459 @@
+"""Content-addressed embedding cache: vectors keyed by extractor config and image sha256.
+
+Layout under `default_cache_dir() / "embeddings" / <extractor.config_key()>/`:
+
+- `config.json`            the extractor's name and config (for people; the directory name is its hash)
+- `shard-<id>.npy`         float32 [m, d], memory-mappable
+- `shard-<id>.json`        the shard's index: sha256 of every row in order, shape and a crc32 of the
+                           .npy file. Written last, so a shard without it was never committed.
+
+Each run that computes something appends one new shard (nothing is rewritten); when shards pile up
+they are merged into one. Every file is written to a temporary name and moved into place with
+`os.replace`, so readers never see half a file. A shard whose size or checksum does not match its
+index is reported with a warning, removed, and its images are recomputed on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import mmap
+import os
+import queue
+import threading
+import time
+import uuid
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from synthscope.features.base import Extractor
+
+log = logging.getLogger(__name__)
+
+ENV_CACHE_DIR = "SYNTHSCOPE_CACHE_DIR"
+_INDEX_VERSION = 1
+#: merge shards once a namespace holds more than this many
+MAX_SHARDS = 16
+
+
+def default_cache_dir() -> Path:
+    """$SYNTHSCOPE_CACHE_DIR when set, else the user cache dir (never inside a data folder)."""
+    override = os.environ.get(ENV_CACHE_DIR)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("synthscope", appauthor=False))
+
+
+class CacheCorruptionWarning(UserWarning):
+    """A cache file did not match its index; it was removed and will be recomputed."""
+
+
+def _atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _crc32_file(path: Path) -> int:
+    """crc32 of a file's bytes, read through a memory map (no copy through read buffers)."""
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return zlib.crc32(b"")
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return zlib.crc32(mapped)
+
+
+@dataclass(frozen=True)
+class _Shard:
+    stem: str
+    keys: list[str]
+    dim: int
+    npy_bytes: int
+    crc32: int
+
+
+@dataclass
+class CacheStats:
+    """What one `embed_*` call did: how many rows came from the cache and how many were computed."""
+    n_rows: int = 0
+    n_cached: int = 0
+    n_computed: int = 0
+    seconds: float = 0.0
+    namespace: Path | None = None
+
+
+class EmbeddingCache:
+    """Embeddings stored per extractor config, addressed by image sha256.
+
+    >>> cache = EmbeddingCache()                     # default_cache_dir()/embeddings
+    >>> found, vectors = cache.lookup(extractor, shas)
+    >>> cache.add(extractor, new_shas, new_vectors)
+    """
+
+    def __init__(self, cache_dir: str | Path | None = None):
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        self.root = self.cache_dir / "embeddings"
+        # (namespace, shard stem, size, mtime) -> checksum verified; so a process verifies each shard once
+        self._verified: set[tuple[str, str, int, int]] = set()
+
+    # -- namespaces -------------------------------------------------------------------------
+    def namespace(self, extractor: Extractor) -> Path:
+        return self.root / extractor.config_key()
+
+    def _ensure_namespace(self, extractor: Extractor) -> Path:
+        directory = self.namespace(extractor)
+        directory.mkdir(parents=True, exist_ok=True)
+        config_path = directory / "config.json"
+        if not config_path.exists():
+            payload = json.dumps({"name": extractor.name, "config": extractor.config()}, indent=2,
+                                 sort_keys=True, default=str).encode()
+            _atomic_write_bytes(config_path, lambda handle: handle.write(payload))
+        return directory
+
+    # -- reading ----------------------------------------------------------------------------
+    def _read_shards(self, directory: Path) -> list[_Shard]:
+        shards = []
+        for index_path in sorted(directory.glob("shard-*.json")):
+            try:
+                meta = json.loads(index_path.read_text())
+                if meta.get("version") != _INDEX_VERSION:
+                    raise ValueError(f"unknown index version {meta.get('version')!r}")
+                shard = _Shard(index_path.stem, list(meta["keys"]), int(meta["dim"]),
+                               int(meta["npy_bytes"]), int(meta["crc32"]))
+                if len(shard.keys) != int(meta["rows"]):
+                    raise ValueError("row count does not match the key list")
+            except FileNotFoundError:  # merged away by another process meanwhile
+                continue
+            except (ValueError, KeyError, TypeError) as error:
+                self._discard(directory, index_path.stem, f"unreadable index ({error})")
+                continue
+            shards.append(shard)
+        return shards
+
+    def _discard(self, directory: Path, stem: str, reason: str) -> None:
+        message = (f"embedding cache shard {directory / stem} is corrupt ({reason}); "
+                   "removed, its images will be recomputed")
+        warnings.warn(message, CacheCorruptionWarning, stacklevel=3)
+        log.warning(message)
+        for suffix in (".json", ".npy"):
+            try:
+                (directory / f"{stem}{suffix}").unlink()
+            except FileNotFoundError:
+                pass
+
+    def _open_shard(self, directory: Path, shard: _Shard) -> np.ndarray | None:
+        """The shard's vectors as a read-only memory map, or None (after a warning) when it is damaged."""
+        npy_path = directory / f"{shard.stem}.npy"
+        try:
+            stat = npy_path.stat()
+        except FileNotFoundError:
+            if not (directory / f"{shard.stem}.json").exists():
+                return None  # merged into a new shard by another process meanwhile: not damage
+            self._discard(directory, shard.stem, "its .npy file is missing")
+            return None
+        if stat.st_size != shard.npy_bytes:
+            self._discard(directory, shard.stem, f"size {stat.st_size} bytes, index says {shard.npy_bytes}")
+            return None
+        token = (str(directory), shard.stem, stat.st_size, stat.st_mtime_ns)
+        if token not in self._verified:
+            if _crc32_file(npy_path) != shard.crc32:
+                self._discard(directory, shard.stem, "checksum mismatch")
+                return None
+            self._verified.add(token)
+        try:
+            vectors = np.load(npy_path, mmap_mode="r")
+        except (ValueError, OSError) as error:
+            self._discard(directory, shard.stem, f"not a valid .npy file ({error})")
+            return None
+        if vectors.dtype != np.float32 or vectors.shape != (len(shard.keys), shard.dim):
+            self._discard(directory, shard.stem, f"shape {vectors.shape} {vectors.dtype} does not match its index")
+            return None
+        return vectors
+
+    def lookup(self, extractor: Extractor, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(found mask [n], vectors [n, d] with zeros where not found; None when nothing is cached)."""
+        directory = self.namespace(extractor)
+        found = np.zeros(len(keys), dtype=bool)
+        if not directory.is_dir():
+            return found, None
+        wanted: dict[str, list[int]] = {}
+        for position, key in enumerate(keys):
+            wanted.setdefault(key, []).append(position)
+        out: np.ndarray | None = None
+        seen: set[str] = set()
+        # A second listing only when a shard vanished under us (merged by a concurrent writer).
+        for _ in range(2):
+            vanished = False
+            for shard in self._read_shards(directory):
+                if shard.stem in seen or not wanted:
+                    continue
+                seen.add(shard.stem)
+                out, vanished_here = self._take_from_shard(directory, shard, wanted, found, out, len(keys))
+                vanished |= vanished_here
+            if not vanished or not wanted:
+                break
+        if out is not None:
+            out[~found] = 0.0
+        return found, out
+
+    def _take_from_shard(self, directory: Path, shard: _Shard, wanted: dict[str, list[int]], found: np.ndarray,
+                         out: np.ndarray | None, n: int) -> tuple[np.ndarray | None, bool]:
+        """Copy the wanted rows of one shard into `out` (allocated on first use); (out, shard vanished)."""
+        hits = [(row, key) for row, key in enumerate(shard.keys) if key in wanted]
+        if not hits:
+            return out, False
+        vectors = self._open_shard(directory, shard)
+        if vectors is None:
+            return out, not (directory / f"{shard.stem}.json").exists()
+        if out is None:
+            out = np.empty((n, shard.dim), dtype=np.float32)
+        elif out.shape[1] != shard.dim:
+            self._discard(directory, shard.stem, f"dimension {shard.dim} differs from other shards ({out.shape[1]})")
+            return out, False
+        rows, targets = [], []
+        for row, key in hits:
+            for position in wanted.pop(key, ()):
+                rows.append(row)
+                targets.append(position)
+        _gather(out, np.asarray(targets), vectors, np.asarray(rows))
+        found[targets] = True
+        return out, False
+
+    def keys(self, extractor: Extractor) -> set[str]:
+        directory = self.namespace(extractor)
+        if not directory.is_dir():
+            return set()
+        return {key for shard in self._read_shards(directory) for key in shard.keys}
+
+    # -- writing ----------------------------------------------------------------------------
+    def add(self, extractor: Extractor, keys: Sequence[str], vectors: np.ndarray) -> None:
+        """Append vectors for `keys` as one new shard (atomic), merging shards when there are many."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) != len(keys):
+            raise ValueError(f"expected vectors [n={len(keys)}, d], got shape {vectors.shape}")
+        if not np.isfinite(vectors).all():
+            raise ValueError(f"extractor {extractor.name!r} produced non-finite values; not caching them")
+        if len(keys) == 0:
+            return
+        directory = self._ensure_namespace(extractor)
+        self._write_shard(directory, list(keys), vectors)
+        shards = self._read_shards(directory)
+        if len(shards) > MAX_SHARDS:
+            self._merge(directory, shards)
+
+    def _write_shard(self, directory: Path, keys: list[str], vectors: np.ndarray) -> str:
+        stem = f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        npy_path = directory / f"{stem}.npy"
+        _atomic_write_bytes(npy_path, lambda handle: np.save(handle, vectors, allow_pickle=False))
+        meta = {"version": _INDEX_VERSION, "rows": len(keys), "dim": int(vectors.shape[1]),
+                "npy_bytes": npy_path.stat().st_size, "crc32": _crc32_file(npy_path), "keys": keys}
+        payload = json.dumps(meta).encode()
+        _atomic_write_bytes(directory / f"{stem}.json", lambda handle: handle.write(payload))
+        return stem
+
+    def _merge(self, directory: Path, shards: list[_Shard]) -> None:
+        keys: list[str] = []
+        parts: list[np.ndarray] = []
+        seen: set[str] = set()
+        merged: list[_Shard] = []
+        for shard in shards:
+            vectors = self._open_shard(directory, shard)
+            if vectors is None:
+                continue
+            merged.append(shard)
+            keep = [row for row, key in enumerate(shard.keys) if key not in seen]
+            seen.update(shard.keys)
+            keys.extend(shard.keys[row] for row in keep)
+            parts.append(np.asarray(vectors[keep]))
+        if len(merged) < 2:
+            return
+        # New shard first, old ones after: a crash in between leaves duplicates, never a loss.
+        self._write_shard(directory, keys, np.concatenate(parts))
+        for shard in merged:
+            for suffix in (".json", ".npy"):
+                try:
+                    (directory / f"{shard.stem}{suffix}").unlink()
+                except FileNotFoundError:
+                    pass
+
+
+def _is_run(indices: np.ndarray) -> bool:
+    """True when `indices` are consecutive ascending integers (a slice)."""
+    return len(indices) > 0 and indices[-1] - indices[0] == len(indices) - 1 and bool((np.diff(indices) == 1).all())
+
+
+def _gather(out: np.ndarray, targets: np.ndarray, vectors: np.ndarray, rows: np.ndarray) -> None:
+    """out[targets] = vectors[rows], as plain block copies when both sides are runs (the common reload)."""
+    order = np.argsort(rows, kind="stable")  # sequential reads from the memory map
+    rows, targets = rows[order], targets[order]
+    if _is_run(rows) and _is_run(targets):
+        out[targets[0]:targets[-1] + 1] = vectors[rows[0]:rows[-1] + 1]
+    elif _is_run(targets):
+        np.take(vectors, rows, axis=0, out=out[targets[0]:targets[-1] + 1])
+    else:
+        out[targets] = vectors[rows]
+
+
+# -- the embedding driver ---------------------------------------------------------------------
+
+def _prefetch(batches: Iterable[Any], depth: int = 2) -> Iterator[Any]:
+    """Yield from `batches`, producing the next items in a background thread (decoding overlaps inference)."""
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in batches:
+                if stop.is_set():
+                    return
+                buffer.put((True, item))
+        except BaseException as error:  # handed to the consumer, raised there
+            buffer.put((False, error))
+            return
+        buffer.put((True, done))
+
+    worker = threading.Thread(target=produce, name="synthscope-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, item = buffer.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                buffer.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)
+
+
+def _resolve_extractor(extractor: Extractor | str, device: str) -> Extractor:
+    if isinstance(extractor, str):
+        from synthscope.features import get_extractor
+
+        extractor = get_extractor(extractor)
+    if device != "auto" and hasattr(extractor, "set_device"):  # "auto" keeps the extractor's own choice
+        extractor.set_device(device)
+    return extractor
+
+
+def _compute_and_store(extractor: Extractor, cache: EmbeddingCache, keys: list[str],
+                       load_batch: Callable[[np.ndarray], np.ndarray], batch_size: int,
+                       progress: bool, description: str) -> np.ndarray:
+    """Compute vectors for `keys` (unique), batch by batch, and append them to the cache."""
+    from tqdm.auto import tqdm
+
+    positions = np.arange(len(keys))
+    chunks = [positions[start:start + batch_size] for start in range(0, len(keys), batch_size)]
+    outputs = []
+    with tqdm(total=len(keys), unit="img", desc=description, disable=not progress, dynamic_ncols=True) as bar:
+        for images in _prefetch(load_batch(chunk) for chunk in chunks):
+            features = np.asarray(extractor.transform(images), dtype=np.float32)
+            if features.ndim != 2 or len(features) != len(images):
+                raise ValueError(f"extractor {extractor.name!r} returned shape {features.shape} "
+                                 f"for {len(images)} images")
+            outputs.append(features)
+            bar.update(len(images))
+    vectors = np.concatenate(outputs)
+    cache.add(extractor, keys, vectors)
+    return vectors
+
+
+def _embed_keys(keys: Sequence[str], extractor: Extractor, cache: EmbeddingCache,
+                load_rows: Callable[[np.ndarray], np.ndarray], batch_size: int, progress: bool,
+                stats: CacheStats | None) -> np.ndarray:
+    start = time.perf_counter()
+    keys = list(keys)
+    found, out = cache.lookup(extractor, keys)
+    missing_positions = np.flatnonzero(~found)
+    # One computation per distinct content: duplicates and renamed files share a vector.
+    first_position: dict[str, int] = {}
+    for position in missing_positions:
+        first_position.setdefault(keys[position], int(position))
+    todo_keys = list(first_position)
+    if todo_keys:
+        source_rows = np.fromiter(first_position.values(), dtype=np.int64, count=len(todo_keys))
+        vectors = _compute_and_store(extractor, cache, todo_keys,
+                                     lambda chunk: load_rows(source_rows[chunk]),
+                                     batch_size, progress, f"embed {extractor.name}")
+        if out is None:
+            out = np.zeros((len(keys), vectors.shape[1]), dtype=np.float32)
+        row_of = {key: row for row, key in enumerate(todo_keys)}
+        out[missing_positions] = vectors[[row_of[keys[p]] for p in missing_positions]]
+    if out is None:  # no rows at all
+        out = np.zeros((0, 0), dtype=np.float32)
+    if stats is not None:
+        stats.n_rows, stats.n_cached = len(keys), int(found.sum())
+        stats.n_computed = len(todo_keys)
+        stats.seconds = time.perf_counter() - start
+        stats.namespace = cache.namespace(extractor)
+    return out
+
+
+def embed_dataset(dataset, extractor: Extractor | str, *, cache: EmbeddingCache | None = None,
+                  batch_size: int = 32, device: str = "auto", progress: bool = True,
+                  stats: CacheStats | None = None) -> np.ndarray:
+    """float32 [len(dataset.manifest), d], row-aligned with the manifest; computes only what is not cached.
+
+    Rows are keyed by the manifest's `sha256` column (file content), so renamed files are not
+    recomputed and changed files are. Pass a `CacheStats` to learn how many rows were computed.
+    """
+    extractor = _resolve_extractor(extractor, device)
+    cache = cache or EmbeddingCache()
+    manifest = dataset.manifest
+    if "sha256" in manifest.columns and manifest["sha256"].notna().all() and (manifest["sha256"] != "").all():
+        keys = manifest["sha256"].astype(str).tolist()
+    else:
+        keys = [_file_sha256(path) for path in manifest["path"]]
+    return _embed_keys(keys, extractor, cache, lambda rows: dataset.images(rows), batch_size, progress, stats)
+
+
+def embed_arrays(images: np.ndarray, extractor: Extractor | str, *, cache: EmbeddingCache | None = None,
+                 keys: Sequence[str] | None = None, batch_size: int = 32, device: str = "auto",
+                 progress: bool = False, stats: CacheStats | None = None) -> np.ndarray:
+    """Embed uint8 images [n, H, W] without a Dataset; keys default to the sha256 of each array's bytes."""
+    extractor = _resolve_extractor(extractor, device)
+    images = np.asarray(images)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images [n, H, W], got {images.dtype} {images.shape}")
+    if keys is None:
+        keys = [array_sha256(image) for image in images]
+    if len(keys) != len(images):
+        raise ValueError(f"{len(keys)} keys for {len(images)} images")
+    if cache is None:
+        cache = EmbeddingCache()
+    return _embed_keys(keys, extractor, cache, lambda rows: images[rows], batch_size, progress, stats)
+
+
+def array_sha256(image: np.ndarray) -> str:
+    """Content key of a raw image array (shape and bytes)."""
+    image = np.ascontiguousarray(image)
+    digest = hashlib.sha256(f"{image.dtype}{image.shape}".encode())
+    digest.update(memoryview(image).cast("B"))
+    return digest.hexdigest()
+
+
+def _file_sha256(path: str | Path) -> str:
+    from synthscope.features.base import file_sha256
+
+    return file_sha256(path)

@@ -1,0 +1,86 @@
+"""`synthscope embed` (compute and cache embeddings) and `synthscope extractors` (what can run here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from synthscope.commands._common import CacheDirOption, apply_cache_dir, fail
+
+
+def _parse_options(pairs: List[str]) -> dict:
+    """KEY=VALUE pairs; values are read as JSON when they parse (numbers, lists), else kept as text."""
+    options = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--option expects KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            options[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip().replace("-", "_")] = value
+    return options
+
+
+def embed(
+    path: Path = typer.Argument(..., help="A data folder in any ImageCLEF GANs layout, or a manifest CSV."),
+    extractor: str = typer.Option("fingerprint", "--extractor", "-e", help="Extractor name (see `synthscope extractors`)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per batch (default: the extractor's)."),
+    option: List[str] = typer.Option([], "--option", "-o", help="Extractor option KEY=VALUE, e.g. -o model=ViT-B-32 -o pretrained=/path/ckpt.pt"),
+    size_policy: str = typer.Option("error", "--size-policy", help="Images not 256x256: error | resize | center_crop"),
+    cache_dir: Optional[Path] = CacheDirOption,
+) -> None:
+    """Compute the embeddings of every image in PATH (only those not cached yet) and store them in the cache."""
+    apply_cache_dir(cache_dir)
+    if device not in ("auto", "cpu", "cuda"):
+        raise fail(f"--device must be auto, cpu or cuda, got {device!r}")
+    from synthscope.cache import CacheStats, EmbeddingCache, embed_dataset
+    from synthscope.data import DatasetError, load_dataset
+    from synthscope.features import ExtractorUnavailable, get_extractor
+
+    try:
+        options = _parse_options(option)
+        chosen = get_extractor(extractor, **options)
+    except KeyError as error:
+        raise fail(str(error.args[0]))
+    except (ExtractorUnavailable, ValueError, TypeError, FileNotFoundError) as error:
+        raise fail(str(error))
+    try:
+        dataset = load_dataset(path, size_policy=size_policy)
+    except DatasetError as error:
+        raise fail(str(error))
+    if dataset.report.skipped:
+        typer.echo(f"skipped {len(dataset.report.skipped)} unreadable file(s); `synthscope info {path}` lists them")
+    cache = EmbeddingCache()
+    stats = CacheStats()
+    try:
+        vectors = embed_dataset(dataset, chosen, cache=cache, batch_size=batch_size or chosen.default_batch_size,
+                                device=device, progress=True, stats=stats)
+    except ExtractorUnavailable as error:
+        raise fail(str(error))
+    rate = f", {stats.n_computed / stats.seconds:.1f} img/s" if stats.n_computed and stats.seconds > 0 else ""
+    typer.echo(f"{extractor}: {len(vectors)} images x {vectors.shape[1]} dims "
+               f"({stats.n_cached} cached, {stats.n_computed} computed in {stats.seconds:.1f} s{rate})")
+    typer.echo(f"cache: {stats.namespace}")
+
+
+def extractors() -> None:
+    """List the feature extractors, whether each can run here, and why not when it cannot."""
+    from synthscope.features import list_extractors
+
+    infos = list_extractors()
+    width = max(len(info.name) for info in infos)
+    for info in infos:
+        status = "available" if info.available else "unavailable"
+        typer.echo(f"{info.name:<{width}}  {status:<11}  {info.description}")
+        if not info.available:
+            typer.echo(f"{'':<{width}}  {'':<11}  why: {info.reason}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("embed")(embed)
+    app.command("extractors")(extractors)
