@@ -1,0 +1,65 @@
+"""Small image helpers for the views: PNG bytes for thumbnails, colour maps, difference images."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+# Plotly's qualitative palette extended; cluster c gets CLUSTER_COLORS[c % len].
+CLUSTER_COLORS = (
+    "#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880",
+    "#FF97FF", "#FECB52", "#1F77B4", "#8C564B", "#7F7F7F", "#BCBD22", "#17BECF", "#D62728",
+)
+UNLABELLED_COLOR = "#C8C8C8"
+
+
+def cluster_color(cluster: int) -> str:
+    return CLUSTER_COLORS[int(cluster) % len(CLUSTER_COLORS)]
+
+
+def png_bytes(image: np.ndarray, size: int | None = None) -> bytes:
+    """uint8 [H,W] or [H,W,3] -> PNG bytes, optionally shrunk to `size` px on its long side."""
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    if size is not None and max(pil.size) != size:
+        pil = pil.resize((size, size), Image.BILINEAR)
+    buffer = io.BytesIO()
+    pil.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def to_uint8(values: np.ndarray, low: float | None = None, high: float | None = None) -> np.ndarray:
+    """Linearly rescale any float map to uint8 (robust 1-99 percentile range by default)."""
+    values = np.asarray(values, dtype=float)
+    if low is None or high is None:
+        low, high = np.percentile(values, [1, 99])
+    if high <= low:
+        high = low + 1e-9
+    return (np.clip((values - low) / (high - low), 0, 1) * 255).astype(np.uint8)
+
+
+# A compact perceptual map (viridis anchors) for spectra and residuals.
+_VIRIDIS = np.array([
+    [68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142],
+    [31, 158, 137], [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37],
+], dtype=float)
+
+
+def colormap(values_uint8: np.ndarray) -> np.ndarray:
+    """uint8 [H,W] -> RGB uint8 [H,W,3] with a viridis-like map."""
+    position = values_uint8.astype(float) / 255 * (len(_VIRIDIS) - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, len(_VIRIDIS) - 1)
+    frac = (position - low)[..., None]
+    return (_VIRIDIS[low] * (1 - frac) + _VIRIDIS[high] * frac).astype(np.uint8)
+
+
+def difference_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Signed difference a - b as an RGB map: red where a is brighter, blue where b is."""
+    diff = a.astype(np.int16) - b.astype(np.int16)
+    scale = max(int(np.abs(diff).max()), 1)
+    red = np.clip(diff, 0, None) * 255 // scale
+    blue = np.clip(-diff, 0, None) * 255 // scale
+    rgb = np.stack([255 - blue, 255 - red - blue, 255 - red], axis=-1)
+    return np.clip(rgb, 0, 255).astype(np.uint8)

@@ -1,0 +1,318 @@
+"""Generator fingerprints (sub-task 2): scatter, curation of clusters, gallery, visual fingerprints."""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import numpy as np
+import plotly.graph_objects as go
+from sklearn.metrics import silhouette_score
+
+from synthscope_dashboard.fingerprints import cluster_fingerprints, sample_members
+from synthscope_dashboard.imaging import (UNLABELLED_COLOR, cluster_color, colormap, png_bytes, to_uint8)
+from synthscope_dashboard.live_metrics import attribution_estimates
+from synthscope_dashboard.views.common import View, banner, esc, estimate_row, fmt, metric_table
+from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
+
+GALLERY_SIZE = 16
+NEW_CLUSTER = -1
+
+
+class GeneratorsView(View):
+    title = "Generator fingerprints"
+
+    def __init__(self, state):
+        super().__init__(state)
+        self.data = state.workspace.attribution
+        self.scatter: go.FigureWidget | None = None
+        self._known_colors = None
+
+    # ------------------------------------------------------------------ build
+    def build(self):
+        state, data = self.state, self.data
+        available = [m for m in PROJECTION_METHODS if m in data.projections]
+        if state.projection not in available:
+            state.projection = "pca"
+        self.projection = widgets.Dropdown(options=available, value=state.projection, description="projection",
+                                           layout=widgets.Layout(width="190px"))
+        self.color_by = widgets.ToggleButtons(options=[("clusters", "cluster"), ("known labels", "known")],
+                                              value=state.color_by, style={"button_width": "100px"})
+        self.k = widgets.BoundedIntText(value=state.k, min=1, max=64, description="k", layout=widgets.Layout(width="120px"))
+        self.method = widgets.Dropdown(options=CLUSTER_METHODS, value=state.method if state.method in CLUSTER_METHODS else "auto",
+                                       description="method", layout=widgets.Layout(width="190px"))
+        self.recluster = widgets.Button(description="Re-cluster", icon="refresh", tooltip="replaces the clusters (undo brings them back)")
+        self.extractor = widgets.Dropdown(options=self._extractor_options(), value=data.extractor, description="features",
+                                          disabled=state.workspace.attribution_loader is None,
+                                          layout=widgets.Layout(width="220px"))
+        self.hint = widgets.HTML()
+        top = self.control(widgets.VBox([
+            widgets.HBox([self.extractor, self.projection, self.color_by, self.k, self.method, self.recluster]),
+            self.hint,
+        ]))
+        self._show_hint()
+
+        self.scatter = self._make_scatter()
+        self.figures["scatter"] = self.scatter
+        self.metrics = widgets.HTML()
+        self.cluster_table = widgets.HTML()
+        side = widgets.VBox([self.metrics, self.cluster_table], layout=widgets.Layout(width="44%"))
+
+        # curation controls
+        self.selected_label = widgets.HTML()
+        self.target = widgets.Dropdown(description="move to", layout=widgets.Layout(width="230px"))
+        self.move = widgets.Button(description="Move selection", button_style="primary", icon="arrow-right")
+        self.move.add_class("ss-move")
+        self.rename_which = widgets.Dropdown(description="rename", layout=widgets.Layout(width="230px"))
+        self.rename_text = widgets.Text(placeholder="new name", layout=widgets.Layout(width="150px"))
+        self.rename_button = widgets.Button(description="Rename", icon="pencil")
+        self.merge_source = widgets.Dropdown(description="merge", layout=widgets.Layout(width="230px"))
+        self.merge_target = widgets.Dropdown(description="into", layout=widgets.Layout(width="200px"))
+        self.merge_button = widgets.Button(description="Merge", icon="compress")
+        self.split_which = widgets.Dropdown(description="split", layout=widgets.Layout(width="230px"))
+        self.split_button = widgets.Button(description="Split in two", icon="expand")
+        curation = self.control(widgets.VBox([
+            widgets.HBox([self.selected_label, self.target, self.move]),
+            widgets.HBox([self.rename_which, self.rename_text, self.rename_button]),
+            widgets.HBox([self.merge_source, self.merge_target, self.merge_button]),
+            widgets.HBox([self.split_which, self.split_button]),
+        ], layout=widgets.Layout(border="1px solid #e3e6ee", padding="6px", margin="4px 0")))
+
+        self.gallery = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
+        self.fingerprint_button = widgets.Button(description="Show cluster fingerprints", icon="eye",
+                                                 tooltip="mean residual and mean log power spectrum of each cluster")
+        self.fingerprint_box = widgets.VBox()
+
+        # wiring: widgets -> actions; state -> redraw
+        self.projection.observe(lambda c: setattr(state, "projection", c["new"]), names="value")
+        self.extractor.observe(lambda c: self.switch_extractor(c["new"]), names="value")
+        self.color_by.observe(lambda c: setattr(state, "color_by", c["new"]), names="value")
+        self.recluster.on_click(lambda _: state.recluster(self.k.value, self.method.value))
+        self.move.on_click(lambda _: state.assign(state.selection, None if self.target.value == NEW_CLUSTER else self.target.value))
+        self.rename_button.on_click(lambda _: state.rename(self.rename_which.value, self.rename_text.value))
+        self.merge_button.on_click(lambda _: state.merge(self.merge_source.value, self.merge_target.value))
+        self.split_button.on_click(lambda _: state.split(self.split_which.value))
+        self.fingerprint_button.on_click(lambda _: self.show_fingerprints())
+        state.observe(self._on_assignments, names=["assignments", "cluster_names"])
+        state.observe(self._on_selection, names="selection")
+        state.observe(self._on_projection, names="projection")
+        state.observe(self._on_color_by, names="color_by")
+        state.observe(lambda c: setattr(self.k, "value", c["new"]), names="k")
+        self._on_assignments()
+        self._on_selection()
+        return [top,
+                widgets.HBox([widgets.VBox([self.scatter], layout=widgets.Layout(width="56%")), side]),
+                curation,
+                widgets.HTML("<b>Selected images</b> <span class='ss-status'>(first 16; drag a box or lasso on the scatter)</span>"),
+                self.gallery,
+                self.control(self.fingerprint_button),
+                self.fingerprint_box]
+
+    def _extractor_options(self) -> list[str]:
+        try:
+            from synthscope.features import list_extractors
+            names = [info.name for info in list_extractors() if info.available and info.name != "open_clip"]
+        except ImportError:
+            names = []
+        return sorted(set(names) | {self.data.extractor})
+
+    def _show_hint(self) -> None:
+        hint = "; ".join(self.data.projection_hints.values())
+        self.hint.value = f"<span class='ss-status'>{esc(hint)}</span>" if hint else ""
+
+    def switch_extractor(self, name: str) -> None:
+        """Same images, other features: new projections; the clusters stay until you re-cluster."""
+        state = self.state
+        if name == self.data.extractor or state.workspace.attribution_loader is None:
+            return
+        state.status = f"embedding with {name} (cached after the first time; `synthscope prepare` does it ahead)…"
+        data = state.workspace.attribution_loader(name)
+        state.workspace.attribution = self.data = data
+        state.extractor = name
+        self._known_colors = None
+        available = [m for m in PROJECTION_METHODS if m in data.projections]
+        self.projection.options = available
+        if state.projection not in available:
+            state.projection = "pca"
+        self.projection.value = state.projection
+        self._on_projection()
+        self._show_hint()
+        self._on_assignments()
+        state.status = f"features are now {name}; press Re-cluster to cluster on them (your clusters are kept until then)"
+
+    def _make_scatter(self) -> go.FigureWidget:
+        data, state = self.data, self.state
+        xy = data.projections[state.projection]
+        hover = (data.frame["split"] + " · " + data.frame["image_id"] + "<br>" + data.frame["group"]).to_numpy()
+        figure = go.FigureWidget(
+            data=[go.Scattergl(x=xy[:, 0], y=xy[:, 1], mode="markers", text=hover,
+                               hovertemplate="%{text}<extra></extra>",
+                               marker={"size": 5 if data.n > 5000 else 7, "opacity": 0.85,
+                                       "line": {"width": 0}, **self._marker()},
+                               selected={"marker": {"opacity": 1.0}}, unselected={"marker": {"opacity": 0.25}})],
+            layout=go.Layout(height=520, margin={"l": 30, "r": 10, "t": 36, "b": 30}, dragmode="lasso",
+                             title={"text": self._title(), "font": {"size": 14}}, showlegend=False,
+                             plot_bgcolor="white", xaxis={"showgrid": False, "zeroline": False},
+                             yaxis={"showgrid": False, "zeroline": False}))
+        for trace in figure.data:   # every trace, or Voila drops some selections
+            trace.on_selection(self._on_plot_selection)
+            trace.on_deselect(lambda *_: self.state.select([]))
+        return figure
+
+    def _title(self) -> str:
+        mode = "clusters" if self.state.color_by == "cluster" else "known labels (grey = unlabelled)"
+        return f"{self.data.n:,} generated images · {self.state.projection.upper()} · colour = {mode}"
+
+    def _color_codes(self) -> tuple[np.ndarray, list[str]]:
+        """One integer per point and the colour of each integer (numbers, not 20,000 colour strings:
+        plotly validates every string, which costs seconds)."""
+        if self.state.color_by == "known":
+            if self._known_colors is None:
+                frame = self.data.frame
+                labels = frame["truth"].where(frame["truth"] != "", frame["known_label"]).to_numpy()
+                values = sorted(v for v in set(labels.tolist()) if v)
+                lookup = {v: i for i, v in enumerate(values)}
+                codes = np.array([lookup.get(v, len(values)) for v in labels], dtype=np.int64)
+                self._known_colors = (codes, [cluster_color(i) for i in range(len(values))] + [UNLABELLED_COLOR])
+            return self._known_colors
+        n_colors = int(self.state.assignments.max()) + 1
+        return self.state.assignments, [cluster_color(c) for c in range(n_colors)]
+
+    def _marker(self) -> dict:
+        codes, colors = self._color_codes()
+        n = max(len(colors), 1)
+        scale = []
+        for i, color in enumerate(colors):
+            scale += [[i / n, color], [(i + 1) / n, color]]
+        return {"color": codes, "colorscale": scale, "cmin": -0.5, "cmax": n - 0.5, "showscale": False}
+
+    # ------------------------------------------------------------------ reactions
+    def _on_plot_selection(self, trace, points, selector) -> None:
+        self.state.select(points.point_inds)
+
+    def _update_marker(self, force: bool = False) -> None:
+        marker = self._marker()
+        current = self.scatter.data[0].marker
+        with self.scatter.batch_update():
+            current.color = marker["color"]
+            if force or current.cmax != marker["cmax"]:
+                current.colorscale = marker["colorscale"]
+                current.cmax = marker["cmax"]
+
+    def _on_projection(self, change=None) -> None:
+        xy = self.data.projections[self.state.projection]
+        with self.scatter.batch_update():
+            self.scatter.data[0].x = xy[:, 0]
+            self.scatter.data[0].y = xy[:, 1]
+            self.scatter.layout.title.text = self._title()
+
+    def _on_color_by(self, change=None) -> None:
+        self._update_marker(force=True)
+        self.scatter.layout.title.text = self._title()
+
+    def _on_assignments(self, change=None) -> None:
+        state = self.state
+        if state.color_by == "cluster":
+            self._update_marker()
+        options = [(f"{state.cluster_name(c)} ({c})", c) for c in state.clusters()]
+        clusters = state.clusters()
+        for dropdown, extra in ((self.target, [("+ new cluster", NEW_CLUSTER)]), (self.rename_which, []),
+                                (self.merge_source, []), (self.merge_target, []), (self.split_which, [])):
+            previous = dropdown.value
+            dropdown.options = options + extra
+            valid = [value for _, value in dropdown.options]
+            if previous in valid:
+                dropdown.value = previous
+            elif valid:
+                dropdown.value = NEW_CLUSTER if extra else valid[0]
+        if len(clusters) > 1 and self.merge_target.value == self.merge_source.value:
+            self.merge_target.value = clusters[1]
+        self.metrics.value = self.metrics_html()
+        self.cluster_table.value = self.cluster_table_html()
+
+    def _on_selection(self, change=None) -> None:
+        selection = self.state.selection
+        n = 0 if selection is None else len(selection)
+        self.selected_label.value = f"<b>{n:,}</b> selected&nbsp;"
+        if not n:
+            self.gallery.children = [widgets.HTML("<span class='ss-status'>nothing selected</span>")]
+            return
+        shown = selection[:GALLERY_SIZE]
+        images = self.data.load_images(shown)
+        frame = self.data.frame
+        cards = []
+        for index, image in zip(shown.tolist(), images):
+            caption = f"{frame.at[index, 'image_id']}<br>{self.state.cluster_name(self.state.assignments[index])}"
+            cards.append(widgets.VBox([widgets.Image(value=png_bytes(image, 96), format="png", width=96, height=96),
+                                       widgets.HTML(f"<div class='ss-caption'>{caption}</div>")]))
+        self.gallery.children = cards
+
+    # ------------------------------------------------------------------ panels
+    def metrics_html(self) -> str:
+        state, frame = self.state, self.data.frame
+        assignments = state.assignments
+        parts = []
+        for column, caption, note in (
+            ("known_label", "dev images (labelled by their folders)", "how well the clusters recover the dev generators"),
+            ("truth", "test images (ground-truth file, evaluation only)", "never used to fit anything"),
+        ):
+            mask = (frame[column] != "").to_numpy()
+            if column == "truth":
+                mask = mask & (frame["split"] == "test").to_numpy()
+            if mask.sum() < 2:
+                continue
+            estimates = attribution_estimates(frame[column].to_numpy()[mask], assignments[mask], n_boot=500)
+            rows = [estimate_row("ARI", estimates["ari"], [("single cluster", 0.0)], note),
+                    estimate_row("NMI", estimates["nmi"], [("single cluster", 0.0)], note)]
+            parts.append(metric_table(rows, f"{caption} · n = {int(mask.sum()):,}"))
+        if not parts:
+            X = self.data.reduced_features()
+            k = len(np.unique(assignments))
+            if 1 < k < len(X):
+                score = silhouette_score(X, assignments, sample_size=min(len(X), 1500), random_state=0)
+                parts.append(banner(f"No labels here: silhouette {fmt(score)} (from -1 to 1; higher = tighter, "
+                                    f"better separated clusters; on 1,500 sampled images).", "info"))
+        if self.data.selection_table is not None and len(self.data.selection_table) > 1:
+            chosen = self.data.chosen or {}
+            parts.append(f"<details><summary>method chosen without labels: <b>{esc(chosen.get('method', '?'))}</b> on "
+                         f"<b>{esc(chosen.get('view', '?'))}</b> (most stable under resampling, then best silhouette)"
+                         "</summary>" + self.data.selection_table.to_html(
+                             index=False, classes="ss-table", border=0, float_format=lambda v: f"{v:.3f}") + "</details>")
+        return "".join(parts)
+
+    def cluster_table_html(self) -> str:
+        state, frame = self.state, self.data.frame
+        labels = frame["truth"].where(frame["truth"] != "", frame["known_label"]).to_numpy()
+        rows = []
+        for cluster in state.clusters():
+            members = state.assignments == cluster
+            known = labels[members]
+            known = known[known != ""]
+            if known.size:
+                values, counts = np.unique(known, return_counts=True)
+                majority = f"{esc(values[counts.argmax()])} ({counts.max() / known.size:.0%} of {known.size})"
+            else:
+                majority = "–"
+            rows.append(f"<tr><td><span class='ss-swatch' style='background:{cluster_color(cluster)}'></span>{cluster}</td>"
+                        f"<td>{esc(state.cluster_name(cluster))}</td><td>{int(members.sum()):,}</td><td>{majority}</td></tr>")
+        return ("<table class='ss-table'><caption>clusters</caption><tr><th>id</th><th>name</th><th>images</th>"
+                "<th>majority known label</th></tr>" + "".join(rows) + "</table>")
+
+    def show_fingerprints(self) -> None:
+        state = self.state
+        self.fingerprint_box.children = [widgets.HTML("<span class='ss-status'>computing…</span>")]
+        rows = np.concatenate([sample_members(state.assignments, c) for c in state.clusters()])
+        images = self.data.load_images(rows)
+        prints = cluster_fingerprints(images, state.assignments[rows])
+        cards = []
+        for cluster, fingerprint in prints.items():
+            residual = png_bytes(to_uint8(fingerprint.mean_residual), 160)
+            spectrum = png_bytes(colormap(to_uint8(fingerprint.mean_log_spectrum)), 160)
+            cards.append(widgets.VBox([
+                widgets.HTML(f"<b><span class='ss-swatch' style='background:{cluster_color(cluster)}'></span>"
+                             f"{esc(state.cluster_name(cluster))}</b>"),
+                widgets.HBox([widgets.VBox([widgets.Image(value=residual, format="png", width=160),
+                                            widgets.HTML("<div class='ss-caption'>mean residual</div>")]),
+                              widgets.VBox([widgets.Image(value=spectrum, format="png", width=160),
+                                            widgets.HTML("<div class='ss-caption'>mean log power spectrum</div>")])]),
+                widgets.HTML(f"<div class='ss-caption' style='max-width:330px'>{esc(fingerprint.distinctive)}</div>"),
+            ], layout=widgets.Layout(border="1px solid #e3e6ee", padding="4px", margin="4px")))
+        self.fingerprint_box.children = [widgets.HBox(cards, layout=widgets.Layout(flex_flow="row wrap"))]

@@ -1,0 +1,343 @@
+"""What the dashboard shows, computed once per page from the core's cached results.
+
+A `Workspace` holds the immutable inputs (features, projections, scores, images on demand); the
+curation on top of it lives in `AppState`. Everything heavy comes from the core
+(`synthscope.data`, `.cache`, `.projection`, `.attribution`, `.membership`); UMAP and t-SNE are read
+from the projection cache only, PCA is computed live.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import StandardScaler
+
+from synthscope_dashboard.live_metrics import LiveEstimate, auc_estimate
+
+ImageLoader = Callable[[np.ndarray], np.ndarray]   # positional indices -> uint8 [m, 256, 256]
+
+PROJECTION_METHODS = ("pca", "umap", "tsne")
+CLUSTER_METHODS = ("auto", "consensus", "kmeans", "gmm", "ward", "spectral")   # core FingerprintClustering
+
+
+class WorkspaceError(ValueError):
+    """The path holds nothing the dashboard can show; the message says what was tried."""
+
+
+def default_cache_dir() -> Path:
+    from synthscope.cache import default_cache_dir as core_default
+
+    return Path(core_default())
+
+
+@dataclass
+class DatasetSummary:
+    """One loaded data set, for the Overview."""
+    root: str
+    layout: str
+    task: str
+    split: str
+    counts: pd.DataFrame                  # role x group x label counts
+    skipped: list[tuple[str, str]]        # (path, reason)
+    warnings: list[str]
+    sample_loader: Callable[[str, int], np.ndarray] | None = None   # group -> up to n images
+
+
+@dataclass
+class LeakageResult:
+    significant: bool
+    p_value: float
+    method: str
+    message: str
+
+
+@dataclass
+class AttributionData:
+    """Generated images to attribute to generators (sub-task 2): dev (labelled) and test pooled."""
+    frame: pd.DataFrame            # key, image_id, split, group, known_label ("" unknown), truth ("" none)
+    features: np.ndarray           # float32 [n, d]
+    extractor: str
+    load_images: ImageLoader
+    projections: dict[str, np.ndarray] = field(default_factory=dict)
+    projection_hints: dict[str, str] = field(default_factory=dict)   # method -> command to cache it
+    k: int = 4
+    selection_table: pd.DataFrame | None = None   # label-free choice of view x method, from the core
+
+    def __post_init__(self) -> None:
+        if "pca" not in self.projections and len(self.features):
+            self.projections["pca"] = pca_2d(self.features)
+        self._reduced: np.ndarray | None = None
+        self.chosen: dict | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.frame)
+
+    @property
+    def keys(self) -> np.ndarray:
+        return self.frame["key"].to_numpy()
+
+    def reduced_features(self) -> np.ndarray:
+        """Standardised, PCA-reduced features (what the clustering sees)."""
+        if self._reduced is None:
+            scaled = StandardScaler().fit_transform(self.features)
+            n_components = int(min(50, scaled.shape[0] - 1, scaled.shape[1]))
+            self._reduced = PCA(n_components=max(n_components, 1), random_state=0).fit_transform(scaled)
+        return self._reduced
+
+    def cluster(self, k: int, method: str = "auto", seed: int = 0) -> np.ndarray:
+        """Cluster labels 0..k-1 from the core's FingerprintClustering; keeps its label-free
+        selection table (stability and silhouette per candidate) for the view to show."""
+        from synthscope.attribution import FingerprintClustering
+
+        model = FingerprintClustering(int(k), method=method, views=(self.extractor,), random_state=seed)
+        model.fit({self.extractor: self.features})
+        self.selection_table = model.selection_
+        self.chosen = dict(model.chosen_)
+        return np.asarray(model.labels_, dtype=np.int64)
+
+    def split_labels(self, indices: np.ndarray, seed: int = 0) -> np.ndarray:
+        """Two-way k-means inside one cluster: 0/1 per index."""
+        if len(indices) < 2:
+            return np.zeros(len(indices), dtype=np.int64)
+        return KMeans(2, n_init=4, random_state=seed).fit_predict(self.reduced_features()[indices])
+
+
+def pca_2d(features: np.ndarray) -> np.ndarray:
+    if len(features) < 3:
+        return np.zeros((len(features), 2), dtype=np.float32)
+    scaled = StandardScaler().fit_transform(features)
+    return PCA(2, random_state=0).fit_transform(scaled).astype(np.float32)
+
+
+@dataclass
+class MembershipData:
+    """Real images with a membership score each (sub-task 1): dev (labelled) and test pooled.
+
+    `rank` is the score's rank within its own group and split, in [0, 1]; one threshold on it
+    carries from a dev model folder to its test folder even when raw score scales differ.
+    """
+    frame: pd.DataFrame     # key, image_id, split, group, label (1 used / 0 not used / -1 unknown), truth (-1 none), score, rank
+    score_name: str
+    load_real: ImageLoader                         # positional index in frame -> images
+    nearest: Callable[[int, int], list[dict]]      # (frame index, k) -> [{image, image_id, distance}]
+    leakage: dict[str, LeakageResult] = field(default_factory=dict)   # per dev group and "all"
+
+    def __post_init__(self) -> None:
+        if "rank" not in self.frame:
+            self.frame["rank"] = within_group_rank(self.frame)
+        self.key_index: dict[str, int] = {key: i for i, key in enumerate(self.frame["key"])}
+        dev = self.frame[self.frame["label"] >= 0]
+        self.auc: LiveEstimate = auc_estimate(dev["label"].to_numpy(), dev["rank"].to_numpy())
+        if not self.leakage and len(dev):
+            self.leakage = rank_leakage_tests(dev)
+
+    @property
+    def n(self) -> int:
+        return len(self.frame)
+
+
+def within_group_rank(frame: pd.DataFrame) -> np.ndarray:
+    return frame.groupby(["split", "group"])["score"].rank(pct=True, method="average").to_numpy()
+
+
+def rank_leakage_tests(dev: pd.DataFrame) -> dict[str, LeakageResult]:
+    """The core's one-sided rank test (used > not used) per dev group and pooled over groups."""
+    from synthscope.membership import rank_test
+
+    results = {}
+    for name, part in [("all", dev), *dev.groupby("group")]:
+        column = "rank" if name == "all" else "score"
+        if part["label"].nunique() < 2:
+            continue
+        verdict = rank_test(part[column].to_numpy(), part["label"].to_numpy())
+        results[str(name)] = LeakageResult(verdict.significant, verdict.p_value, verdict.method, verdict.message)
+    return results
+
+
+@dataclass
+class Workspace:
+    path: str
+    datasets: list[DatasetSummary]
+    attribution: AttributionData | None = None
+    membership: MembershipData | None = None
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    messages: list[str] = field(default_factory=list)   # hints: what to run, what was skipped
+    # extractor name -> AttributionData over the same rows (None: the extractor cannot be changed)
+    attribution_loader: Callable[[str], AttributionData] | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading from disk through the core
+
+
+def load_workspace(path: str | os.PathLike, *, extractor: str = "fingerprint", cache_dir=None,
+                   progress: Callable[[str], None] | None = None) -> Workspace:
+    """Read every data set under `path` (core `synthscope.workspace`), embed (cached) and score."""
+    from synthscope.cache import EmbeddingCache
+    from synthscope.workspace import WorkspaceError as CoreWorkspaceError
+    from synthscope.workspace import load_datasets
+
+    say = progress or (lambda message: None)
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    cache = EmbeddingCache(cache_dir)
+    say(f"reading {path}")
+    try:
+        datasets, errors = load_datasets(path)
+    except CoreWorkspaceError as error:
+        raise WorkspaceError(str(error)) from None
+    workspace = Workspace(path=str(Path(path).resolve()), datasets=[_summarise(d) for d in datasets],
+                          cache_dir=cache_dir, messages=list(errors))
+    if any(d.task == "attribution" for d in datasets):
+        say(f"embedding generated images with {extractor}")
+        workspace.attribution = _attribution_from(datasets, extractor, cache, str(path))
+        workspace.attribution_loader = lambda name: _attribution_from(datasets, name, cache, str(path))
+    membership = [d for d in datasets if d.task == "membership"]
+    if membership:
+        say("scoring real images")
+        workspace.membership = _membership_from(membership, extractor, cache)
+    return workspace
+
+
+def _summarise(dataset) -> DatasetSummary:
+    manifest = dataset.manifest
+    counts = manifest.groupby(["role", "group", "label"]).size().rename("images").reset_index()
+
+    def samples(group: str, n: int) -> np.ndarray:
+        rows = np.flatnonzero(manifest["group"].to_numpy() == group)[:n]
+        return dataset.images(rows)
+
+    report = dataset.report
+    return DatasetSummary(root=str(dataset.root), layout=dataset.layout, task=dataset.task, split=dataset.split,
+                          counts=counts, skipped=[(s.path, s.reason) for s in report.skipped],
+                          warnings=list(report.warnings), sample_loader=samples)
+
+
+def _pooled_loader(parts: list[tuple[object, np.ndarray]]) -> ImageLoader:
+    """Images of a pooled frame: `parts` = (dataset, manifest rows) in frame order."""
+    offsets = np.cumsum([0] + [len(rows) for _, rows in parts])
+
+    def load(indices) -> np.ndarray:
+        indices = np.asarray(indices, dtype=np.int64)
+        out = np.zeros((len(indices), 256, 256), dtype=np.uint8)
+        which = np.searchsorted(offsets, indices, side="right") - 1
+        for part in np.unique(which):
+            dataset, rows = parts[part]
+            mask = which == part
+            out[mask] = dataset.images(rows[indices[mask] - offsets[part]])
+        return out
+
+    return load
+
+
+def _attribution_from(datasets, extractor: str, cache, path: str) -> AttributionData:
+    """The pooled matrix exactly as `synthscope prepare` builds it, so its cached projections are found."""
+    from synthscope.projection import NotCached, project
+    from synthscope.workspace import attribution_matrix
+
+    matrix = attribution_matrix(datasets, extractor, cache=cache)
+    frame, X = matrix.frame, matrix.features
+    projections, hints = {"pca": pca_2d(X)}, {}
+    for method in ("umap", "tsne"):
+        try:
+            projections[method] = np.asarray(project(X, method, compute=False, cache=cache), dtype=np.float32)
+        except NotCached:
+            hints[method] = method.upper()
+    if hints:
+        hints = {m: f"{', '.join(hints.values())} not cached for these features yet: run "
+                    f"`synthscope prepare {path} --extractor {extractor}` once (UMAP compiles for about a minute)."
+                 for m in list(hints)[:1]}
+    known = frame.loc[frame["known_label"] != "", "known_label"].nunique()
+    truth = frame.loc[frame["truth"] != "", "truth"].nunique()
+    k = max(int(known), int(truth), 2)
+    return AttributionData(frame=frame, features=X, extractor=extractor, load_images=matrix.load_images,
+                           projections=projections, projection_hints=hints, k=k)
+
+
+MEMBERSHIP_SPACES = ("pixels", "fingerprint")
+
+
+def _membership_from(datasets, extractor: str, cache) -> MembershipData:
+    """Score every real image against its own group's generated images (core `score_membership`).
+
+    Calibration reference: the real images of the other split (disjoint, same population) when both
+    dev and test are loaded, else the pool itself leave-one-out. Test labels are never passed in.
+    """
+    from synthscope.cache import embed_dataset
+    from synthscope.membership import rank_test, score_membership
+    from synthscope.workspace import ground_truth_beside
+
+    spaces = tuple(dict.fromkeys((*MEMBERSHIP_SPACES, extractor)))
+    features = {id(d): {s: embed_dataset(d, s, cache=cache, progress=False) for s in spaces} for d in datasets}
+    real_by_split = {d.split: {s: features[id(d)][s][(d.manifest["role"] == "real").to_numpy()] for s in spaces}
+                     for d in datasets}
+    frames, parts, gen_parts, real_blocks, leakage = [], [], {}, [], {}
+    for dataset in sorted(datasets, key=lambda d: d.split):
+        manifest = dataset.manifest
+        X = features[id(dataset)]
+        other = [split for split in real_by_split if split != dataset.split]
+        reference = real_by_split[other[0]] if other else None
+        truth = ground_truth_beside(dataset.root) if dataset.split == "test" else None
+        for group in sorted(manifest["group"].unique()):
+            in_group = (manifest["group"] == group).to_numpy()
+            real_rows = np.flatnonzero(in_group & (manifest["role"] == "real").to_numpy())
+            gen_rows = np.flatnonzero(in_group & (manifest["role"] == "generated").to_numpy())
+            if len(real_rows) < 3 or len(gen_rows) == 0:
+                continue
+            part = manifest.iloc[real_rows]
+            label = part["label"].map({"used": 1, "not_used": 0}).fillna(-1).astype(int).to_numpy()
+            labelled = dataset.split == "dev" and (label >= 0).all() and len(np.unique(label)) == 2
+            result = score_membership({s: X[s][real_rows] for s in spaces}, {s: X[s][gen_rows] for s in spaces},
+                                      reference, ids=part["image_id"].tolist(), used=label if labelled else None)
+            if dataset.split == "dev":
+                verdict = result.verdict
+                leakage[str(group)] = LeakageResult(verdict.significant, verdict.p_value, verdict.method, verdict.message)
+            truth_values = (part["image_id"].map(truth).fillna(-1).astype(int).to_numpy() if truth is not None
+                            else label)
+            frames.append(pd.DataFrame({
+                "key": dataset.split + ":" + part["image_id"].astype(str),
+                "image_id": part["image_id"].astype(str).to_numpy(), "split": dataset.split,
+                "group": str(group), "label": label, "truth": truth_values, "score": result.primary_scores,
+            }))
+            parts.append((dataset, real_rows))
+            real_blocks.append(X["pixels"][real_rows])
+            gen_parts[(dataset.split, str(group))] = (dataset, gen_rows)
+    if not frames:
+        raise WorkspaceError("no group holds both real and generated images, so nothing can be scored")
+    frame = pd.concat(frames, ignore_index=True)
+    real_features = np.concatenate(real_blocks)
+    frame["rank"] = within_group_rank(frame)
+    dev = frame[frame["label"] >= 0]
+    if len(leakage) > 1 and dev["label"].nunique() == 2:
+        pooled = rank_test(dev["rank"].to_numpy(), dev["label"].to_numpy(), n_tests=1)
+        leakage["all"] = LeakageResult(pooled.significant, pooled.p_value, pooled.method + " (ranks pooled over models)",
+                                       pooled.message)
+    elif leakage:
+        leakage["all"] = next(iter(leakage.values()))
+    return MembershipData(frame=frame, score_name="rank ensemble of distance, GAN-Leaks, DOMIAS and copy scores in "
+                          + " and ".join(spaces) + " space", load_real=_pooled_loader(parts),
+                          nearest=_nearest_finder(frame, real_features, gen_parts, cache), leakage=leakage)
+
+
+def _nearest_finder(frame: pd.DataFrame, real_features: np.ndarray, gen_parts: dict, cache):
+    """(frame row, k) -> the k nearest generated images of the same group, in 64 px pixel space."""
+    from synthscope.cache import embed_dataset
+    from synthscope.membership import knn
+
+    def nearest(index: int, k: int = 3) -> list[dict]:
+        row = frame.iloc[index]
+        dataset, gen_rows = gen_parts[(row["split"], row["group"])]
+        gen_features = embed_dataset(dataset, "pixels", cache=cache, progress=False)[gen_rows]
+        distances, found = knn(real_features[index:index + 1], gen_features, min(k, len(gen_rows)))
+        images = dataset.images(gen_rows[found[0]])
+        return [{"image": image, "image_id": str(dataset.manifest.iloc[gen_rows[j]]["image_id"]), "distance": float(d)}
+                for image, j, d in zip(images, found[0], distances[0])]
+
+    return nearest

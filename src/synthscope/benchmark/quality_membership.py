@@ -1,0 +1,205 @@
+"""`make bench` section: sub-task 1 (training-data fingerprints) quality, controls and speed.
+
+Everything is fit on dev and evaluated on test; test labels are read only to score the predictions
+(and, for the positive control, to choose which used images to copy -- building the control, not tuning).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from synthscope.benchmark.base import BenchContext, BenchSection, shared_bench_dir
+
+BENCHES = (("v1", "model_1", "folder_1"), ("v1", "model_2", "folder_2"), ("v2", "model_1", "folder_1"))
+QUICK_SPACES = ("pixels", "pixels-norm", "pixels-128", "pixels-lung", "fingerprint")
+FULL_SPACES = QUICK_SPACES + ("pixels-32", "effnet-lite0")
+FEATURE_SCORES = ("distance", "gan_leaks", "domias", "copies")
+
+
+def _fmt_ci(estimate) -> str:
+    return f"{estimate.value:.3f} [{estimate.ci_low:.2f}, {estimate.ci_high:.2f}]"
+
+
+def _speed(ctx: BenchContext) -> tuple[str, dict]:
+    from synthscope.membership import MembershipScorer
+
+    rng = np.random.default_rng(0)
+    lines, data = ["| task | vectors | dim | seconds |", "|---|---|---|---|"], {}
+    for dim in (4096, 1280):
+        generated = rng.normal(size=(10_000, dim)).astype(np.float32)
+        real = rng.normal(size=(4_000, dim)).astype(np.float32)
+        scorer = MembershipScorer(scores=FEATURE_SCORES).fit(generated)
+        start = time.perf_counter()
+        scorer.score(real)
+        seconds = time.perf_counter() - start
+        lines.append(f"| all 4 feature scores, exact kNN (leave-one-out reference) | 10,000 gen x 4,000 real | {dim} | {seconds:.2f} |")
+        data[f"score_10k_x_4k_d{dim}_s"] = round(seconds, 2)
+    n_big = 50_000 if ctx.quick else 200_000
+    generated = rng.normal(size=(n_big, 64)).astype(np.float32)
+    real = rng.normal(size=(4_000, 64)).astype(np.float32)
+    start = time.perf_counter()
+    MembershipScorer(scores=("distance", "copies")).fit(generated).score(real)
+    seconds = time.perf_counter() - start
+    lines.append(f"| distance + copies, pynndescent (incl. numba JIT on first use) | {n_big:,} gen x 4,000 real | 64 | {seconds:.1f} |")
+    data[f"score_{n_big}_x_4k_d64_s"] = round(seconds, 1)
+    return "\n".join(lines), data
+
+
+def _quality(ctx: BenchContext, spaces) -> tuple[list[str], dict]:
+    from sklearn.metrics import roc_auc_score
+
+    from synthscope.cache import EmbeddingCache
+    from synthscope.data import load_dataset, read_ground_truth
+    from synthscope.membership import (
+        _group_rows, _used_labels, dataset_space_features, fit_threshold, knn, rank_test, run_membership,
+    )
+    from synthscope.metrics import membership_report
+
+    cache = EmbeddingCache(ctx.cache_dir)
+    n_boot = 200 if ctx.quick else 1000
+    md, data = [], {}
+    loaded = {}
+    for version, dev_group, test_group in BENCHES:
+        root = shared_bench_dir(ctx, version, "subtask1")
+        if root is None:
+            md.append(f"_{version}: benchmark data absent, skipped._")
+            continue
+        if version not in loaded:
+            dev, test = load_dataset(root / "dev"), load_dataset(root / "test")
+            truth = read_ground_truth(root / "test_ground_truth.csv")
+            feats = {s: dataset_space_features(test, s, cache=cache, device=ctx.device) for s in spaces}
+            dev_feats = {s: dataset_space_features(dev, s, cache=cache, device=ctx.device) for s in spaces}
+            loaded[version] = (dev, test, truth, feats, dev_feats)
+        dev, test, truth, feats, dev_feats = loaded[version]
+        one_test = test.subset((test.manifest["group"] == test_group).to_numpy())
+        one_dev = dev.subset((dev.manifest["group"] == dev_group).to_numpy())
+        t_rows = (test.manifest["group"] == test_group).to_numpy()
+        d_rows = (dev.manifest["group"] == dev_group).to_numpy()
+        sub_feats = {s: f[t_rows] for s, f in feats.items()}
+        sub_dev = {s: f[d_rows] for s, f in dev_feats.items()}
+        runs = run_membership(one_test, one_dev, spaces=spaces, scores=FEATURE_SCORES + ("registered",),
+                              primary="auto", features=sub_feats, dev_features=sub_dev)
+        run = runs[0]
+        y = truth.loc[run.result.scores.index].astype(int).to_numpy()
+        dev_used = _used_labels(one_dev, _group_rows(one_dev, dev_group)[0])
+        label = f"{version} {dev_group}->{test_group}"
+        rows = []
+        for column in run.result.scores.columns:
+            dev_scores = run.dev_result.scores[column].to_numpy()
+            threshold = fit_threshold(dev_scores, dev_used, "f1")
+            values = run.result.scores[column].to_numpy()
+            report = membership_report(y, (values >= threshold.threshold).astype(int), values, n_boot=n_boot)
+            e = report.estimates
+            rows.append({
+                "column": column, "dev_auc": run.dev_result.verdicts[column].statistic,
+                "dev_p": run.dev_result.verdicts[column].p_value,
+                **{k: (e[k].value, e[k].ci_low, e[k].ci_high) for k in e},
+                "all_used_f1": report.baselines["all_used"]["f1"],
+                "test_verdict_p": rank_test(values, y).p_value,
+            })
+        chosen = next(r for r in rows if r["column"] == run.primary)
+        # Side channels and controls for the real-image sampling, not the generator:
+        real_rows, _ = _group_rows(one_test, test_group)
+        d_real_rows, _ = _group_rows(one_dev, dev_group)
+        px = sub_feats["pixels-norm"][real_rows] if "pixels-norm" in sub_feats else sub_feats[spaces[0]][real_rows]
+        dpx = sub_dev["pixels-norm"][d_real_rows] if "pixels-norm" in sub_dev else sub_dev[spaces[0]][d_real_rows]
+        to_dev_used, _ = knn(px, dpx[dev_used == 1], 1)
+        to_dev_not, _ = knn(px, dpx[dev_used == 0], 1)
+        side_channel_auc = roc_auc_score(y, to_dev_not[:, 0] - to_dev_used[:, 0])
+        loo, _ = knn(px, px, 1, exclude_self=True)
+        typicality_auc = roc_auc_score(y, -loo[:, 0])
+        data[label] = {"rows": rows, "auto_choice": run.primary, "gate": run.verdict.__dict__,
+                       "copying_test": run.copying_verdict.__dict__, "threshold": run.threshold.__dict__,
+                       "side_channel_auc_nearest_dev_used": side_channel_auc,
+                       "typicality_auc_nearest_real": typicality_auc}
+        md += [f"### {label} ({len(y)} test real images, {int(y.sum())} used)", "",
+               f"- Dev-selected column (`--primary auto`, highest dev AUC among {len(rows)}): **{run.primary}** "
+               f"(dev AUC {chosen['dev_auc']:.3f}); gate on dev labels, Bonferroni x{len(rows)}: "
+               f"**{run.verdict.message}**",
+               f"- On test at the dev-fitted F1 threshold: AUC {chosen['roc_auc'][0]:.3f} "
+               f"[{chosen['roc_auc'][1]:.2f}, {chosen['roc_auc'][2]:.2f}], F1 {chosen['f1'][0]:.3f} "
+               f"[{chosen['f1'][1]:.2f}, {chosen['f1'][2]:.2f}] vs all-used {chosen['all_used_f1']:.3f}, "
+               f"kappa {chosen['kappa'][0]:.3f} [{chosen['kappa'][1]:.2f}, {chosen['kappa'][2]:.2f}].",
+               f"- Label-free data-copying test on the test folder: {run.copying_verdict.message}",
+               f"- Not generator signals (sampling of the benchmark's real images): nearest-real-neighbour "
+               f"typicality AUC {typicality_auc:.3f}; 'closer to a dev used image than to a dev not-used image' "
+               f"AUC {side_channel_auc:.3f} (adjacent slices of one training scan are split between dev and test).",
+               "",
+               "| column | dev AUC | dev p | test AUC [95% CI] | TPR@1%FPR | F1 | acc | prec | rec | spec | kappa | all-used F1 |",
+               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            f = lambda k: f"{r[k][0]:.3f} [{r[k][1]:.2f}, {r[k][2]:.2f}]"  # noqa: E731
+            md.append(f"| {r['column']} | {r['dev_auc']:.3f} | {r['dev_p']:.2g} | {f('roc_auc')} | "
+                      f"{r['tpr_at_1pct_fpr'][0]:.3f} | {f('f1')} | {r['accuracy'][0]:.3f} | {r['precision'][0]:.3f} | "
+                      f"{r['recall'][0]:.3f} | {r['specificity'][0]:.3f} | {f('kappa')} | {r['all_used_f1']:.3f} |")
+        md.append("")
+    return md, data
+
+
+def _controls(ctx: BenchContext) -> tuple[list[str], dict]:
+    from synthscope.data import load_dataset, read_ground_truth
+    from synthscope.membership import (
+        _group_rows, _used_labels, dataset_space_features, fit_threshold, run_null_control, run_positive_control,
+        split_null_control,
+    )
+    from synthscope.metrics import membership_report
+
+    md = ["| benchmark | score | copies injected (test) | AUC copied vs not | F1 at dev-fitted threshold [95% CI] | null control (test group) |",
+          "|---|---|---|---|---|---|"]
+    data = {}
+    for version, dev_group, test_group in BENCHES:
+        root = shared_bench_dir(ctx, version, "subtask1")
+        if root is None:
+            continue
+        dev, test = load_dataset(root / "dev"), load_dataset(root / "test")
+        truth = read_ground_truth(root / "test_ground_truth.csv")
+        d_real, d_gen = _group_rows(dev, dev_group)
+        t_real, t_gen = _group_rows(test, test_group)
+        d_used = _used_labels(dev, d_real)
+        t_used = truth.loc[test.manifest["image_id"].to_numpy()[t_real]].astype(int).to_numpy()
+        for score in ("registered", "copies"):
+            _, d_scores, d_truth = run_positive_control("pixels-norm", dev.images(d_real), dev.images(d_gen),
+                                                        score=score, candidates=d_used == 1, seed=1)
+            fit = fit_threshold(d_scores, d_truth, "f1")
+            result, t_scores, t_truth = run_positive_control("pixels-norm", test.images(t_real), test.images(t_gen),
+                                                             score=score, candidates=t_used == 1, seed=2)
+            report = membership_report(t_truth.astype(int), (t_scores >= fit.threshold).astype(int), t_scores,
+                                       n_boot=200 if ctx.quick else 1000)
+            f1 = report.estimates["f1"]
+            # null control: half of the test group's not-used images replace the generated set
+            feats = dataset_space_features(test, "pixels-norm")[t_real]
+            pool, stand_in, _ = split_null_control(feats, t_used, seed=0)
+            nulls = {s: run_null_control(feats[pool], feats[stand_in], used=t_used[pool], score=s)
+                     for s in ("gan_leaks", "distance")}
+            null_text = "; ".join(f"{s}: {'passed' if n.passed else 'FAILED'} (AUC {n.verdict.statistic:.2f}, "
+                                  f"p {n.verdict.p_value:.2g})" for s, n in nulls.items())
+            label = f"{version} {dev_group}->{test_group}"
+            md.append(f"| {label} | {score} | {int(t_truth.sum())} | {result.auc:.3f} | {_fmt_ci(f1)} | {null_text} |")
+            data[f"{label} {score}"] = {"auc": result.auc, "f1": f1.__dict__, "threshold": fit.threshold,
+                                        "null": {s: n.verdict.__dict__ for s, n in nulls.items()}}
+    return md, data
+
+
+def run(ctx: BenchContext) -> BenchSection:
+    speed_md, speed_data = _speed(ctx)
+    md = ["Fit on dev, evaluated on test. AUC, F1 etc. with 95% bootstrap CIs; the all-used baseline beside F1. "
+          "Calibration reference: each group's own real images, leave-one-out (see `synthscope.membership`).", "",
+          "**Speed** (this machine, CPU):", "", speed_md, ""]
+    data = {"speed": speed_data}
+    if ctx.shared_dir is None:
+        return BenchSection("Sub-task 1: training-data fingerprints", "\n".join(md), data,
+                            skipped=None)
+    spaces = QUICK_SPACES if ctx.quick else FULL_SPACES
+    md += ["**Positive and null controls** (near copies = 1-px shift, Gaussian noise sigma 2, contrast +/-3%, "
+           "of half of the used images, injected into the generated set; dev copies fit the threshold):", ""]
+    control_md, control_data = _controls(ctx)
+    md += control_md + [""]
+    data["controls"] = control_data
+    md += [f"**Real models**, spaces: {', '.join(spaces)}; scores: {', '.join(FEATURE_SCORES)}, registered "
+           "(shift-registered copy distance on the images), ensemble (mean rank).", ""]
+    quality_md, quality_data = _quality(ctx, spaces)
+    md += quality_md
+    data["quality"] = quality_data
+    return BenchSection("Sub-task 1: training-data fingerprints", "\n".join(md), data)

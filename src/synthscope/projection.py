@@ -1,0 +1,119 @@
+"""2-D projections of embeddings (PCA, UMAP, t-SNE), deterministic with a seed and cached on disk.
+
+UMAP costs 60-90 s of numba JIT in a fresh process here, so projections are computed by the CLI or a
+notebook (`synthscope project`) and the dashboard only reads them with `compute=False`.
+Cache: `default_cache_dir()/projections/<key>.npy`, key = sha256 of the embedding bytes (dtype and
+shape included) + method + parameters + library version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+METHODS = ("pca", "umap", "tsne")
+
+
+class NotCached(LookupError):
+    """The projection is not in the cache and `compute=False` forbade computing it."""
+
+
+def _cache_root(cache: Any) -> Path | None:
+    """cache: True/None -> the default dir; False -> no caching; a path -> that dir (its projections/ folder)."""
+    if cache is False:
+        return None
+    if cache is None or cache is True:
+        from synthscope.cache import default_cache_dir
+
+        base = default_cache_dir()
+    else:
+        base = Path(getattr(cache, "cache_dir", cache))
+    return Path(base) / "projections"
+
+
+def _library_version(method: str) -> str:
+    if method == "umap":
+        import umap
+
+        return getattr(umap, "__version__", "?")
+    import sklearn
+
+    return sklearn.__version__
+
+
+def projection_key(X: np.ndarray, method: str, seed: int, params: dict[str, Any]) -> str:
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"shape": X.shape, "method": method, "seed": seed, "params": params,
+                              "version": _library_version(method)}, sort_keys=True, default=str).encode())
+    digest.update(X.tobytes())
+    return digest.hexdigest()[:32]
+
+
+def _compute(X: np.ndarray, method: str, seed: int, params: dict[str, Any]) -> np.ndarray:
+    n = len(X)
+    if n < 3:
+        raise ValueError(f"a 2-D projection needs at least 3 points; got {n}")
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=2, random_state=seed, **params).fit_transform(X)
+    if method == "umap":
+        import umap
+
+        options = {"n_neighbors": min(15, n - 1), "min_dist": 0.1, "metric": "euclidean", "n_jobs": 1, **params}
+        # random_state fixes the layout (umap then runs single-threaded, which is what makes it repeatable)
+        return umap.UMAP(n_components=2, random_state=seed, **options).fit_transform(X)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        options = {"perplexity": min(30.0, max(2.0, (n - 1) / 3.0)), "init": "pca", **params}
+        return TSNE(n_components=2, random_state=seed, **options).fit_transform(X)
+    raise ValueError(f"unknown projection method {method!r}; use one of {', '.join(METHODS)}")
+
+
+def project(X, method: str = "umap", *, seed: int = 0, cache: Any = None, compute: bool = True,
+            **params: Any) -> np.ndarray:
+    """float32 [n, 2] projection of X [n, d]; cached by embedding hash + method + params.
+
+    cache: None/True (default cache dir), False (no disk cache), or a directory / EmbeddingCache.
+    compute=False returns the cached projection or raises NotCached (what the dashboard uses).
+    """
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"expected an embedding matrix [n, d]; got shape {X.shape}")
+    if not np.isfinite(X).all():
+        raise ValueError("embedding contains NaN or infinite values")
+    if method not in METHODS:
+        raise ValueError(f"unknown projection method {method!r}; use one of {', '.join(METHODS)}")
+    root = _cache_root(cache)
+    path = root / f"{projection_key(X, method, seed, params)}.npy" if root is not None else None
+    if path is not None and path.exists():
+        try:
+            cached = np.load(path, allow_pickle=False)
+            if cached.shape == (len(X), 2) and np.isfinite(cached).all():
+                return cached
+        except (OSError, ValueError):
+            pass   # truncated or corrupt: recompute below and overwrite
+        path.unlink(missing_ok=True)
+    if not compute:
+        raise NotCached(f"no cached {method} projection for this embedding ({len(X)} x {X.shape[1]}); "
+                        f"run `synthscope project PATH --method {method}` first")
+    result = np.asarray(_compute(X, method, seed, params), dtype=np.float32)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.save(handle, result)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return result

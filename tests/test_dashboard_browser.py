@@ -1,0 +1,202 @@
+"""The real dashboard in a real browser: Voila serves dashboard/app.ipynb, Playwright drives Chromium.
+
+Screenshots of every view go to test-artifacts/ (look at them).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+PAGE_TIMEOUT_MS = 240_000   # first page: kernel start + reading and embedding the fixture on 2 busy cores
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not CHROMIUM.exists() and not shutil.which("chromium"):
+        pytest.skip("Debian chromium is not installed (apt-get install chromium; `make browser` does it)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    from test_dashboard_state import make_bench
+
+    from synthscope.commands.dashboard import voila_command
+
+    bench = make_bench(tmp_path_factory.mktemp("bench"), n=12)
+    cache = tmp_path_factory.mktemp("cache")
+    port = _free_port()
+    argv, env = voila_command(bench, "127.0.0.1", port)
+    env["SYNTHSCOPE_CACHE_DIR"] = str(cache)
+    log = open(tmp_path_factory.mktemp("voila") / "voila.log", "w+")
+    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url + "voila/static/", timeout=2)
+            break
+        except urllib.error.HTTPError:   # any answer means the server is up
+            break
+        except OSError:
+            if process.poll() is not None or time.time() > deadline:
+                log.seek(0)
+                process.kill()
+                pytest.fail("Voila did not start:\n" + log.read()[-3000:])
+            time.sleep(0.5)
+    yield {"url": url, "cache": cache, "bench": bench, "log": log}
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(server["url"], timeout=PAGE_TIMEOUT_MS)
+        try:
+            page.wait_for_selector(".ss-app", timeout=PAGE_TIMEOUT_MS)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "dashboard-failed-load.png"), full_page=True)
+            server["log"].seek(0)
+            raise AssertionError("dashboard did not render; Voila log:\n" + server["log"].read()[-3000:])
+        yield page
+        browser.close()
+
+
+def expect(locator):
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+def _open_tab(page, title: str) -> None:
+    page.locator(".lm-TabBar-tab", has_text=title).first.click()
+
+
+def _metric(page, name: str) -> str:
+    return page.locator(f".ss-view:visible [data-metric='{name}']").first.inner_text()
+
+
+def _shot(page, name: str) -> None:
+    page.wait_for_timeout(600)   # let plotly finish drawing
+    page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
+
+
+def test_overview_renders(page):
+    assert page.locator("text=Loaded").first.is_visible()
+    assert page.locator(".ss-view:visible img").count() >= 6, "sample thumbnails per group"
+    _shot(page, "overview")
+
+
+def test_scatter_lasso_moves_points_and_ari_changes(page):
+    _open_tab(page, "Generator fingerprints")
+    plot = page.locator(".ss-view:visible .js-plotly-plot").first
+    plot.wait_for()
+    page.wait_for_selector(".ss-view:visible .js-plotly-plot canvas")
+    _shot(page, "generators")
+    before = _metric(page, "ari")
+    drag = page.locator(".ss-view:visible .js-plotly-plot .nsewdrag").first.bounding_box()
+    # a lasso around the whole plot: every point goes to one new cluster, so ARI must fall to 0
+    x0, y0, w, h = drag["x"], drag["y"], drag["width"], drag["height"]
+    path = [(x0 + 0.02 * w, y0 + 0.02 * h), (x0 + 0.98 * w, y0 + 0.02 * h), (x0 + 0.98 * w, y0 + 0.98 * h),
+            (x0 + 0.02 * w, y0 + 0.98 * h), (x0 + 0.02 * w, y0 + 0.03 * h)]
+    page.mouse.move(*path[0])
+    page.mouse.down()
+    for (xa, ya), (xb, yb) in zip(path, path[1:]):
+        for step in range(1, 9):
+            page.mouse.move(xa + (xb - xa) * step / 8, ya + (yb - ya) * step / 8)
+    page.mouse.up()
+    selected = page.locator(".ss-view:visible b", has_text=re.compile(r"^\d[\d,]*$")).first
+    page.wait_for_function("() => [...document.querySelectorAll('b')].some(b => /^[1-9][\\d,]*$/.test(b.textContent))")
+    assert int(selected.inner_text().replace(",", "")) > 0
+    page.locator(".ss-move").first.click()
+    page.wait_for_function(
+        "before => { const e = [...document.querySelectorAll(\"[data-metric='ari']\")].find(x => x.offsetParent);"
+        " return e && e.textContent !== before; }", arg=before)
+    assert _metric(page, "ari") != before and float(_metric(page, "ari")) == pytest.approx(0.0, abs=1e-3)
+    expect(page.locator(".ss-status-line")).to_contain_text("moved")
+    _shot(page, "generators-after-lasso")
+
+
+def test_threshold_slider_changes_f1(page):
+    _open_tab(page, "Training-data fingerprints")
+    handle = page.locator(".ss-threshold .noUi-handle").first
+    handle.wait_for()
+    before = _metric(page, "f1")
+    box = handle.bounding_box()
+    track = page.locator(".ss-threshold .noUi-target").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(track["x"] + 0.85 * track["width"], box["y"] + box["height"] / 2, steps=12)
+    page.mouse.up()
+    page.wait_for_function(
+        "before => { const e = [...document.querySelectorAll(\"[data-metric='f1']\")].find(x => x.offsetParent);"
+        " return e && e.textContent !== before; }", arg=before)
+    assert _metric(page, "f1") != before
+    expect(page.locator(".ss-status-line")).to_contain_text("threshold set")
+    _shot(page, "training")
+
+
+def test_export_writes_a_valid_run_file(page, server):
+    from synthscope_dashboard.runs import validate_run_file
+
+    _open_tab(page, "Export")
+    page.locator(".ss-export-st1").first.click()
+    page.wait_for_selector(".ss-run-path")
+    run_path = Path(page.locator(".ss-run-path").first.inner_text())
+    assert run_path.is_file() and str(server["cache"]) in str(run_path)
+    truth = (server["bench"] / "subtask1" / "test_ground_truth.csv").read_text().split()[1:]
+    expected = [line.split(",")[0] for line in truth]
+    check = validate_run_file(run_path, "membership", expected)
+    assert check.ok, check.errors
+    page.locator(".ss-export-st2").first.click()
+    page.wait_for_function("() => document.querySelectorAll('.ss-run-path').length && "
+                           "document.querySelector('.ss-export-result').textContent.includes('sub-task 2')")
+    _shot(page, "export")
+
+
+def test_reload_restores_the_curation(page):
+    _open_tab(page, "Generator fingerprints")
+    curated_ari = _metric(page, "ari")
+    page.reload()
+    page.wait_for_selector(".ss-app", timeout=PAGE_TIMEOUT_MS)
+    expect(page.locator(".ss-status-line")).to_contain_text("restored")
+    _open_tab(page, "Generator fingerprints")
+    page.wait_for_selector(".ss-view:visible .js-plotly-plot canvas")
+    assert _metric(page, "ari") == curated_ari
+    _open_tab(page, "Training-data fingerprints")
+    page.locator(".ss-threshold").first.wait_for()
+    assert "0.8" in page.locator(".ss-threshold .widget-readout").first.inner_text()
+    page.locator(".lm-TabBar-tab", has_text="Overview").first.click()
+    page.locator("text=Presentation mode").first.click()
+    _open_tab(page, "Generator fingerprints")
+    _shot(page, "presentation")
+    assert not page.locator(".ss-move").first.is_visible()

@@ -1,0 +1,429 @@
+"""The dashboard without a browser: AppState actions, every view, autosave/restore, undo, export."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+from sklearn.metrics import adjusted_rand_score, cohen_kappa_score, f1_score, normalized_mutual_info_score
+
+# ------------------------------------------------------------------------------------------------
+# A small bench in the 2024 layouts, like ../shared/bench/v1: subtask1/{dev,test}, subtask2/{dev,test}
+
+
+def _real_slice(rng: np.random.Generator) -> np.ndarray:
+    """A CT-like slice: a body ellipse with two darker lungs and a few bright blobs."""
+    yy, xx = np.mgrid[0:256, 0:256]
+    image = np.full((256, 256), 10.0)
+    body = ((xx - 128) / rng.uniform(95, 115)) ** 2 + ((yy - 128) / rng.uniform(75, 95)) ** 2 < 1
+    image[body] = 150
+    for side in (-1, 1):
+        lung = ((xx - 128 - side * rng.uniform(40, 50)) / rng.uniform(28, 36)) ** 2 + ((yy - 120) / rng.uniform(45, 55)) ** 2 < 1
+        image[lung] = 40
+    for _ in range(4):
+        cy, cx, r = rng.uniform(60, 196), rng.uniform(60, 196), rng.uniform(4, 12)
+        image[(xx - cx) ** 2 + (yy - cy) ** 2 < r * r] = rng.uniform(120, 230)
+    return gaussian_filter(image, 1.5) + rng.normal(0, 3, (256, 256))
+
+
+def _generate(kind: str, base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Generators with distinct fingerprints: a checkerboard grid, white noise, blur, stripes."""
+    yy, xx = np.mgrid[0:256, 0:256]
+    if kind == "grid":
+        out = base + 10 * (((xx // 2) + (yy // 2)) % 2 - 0.5)
+    elif kind == "noise":
+        out = base + rng.normal(0, 14, base.shape)
+    elif kind == "blur":
+        out = gaussian_filter(base, 2.5)
+    elif kind == "stripes":
+        out = base + 12 * np.sin(xx * np.pi / 3)
+    else:
+        raise ValueError(kind)
+    return out
+
+
+def _save(path: Path, image: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(path)
+
+
+def make_bench(root: Path, seed: int = 0, n: int = 16) -> Path:
+    """subtask1: model_1 leaks (its generated images are near-copies of its used images), model_2
+    does not; subtask2: three dev generators, four in test (one unseen), with test ground truth."""
+    rng = np.random.default_rng(seed)
+    st1 = root / "subtask1"
+    truth1 = []
+    for number, leaks in ((1, True), (2, False)):
+        for split in ("dev", "test"):
+            used = [_real_slice(rng) for _ in range(n)]
+            not_used = [_real_slice(rng) for _ in range(n)]
+            sources = used if leaks else [_real_slice(rng) for _ in range(n)]
+            folder = st1 / split / (f"model_{number}" if split == "dev" else f"folder_{number}")
+            for i, base in enumerate(sources * 2):
+                _save(folder / "generated" / f"generated_{number}_{i + 1:06d}.png", base + rng.normal(0, 2, base.shape))
+            if split == "dev":
+                for i, image in enumerate(used):
+                    _save(folder / "real_used" / f"real_used_{number}_{i + 1:06d}.png", image)
+                for i, image in enumerate(not_used):
+                    _save(folder / "real_not_used" / f"real_not_used_{number}_{i + 1:06d}.png", image)
+            else:
+                order = rng.permutation(2 * n)
+                for position, index in enumerate(order):
+                    image, was_used = (used[index], 1) if index < n else (not_used[index - n], 0)
+                    image_id = f"real_unknown_{number}_{position + 1:06d}"
+                    _save(folder / "real_unknown" / f"{image_id}.png", image)
+                    truth1.append((image_id, was_used))
+    pd.DataFrame(truth1, columns=["image_id", "used"]).to_csv(st1 / "test_ground_truth.csv", index=False)
+    st2 = root / "subtask2"
+    for model, kind in enumerate(("grid", "noise", "blur"), 1):
+        for i in range(n):
+            _save(st2 / "dev" / f"model_{model}" / f"model_{model}_{i + 1:04d}.png", _generate(kind, _real_slice(rng), rng))
+    truth2, items = [], [(m, kind) for m, kind in enumerate(("grid", "noise", "blur", "stripes"), 1) for _ in range(n)]
+    for position, index in enumerate(rng.permutation(len(items))):
+        model, kind = items[index]
+        image_id = f"generated_unknown_{position + 1:05d}"
+        _save(st2 / "test" / "generated_unknown" / f"{image_id}.png", _generate(kind, _real_slice(rng), rng))
+        truth2.append((image_id, f"model_{model}"))
+    pd.DataFrame(truth2, columns=["image_id", "model"]).to_csv(st2 / "test_ground_truth.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> Path:
+    return make_bench(tmp_path_factory.mktemp("bench"))
+
+
+@pytest.fixture(scope="module")
+def loaded(bench, tmp_path_factory):
+    from synthscope_dashboard.workspace import load_workspace
+
+    return load_workspace(bench, cache_dir=tmp_path_factory.mktemp("embeddings"))
+
+
+@pytest.fixture
+def workspace(loaded, tmp_path):
+    """The loaded workspace with a cache dir of its own, so each test starts without a session."""
+    return dataclasses.replace(loaded, cache_dir=tmp_path / "cache")
+
+
+@pytest.fixture
+def app(workspace):
+    from synthscope_dashboard.app import build
+
+    dashboard = build(workspace=workspace)
+    for view in dashboard.views:
+        view.ensure_built()
+    return dashboard
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def test_workspace_reads_a_bench_root_with_both_subtasks(loaded):
+    assert {(s.task, s.split) for s in loaded.datasets} == {
+        ("membership", "dev"), ("membership", "test"), ("attribution", "dev"), ("attribution", "test")}
+    attribution = loaded.attribution
+    assert attribution.n == 3 * 16 + 4 * 16
+    assert attribution.k == 4                              # four generators in the test ground truth
+    assert set(attribution.frame.loc[attribution.frame.split == "dev", "known_label"]) == {"model_1", "model_2", "model_3"}
+    assert (attribution.frame.loc[attribution.frame.split == "test", "known_label"] == "").all()
+    membership = loaded.membership
+    assert len(membership.frame) == 2 * 2 * 32
+    assert set(membership.frame.loc[membership.frame.split == "test", "label"]) == {-1}   # test labels never read
+    assert set(membership.frame.loc[membership.frame.split == "test", "truth"]) == {0, 1}
+    assert membership.leakage["model_1"].significant              # positive control: near-copies are found
+    assert not membership.leakage["model_2"].significant          # null: independent draws
+
+
+def test_every_view_renders_with_scores_cis_and_baselines(app):
+    titles = [view.title for view in app.views]
+    assert titles == ["Overview", "Generator fingerprints", "Training-data fingerprints", "Export"]
+    generators = app.view("Generator fingerprints")
+    assert len(generators.scatter.data) == 1 and generators.scatter.data[0].type == "scattergl"
+    assert len(generators.scatter.data[0].x) == app.state.workspace.attribution.n
+    assert "ARI" in generators.metrics.value and "single cluster" in generators.metrics.value
+    training = app.view("Training-data fingerprints")
+    assert "all used" in training.metrics.value and "ROC AUC" in training.metrics.value
+    assert "Leakage" in training.verdict.value
+    assert "subtask1" in app.view("Overview").root.children[0].value
+
+
+def _metric(html: str, name: str, occurrence: int = 0) -> float:
+    marker = f"data-metric='{name}'>"
+    start = [i for i in range(len(html)) if html.startswith(marker, i)][occurrence] + len(marker)
+    return float(html[start:html.index("<", start)])
+
+
+def test_selection_reassigns_points_and_changes_ari(app):
+    state, view = app.state, app.view("Generator fingerprints")
+    before = _metric(view.metrics.value, "ari")
+    frame = state.workspace.attribution.frame
+    dev_model_1 = np.flatnonzero((frame.known_label == "model_1").to_numpy())
+    view._on_plot_selection(view.scatter.data[0], type("Points", (), {"point_inds": dev_model_1[:10].tolist()})(), None)
+    assert list(state.selection) == sorted(dev_model_1[:10])
+    assert len(view.gallery.children) == 10
+    view.target.value = -1                    # "+ new cluster"
+    view.move.click()
+    new_cluster = int(state.assignments[dev_model_1[0]])
+    assert (state.assignments[dev_model_1[:10]] == new_cluster).all()
+    assert new_cluster not in np.delete(state.assignments, dev_model_1[:10])
+    assert _metric(view.metrics.value, "ari") != before
+    assert list(view.scatter.data[0].marker.color).count(view.scatter.data[0].marker.color[dev_model_1[0]]) >= 10
+
+
+def test_rename_merge_split(app):
+    state = app.state
+    clusters = state.clusters()
+    state.rename(clusters[0], "checkerboard GAN")
+    assert state.cluster_name(clusters[0]) == "checkerboard GAN"
+    assert "checkerboard GAN" in app.view("Generator fingerprints").cluster_table.value
+    size_a, size_b = (state.assignments == clusters[0]).sum(), (state.assignments == clusters[1]).sum()
+    state.merge(clusters[1], clusters[0])
+    assert (state.assignments == clusters[0]).sum() == size_a + size_b
+    assert clusters[1] not in state.clusters()
+    new = state.split(clusters[0])
+    assert new in state.clusters() and 0 < (state.assignments == new).sum() < size_a + size_b
+
+
+def test_threshold_changes_membership_metrics_and_fit_uses_dev_only(app):
+    state, view = app.state, app.view("Training-data fingerprints")
+    state.set_threshold(0.2)
+    f1_low = _metric(view.metrics.value, "f1")
+    view.slider.value = 0.8
+    assert state.threshold == pytest.approx(0.8)
+    assert _metric(view.metrics.value, "f1") != f1_low
+    assert view.histogram.layout.shapes[0].x0 == pytest.approx(0.8)
+    frame = state.workspace.membership.frame
+    predictions = state.membership_predictions()
+    dev = (frame.label >= 0).to_numpy()
+    assert _metric(view.metrics.value, "f1") == pytest.approx(f1_score(frame.label[dev], predictions[dev]), abs=1e-3)
+    view.fit_button.click()
+    assert 0 <= state.threshold <= 1 and "dev" in state.status
+
+
+def test_override_changes_the_call_of_one_image(app):
+    state, view = app.state, app.view("Training-data fingerprints")
+    frame = state.workspace.membership.frame
+    row = int(np.flatnonzero((frame.split == "test").to_numpy())[0])
+    view.table.value = None
+    state.focused_real = row
+    assert view.pair_box.children, "the nearest-pair gallery shows"
+    assert "SSIM" in view.pair_box.children[1].children[2].children[1].value
+    wanted = 1 - int(state.membership_predictions()[row])
+    (view.mark_used if wanted else view.mark_not_used).click()
+    assert state.membership_predictions()[row] == wanted
+    assert state.overrides == {frame.key[row]: wanted}
+
+
+def test_autosave_restores_curation_in_a_new_state(workspace):
+    from synthscope_dashboard.state import AppState
+
+    state = AppState(workspace)
+    state.assign(np.arange(5), None)
+    state.rename(0, "grid")
+    state.set_threshold(0.7)
+    key = workspace.membership.frame.key[3]
+    state.set_override(key, 1)
+    state.flush()                            # autosaves are written on a background thread
+    saved = json.loads(state.session_file.read_text())
+    assert saved["threshold"] == 0.7 and saved["overrides"] == {key: 1}
+    assert not list(state.session_file.parent.glob("*.tmp")), "atomic write leaves no temporary file"
+    restored = AppState(workspace)          # a reload or a restarted kernel
+    assert np.array_equal(restored.assignments, state.assignments)
+    assert restored.cluster_names == {"0": "grid"} and restored.threshold == 0.7
+    assert restored.overrides == {key: 1} and "restored" in restored.status
+
+
+def test_a_preheated_state_picks_up_newer_curation_when_shown(workspace):
+    """Voila runs the notebook before the page is opened; the page must show the latest save."""
+    from synthscope_dashboard.state import AppState
+
+    preheated = AppState(workspace)
+    assert not preheated.sync_with_session()          # nothing newer yet
+    other = AppState(workspace)                        # e.g. the page before a reload
+    other.assign(np.arange(3), None)
+    other.set_threshold(0.9)
+    assert preheated.sync_with_session()
+    assert np.array_equal(preheated.assignments, other.assignments) and preheated.threshold == 0.9
+    assert not preheated.sync_with_session()          # already up to date
+
+
+def test_colour_by_known_labels_and_back(app):
+    view = app.view("Generator fingerprints")
+    app.state.color_by = "known"
+    codes = np.asarray(view.scatter.data[0].marker.color)
+    frame = app.state.workspace.attribution.frame
+    assert len(set(codes[(frame.split == "dev").to_numpy()])) == 3
+    app.state.color_by = "cluster"
+    assert np.array_equal(np.asarray(view.scatter.data[0].marker.color), app.state.assignments)
+
+
+def test_corrupt_session_is_reported_and_kept(workspace):
+    from synthscope_dashboard.state import AppState, session_path
+
+    path = session_path(workspace.cache_dir, workspace.path)
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    state = AppState(workspace)
+    assert "could not restore" in state.status and path.read_text() == "{not json"
+    assert state.assignments is not None
+
+
+def test_undo_reverts_the_last_actions(workspace):
+    from synthscope_dashboard.state import AppState
+
+    state = AppState(workspace)
+    original = state.assignments.copy()
+    state.assign(np.arange(4), None)
+    state.rename(1, "blur")
+    for value in (0.1, 0.2, 0.3):      # one slider drag = one undo step
+        state.set_threshold(value)
+    state.undo()
+    assert state.threshold == 0.5 and state.cluster_names == {"1": "blur"}
+    state.undo()
+    assert state.cluster_names == {}
+    state.undo()
+    assert np.array_equal(state.assignments, original) and not state.can_undo
+    assert AppState(workspace).threshold == 0.5, "the undone state is what was saved"
+
+
+def test_export_writes_valid_run_files_with_the_curation(app, tmp_path):
+    from synthscope_dashboard.runs import validate_run_file
+
+    state, view = app.state, app.view("Export")
+    frame = state.workspace.membership.frame
+    row = int(np.flatnonzero((frame.split == "test").to_numpy())[0])
+    state.set_override(frame.key[row], 1)
+    state.set_override(frame.key[row + 1], 0)
+    view.folder.value = str(tmp_path / "runs")
+    view.membership_button.click()
+    assert "valid" in view.result.value
+    run = pd.read_csv(tmp_path / "runs" / "subtask1_run.csv", header=None, names=["image_id", "used"]).set_index("image_id")["used"]
+    test_ids = frame.image_id[frame.split == "test"].tolist()
+    assert sorted(run.index) == sorted(test_ids)
+    assert run[frame.image_id[row]] == 1 and run[frame.image_id[row + 1]] == 0
+    assert validate_run_file(tmp_path / "runs" / "subtask1_run.csv", "membership", test_ids).ok
+
+    attribution = state.workspace.attribution.frame
+    state.assign(np.flatnonzero((attribution.split == "test").to_numpy())[:3], None)
+    view.attribution_button.click()
+    assert "valid" in view.result.value
+    run2 = pd.read_csv(tmp_path / "runs" / "subtask2_run.csv", header=None, names=["image_id", "cluster"])
+    assert sorted(run2.image_id) == sorted(attribution.image_id[attribution.split == "test"])
+    assert sorted(run2.cluster.unique()) == list(range(run2.cluster.nunique()))
+    first = attribution.image_id[np.flatnonzero((attribution.split == "test").to_numpy())[:3]]
+    assert run2.set_index("image_id").cluster[first].nunique() == 1
+
+
+def test_presentation_mode_hides_every_control(app):
+    app.state.presentation = True
+    controls = [w for view in app.views for w in view.controls]
+    assert controls and all(w.layout.display == "none" for w in controls)
+    app.state.presentation = False
+    assert all(w.layout.display is None for w in controls)
+
+
+def test_bad_paths_give_a_clear_page(tmp_path, monkeypatch):
+    from synthscope_dashboard import build
+
+    monkeypatch.delenv("SYNTHSCOPE_DASHBOARD_PATH", raising=False)
+    assert "No data path" in build().value
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    page = build(empty).value
+    assert "Could not open" in page and str(empty) in page
+    assert "Could not open" in build(tmp_path / "missing").value
+
+
+def test_live_metrics_match_scikit_learn():
+    from synthscope_dashboard.live_metrics import attribution_estimates, membership_baselines, membership_estimates
+
+    rng = np.random.default_rng(1)
+    truth, pred = rng.integers(0, 4, 500), rng.integers(0, 5, 500)
+    pred[:300] = truth[:300]
+    estimates = attribution_estimates(truth, pred)
+    assert estimates["ari"].value == pytest.approx(adjusted_rand_score(truth, pred))
+    assert estimates["nmi"].value == pytest.approx(normalized_mutual_info_score(truth, pred))
+    assert estimates["ari"].ci_low < estimates["ari"].value < estimates["ari"].ci_high
+    y, p = rng.integers(0, 2, 400), rng.integers(0, 2, 400)
+    binary = membership_estimates(y, p)
+    assert binary["f1"].value == pytest.approx(f1_score(y, p))
+    assert binary["kappa"].value == pytest.approx(cohen_kappa_score(y, p))
+    baselines = membership_baselines(np.r_[np.ones(50), np.zeros(50)])
+    assert baselines["all_used"]["f1"] == pytest.approx(2 / 3)   # the 2024 "winning" rule
+
+
+def test_cli_finds_the_notebook_and_rejects_a_missing_folder(tmp_path):
+    from typer.testing import CliRunner
+
+    from synthscope.cli import app
+    from synthscope.commands.dashboard import find_notebook, voila_command
+
+    notebook = find_notebook()
+    assert notebook.name == "app.ipynb" and "build()" in notebook.read_text()
+    argv, env = voila_command(tmp_path, port=8899)
+    assert env["SYNTHSCOPE_DASHBOARD_PATH"] == str(tmp_path.resolve())
+    assert "--port=8899" in argv and "--Voila.ip=127.0.0.1" in argv and str(notebook) in argv
+    result = CliRunner().invoke(app, ["dashboard", str(tmp_path / "nope")])
+    assert result.exit_code != 0 and "not found" in result.output
+
+
+def test_figures_are_saved_as_html_and_png(app, tmp_path):
+    view = app.view("Export")
+    view.folder.value = str(tmp_path)
+    view.figures_button.click()
+    saved = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert saved == ["scatter.html", "scatter.png", "scores.html", "scores.png"], view.result.value
+    assert (tmp_path / "figures" / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Plotly" in (tmp_path / "figures" / "scatter.html").read_text()[:5_000_000]
+
+
+def test_switching_features_keeps_the_curation_until_reclustering(app):
+    state, view = app.state, app.view("Generator fingerprints")
+    state.assign(np.arange(3), None)
+    curated = state.assignments.copy()
+    old_x = np.asarray(view.scatter.data[0].x).copy()
+    view.extractor.value = "pixels"
+    assert state.workspace.attribution.extractor == "pixels" and state.extractor == "pixels"
+    assert state.workspace.attribution.features.shape[0] == len(curated)
+    assert not np.allclose(np.asarray(view.scatter.data[0].x), old_x)
+    assert np.array_equal(state.assignments, curated)
+    view.recluster.click()
+    assert len(state.clusters()) == state.k
+
+
+def test_cluster_fingerprints_show_one_card_per_cluster(app):
+    view = app.view("Generator fingerprints")
+    view.fingerprint_button.click()
+    cards = view.fingerprint_box.children[0].children
+    assert len(cards) == len(app.state.clusters())
+    residual_png = cards[0].children[1].children[0].children[0].value
+    assert residual_png[:4] == b"\x89PNG" and "distinctive" in cards[0].children[2].value
+
+
+def test_single_data_sets_of_either_subtask(bench, tmp_path):
+    from synthscope_dashboard.app import build
+
+    only_st2 = build(bench / "subtask2" / "dev", cache_dir=tmp_path)
+    assert [v.title for v in only_st2.views] == ["Overview", "Generator fingerprints", "Export"]
+    only_st2.view("Generator fingerprints").ensure_built()
+    assert "ARI" in only_st2.view("Generator fingerprints").metrics.value
+
+    only_st1_test = build(bench / "subtask1" / "test", cache_dir=tmp_path)
+    assert [v.title for v in only_st1_test.views] == ["Overview", "Training-data fingerprints", "Export"]
+    training = only_st1_test.view("Training-data fingerprints")
+    training.ensure_built()
+    assert "No labelled dev images" in training.verdict.value
+    training.fit_button.click()
+    assert "cannot be fit" in only_st1_test.state.status      # never fit on test labels
+    export = only_st1_test.view("Export")
+    export.ensure_built()
+    export.folder.value = str(tmp_path / "runs")
+    export.membership_button.click()
+    assert "valid" in export.result.value

@@ -1,0 +1,293 @@
+"""synthscope.membership: scores, leakage tests, thresholds, nearest pairs and the two controls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from scipy import ndimage
+from sklearn.metrics import roc_auc_score
+
+from synthscope import membership as mb
+
+
+def smooth_images(n: int, seed: int, size: int = 64) -> np.ndarray:
+    """Structured (blurred-noise) uint8 images: distinct, with realistic spatial correlation."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(size=(n, size, size))
+    blurred = ndimage.gaussian_filter(noise, sigma=(0, 3, 3))
+    blurred = (blurred - blurred.min()) / (blurred.max() - blurred.min())
+    return np.clip(blurred * 255, 0, 255).astype(np.uint8)
+
+
+def pixel_features(images: np.ndarray) -> np.ndarray:
+    return mb.postprocess(mb.downsampled_pixels(images, 32), "image_zscore")
+
+
+# ---------------------------------------------------------------- nearest neighbours
+
+def test_knn_exact_matches_numpy_and_leave_one_out_drops_self():
+    rng = np.random.default_rng(0)
+    data, query = rng.normal(size=(50, 8)), rng.normal(size=(7, 8))
+    dist, idx = mb.knn(query, data, 3)
+    full = np.linalg.norm(query[:, None] - data[None], axis=2)
+    np.testing.assert_array_equal(idx, np.argsort(full, axis=1)[:, :3])
+    np.testing.assert_allclose(dist, np.sort(full, axis=1)[:, :3], rtol=1e-5)
+    dist, idx = mb.knn(data, data, 2, exclude_self=True)
+    assert not (idx == np.arange(50)[:, None]).any()
+    assert (dist > 0).all()
+
+
+@pytest.mark.slow  # pynndescent's numba JIT costs about a minute on a fresh process here
+def test_knn_approximate_index_finds_the_planted_neighbours():
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(600, 16)).astype(np.float32)
+    query = data[:40] + 1e-3
+    dist, idx = mb.knn(query, data, 1, approx_threshold=100)   # forces pynndescent
+    assert (idx[:, 0] == np.arange(40)).mean() >= 0.95
+    _, idx_loo = mb.knn(data[:200], data[:200], 1, exclude_self=True, approx_threshold=100)
+    assert not (idx_loo[:, 0] == np.arange(200)).any()
+
+
+def test_knn_rejects_bad_input():
+    with pytest.raises(ValueError, match="NaN"):
+        mb.knn(np.array([[np.nan, 1.0]]), np.ones((3, 2)), 1)
+    with pytest.raises(ValueError, match="features"):
+        mb.knn(np.ones((2, 3)), np.ones((3, 2)), 1)
+    with pytest.raises(ValueError, match="feature matrix"):
+        mb.knn(np.ones(3), np.ones((3, 2)), 1)
+
+
+def test_intrinsic_dimension_recovers_a_plane_in_a_high_dimensional_space():
+    rng = np.random.default_rng(2)
+    plane = rng.uniform(size=(2000, 2)) @ rng.normal(size=(2, 30))
+    dist, _ = mb.knn(plane, plane, 10, exclude_self=True)
+    assert 1.6 < mb.intrinsic_dimension(dist) < 2.5
+
+
+# ---------------------------------------------------------------- scores
+
+@pytest.fixture(scope="module")
+def planted():
+    """60 real images; 200 generated of which 15 are near copies of the first 15 real images."""
+    real = smooth_images(60, seed=10)
+    others = smooth_images(185, seed=11)
+    generated = np.concatenate([others, mb.near_copies(real[:15], seed=3)])
+    copied = np.zeros(60, dtype=int)
+    copied[:15] = 1
+    return real, generated, copied
+
+
+def test_copy_sensitive_scores_rank_planted_copies_first(planted):
+    real, generated, copied = planted
+    scores = mb.MembershipScorer().fit(pixel_features(generated)).score(pixel_features(real))
+    assert list(scores.columns) == list(mb.SCORES)
+    for name in ("distance", "gan_leaks", "copies"):   # domias is a density (k = 5), not a copy detector
+        assert roc_auc_score(copied, scores[name]) > 0.95, name
+    # copies: an eps-ball count; planted copies sit inside it, others do not
+    assert (scores["copies"][copied == 1] >= 1).all()
+    assert (scores["copies"][copied == 0] < 1).mean() > 0.9
+
+
+def test_calibrated_scores_remove_a_typicality_confound():
+    """Members sit in the population's sparse outskirts with a generated sample 0.35 away; non-members
+    sit in its dense core, where generated samples are also near. The raw distance mixes "member" with
+    "typical"; GAN-Leaks and DOMIAS calibrate against the reference population and separate fully."""
+    rng = np.random.default_rng(5)
+
+    def unit(n):
+        v = rng.normal(size=(n, 5))
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    members = 1.8 * unit(40)
+    generated = np.concatenate([rng.normal(size=(400, 5)), members + 0.35 * unit(40)])
+    typical = rng.normal(scale=0.15, size=(40, 5))
+    reference = np.concatenate([rng.normal(scale=0.15, size=(300, 5)), rng.normal(size=(200, 5))])
+    real = np.concatenate([members, typical])
+    y = np.r_[np.ones(40), np.zeros(40)]
+    table = mb.MembershipScorer(scores=("distance", "gan_leaks", "domias")).fit(generated, reference).score(real)
+    assert roc_auc_score(y, table["distance"]) < 0.9
+    assert roc_auc_score(y, table["gan_leaks"]) > 0.99
+    assert roc_auc_score(y, table["domias"]) > 0.99
+
+
+def test_scorer_validates_its_parameters_and_call_order():
+    with pytest.raises(ValueError, match="unknown score"):
+        mb.MembershipScorer(scores=("nope",)).fit(np.ones((3, 2)))
+    with pytest.raises(RuntimeError, match="fit"):
+        mb.MembershipScorer().score(np.ones((3, 2)))
+    scorer = mb.MembershipScorer().fit(np.random.default_rng(0).normal(size=(10, 2)))
+    with pytest.raises(ValueError, match="features"):
+        scorer.score(np.ones((4, 3)))
+    with pytest.raises(ValueError, match="reference"):
+        scorer.score(np.ones((2, 2)))   # leave-one-out on 2 images leaves 1 reference image
+
+
+def test_rank_ensemble_averages_within_pool_ranks():
+    table = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [30.0, 10.0, 20.0]})
+    np.testing.assert_allclose(mb.rank_ensemble(table), [(1 / 3 + 1) / 2, (2 / 3 + 1 / 3) / 2, (1 + 2 / 3) / 2])
+
+
+def test_score_membership_names_columns_and_gates_with_labels(planted):
+    real, generated, copied = planted
+    feats = {"px": pixel_features(real)}
+    result = mb.score_membership(feats, {"px": pixel_features(generated)}, ids=[f"r{i}" for i in range(60)],
+                                 used=copied)
+    assert list(result.scores.columns) == [f"px:{s}" for s in mb.SCORES] + ["ensemble"]
+    assert result.scores.index[0] == "r0"
+    assert result.verdict.significant and result.verdict.statistic > 0.95
+    assert set(result.verdicts) == set(result.scores.columns)
+    with pytest.raises(ValueError, match="lack generated"):
+        mb.score_membership(feats, {"other": pixel_features(generated)})
+
+
+# ---------------------------------------------------------------- leakage tests
+
+def test_rank_test_is_significant_only_when_used_images_score_higher():
+    rng = np.random.default_rng(3)
+    y = np.r_[np.ones(50), np.zeros(50)].astype(int)
+    strong = mb.rank_test(rng.normal(size=100) + 2 * y, y)
+    assert strong.significant and strong.p_value < 1e-6 and strong.statistic > 0.85
+    null = mb.rank_test(rng.normal(size=100), y)
+    assert not null.significant
+    assert null.message.startswith("no significant leakage")
+    reversed_ = mb.rank_test(-(rng.normal(size=100) + 2 * y), y)   # one-sided: the wrong direction is no leak
+    assert not reversed_.significant
+    corrected = mb.rank_test(rng.normal(size=100) + 0.45 * y, y, n_tests=1000)
+    assert corrected.p_value == 1.0 or corrected.p_value > mb.rank_test(rng.normal(size=100) + 0.45 * y, y).p_value
+    with pytest.raises(ValueError, match="both used and not-used"):
+        mb.rank_test([1.0, 2.0], [1, 1])
+
+
+def test_data_copying_test_flags_copies_and_not_a_fresh_sample():
+    rng = np.random.default_rng(4)
+    pool, heldout = rng.normal(size=(200, 10)), rng.normal(size=(200, 10))
+    fresh = rng.normal(size=(200, 10))
+    copies = pool[:100] + rng.normal(scale=0.01, size=(100, 10))
+    copying = mb.data_copying_test(pool, np.concatenate([copies, fresh[:100]]), heldout)
+    assert copying.significant and copying.statistic < 0
+    assert not mb.data_copying_test(pool, fresh, heldout).significant
+    # without a held-out set, half the pool is held out
+    assert mb.leakage_test(real=pool, generated=copies).significant
+
+
+# ---------------------------------------------------------------- thresholds
+
+def test_fit_threshold_by_objective_prevalence_and_mixture():
+    scores = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.9])
+    y = np.array([0, 0, 0, 1, 1, 1])
+    for objective in mb.OBJECTIVES:
+        fit = mb.fit_threshold(scores, y, objective)
+        assert 0.3 < fit.threshold <= 0.6 and fit.value == pytest.approx(1.0)
+    prevalence = mb.fit_threshold(np.arange(100.0), None, prevalence=0.25)
+    assert prevalence.predicted_used_fraction == pytest.approx(0.25, abs=0.02)
+    rng = np.random.default_rng(0)
+    bimodal = np.r_[rng.normal(0, 1, 300), rng.normal(8, 1, 100)]
+    mixture = mb.fit_threshold(bimodal, None)
+    assert mixture.method == "mixture" and 2 < mixture.threshold < 6
+    with pytest.raises(ValueError, match="unknown objective"):
+        mb.fit_threshold(scores, y, "auc")
+    with pytest.raises(ValueError, match="finite"):
+        mb.fit_threshold([np.nan, 1.0], [0, 1])
+
+
+def test_threshold_fitter_carries_a_dev_threshold_to_test():
+    fitter = mb.ThresholdFitter("f1").fit([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1])
+    assert 0.2 < fitter.threshold_ <= 0.8
+    np.testing.assert_array_equal(fitter.predict([0.0, 0.5, 1.0]), [0, int(0.5 >= fitter.threshold_), 1])
+    with pytest.raises(RuntimeError):
+        mb.ThresholdFitter().predict([1.0])
+
+
+# ---------------------------------------------------------------- nearest pairs and copies
+
+def test_near_copies_are_close_but_not_identical():
+    images = smooth_images(5, seed=20)
+    copies = mb.near_copies(images, seed=1)
+    assert copies.dtype == np.uint8 and copies.shape == images.shape
+    assert all((c != i).any() for c, i in zip(copies, images))
+    assert np.abs(copies.astype(int) - images.astype(int)).mean() < 10
+
+
+def test_registered_distance_separates_a_shifted_copy_from_a_similar_image():
+    images = smooth_images(2, seed=21)
+    neighbour = np.clip(images[0].astype(int) + np.roll(images[1].astype(int) - 128, 3, axis=0) // 6, 0, 255)
+    candidates = np.stack([images[0], mb.near_copies(images[:1], seed=2)[0], neighbour.astype(np.uint8)])
+    d = mb.registered_distances(images[:1], candidates, np.array([[0, 1, 2]]))
+    assert d[0, 0] < 1e-5 and d[0, 1] < 0.1 and d[0, 2] > 2 * d[0, 1]
+
+
+def test_nearest_pairs_give_distance_ssim_and_difference(planted):
+    real, generated, _ = planted
+    pairs = mb.nearest_pairs(real[:3], generated, k=2, real_ids=["a", "b", "c"],
+                             gen_ids=[f"g{i}" for i in range(len(generated))])
+    assert len(pairs) == 6
+    first = pairs[0]
+    assert (first.real_id, first.rank) == ("a", 0)
+    assert first.generated_id == f"g{185}"          # the planted copy of real image 0
+    assert first.ssim > 0.8 and first.difference.shape == real.shape[1:] and first.difference.dtype == np.int16
+    assert pairs[1].distance >= first.distance and pairs[1].ssim < first.ssim
+
+
+# ---------------------------------------------------------------- controls
+
+def test_positive_and_null_controls_on_synthetic_images():
+    real = smooth_images(40, seed=30)
+    generated = smooth_images(80, seed=31)
+    result, scores, copied = mb.run_positive_control(pixel_features, real, generated, fraction=0.5, seed=0)
+    assert result.passed and result.auc == 1.0 and copied.sum() == 20
+    used = np.r_[np.ones(20), np.zeros(20)].astype(int)
+    pool, stand_in, heldout = mb.split_null_control(real, used, seed=0)
+    assert heldout is None and not set(stand_in) & set(pool) and (used[stand_in] == 0).all()
+    features = pixel_features(real)
+    null = mb.run_null_control(features[pool], features[stand_in], used=used[pool])
+    assert null.passed and not null.verdict.significant
+
+
+def _load_pngs(folder: Path) -> np.ndarray:
+    return np.stack([np.asarray(Image.open(p).convert("L")) for p in sorted(folder.glob("*.png"))])
+
+
+def test_controls_on_real_ct_slices(shared_dir):
+    """v2 dev: near copies of half its used images must be found; held-out real images as the generated
+    set must give no leakage verdict."""
+    root = shared_dir / "bench" / "v2" / "subtask1" / "dev" / "model_1"
+    used, not_used = _load_pngs(root / "real_used"), _load_pngs(root / "real_not_used")
+    generated = _load_pngs(root / "generated")
+    real = np.concatenate([used, not_used])
+    labels = np.r_[np.ones(len(used)), np.zeros(len(not_used))].astype(int)
+    space = mb.Space("px", "pixels", {"size": 64}, "image_zscore")
+    features_fn = lambda images: mb.postprocess(mb.downsampled_pixels(images, 64), "image_zscore")  # noqa: E731
+    result, scores, copied = mb.run_positive_control(features_fn, real, generated, candidates=labels == 1, seed=0)
+    assert result.passed, result.message
+    assert copied.sum() == round(len(used) / 2) and not copied[labels == 0].any()
+    fit = mb.fit_threshold(scores, copied, "f1")
+    assert fit.value >= 0.9
+    features = features_fn(real)
+    pool, stand_in, _ = mb.split_null_control(features, labels, seed=0)
+    null = mb.run_null_control(features[pool], features[stand_in], used=labels[pool], score="gan_leaks")
+    assert null.passed, null.message
+    assert space.name == "px"
+
+
+def test_pair_groups_matches_dev_models_to_test_folders():
+    assert mb.pair_groups(["folder_1", "folder_2"], ["model_1", "model_2"]) == {"folder_1": "model_1",
+                                                                                "folder_2": "model_2"}
+    assert mb.pair_groups([""], ["model_1"]) == {"": "model_1"}
+    with pytest.raises(ValueError, match="which dev group"):
+        mb.pair_groups(["folder_3"], ["model_1", "model_2"])
+
+
+def test_space_presets_standardise_per_image():
+    images = smooth_images(3, seed=40, size=256)
+    brighter = np.clip(images.astype(int) * 1.1 + 5, 0, 255).astype(np.uint8)
+    a = mb.space_features(images, "pixels-norm")
+    b = mb.space_features(brighter, "pixels-norm")
+    assert a.shape == (3, 64 * 64)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-4)
+    assert np.abs(a - b).max() < 0.02          # brightness / contrast changes barely move the features
+    with pytest.raises(ValueError, match="unknown space"):
+        mb.get_space("nope")

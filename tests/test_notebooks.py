@@ -1,0 +1,117 @@
+"""The walkthrough notebooks: committed without outputs, and every cell runs on the quick demo data.
+
+Execution uses nbclient with a kernel spec written for this interpreter (the project's .venv), so a
+`python3` kernel spec elsewhere on the machine cannot take over; a cell injected in front asserts it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
+EXPECTED = {"01_training_data_fingerprints.ipynb", "02_generator_fingerprints.ipynb", "03_lab.ipynb"}
+
+
+def test_the_walkthrough_notebooks_exist():
+    assert EXPECTED <= {path.name for path in NOTEBOOKS}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stripped_and_starts_with_an_explanation(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name} cell {index} has saved outputs (strip them before committing)"
+            assert cell.execution_count is None, f"{path.name} cell {index} has an execution count"
+
+
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory) -> Path:
+    """The quick demo, built once per test session into a tmp dir (not the user's cache)."""
+    from synthscope.demo import build_demo
+
+    return Path(build_demo(out_dir=tmp_path_factory.mktemp("notebook_demo") / "demo", quick=True).root)
+
+
+def _venv_kernel_manager(workdir: Path):
+    """An async kernel manager whose only kernel spec runs this interpreter's ipykernel."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+
+    spec_dir = workdir / "kernels" / "synthscope-venv"
+    spec_dir.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec_dir / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "synthscope", "language": "python"}))
+    specs = KernelSpecManager(kernel_dirs=[str(spec_dir.parent)], ensure_native_kernel=False)
+    return AsyncKernelManager(kernel_name="synthscope-venv", kernel_spec_manager=specs)
+
+
+def _execute(path: Path, workdir: Path) -> nbformat.NotebookNode:
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    check = f"import sys\nassert sys.prefix == {sys.prefix!r}, f'kernel runs {{sys.executable}}, not the project venv'"
+    nb.cells.insert(0, nbformat.v4.new_code_cell(check))
+    client = NotebookClient(nb, km=_venv_kernel_manager(workdir), timeout=600,
+                            resources={"metadata": {"path": str(workdir)}})
+    client.execute()  # raises CellExecutionError naming the failing cell
+    return nb
+
+
+def _run_notebook(name: str, quick_demo: Path, tmp_path: Path, monkeypatch) -> Path:
+    out = tmp_path / "out"
+    monkeypatch.setenv("SYNTHSCOPE_DEMO_DIR", str(quick_demo))
+    monkeypatch.setenv("SYNTHSCOPE_NOTEBOOK_OUT", str(out))
+    nb = _execute(REPO_ROOT / "notebooks" / name, tmp_path)
+    errors = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs if o.output_type == "error"]
+    assert not errors
+    images = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs
+              if o.output_type == "display_data" and "image/png" in o.get("data", {})]
+    assert images, f"{name} shows no images"
+    return out
+
+
+@pytest.mark.slow
+def test_training_data_fingerprints_notebook_writes_a_valid_run(quick_demo, tmp_path, monkeypatch):
+    from synthscope.data import load_dataset
+    from synthscope.submission import expected_ids, validate_run
+
+    out = _run_notebook("01_training_data_fingerprints.ipynb", quick_demo, tmp_path, monkeypatch)
+    test = load_dataset(quick_demo / "subtask1" / "test")
+    result = validate_run(out / "subtask1_run.csv", "membership", expected_ids(test, "membership"))
+    assert result.ok, result.format()
+
+
+@pytest.mark.slow
+def test_generator_fingerprints_notebook_writes_a_valid_run(quick_demo, tmp_path, monkeypatch):
+    from synthscope.data import load_dataset
+    from synthscope.submission import expected_ids, validate_run
+
+    out = _run_notebook("02_generator_fingerprints.ipynb", quick_demo, tmp_path, monkeypatch)
+    test = load_dataset(quick_demo / "subtask2" / "test")
+    k = len(pd.read_csv(quick_demo / "subtask2" / "model_key.csv"))
+    result = validate_run(out / "subtask2_run.csv", "attribution", expected_ids(test, "attribution"), k=k)
+    assert result.ok, result.format()
+
+
+@pytest.mark.slow
+def test_lab_notebook_writes_a_benchmark_that_loads(quick_demo, tmp_path, monkeypatch):
+    from synthscope.data import load_dataset, read_ground_truth
+
+    out = _run_notebook("03_lab.ipynb", quick_demo, tmp_path, monkeypatch)
+    (bench,) = out.glob("lab_benchmark_*")
+    test = load_dataset(bench / "subtask2" / "test")
+    truth = read_ground_truth(bench / "subtask2" / "test_ground_truth.csv")
+    assert test.layout == "2024-st2-test"
+    assert set(test.manifest["image_id"]) == set(truth.index)
+    assert truth.nunique() == len(pd.read_csv(bench / "subtask2" / "model_key.csv"))
+    assert load_dataset(bench / "subtask1" / "dev").layout == "2024-st1-dev"
