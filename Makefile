@@ -27,7 +27,7 @@ browser:
 	  else echo "chromium is missing: sudo apt-get install chromium (browser tests will skip)"; fi; }
 
 demo: setup
-	$(VENV)/bin/synthscope demo --serve --host $(HOST) --port $(PORT)
+	$(VENV)/bin/synthscope demo --prepare --serve --host $(HOST) --port $(PORT)
 
 test: setup browser
 	$(PY) -m pytest

@@ -33,6 +33,8 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Seed of the phantoms, splits, training and sampling."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     serve: bool = typer.Option(False, "--serve", help="Serve the dashboard on the demo when it is ready."),
+    prepare: bool = typer.Option(True, "--prepare/--no-prepare",
+                                 help="Precompute the embeddings and projections the dashboard reads."),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8866, "--port"),
     cache_dir: Optional[Path] = CacheDirOption,
@@ -51,6 +53,15 @@ def demo(
     typer.echo(f"  sub-task 1: {paths.subtask1_dev}  {paths.subtask1_test}  truth {paths.subtask1_truth}")
     typer.echo(f"  sub-task 2: {paths.subtask2_dev}  {paths.subtask2_test}  truth {paths.subtask2_truth}")
     typer.echo(f"  real pool:  {paths.real_pool}  (groups {paths.real_groups})")
+    if prepare:
+        # The dashboard only reads caches (UMAP's numba JIT alone costs about a minute per process).
+        from synthscope.workspace import prepare as prepare_workspace
+
+        for item in prepare_workspace(paths.root, extractors=("fingerprint", "pixels"),
+                                      # quick demos are for tests: skip UMAP's minute of JIT
+                                      projections=("tsne",) if quick else ("umap", "tsne"),
+                                      progress=False, say=typer.echo):
+            typer.echo(f"  {'computed' if item.computed else 'cached':>8} {item.seconds:6.1f} s  {item.what}")
     if serve:
         _serve(paths.root, host, port)
 
