@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +20,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
+from synthscope.workspace import load_pooled_images
 from synthscope_dashboard.live_metrics import LiveEstimate, auc_estimate
 
 ImageLoader = Callable[[np.ndarray], np.ndarray]   # positional indices -> uint8 [m, 256, 256]
@@ -220,23 +222,6 @@ def _summarise(dataset) -> DatasetSummary:
                           warnings=list(report.warnings), sample_loader=samples)
 
 
-def _pooled_loader(parts: list[tuple[object, np.ndarray]]) -> ImageLoader:
-    """Images of a pooled frame: `parts` = (dataset, manifest rows) in frame order."""
-    offsets = np.cumsum([0] + [len(rows) for _, rows in parts])
-
-    def load(indices) -> np.ndarray:
-        indices = np.asarray(indices, dtype=np.int64)
-        out = np.zeros((len(indices), 256, 256), dtype=np.uint8)
-        which = np.searchsorted(offsets, indices, side="right") - 1
-        for part in np.unique(which):
-            dataset, rows = parts[part]
-            mask = which == part
-            out[mask] = dataset.images(rows[indices[mask] - offsets[part]])
-        return out
-
-    return load
-
-
 def _attribution_from(datasets, extractor: str, cache, path: str) -> AttributionData:
     """The pooled matrix exactly as `synthscope prepare` builds it, so its cached projections are found."""
     from synthscope.projection import NotCached, project
@@ -322,7 +307,7 @@ def _membership_from(datasets, extractor: str, cache) -> MembershipData:
     elif leakage:
         leakage["all"] = next(iter(leakage.values()))
     return MembershipData(frame=frame, score_name="rank ensemble of distance, GAN-Leaks, DOMIAS and copy scores in "
-                          + " and ".join(spaces) + " space", load_real=_pooled_loader(parts),
+                          + " and ".join(spaces) + " space", load_real=partial(load_pooled_images, parts),
                           nearest=_nearest_finder(frame, real_features, gen_parts, cache), leakage=leakage)
 
 

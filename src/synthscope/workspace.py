@@ -65,15 +65,20 @@ class AttributionMatrix:
     parts: list[tuple[Dataset, np.ndarray]]   # (dataset, manifest rows) in frame order
 
     def load_images(self, indices) -> np.ndarray:
-        indices = np.asarray(indices, dtype=np.int64)
-        offsets = np.cumsum([0] + [len(rows) for _, rows in self.parts])
-        out = np.zeros((len(indices), 256, 256), dtype=np.uint8)
-        which = np.searchsorted(offsets, indices, side="right") - 1
-        for part in np.unique(which):
-            dataset, rows = self.parts[part]
-            mask = which == part
-            out[mask] = dataset.images(rows[indices[mask] - offsets[part]])
-        return out
+        return load_pooled_images(self.parts, indices)
+
+
+def load_pooled_images(parts: Sequence[tuple[Dataset, np.ndarray]], indices) -> np.ndarray:
+    """Images at positions `indices` of a frame pooled from `parts` = (dataset, manifest rows) in frame order."""
+    indices = np.asarray(indices, dtype=np.int64)
+    offsets = np.cumsum([0] + [len(rows) for _, rows in parts])
+    out = np.zeros((len(indices), 256, 256), dtype=np.uint8)
+    which = np.searchsorted(offsets, indices, side="right") - 1
+    for part in np.unique(which):
+        dataset, rows = parts[part]
+        mask = which == part
+        out[mask] = dataset.images(rows[indices[mask] - offsets[part]])
+    return out
 
 
 def attribution_matrix(datasets: Sequence[Dataset], extractor: str, *, cache=None,

@@ -25,3 +25,16 @@ def fail(message: str, code: int = 2) -> "typer.Exit":
     """Print one clear error line and return the exit to raise."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code)
+
+
+def load_dataset_or_fail(path: Path, **options):
+    """Load a data set, or exit with its one-line error; unreadable files are counted, not fatal."""
+    from synthscope.data import DatasetError, load_dataset
+
+    try:
+        dataset = load_dataset(path, **options)
+    except DatasetError as error:
+        raise fail(str(error))
+    if dataset.report.skipped:
+        typer.echo(f"skipped {len(dataset.report.skipped)} unreadable file(s) in {path}; `synthscope info {path}` lists them")
+    return dataset

@@ -9,20 +9,13 @@ import numpy as np
 import pandas as pd
 import typer
 
-from synthscope.commands._common import CacheDirOption, apply_cache_dir, fail
+from synthscope.commands._common import CacheDirOption, apply_cache_dir, fail, load_dataset_or_fail
 
 METHOD_CHOICES = ("auto", "consensus", "kmeans", "gmm", "ward", "spectral")
 
 
 def _load(path: Path, size_policy: str):
-    from synthscope.data import DatasetError, load_dataset
-
-    try:
-        dataset = load_dataset(path, size_policy=size_policy)
-    except DatasetError as error:
-        raise fail(str(error))
-    if dataset.report.skipped:
-        typer.echo(f"skipped {len(dataset.report.skipped)} unreadable file(s) in {path}; `synthscope info {path}` lists them")
+    dataset = load_dataset_or_fail(path, size_policy=size_policy)
     generated = (dataset.manifest["role"] == "generated").to_numpy()
     if not generated.any():
         raise fail(f"{path} holds no generated images to attribute (layout {dataset.layout})")

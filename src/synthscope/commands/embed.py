@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from synthscope.commands._common import CacheDirOption, apply_cache_dir, fail
+from synthscope.commands._common import CacheDirOption, apply_cache_dir, fail, load_dataset_or_fail
 
 
 def _parse_options(pairs: List[str]) -> dict:
@@ -39,7 +39,6 @@ def embed(
     if device not in ("auto", "cpu", "cuda"):
         raise fail(f"--device must be auto, cpu or cuda, got {device!r}")
     from synthscope.cache import CacheStats, EmbeddingCache, embed_dataset
-    from synthscope.data import DatasetError, load_dataset
     from synthscope.features import ExtractorUnavailable, get_extractor
 
     try:
@@ -49,12 +48,7 @@ def embed(
         raise fail(str(error.args[0]))
     except (ExtractorUnavailable, ValueError, TypeError, FileNotFoundError) as error:
         raise fail(str(error))
-    try:
-        dataset = load_dataset(path, size_policy=size_policy)
-    except DatasetError as error:
-        raise fail(str(error))
-    if dataset.report.skipped:
-        typer.echo(f"skipped {len(dataset.report.skipped)} unreadable file(s); `synthscope info {path}` lists them")
+    dataset = load_dataset_or_fail(path, size_policy=size_policy)
     cache = EmbeddingCache()
     stats = CacheStats()
     try:
