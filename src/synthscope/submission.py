@@ -52,6 +52,9 @@ class ValidationResult:
         return "\n".join([head] + [f"  error: {e}" for e in self.errors] + [f"  warning: {w}" for w in self.warnings])
 
 
+#: a first line whose id is one of these is read as a header, which run files must not have
+HEADER_NAMES = ("image_id", "id", "image", "filename", "name")
+
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
@@ -257,7 +260,7 @@ def _parse_lines(path: Path) -> tuple[list[tuple[int, str, str]], list[str], lis
         errors.append(f"blank line(s) at {_listed(blank)}")
     if malformed:
         errors.append(_listed(malformed) if len(malformed) <= _MAX_LISTED else f"{len(malformed)} malformed lines: {_listed(malformed)}")
-    if rows and rows[0][0] == 1 and rows[0][1].strip().lower() in ("image_id", "id", "image", "filename", "name"):
+    if rows and rows[0][0] == 1 and rows[0][1].strip().lower() in HEADER_NAMES:
         errors.append(f"line 1 looks like a header ({rows[0][1]},{rows[0][2]}); run files have no header")
         rows = rows[1:]
     return rows, errors, warnings
