@@ -156,6 +156,8 @@ def test_rank_test_is_significant_only_when_used_images_score_higher():
     assert null.message.startswith("no significant leakage")
     reversed_ = mb.rank_test(-(rng.normal(size=100) + 2 * y), y)   # one-sided: the wrong direction is no leak
     assert not reversed_.significant
+    both_ways = mb.rank_test(-(rng.normal(size=100) + 2 * y), y, alternative="two-sided")   # null controls
+    assert both_ways.significant and both_ways.statistic < 0.15 and "LOWER" in both_ways.message
     corrected = mb.rank_test(rng.normal(size=100) + 0.45 * y, y, n_tests=1000)
     assert corrected.p_value == 1.0 or corrected.p_value > mb.rank_test(rng.normal(size=100) + 0.45 * y, y).p_value
     with pytest.raises(ValueError, match="both used and not-used"):
@@ -241,10 +243,81 @@ def test_positive_and_null_controls_on_synthetic_images():
     assert result.passed and result.auc == 1.0 and copied.sum() == 20
     used = np.r_[np.ones(20), np.zeros(20)].astype(int)
     pool, stand_in, heldout = mb.split_null_control(real, used, seed=0)
-    assert heldout is None and not set(stand_in) & set(pool) and (used[stand_in] == 0).all()
+    # a third of each class stands in for the generated set, so neither class is favoured by construction
+    assert heldout is None and not set(stand_in) & set(pool) and len(set(stand_in) | set(pool)) == 40
+    assert (used[stand_in] == 1).sum() == (used[stand_in] == 0).sum() == 6
     features = pixel_features(real)
-    null = mb.run_null_control(features[pool], features[stand_in], used=used[pool])
-    assert null.passed and not null.verdict.significant
+    null = mb.null_control(features, used, score="distance", n_repeats=5)
+    assert null.passed and not null.verdict.significant and "of 5 splits" in null.message
+    assert mb.null_control(features, None, n_repeats=3).passed
+
+
+def scan_pool(seed: int = 0, n_scans: int = 30, dim: int = 40):
+    """Real images as CT-like scans: 15 used scans of 3 neighbouring "slices" each (all in the pool) and
+    15 not-used single slices. The generated set is a fresh sample: nothing leaked."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_scans, dim))
+    used = [c + 0.05 * rng.normal(size=(3, dim)) for c in centres[:15]]
+    real = np.concatenate(used + [centres[15:]])
+    labels = np.r_[np.ones(45), np.zeros(15)].astype(int)
+    scans = np.r_[np.repeat(np.arange(15), 3), np.arange(15, 30)]
+    generated = rng.normal(size=(300, dim))
+    return real, generated, labels, scans
+
+
+def test_near_duplicate_exclusion_removes_the_whole_scan_bias_of_calibrated_scores():
+    """Leave-one-out GAN-Leaks calibrates a used slice against its own neighbouring slice, so it punishes
+    exactly the used images; skipping near duplicates removes that bias (nothing leaked here)."""
+    real, generated, labels, scans = scan_pool()
+    biased = mb.MembershipScorer(scores=("gan_leaks",), near_duplicate_ratio=None).fit(generated).score(real)
+    fixed = mb.MembershipScorer(scores=("gan_leaks", "distance", "adjusted")).fit(generated).score(real)
+    assert roc_auc_score(labels, biased["gan_leaks"]) < 0.1
+    assert 0.25 < roc_auc_score(labels, fixed["gan_leaks"]) < 0.75
+    np.testing.assert_array_equal(mb.near_duplicate_groups(real), pd.factorize(scans)[0])
+
+
+def test_generator_free_baseline_flags_a_split_that_explains_the_separation():
+    """Used images with neighbouring slices in the pool: the baseline separates them without looking at
+    the generated set, and a verdict no better than that baseline carries a caution."""
+    real, generated, labels, _ = scan_pool(seed=1)
+    result = mb.score_membership({"x": real}, {"x": generated}, used=labels, primary="x:distance")
+    name, baseline = result.best_baseline
+    assert name == "x:pool_baseline" and baseline.statistic > 0.95 and baseline.significant
+    assert list(result.baseline.columns) == ["x:pool_baseline"]          # never a primary candidate
+    assert "x:pool_baseline" not in result.scores.columns
+    cautioned = mb.with_baseline_caveat(result.verdict, result.best_baseline)
+    assert "CAUTION" in cautioned.message and cautioned.p_value == result.verdict.p_value
+    weak_baseline = ("x:pool_baseline", mb.LeakageVerdict(False, 0.4, 0.55, "m", "no significant leakage."))
+    assert "below this score" in mb.with_baseline_caveat(result.verdict, weak_baseline).message
+
+
+def test_structure_adjusted_score_is_flat_when_distance_only_tracks_the_pool_spacing():
+    rng = np.random.default_rng(4)
+    d_real = rng.uniform(0.5, 3.0, 50)
+    flat = mb._structure_adjusted(2.0 * d_real ** 0.7, d_real)
+    np.testing.assert_allclose(flat, 0.0, atol=1e-9)
+    d_gen = 2.0 * d_real ** 0.7
+    d_gen[:5] *= 0.5                                     # five images much closer than their spacing predicts
+    adjusted = mb._structure_adjusted(d_gen, d_real)
+    assert set(np.argsort(adjusted)[-5:]) == set(range(5))
+
+
+def test_default_ensemble_leaves_out_the_reference_calibrated_scores(planted):
+    real, generated, copied = planted
+    result = mb.score_membership({"px": pixel_features(real)}, {"px": pixel_features(generated)})
+    assert mb.default_ensemble_columns(result.scores.columns) == ["px:distance", "px:adjusted"]
+    np.testing.assert_allclose(result.scores["ensemble"], mb.rank_ensemble(result.scores, ["px:distance", "px:adjusted"]))
+
+
+def test_split_null_control_keeps_groups_whole():
+    real, _, labels, scans = scan_pool(seed=2)
+    for seed in range(5):
+        pool, stand_in, _ = mb.split_null_control(real, labels, seed=seed, groups=scans)
+        assert not set(scans[pool]) & set(scans[stand_in])
+        assert set(labels[stand_in]) == {0, 1}
+        pool, stand_in, heldout = mb.split_null_control(real, None, seed=seed, groups=scans)
+        parts = [set(scans[rows]) for rows in (pool, stand_in, heldout)]
+        assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
 
 
 def _load_pngs(folder: Path) -> np.ndarray:
@@ -267,8 +340,7 @@ def test_controls_on_real_ct_slices(shared_dir):
     fit = mb.fit_threshold(scores, copied, "f1")
     assert fit.value >= 0.9
     features = features_fn(real)
-    pool, stand_in, _ = mb.split_null_control(features, labels, seed=0)
-    null = mb.run_null_control(features[pool], features[stand_in], used=labels[pool], score="gan_leaks")
+    null = mb.null_control(features, labels, score="distance")
     assert null.passed, null.message
     assert space.name == "px"
 

@@ -6,6 +6,11 @@ images itself.
 
 Scores (`MembershipScorer`):
 - ``distance``  -- minus the mean distance to the `n_neighbors` nearest generated images (the naive test).
+- ``adjusted``  -- the distance adjusted for the pool's own structure: minus the residual of
+  log(nearest-generated distance) after a least-squares fit on log(nearest-real distance) over the scored
+  pool (label-free). Whole-scan training sets put a used image's neighbouring slices in the pool, so
+  "has a close real neighbour" alone separates used from not-used on such splits (see `pool_baseline`);
+  this score asks whether the generated set is closer than that structure predicts.
 - ``gan_leaks`` -- GAN-Leaks calibration (Chen et al. 2020): the nearest-generated distance minus the
   nearest *reference real* distance, so an image that is merely typical (close to every sample of the
   population) does not look like a member.
@@ -14,7 +19,15 @@ Scores (`MembershipScorer`):
 - ``copies``    -- the number of generated images inside an epsilon-ball around x (eps = a low quantile of
   the reference set's own nearest-neighbour distances, i.e. "as close as two adjacent slices"); ties are
   broken by the nearest distance so that the order stays total.
-An ensemble averages the within-pool ranks of the chosen (space, score) columns.
+An ensemble averages the within-pool ranks of the (space, score) columns in `ENSEMBLE_SCORES`.
+
+Near duplicates: GAN-Leaks and DOMIAS calibrate against the nearest real images that are *not* near
+duplicates of the scored one (closer than `near_duplicate_ratio` x the median pairwise distance), because
+a neighbouring slice of the same scan says nothing about how typical the image is.
+
+A generator-free baseline, `pool_baseline` (minus the distance to the nearest other real image of the
+pool), is reported beside every score: when it separates used from not-used as well as a membership score,
+the split, not the generator, explains the separation.
 
 Reference set (what "typical" is measured against) -- the choice matters, and here is why the default
 is the scored pool itself, leave-one-out (`reference="pool"` in `run_membership`):
@@ -50,7 +63,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-SCORES = ("distance", "gan_leaks", "domias", "copies")
+SCORES = ("distance", "adjusted", "gan_leaks", "domias", "copies")
+#: scores the default ensemble averages: those that need no reference disjoint from the scored scans
+#: (GAN-Leaks and DOMIAS are kept as columns but reversed on whole-scan splits, see the module notes)
+ENSEMBLE_SCORES = ("distance", "adjusted", "registered")
+#: near-duplicate radius as a fraction of the pool's median pairwise distance: iqoth256 links adjacent
+#: slices of one scan below 6.0 where two random images are about 11 apart (64 px, grey levels in 0..1)
+NEAR_DUPLICATE_RATIO = 0.55
 #: scores that need the images themselves, not only features (run_membership computes them)
 IMAGE_SCORES = ("registered",)
 OBJECTIVES = ("f1", "accuracy", "kappa")
@@ -152,8 +171,11 @@ class MembershipScorer:
 
     def __init__(self, scores: Sequence[str] = SCORES, n_neighbors: int = 1, density_k: int = 5,
                  eps_quantile: float = 0.05, max_copies: int = 20,
+                 near_duplicate_ratio: float | None = NEAR_DUPLICATE_RATIO, max_near_duplicates: int = 48,
                  approx_threshold: int = APPROX_THRESHOLD, random_state: int = 0):
         self.scores = tuple(scores)
+        self.near_duplicate_ratio = near_duplicate_ratio
+        self.max_near_duplicates = max_near_duplicates
         self.n_neighbors = n_neighbors
         self.density_k = density_k
         self.eps_quantile = eps_quantile
@@ -169,6 +191,8 @@ class MembershipScorer:
             raise ValueError("n_neighbors >= 1, density_k >= 2 and max_copies >= 1 are required")
         if not 0 < self.eps_quantile < 1:
             raise ValueError("eps_quantile must be in (0, 1)")
+        if self.near_duplicate_ratio is not None and not self.near_duplicate_ratio > 0:
+            raise ValueError("near_duplicate_ratio must be positive (or None to keep near duplicates)")
 
     def fit(self, generated, reference=None) -> "MembershipScorer":
         self._check()
@@ -196,7 +220,11 @@ class MembershipScorer:
         k_gen = max(self.n_neighbors, self.density_k, self.max_copies if "copies" in self.scores else 1)
         gen_dist, _ = self._knn(real, self.generated_, k_gen)
         k_ref = max(2, self.n_neighbors, self.density_k)
-        ref_dist, _ = self._knn(real, reference, k_ref, exclude_self=leave_one_out)
+        self.near_duplicate_radius_ = self._near_duplicate_radius(reference)
+        n_excludable = self.max_near_duplicates if self.near_duplicate_radius_ > 0 else 0
+        wide_dist, _ = self._knn(real, reference, k_ref + n_excludable, exclude_self=leave_one_out)
+        ref_dist = wide_dist[:, :k_ref]
+        calib_dist = _beyond_radius(wide_dist, self.near_duplicate_radius_, k_ref)
         # the reference's own spacing: for eps (copies) and the intrinsic dimension (domias)
         k_self = max(2, min(self.density_k, n_reference))
         if leave_one_out:
@@ -207,19 +235,23 @@ class MembershipScorer:
         self.intrinsic_dim_ = float(np.clip(np.nan_to_num(intrinsic_dimension(ref_self), nan=1.0), 1.0,
                                             real.shape[1]))
         self.reference_mode_ = "leave-one-out" if leave_one_out else "reference set"
+        #: generator-free baseline: a close real neighbour in the pool, no generated image involved
+        self.pool_baseline_ = -ref_dist[:, 0].astype(np.float64)
         out = {}
         m = min(self.n_neighbors, gen_dist.shape[1], ref_dist.shape[1])
         d_gen = gen_dist[:, :m].mean(axis=1).astype(np.float64)
-        d_ref = ref_dist[:, :m].mean(axis=1).astype(np.float64)
+        d_calib = calib_dist[:, :m].mean(axis=1).astype(np.float64)
         for name in self.scores:
             if name == "distance":
                 out[name] = -d_gen
+            elif name == "adjusted":
+                out[name] = _structure_adjusted(d_gen, ref_dist[:, :k_self].mean(axis=1))
             elif name == "gan_leaks":
-                out[name] = d_ref - d_gen
+                out[name] = d_calib - d_gen
             elif name == "domias":
-                k = min(self.density_k, gen_dist.shape[1], ref_dist.shape[1])
+                k = min(self.density_k, gen_dist.shape[1], calib_dist.shape[1])
                 r_gen = np.maximum(gen_dist[:, k - 1].astype(np.float64), 1e-12)
-                r_ref = np.maximum(ref_dist[:, k - 1].astype(np.float64), 1e-12)
+                r_ref = np.maximum(calib_dist[:, k - 1].astype(np.float64), 1e-12)
                 out[name] = (math.log(n_reference / len(self.generated_))
                              + self.intrinsic_dim_ * (np.log(r_ref) - np.log(r_gen)))
             elif name == "copies":
@@ -228,6 +260,44 @@ class MembershipScorer:
                 # tie-break in [0, 0.5) for count 0 and [0.5, 1) otherwise: order stays count-first
                 out[name] = count + self.eps_ / (self.eps_ + nearest + 1e-12) * 0.999
         return pd.DataFrame(out)
+
+    def _near_duplicate_radius(self, reference: np.ndarray) -> float:
+        """`near_duplicate_ratio` x the median distance between random pairs of reference images (0 = off)."""
+        if self.near_duplicate_ratio is None:
+            return 0.0
+        rng = np.random.default_rng(self.random_state)
+        n_pairs = min(4000, len(reference) * (len(reference) - 1) // 2)
+        a = rng.integers(0, len(reference), n_pairs)
+        b = (a + rng.integers(1, len(reference), n_pairs)) % len(reference)   # never a == b
+        median = float(np.median(np.linalg.norm(reference[a] - reference[b], axis=1)))
+        return self.near_duplicate_ratio * median
+
+
+def _beyond_radius(sorted_distances: np.ndarray, radius: float, k: int) -> np.ndarray:
+    """The first k distances of each row that are >= radius (near duplicates skipped); rows with fewer
+    keep their farthest neighbours found, so every row has k values."""
+    if radius <= 0:
+        return sorted_distances[:, :k]
+    n, width = sorted_distances.shape
+    # sort key: near duplicates after every farther neighbour, otherwise in distance order
+    near = sorted_distances < radius
+    order = np.argsort(np.where(near, np.inf, 0.0) + np.arange(width)[None, :], axis=1, kind="stable")
+    picked = np.take_along_axis(sorted_distances, order, axis=1)[:, :k]
+    short = (~near).sum(axis=1) < k
+    if short.any():
+        picked[short] = sorted_distances[short][:, -k:]
+    return picked
+
+
+def _structure_adjusted(d_gen: np.ndarray, d_real: np.ndarray) -> np.ndarray:
+    """Minus the residual of log d_gen after a least-squares line on log d_real (fit on the scored pool,
+    no labels): how much closer the generated set is than the pool's own spacing predicts."""
+    log_gen = np.log(np.maximum(d_gen, 1e-12))
+    log_real = np.log(np.maximum(np.asarray(d_real, dtype=np.float64), 1e-12))
+    if len(log_gen) < 3 or np.ptp(log_real) == 0:
+        return -(log_gen - log_gen.mean())
+    slope, intercept = np.polyfit(log_real, log_gen, 1)
+    return -(log_gen - (slope * log_real + intercept))
 
 
 def rank_ensemble(scores: pd.DataFrame, columns: Sequence[str] | None = None) -> np.ndarray:
@@ -252,12 +322,17 @@ class LeakageVerdict:
     message: str
 
 
-def rank_test(scores, used, *, alpha: float = 0.05, n_tests: int = 1) -> LeakageVerdict:
-    """One-sided Mann-Whitney test: do used images score higher than not-used ones?
+def rank_test(scores, used, *, alpha: float = 0.05, n_tests: int = 1,
+              alternative: str = "greater") -> LeakageVerdict:
+    """Mann-Whitney test: do used images score higher than not-used ones (`alternative="greater"`, the
+    claim a membership score makes), or differently in either direction ("two-sided", for null controls,
+    where a reversed separation is as much a failure as a forward one)?
 
     `n_tests` > 1 applies a Bonferroni correction when the score was picked among several.
     statistic = the AUC (U / (n_used * n_not_used)).
     """
+    if alternative not in ("greater", "two-sided"):
+        raise ValueError("alternative must be 'greater' or 'two-sided'")
     scores = np.asarray(scores, dtype=float)
     used = np.asarray(used).astype(int)
     if scores.shape != used.shape:
@@ -265,11 +340,16 @@ def rank_test(scores, used, *, alpha: float = 0.05, n_tests: int = 1) -> Leakage
     pos, neg = scores[used == 1], scores[used == 0]
     if len(pos) == 0 or len(neg) == 0:
         raise ValueError("the rank test needs both used and not-used images")
-    result = stats.mannwhitneyu(pos, neg, alternative="greater")
+    result = stats.mannwhitneyu(pos, neg, alternative=alternative)
     auc = float(result.statistic) / (len(pos) * len(neg))
     p = float(min(1.0, result.pvalue * n_tests))
-    method = "one-sided Mann-Whitney U, used > not used" + (f", Bonferroni x{n_tests}" if n_tests > 1 else "")
-    if p < alpha:
+    method = ("one-sided Mann-Whitney U, used > not used" if alternative == "greater"
+              else "two-sided Mann-Whitney U, used vs not used") + (f", Bonferroni x{n_tests}" if n_tests > 1 else "")
+    if p < alpha and alternative == "two-sided":
+        direction = "higher" if auc > 0.5 else "LOWER"
+        message = (f"significant difference: used images score {direction} than not-used ones "
+                   f"(AUC {auc:.3f}, two-sided p = {p:.2g} < {alpha}).")
+    elif p < alpha:
         message = (f"significant leakage: used images score higher than not-used ones "
                    f"(AUC {auc:.3f}, p = {p:.2g} < {alpha}).")
     else:
@@ -431,6 +511,17 @@ class MembershipResult:
     verdicts: dict[str, LeakageVerdict] = field(default_factory=dict)   # per column, when labels exist
     reference: str = "leave-one-out"   # which reference calibrated the scores
     details: dict[str, dict] = field(default_factory=dict)              # per space: eps, intrinsic dim
+    #: generator-free baseline per space ("space:pool_baseline"): never a candidate for `primary`
+    baseline: pd.DataFrame | None = None
+    baseline_verdicts: dict[str, LeakageVerdict] = field(default_factory=dict)
+
+    @property
+    def best_baseline(self) -> tuple[str, LeakageVerdict] | None:
+        """The baseline column that separates the labels best (None without labels)."""
+        if not self.baseline_verdicts:
+            return None
+        name = max(self.baseline_verdicts, key=lambda c: self.baseline_verdicts[c].statistic)
+        return name, self.baseline_verdicts[name]
 
     @property
     def primary_scores(self) -> np.ndarray:
@@ -458,29 +549,69 @@ def score_membership(real: Mapping[str, np.ndarray], generated: Mapping[str, np.
     ids = [str(i) for i in ids] if ids is not None else [str(i) for i in range(n)]
     if len(ids) != n or any(len(x) != n for x in real.values()):
         raise ValueError("every real feature matrix must have one row per id")
-    columns, details = {}, {}
+    columns, details, baselines = {}, {}, {}
     for space, features in real.items():
         scorer = MembershipScorer(scores=scores, **scorer_params).fit(
             generated[space], None if reference is None else reference[space])
         table = scorer.score(features)
-        details[space] = {"eps": scorer.eps_, "intrinsic_dim": scorer.intrinsic_dim_}
+        details[space] = {"eps": scorer.eps_, "intrinsic_dim": scorer.intrinsic_dim_,
+                          "near_duplicate_radius": scorer.near_duplicate_radius_}
+        baselines[f"{space}:pool_baseline"] = scorer.pool_baseline_
         for name in table.columns:
             columns[f"{space}:{name}"] = table[name].to_numpy()
-    frame = pd.DataFrame(columns, index=pd.Index(ids, name="image_id"))
-    frame["ensemble"] = rank_ensemble(frame, ensemble_columns or [c for c in frame.columns])
+    index = pd.Index(ids, name="image_id")
+    frame = pd.DataFrame(columns, index=index)
+    baseline = pd.DataFrame(baselines, index=index)
+    frame["ensemble"] = rank_ensemble(frame, ensemble_columns or default_ensemble_columns(frame.columns))
     if primary not in frame.columns:
         raise ValueError(f"primary column {primary!r} not among {list(frame.columns)}")
     verdicts = {}
     if used is not None:
         used = np.asarray(used).astype(int)
         verdicts = {c: rank_test(frame[c].to_numpy(), used, alpha=alpha) for c in frame.columns}
+        baseline_verdicts = {c: rank_test(baseline[c].to_numpy(), used, alpha=alpha) for c in baseline.columns}
         verdict = verdicts[primary]
     else:
+        baseline_verdicts = {}
         space = next(iter(real))
         verdict = leakage_test(real=real[space], generated=generated[space],
                                heldout=None if reference is None else reference[space], alpha=alpha)
     return MembershipResult(frame, primary, verdict, verdicts,
-                            "leave-one-out" if reference is None else "reference set", details)
+                            "leave-one-out" if reference is None else "reference set", details,
+                            baseline, baseline_verdicts)
+
+
+def best_baseline(baseline: pd.DataFrame | None, used, *, alpha: float = 0.05):
+    """(column, verdict) of the generator-free baseline column with the highest AUC on `used`."""
+    if baseline is None or baseline.empty:
+        return None
+    verdicts = {c: rank_test(baseline[c].to_numpy(), used, alpha=alpha) for c in baseline.columns}
+    name = max(verdicts, key=lambda c: verdicts[c].statistic)
+    return name, verdicts[name]
+
+
+def with_baseline_caveat(verdict: LeakageVerdict, baseline) -> LeakageVerdict:
+    """The verdict, its message extended when a generator-free baseline separates the labels as well:
+    then the split of the real images, not the generator, may explain the separation."""
+    if baseline is None:
+        return verdict
+    name, base = baseline
+    if base.statistic < verdict.statistic:
+        return LeakageVerdict(verdict.significant, verdict.p_value, verdict.statistic, verdict.method,
+                              verdict.message + f" The generator-free baseline ({name}) reaches AUC "
+                              f"{base.statistic:.3f} on the same labels, below this score.")
+    return LeakageVerdict(verdict.significant, verdict.p_value, verdict.statistic, verdict.method,
+                          verdict.message + f" CAUTION: a score that never looks at the generated images "
+                          f"({name}: minus the distance to the nearest other real image) reaches AUC "
+                          f"{base.statistic:.3f} on the same labels, as high as this score: the separation may "
+                          f"come from how the real images were sampled (e.g. whole scans, so used images have "
+                          f"neighbouring slices in the pool), not from the generator.")
+
+
+def default_ensemble_columns(columns: Sequence[str]) -> list[str]:
+    """The "space:score" columns whose score is in `ENSEMBLE_SCORES` (all columns when none is)."""
+    chosen = [c for c in columns if c != "ensemble" and c.rsplit(":", 1)[-1] in ENSEMBLE_SCORES]
+    return chosen or [c for c in columns if c != "ensemble"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -687,37 +818,91 @@ def run_positive_control(real_features_fn, real_images, gen_images, *, reference
     return ControlResult("positive", passed, verdict, auc, message), values, control.copied
 
 
-def split_null_control(real, used=None, *, seed: int = 0):
-    """Held-out real images for a null control drawn from one group: with labels, half of the not-used
-    images become the generated set and the rest of the group is scored; without labels the group is cut
-    in three (pool, stand-in generated set, held-out set for the data-copying test).
+def near_duplicate_groups(features, *, ratio: float = NEAR_DUPLICATE_RATIO, random_state: int = 0) -> np.ndarray:
+    """Group label per image: connected components of the "closer than `ratio` x the median pairwise
+    distance" graph, i.e. runs of neighbouring slices of one scan (label-free)."""
+    from scipy.sparse.csgraph import connected_components
+    from sklearn.neighbors import radius_neighbors_graph
+
+    features = _as_matrix(features, "features")
+    if len(features) < 2:
+        return np.zeros(len(features), dtype=int)
+    radius = MembershipScorer(near_duplicate_ratio=ratio, random_state=random_state)._near_duplicate_radius(features)
+    graph = radius_neighbors_graph(features, radius, mode="connectivity", include_self=False)
+    return connected_components(graph, directed=False)[1]
+
+
+def split_null_control(real, used=None, *, seed: int = 0, groups=None):
+    """Held-out real images for a null control drawn from one group of a data set: with labels, about a
+    third of the used and a third of the not-used images become the generated set and the rest is scored;
+    without labels the images are cut in three (pool, stand-in generated set, held-out set for the
+    data-copying test).
+
+    The cut keeps near-duplicate groups (`near_duplicate_groups` of `real`, or `groups` when given) whole:
+    a stand-in that holds one slice of a scan whose neighbouring slice stays in the pool would make that
+    pool image look "copied", and the control would measure the split instead of the score.
     Returns (pool_rows, generated_rows, heldout_rows or None)."""
     rng = np.random.default_rng(seed)
     n = len(real)
+    if groups is None:   # images are accepted too: grouped by their flattened grey levels
+        groups = near_duplicate_groups(np.asarray(real, dtype=np.float32).reshape(n, -1))
+    groups = np.asarray(groups)
+    if len(groups) != n:
+        raise ValueError("groups must have one label per real image")
     if used is not None:
         used = np.asarray(used).astype(int)
-        not_used = rng.permutation(np.flatnonzero(used == 0))
-        half = len(not_used) // 2
-        if half < 2 or (used == 1).sum() < 2:
-            raise ValueError("the null control needs at least 4 not-used and 2 used images")
-        generated_rows = np.sort(not_used[:half])
+        if (used == 0).sum() < 3 or (used == 1).sum() < 3:
+            raise ValueError("the null control needs at least 3 used and 3 not-used images")
+        # a third of each class, as whole groups of that class only: a stand-in set drawn from one class
+        # would resemble that class (same scans, same sampling) and fake a separation either way
+        generated_rows = []
+        for value in (0, 1):
+            pure = [g for g in rng.permutation(np.unique(groups[used == value])) if (used[groups == g] == value).all()]
+            rows = _take_groups(groups, pure, int((used == value).sum()) // 3)
+            if len(rows) < 1:   # no whole group to spare: fall back to single images of the class
+                rows = rng.permutation(np.flatnonzero(used == value))[: max(1, int((used == value).sum()) // 3)]
+            generated_rows.append(rows)
+        generated_rows = np.sort(np.concatenate(generated_rows))
         pool_rows = np.sort(np.setdiff1d(np.arange(n), generated_rows))
         return pool_rows, generated_rows, None
     if n < 6:
         raise ValueError("the label-free null control needs at least 6 real images")
-    order = rng.permutation(n)
-    third = n // 3
-    return np.sort(order[2 * third:]), np.sort(order[:third]), np.sort(order[third:2 * third])
+    order = list(rng.permutation(np.unique(groups)))
+    generated_rows = _take_groups(groups, order, n // 3)
+    rest = [g for g in order if not np.isin(np.flatnonzero(groups == g), generated_rows).any()]
+    heldout_rows = _take_groups(groups, rest, n // 3)
+    pool_rows = np.setdiff1d(np.arange(n), np.concatenate([generated_rows, heldout_rows]))
+    if min(len(generated_rows), len(heldout_rows), len(pool_rows)) < 2:
+        order = rng.permutation(n)
+        third = n // 3
+        return np.sort(order[2 * third:]), np.sort(order[:third]), np.sort(order[third:2 * third])
+    return pool_rows, generated_rows, heldout_rows
+
+
+def _take_groups(groups: np.ndarray, order, target: int) -> np.ndarray:
+    """Rows of whole groups taken in `order`, skipping any group that would overshoot `target`."""
+    taken: list[np.ndarray] = []
+    count = 0
+    for g in order:
+        rows = np.flatnonzero(groups == g)
+        if count + len(rows) > target:
+            continue
+        taken.append(rows)
+        count += len(rows)
+        if count >= target:
+            break
+    return np.sort(np.concatenate(taken)) if taken else np.array([], dtype=int)
 
 
 def run_null_control(real, heldout_as_generated, *, reference=None, used=None, score: str = "gan_leaks",
                      alpha: float = 0.05, **scorer_params) -> ControlResult:
     """Null control: the generated set is replaced by held-out real images (feature matrices), so nothing
-    can have leaked. With labels the rank test of `score` must not be significant; without labels the
+    can have leaked. With labels the two-sided rank test of `score` must not be significant (a reversed
+    separation fails too: it shows a bias that would sink or fake a real signal); without labels the
     data-copying test must not be."""
     if used is not None:
         table = MembershipScorer(scores=(score,), **scorer_params).fit(heldout_as_generated, reference).score(real)
-        verdict = rank_test(table[score].to_numpy(), used, alpha=alpha)
+        verdict = rank_test(table[score].to_numpy(), used, alpha=alpha, alternative="two-sided")
     else:
         verdict = leakage_test(real=real, generated=heldout_as_generated, heldout=reference, alpha=alpha)
     passed = not verdict.significant
@@ -725,8 +910,48 @@ def run_null_control(real, heldout_as_generated, *, reference=None, used=None, s
                f"{', score ' + score if used is not None else ''}): {verdict.message}")
     if not passed and used is not None:
         message += (" A significant result here means the score separates used from not-used images for a "
-                    "reason other than the generator (e.g. used images are more typical of the population).")
+                    "reason other than the generator (e.g. used images are more typical of the population, or have "
+                    "neighbouring slices of their scan in the pool).")
     return ControlResult("null", passed, verdict, None, message)
+
+
+def null_control(features, used=None, *, score: str = "distance", n_repeats: int = 10, groups=None,
+                 seed: int = 0, alpha: float = 0.05, **scorer_params) -> ControlResult:
+    """The null control over `n_repeats` random group-aware splits (`split_null_control`) of one group's
+    real images (feature matrix), since a single split of a few dozen images is a noisy draw.
+
+    Passes when the median p-value of the per-split tests is >= alpha (under the null, p is uniform, so
+    most splits must come out non-significant); the message gives the median AUC (or Z_U) and how many
+    splits were significant. With labels each split is a two-sided rank test of `score`.
+    """
+    features = _as_matrix(features, "features")
+    if n_repeats < 1:
+        raise ValueError("n_repeats must be >= 1")
+    groups = near_duplicate_groups(features) if groups is None else np.asarray(groups)
+    verdicts = []
+    for repeat in range(n_repeats):
+        pool, stand_in, heldout = split_null_control(features, used, seed=seed + repeat, groups=groups)
+        verdicts.append(run_null_control(
+            features[pool], features[stand_in], reference=None if heldout is None else features[heldout],
+            used=None if used is None else np.asarray(used)[pool], score=score, alpha=alpha,
+            **scorer_params).verdict)
+    p_values = np.array([v.p_value for v in verdicts])
+    statistics = np.array([v.statistic for v in verdicts])
+    median_p = float(np.median(p_values))
+    passed = median_p >= alpha
+    n_significant = int((p_values < alpha).sum())
+    what = "AUC" if used is not None else "Z_U"
+    summary = LeakageVerdict(not passed, median_p, float(np.median(statistics)),
+                             verdicts[0].method + f", median over {n_repeats} group-aware splits",
+                             f"median {what} {np.median(statistics):.3f} (range {statistics.min():.2f} to "
+                             f"{statistics.max():.2f}), median p = {median_p:.2g}; {n_significant} of {n_repeats} "
+                             f"splits significant at {alpha}.")
+    message = (f"null control {'passed' if passed else 'FAILED'} (held-out real images as the generated set"
+               f"{', score ' + score if used is not None else ''}): {summary.message}")
+    if not passed:
+        message += (" The score separates the real images without any generator: the split of the real images "
+                    "(scans, sampling), not a generator, can produce its signal.")
+    return ControlResult("null", passed, summary, None, message)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -818,6 +1043,8 @@ class GroupRun:
     predictions: pd.Series              # image_id -> 0/1
     verdict: LeakageVerdict             # the gate: dev rank test when dev labels exist, else data-copying test
     copying_verdict: LeakageVerdict     # label-free data-copying test on the scored group itself
+    #: the generator-free baseline that separates the labels best (dev labels, else own labels), or None
+    baseline: tuple[str, LeakageVerdict] | None = None
 
 
 def _group_number(name: str) -> str | None:
@@ -907,7 +1134,8 @@ def run_membership(dataset, dev=None, *, spaces: Sequence[str] = DEFAULT_SPACES,
             # means the same in every configuration
             result.scores.insert(len(result.scores.columns) - 1, "images:registered", registered_copy_score(
                 data.images(real_rows), data.images(gen_rows)))
-            result.scores["ensemble"] = rank_ensemble(result.scores.drop(columns="ensemble"))
+            result.scores["ensemble"] = rank_ensemble(result.scores,
+                                                      default_ensemble_columns(result.scores.columns))
             if used is not None:
                 result.verdicts = {c: rank_test(result.scores[c].to_numpy(), used, alpha=alpha)
                                    for c in result.scores.columns}
@@ -945,7 +1173,10 @@ def run_membership(dataset, dev=None, *, spaces: Sequence[str] = DEFAULT_SPACES,
                 n_tests = len(dev_result.verdicts)
             if chosen not in dev_result.scores.columns:
                 raise ValueError(f"unknown score column {chosen!r}; available: {', '.join(dev_result.scores.columns)}")
-            gate = rank_test(dev_result.scores[chosen].to_numpy(), dev_used, alpha=alpha, n_tests=n_tests)
+            gate = with_baseline_caveat(
+                rank_test(dev_result.scores[chosen].to_numpy(), dev_used, alpha=alpha, n_tests=n_tests),
+                dev_result.best_baseline)
+            baseline = dev_result.best_baseline
             threshold = fit_threshold(dev_result.scores[chosen].to_numpy(), dev_used, objective)
             result = score_group(dataset, features, real_rows, gen_rows, dev_real if reference == "dev" else None,
                                  ids, None, chosen)
@@ -955,14 +1186,17 @@ def run_membership(dataset, dev=None, *, spaces: Sequence[str] = DEFAULT_SPACES,
             chosen = "ensemble" if primary == "auto" else primary
             result = score_group(dataset, features, real_rows, gen_rows, None, ids, None, chosen)
             copying = leakage_test(real=real[spaces[0]], generated=gen[spaces[0]], alpha=alpha)
-            gate = copying
+            gate, baseline = copying, None
             if own_used is not None and own_used.min() != own_used.max():
-                gate = rank_test(result.scores[chosen].to_numpy(), own_used, alpha=alpha)
+                baseline = best_baseline(result.baseline, own_used, alpha=alpha)
+                gate = with_baseline_caveat(rank_test(result.scores[chosen].to_numpy(), own_used, alpha=alpha),
+                                            baseline)
             threshold = fit_threshold(result.scores[chosen].to_numpy(), None, prevalence=prevalence)
         values = result.scores[chosen].to_numpy()
         if dev is not None and prevalence is not None:
             threshold = fit_threshold(values, None, prevalence=prevalence)
         predictions = pd.Series((values >= threshold.threshold).astype(int), index=pd.Index(ids, name="image_id"),
                                 name="used")
-        runs.append(GroupRun(group, dev_group, result, dev_result, chosen, threshold, predictions, gate, copying))
+        runs.append(GroupRun(group, dev_group, result, dev_result, chosen, threshold, predictions, gate, copying,
+                             baseline))
     return runs
