@@ -15,7 +15,8 @@ from synthscope.benchmark.base import BenchContext, BenchSection, shared_bench_d
 BENCHES = (("v1", "model_1", "folder_1"), ("v1", "model_2", "folder_2"), ("v2", "model_1", "folder_1"))
 QUICK_SPACES = ("pixels", "pixels-norm", "pixels-128", "pixels-lung", "fingerprint")
 FULL_SPACES = QUICK_SPACES + ("pixels-32", "effnet-lite0")
-FEATURE_SCORES = ("distance", "gan_leaks", "domias", "copies")
+FEATURE_SCORES = ("distance", "adjusted", "gan_leaks", "domias", "copies")
+NULL_SCORES = ("distance", "adjusted", "gan_leaks")
 
 
 def _fmt_ci(estimate) -> str:
@@ -34,7 +35,7 @@ def _speed(ctx: BenchContext) -> tuple[str, dict]:
         start = time.perf_counter()
         scorer.score(real)
         seconds = time.perf_counter() - start
-        lines.append(f"| all 4 feature scores, exact kNN (leave-one-out reference) | 10,000 gen x 4,000 real | {dim} | {seconds:.2f} |")
+        lines.append(f"| all {len(FEATURE_SCORES)} feature scores, exact kNN (leave-one-out reference) | 10,000 gen x 4,000 real | {dim} | {seconds:.2f} |")
         data[f"score_10k_x_4k_d{dim}_s"] = round(seconds, 2)
     n_big = 50_000 if ctx.quick else 200_000
     generated = rng.normal(size=(n_big, 64)).astype(np.float32)
@@ -86,15 +87,20 @@ def _quality(ctx: BenchContext, spaces) -> tuple[list[str], dict]:
         dev_used = _used_labels(one_dev, _group_rows(one_dev, dev_group)[0])
         label = f"{version} {dev_group}->{test_group}"
         rows = []
-        for column in run.result.scores.columns:
-            dev_scores = run.dev_result.scores[column].to_numpy()
+        # generator-free baselines last: they show what the split of the real images alone gives
+        columns = [(c, run.dev_result.scores, run.result.scores, run.dev_result.verdicts)
+                   for c in run.result.scores.columns]
+        columns += [(c, run.dev_result.baseline, run.result.baseline, run.dev_result.baseline_verdicts)
+                    for c in run.result.baseline.columns]
+        for column, dev_table, test_table, dev_verdicts in columns:
+            dev_scores = dev_table[column].to_numpy()
             threshold = fit_threshold(dev_scores, dev_used, "f1")
-            values = run.result.scores[column].to_numpy()
+            values = test_table[column].to_numpy()
             report = membership_report(y, (values >= threshold.threshold).astype(int), values, n_boot=n_boot)
             e = report.estimates
             rows.append({
-                "column": column, "dev_auc": run.dev_result.verdicts[column].statistic,
-                "dev_p": run.dev_result.verdicts[column].p_value,
+                "column": column, "dev_auc": dev_verdicts[column].statistic,
+                "dev_p": dev_verdicts[column].p_value,
                 **{k: (e[k].value, e[k].ci_low, e[k].ci_high) for k in e},
                 "all_used_f1": report.baselines["all_used"]["f1"],
                 "test_verdict_p": rank_test(values, y).p_value,
@@ -115,8 +121,9 @@ def _quality(ctx: BenchContext, spaces) -> tuple[list[str], dict]:
                        "side_channel_auc_nearest_dev_used": side_channel_auc,
                        "typicality_auc_nearest_real": typicality_auc}
         md += [f"### {label} ({len(y)} test real images, {int(y.sum())} used)", "",
-               f"- Dev-selected column (`--primary auto`, highest dev AUC among {len(rows)}): **{run.primary}** "
-               f"(dev AUC {chosen['dev_auc']:.3f}); gate on dev labels, Bonferroni x{len(rows)}: "
+               f"- Dev-selected column (`--primary auto`, highest dev AUC among {len(run.result.scores.columns)}): "
+               f"**{run.primary}** (dev AUC {chosen['dev_auc']:.3f}); gate on dev labels, Bonferroni "
+               f"x{len(run.result.scores.columns)}: "
                f"**{run.verdict.message}**",
                f"- On test at the dev-fitted F1 threshold: AUC {chosen['roc_auc'][0]:.3f} "
                f"[{chosen['roc_auc'][1]:.2f}, {chosen['roc_auc'][2]:.2f}], F1 {chosen['f1'][0]:.3f} "
@@ -126,6 +133,9 @@ def _quality(ctx: BenchContext, spaces) -> tuple[list[str], dict]:
                f"- Not generator signals (sampling of the benchmark's real images): nearest-real-neighbour "
                f"typicality AUC {typicality_auc:.3f}; 'closer to a dev used image than to a dev not-used image' "
                f"AUC {side_channel_auc:.3f} (adjacent slices of one training scan are split between dev and test).",
+               "",
+               "Rows `space:pool_baseline` are generator-free baselines (minus the distance to the nearest other "
+               "real image of the folder): they never look at the generated images.",
                "",
                "| column | dev AUC | dev p | test AUC [95% CI] | TPR@1%FPR | F1 | acc | prec | rec | spec | kappa | all-used F1 |",
                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -141,12 +151,11 @@ def _quality(ctx: BenchContext, spaces) -> tuple[list[str], dict]:
 def _controls(ctx: BenchContext) -> tuple[list[str], dict]:
     from synthscope.data import load_dataset, read_ground_truth
     from synthscope.membership import (
-        _group_rows, _used_labels, dataset_space_features, fit_threshold, run_null_control, run_positive_control,
-        split_null_control,
+        _group_rows, _used_labels, dataset_space_features, fit_threshold, null_control, run_positive_control,
     )
     from synthscope.metrics import membership_report
 
-    md = ["| benchmark | score | copies injected (test) | AUC copied vs not | F1 at dev-fitted threshold [95% CI] | null control (test group) |",
+    md = ["| benchmark | score | copies injected (test) | AUC copied vs not | F1 at dev-fitted threshold [95% CI] | null control (test group, two-sided) |",
           "|---|---|---|---|---|---|"]
     data = {}
     for version, dev_group, test_group in BENCHES:
@@ -168,13 +177,13 @@ def _controls(ctx: BenchContext) -> tuple[list[str], dict]:
             report = membership_report(t_truth.astype(int), (t_scores >= fit.threshold).astype(int), t_scores,
                                        n_boot=200 if ctx.quick else 1000)
             f1 = report.estimates["f1"]
-            # null control: half of the test group's not-used images replace the generated set
+            # null control: whole near-duplicate groups (a third of each class) replace the generated set,
+            # ten random splits, two-sided tests, so a reversed separation fails too
             feats = dataset_space_features(test, "pixels-norm")[t_real]
-            pool, stand_in, _ = split_null_control(feats, t_used, seed=0)
-            nulls = {s: run_null_control(feats[pool], feats[stand_in], used=t_used[pool], score=s)
-                     for s in ("gan_leaks", "distance")}
-            null_text = "; ".join(f"{s}: {'passed' if n.passed else 'FAILED'} (AUC {n.verdict.statistic:.2f}, "
-                                  f"p {n.verdict.p_value:.2g})" for s, n in nulls.items())
+            nulls = {s: null_control(feats, t_used, score=s, n_repeats=10) for s in NULL_SCORES}
+            null_text = "; ".join(f"{s}: {'passed' if n.passed else 'FAILED'} (median AUC {n.verdict.statistic:.2f}, "
+                                  f"median p {n.verdict.p_value:.2g}, {n.message.split('; ')[-1].split(' splits')[0]} "
+                                  f"splits significant)" for s, n in nulls.items())
             label = f"{version} {dev_group}->{test_group}"
             md.append(f"| {label} | {score} | {int(t_truth.sum())} | {result.auc:.3f} | {_fmt_ci(f1)} | {null_text} |")
             data[f"{label} {score}"] = {"auc": result.auc, "f1": f1.__dict__, "threshold": fit.threshold,

@@ -47,11 +47,12 @@ def membership(
     dev: Optional[Path] = typer.Option(None, "--dev", help="Labelled dev folder: the threshold (and --primary auto) are fit on it."),
     space: List[str] = typer.Option(["pixels-norm", "pixels-128", "pixels-lung", "fingerprint"], "--space", "-s",
                                     help="Feature space(s): pixels, pixels-norm, pixels-lung, pixels-32, pixels-128, fingerprint, effnet-lite0, astra-ct."),
-    score: List[str] = typer.Option(["distance", "gan_leaks", "domias", "copies", "registered"], "--score",
-                                    help="Scores: distance, gan_leaks, domias, copies (on features), registered (shift-registered copy distance on the images)."),
+    score: List[str] = typer.Option(["distance", "adjusted", "gan_leaks", "domias", "copies", "registered"], "--score",
+                                    help="Scores: distance, adjusted (distance beyond what the real pool's own spacing predicts), gan_leaks, domias, "
+                                         "copies (on features), registered (shift-registered copy distance on the images)."),
     primary: str = typer.Option("auto", "--primary",
                                 help="Column behind the predictions: auto (the best dev AUC, verdict Bonferroni-corrected for the choice; "
-                                     "ensemble without dev), ensemble (mean rank of all columns) or SPACE:SCORE."),
+                                     "ensemble without dev), ensemble (mean rank of the distance, adjusted and registered columns) or SPACE:SCORE."),
     objective: str = typer.Option("f1", "--objective", help="Threshold objective on dev: f1, accuracy or kappa."),
     prevalence: Optional[float] = typer.Option(None, "--prevalence", min=0.0, max=1.0,
                                                help="Expected fraction used: threshold at that quantile instead."),
@@ -113,7 +114,7 @@ def membership(
 
 def _evaluate(truth_path: Path, runs, predictions: pd.Series, n_boot: int) -> None:
     from synthscope.data import DatasetError, read_ground_truth
-    from synthscope.membership import rank_test
+    from synthscope.membership import best_baseline, rank_test
     from synthscope.metrics import membership_report
 
     try:
@@ -131,6 +132,14 @@ def _evaluate(truth_path: Path, runs, predictions: pd.Series, n_boot: int) -> No
         else:
             typer.echo("test labels, for evaluation only: "
                        + rank_test(run.result.scores[run.primary].to_numpy(), y).message)
+            same_space = f"{run.primary.split(':')[0]}:pool_baseline"
+            baseline = run.result.baseline
+            if baseline is not None and same_space in baseline.columns:
+                baseline = baseline[[same_space]]
+            base = best_baseline(baseline, y)
+            if base is not None:
+                typer.echo(f"generator-free baseline on the same labels: {base[0]} AUC {base[1].statistic:.3f} "
+                           f"(minus the distance to the nearest other real image; it never looks at the generated set)")
         report = membership_report(y, run.predictions.to_numpy(),
                                    run.result.scores[run.primary].to_numpy(), n_boot=n_boot)
         typer.echo(report.format())
@@ -146,7 +155,9 @@ def controls(
     space: str = typer.Option("pixels-norm", "--space", "-s", help="Feature space for both controls."),
     positive_score: str = typer.Option("registered", "--positive-score",
                                        help="Score for the positive control (registered = shift-registered copy distance on the images)."),
-    null_score: str = typer.Option("gan_leaks", "--null-score", help="Score for the (labelled) null control."),
+    null_score: str = typer.Option("distance", "--null-score", help="Score for the (labelled) null control."),
+    null_repeats: int = typer.Option(10, "--null-repeats", min=1,
+                                     help="Random group-aware splits the null control is repeated over (median p decides)."),
     fraction: float = typer.Option(0.5, "--fraction", min=0.01, max=1.0, help="Fraction of real images copied into the generated set."),
     copy_from: str = typer.Option("not_used", "--copy-from",
                                   help="Which real images to copy when labels exist: not_used, used or all."),
@@ -159,8 +170,8 @@ def controls(
     as the generated set: the verdict must be "no leakage"). Exits 1 when a control fails."""
     from synthscope.features import ExtractorUnavailable
     from synthscope.membership import (
-        SCORES, dataset_space_features, fit_threshold, run_null_control, run_positive_control,
-        split_null_control, _group_rows, _used_labels, pair_groups,
+        SCORES, dataset_space_features, fit_threshold, null_control, run_positive_control,
+        _group_rows, _used_labels, pair_groups,
     )
 
     apply_cache_dir(cache_dir)
@@ -203,10 +214,7 @@ def controls(
             typer.echo(f"  F1 of flagging the copies at the {'dev-fitted' if dev_set is not None else 'mixture'} "
                        f"threshold: {f1:.3f} ({int(predicted.sum())} flagged, {int(truth.sum())} copied)")
             failed |= not result.passed
-            pool, stand_in, heldout = split_null_control(features[real_rows], used, seed=seed)
-            null = run_null_control(features[real_rows][pool], features[real_rows][stand_in],
-                                    reference=None if heldout is None else features[real_rows][heldout],
-                                    used=None if used is None else used[pool], score=null_score)
+            null = null_control(features[real_rows], used, score=null_score, n_repeats=null_repeats, seed=seed)
             typer.echo(null.message)
             failed |= not null.passed
     except ExtractorUnavailable as error:
