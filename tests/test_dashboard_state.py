@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,7 @@ def test_workspace_reads_a_bench_root_with_both_subtasks(loaded):
         ("membership", "dev"), ("membership", "test"), ("attribution", "dev"), ("attribution", "test")}
     attribution = loaded.attribution
     assert attribution.n == 3 * 16 + 4 * 16
-    assert attribution.k == 4                              # four generators in the test ground truth
+    assert attribution.k == 3            # the dev generators: test ground truth never sets a parameter
     assert set(attribution.frame.loc[attribution.frame.split == "dev", "known_label"]) == {"model_1", "model_2", "model_3"}
     assert (attribution.frame.loc[attribution.frame.split == "test", "known_label"] == "").all()
     membership = loaded.membership
@@ -372,6 +373,19 @@ def test_cli_finds_the_notebook_and_rejects_a_missing_folder(tmp_path):
     assert "--port=8899" in argv and "--Voila.ip=127.0.0.1" in argv and str(notebook) in argv
     result = CliRunner().invoke(app, ["dashboard", str(tmp_path / "nope")])
     assert result.exit_code != 0 and "not found" in result.output
+    assert "SYNTHSCOPE_DASHBOARD_K" not in voila_command(tmp_path)[1] or "SYNTHSCOPE_DASHBOARD_K" in os.environ
+    assert voila_command(tmp_path, k=4)[1]["SYNTHSCOPE_DASHBOARD_K"] == "4"
+
+
+def test_the_task_k_from_the_command_line_reaches_the_clustering(workspace, monkeypatch):
+    """`synthscope dashboard --k 4` sets the environment the Voila kernel reads; the default k is the dev
+    generator count (3 here), never the number of classes in the test ground truth."""
+    from synthscope_dashboard.app import build
+
+    assert build(workspace=workspace).state.k == 3
+    monkeypatch.setenv("SYNTHSCOPE_DASHBOARD_K", "4")
+    state = build(workspace=workspace).state
+    assert state.k == 4 and len(np.unique(state.assignments)) == 4
 
 
 def test_figures_are_saved_as_html_and_png(app, tmp_path):

@@ -157,7 +157,11 @@ def test_demo_serve_hands_the_demo_root_to_the_dashboard(quick_demo, monkeypatch
     from synthscope.cli import app
 
     calls = []
-    monkeypatch.setattr(dashboard, "serve_dashboard", lambda path, host, port: calls.append((path, host, port)) or 0)
+    monkeypatch.setattr(dashboard, "serve_dashboard",
+                        lambda path, host, port, k=None: calls.append((path, host, port, k)) or 0)
     result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(quick_demo.root), "--serve", "--port", "9911"])
     assert result.exit_code == 0, result.output
-    assert calls == [(quick_demo.root, "127.0.0.1", 9911)]
+    # k is the demo's task statement (every zoo generator is in sub-task 2 test), not read from its truth file
+    from synthscope.demo import demo_config
+
+    assert calls == [(quick_demo.root, "127.0.0.1", 9911, len(demo_config(quick=True).lab.models))]

@@ -19,6 +19,7 @@ from synthscope_dashboard.views.training import TrainingView
 from synthscope_dashboard.workspace import Workspace, WorkspaceError, load_workspace
 
 ENV_PATH = "SYNTHSCOPE_DASHBOARD_PATH"
+ENV_K = "SYNTHSCOPE_DASHBOARD_K"
 
 
 class PageShown(anywidget.AnyWidget):
@@ -101,6 +102,8 @@ def build(path: str | os.PathLike | None = None, *, cache_dir=None, extractor: s
     `path` defaults to $SYNTHSCOPE_DASHBOARD_PATH. Bad input gives a page that says what is wrong.
     `state_options` set AppState traits before the first clustering (e.g. method="kmeans", k=5).
     """
+    if "k" not in state_options and os.environ.get(ENV_K, "").isdigit():
+        state_options["k"] = int(os.environ[ENV_K])   # `synthscope dashboard --k N`
     if workspace is None:
         path = path or os.environ.get(ENV_PATH)
         if not path:

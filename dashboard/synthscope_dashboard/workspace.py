@@ -239,76 +239,108 @@ def _attribution_from(datasets, extractor: str, cache, path: str) -> Attribution
         hints = {m: f"{', '.join(hints.values())} not cached for these features yet: run "
                     f"`synthscope prepare {path} --extractor {extractor}` once (UMAP compiles for about a minute)."
                  for m in list(hints)[:1]}
+    # k is part of the task statement (`synthscope dashboard --k N` or the k box); the default is the dev
+    # generator count -- never the test ground truth, which is for evaluation only
     known = frame.loc[frame["known_label"] != "", "known_label"].nunique()
-    truth = frame.loc[frame["truth"] != "", "truth"].nunique()
-    k = max(int(known), int(truth), 2)
+    k = max(int(known), 2)
     return AttributionData(frame=frame, features=X, extractor=extractor, load_images=matrix.load_images,
                            projections=projections, projection_hints=hints, k=k)
 
 
-MEMBERSHIP_SPACES = ("pixels", "fingerprint")
+MEMBERSHIP_SPACES = ("pixels-norm", "pixels-128", "fingerprint")
+
+
+@dataclass
+class _ScoredGroup:
+    dataset: object
+    group: str
+    real_rows: np.ndarray
+    gen_rows: np.ndarray
+    label: np.ndarray          # 1 used / 0 not used / -1 unknown
+    labelled: bool
+    result: object             # core MembershipResult
 
 
 def _membership_from(datasets, extractor: str, cache) -> MembershipData:
     """Score every real image against its own group's generated images (core `score_membership`).
 
-    Calibration reference: the real images of the other split (disjoint, same population) when both
-    dev and test are loaded, else the pool itself leave-one-out. Test labels are never passed in.
+    Reference: each folder's own real images, leave-one-out, near duplicates skipped (the other split is
+    no clean reference: whole scans are split between dev and test). The column shown is the one with the
+    best mean dev AUC (gate Bonferroni-corrected for that choice), as `synthscope membership --primary auto`
+    picks it; without dev labels, the rank ensemble. Test labels are never passed in.
     """
-    from synthscope.cache import embed_dataset
-    from synthscope.membership import rank_test, score_membership
+    from synthscope.membership import SPACES, dataset_space_features, rank_test, score_membership, with_baseline_caveat
     from synthscope.workspace import ground_truth_beside
 
-    spaces = tuple(dict.fromkeys((*MEMBERSHIP_SPACES, extractor)))
-    features = {id(d): {s: embed_dataset(d, s, cache=cache, progress=False) for s in spaces} for d in datasets}
-    real_by_split = {d.split: {s: features[id(d)][s][(d.manifest["role"] == "real").to_numpy()] for s in spaces}
-                     for d in datasets}
-    frames, parts, gen_parts, real_blocks, leakage = [], [], {}, [], {}
+    spaces = tuple(dict.fromkeys((*MEMBERSHIP_SPACES, *([extractor] if extractor in SPACES else []))))
+    scored: list[_ScoredGroup] = []
+    features = {}
     for dataset in sorted(datasets, key=lambda d: d.split):
         manifest = dataset.manifest
-        X = features[id(dataset)]
-        other = [split for split in real_by_split if split != dataset.split]
-        reference = real_by_split[other[0]] if other else None
-        truth = ground_truth_beside(dataset.root) if dataset.split == "test" else None
+        X = features[id(dataset)] = {"pixels": embed_dataset_pixels(dataset, cache),
+                                     **{s: dataset_space_features(dataset, s, cache=cache) for s in spaces}}
         for group in sorted(manifest["group"].unique()):
             in_group = (manifest["group"] == group).to_numpy()
             real_rows = np.flatnonzero(in_group & (manifest["role"] == "real").to_numpy())
             gen_rows = np.flatnonzero(in_group & (manifest["role"] == "generated").to_numpy())
             if len(real_rows) < 3 or len(gen_rows) == 0:
                 continue
-            part = manifest.iloc[real_rows]
-            label = part["label"].map({"used": 1, "not_used": 0}).fillna(-1).astype(int).to_numpy()
+            label = manifest.iloc[real_rows]["label"].map({"used": 1, "not_used": 0}).fillna(-1).astype(int).to_numpy()
             labelled = dataset.split == "dev" and (label >= 0).all() and len(np.unique(label)) == 2
             result = score_membership({s: X[s][real_rows] for s in spaces}, {s: X[s][gen_rows] for s in spaces},
-                                      reference, ids=part["image_id"].tolist(), used=label if labelled else None)
-            if dataset.split == "dev":
-                verdict = result.verdict
-                leakage[str(group)] = LeakageResult(verdict.significant, verdict.p_value, verdict.method, verdict.message)
-            truth_values = (part["image_id"].map(truth).fillna(-1).astype(int).to_numpy() if truth is not None
-                            else label)
-            frames.append(pd.DataFrame({
-                "key": dataset.split + ":" + part["image_id"].astype(str),
-                "image_id": part["image_id"].astype(str).to_numpy(), "split": dataset.split,
-                "group": str(group), "label": label, "truth": truth_values, "score": result.primary_scores,
-            }))
-            parts.append((dataset, real_rows))
-            real_blocks.append(X["pixels"][real_rows])
-            gen_parts[(dataset.split, str(group))] = (dataset, gen_rows)
-    if not frames:
+                                      None, ids=manifest.iloc[real_rows]["image_id"].astype(str).tolist(),
+                                      used=label if labelled else None)
+            scored.append(_ScoredGroup(dataset, str(group), real_rows, gen_rows, label, labelled, result))
+    if not scored:
         raise WorkspaceError("no group holds both real and generated images, so nothing can be scored")
+    with_labels = [g for g in scored if g.labelled]
+    column, n_tests = "ensemble", 1
+    if with_labels:
+        candidates = list(with_labels[0].result.scores.columns)
+        mean_auc = {c: float(np.mean([g.result.verdicts[c].statistic for g in with_labels])) for c in candidates}
+        column, n_tests = max(candidates, key=lambda c: mean_auc[c]), len(candidates)
+    frames, parts, gen_parts, real_blocks, leakage = [], [], {}, [], {}
+    for g in scored:
+        part = g.dataset.manifest.iloc[g.real_rows]
+        values = g.result.scores[column].to_numpy()
+        if g.labelled:
+            verdict = with_baseline_caveat(rank_test(values, g.label, n_tests=n_tests), g.result.best_baseline)
+            leakage[g.group] = LeakageResult(verdict.significant, verdict.p_value, verdict.method, verdict.message)
+        truth = ground_truth_beside(g.dataset.root) if g.dataset.split == "test" else None
+        truth_values = (part["image_id"].map(truth).fillna(-1).astype(int).to_numpy() if truth is not None
+                        else g.label)
+        frames.append(pd.DataFrame({
+            "key": g.dataset.split + ":" + part["image_id"].astype(str),
+            "image_id": part["image_id"].astype(str).to_numpy(), "split": g.dataset.split,
+            "group": g.group, "label": g.label, "truth": truth_values, "score": values,
+        }))
+        parts.append((g.dataset, g.real_rows))
+        real_blocks.append(features[id(g.dataset)]["pixels"][g.real_rows])
+        gen_parts[(g.dataset.split, g.group)] = (g.dataset, g.gen_rows)
     frame = pd.concat(frames, ignore_index=True)
     real_features = np.concatenate(real_blocks)
     frame["rank"] = within_group_rank(frame)
     dev = frame[frame["label"] >= 0]
     if len(leakage) > 1 and dev["label"].nunique() == 2:
-        pooled = rank_test(dev["rank"].to_numpy(), dev["label"].to_numpy(), n_tests=1)
+        pooled = rank_test(dev["rank"].to_numpy(), dev["label"].to_numpy(), n_tests=n_tests)
         leakage["all"] = LeakageResult(pooled.significant, pooled.p_value, pooled.method + " (ranks pooled over models)",
                                        pooled.message)
     elif leakage:
         leakage["all"] = next(iter(leakage.values()))
-    return MembershipData(frame=frame, score_name="rank ensemble of distance, GAN-Leaks, DOMIAS and copy scores in "
-                          + " and ".join(spaces) + " space", load_real=partial(load_pooled_images, parts),
+    if with_labels:
+        score_name = (f"{column}, the best of {n_tests} columns by mean dev AUC ({' / '.join(spaces)} spaces; "
+                      f"reference: each folder's own real images, leave-one-out)")
+    else:
+        score_name = f"rank ensemble of the distance and adjusted scores in {' / '.join(spaces)} space (no dev labels)"
+    return MembershipData(frame=frame, score_name=score_name, load_real=partial(load_pooled_images, parts),
                           nearest=_nearest_finder(frame, real_features, gen_parts, cache), leakage=leakage)
+
+
+def embed_dataset_pixels(dataset, cache) -> np.ndarray:
+    """64 px grey levels of every manifest row: the space of the nearest-neighbour galleries."""
+    from synthscope.cache import embed_dataset
+
+    return embed_dataset(dataset, "pixels", cache=cache, progress=False)
 
 
 def _nearest_finder(frame: pd.DataFrame, real_features: np.ndarray, gen_parts: dict, cache):

@@ -36,7 +36,9 @@ class GeneratorsView(View):
                                            layout=widgets.Layout(width="190px"))
         self.color_by = widgets.ToggleButtons(options=[("clusters", "cluster"), ("known labels", "known")],
                                               value=state.color_by, style={"button_width": "100px"})
-        self.k = widgets.BoundedIntText(value=state.k, min=1, max=64, description="k", layout=widgets.Layout(width="120px"))
+        self.k = widgets.BoundedIntText(value=state.k, min=1, max=64, description="k", layout=widgets.Layout(width="120px"),
+                                        tooltip="number of generators: the task states it (synthscope dashboard --k N); "
+                                                "the default is the number of dev generators")
         self.method = widgets.Dropdown(options=CLUSTER_METHODS, value=state.method if state.method in CLUSTER_METHODS else "auto",
                                        description="method", layout=widgets.Layout(width="190px"))
         self.recluster = widgets.Button(description="Re-cluster", icon="refresh", tooltip="replaces the clusters (undo brings them back)")

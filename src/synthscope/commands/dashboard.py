@@ -19,6 +19,7 @@ import typer
 from synthscope.commands._common import CacheDirOption, apply_cache_dir, fail
 
 ENV_PATH = "SYNTHSCOPE_DASHBOARD_PATH"
+ENV_K = "SYNTHSCOPE_DASHBOARD_K"
 NOTEBOOK_NAME = "app.ipynb"
 # The same thin notebook as dashboard/app.ipynb, for installs that do not ship the repo's copy.
 _THIN_NOTEBOOK = """{
@@ -52,12 +53,16 @@ def find_notebook() -> Path:
 
 
 def voila_command(path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8866, *,
-                  open_browser: bool = False, preheat: bool = True) -> tuple[list[str], dict[str, str]]:
-    """The Voila command line and environment that serve the dashboard for `path`."""
+                  open_browser: bool = False, preheat: bool = True,
+                  k: int | None = None) -> tuple[list[str], dict[str, str]]:
+    """The Voila command line and environment that serve the dashboard for `path` (with `k` generators
+    to cluster into, when the task states it)."""
     notebook = find_notebook()
     data_path = Path(path).expanduser().resolve()
     env = dict(os.environ)
     env[ENV_PATH] = str(data_path)
+    if k is not None:
+        env[ENV_K] = str(int(k))
     argv = [sys.executable, "-m", "voila", str(notebook), f"--Voila.ip={host}", f"--port={port}",
             "--no-browser" if not open_browser else "--Voila.open_browser=True",
             "--show_tracebacks=True", f"--Voila.root_dir={notebook.parent}",
@@ -69,12 +74,12 @@ def voila_command(path: str | os.PathLike, host: str = "127.0.0.1", port: int = 
 
 
 def serve_dashboard(path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8866,
-                    open_browser: bool = False, *, preheat: bool = True) -> int:
+                    open_browser: bool = False, *, preheat: bool = True, k: int | None = None) -> int:
     """Serve the dashboard for `path` until interrupted; returns Voila's exit code."""
     data_path = Path(path).expanduser()
     if not data_path.is_dir():
         raise FileNotFoundError(f"data folder not found: {data_path}")
-    argv, env = voila_command(data_path, host, port, open_browser=open_browser, preheat=preheat)
+    argv, env = voila_command(data_path, host, port, open_browser=open_browser, preheat=preheat, k=k)
     typer.echo(f"synthscope dashboard: serving {data_path.resolve()} at http://{host}:{port}/ (Ctrl-C stops)")
     process = subprocess.Popen(argv, env=env)
 
@@ -105,11 +110,14 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8866, "--port", help="port to serve on"),
         host: str = typer.Option("127.0.0.1", "--host", help="address to bind (keep 127.0.0.1 unless you mean to share it)"),
         open_browser: bool = typer.Option(False, "--open/--no-open", help="open a browser tab"),
+        k: Optional[int] = typer.Option(None, "--k", min=1,
+                                        help="number of generators in the sub-task 2 test set, as the task states it "
+                                             "(default: the number of generators in the dev folder)"),
         cache_dir: Optional[Path] = CacheDirOption,
     ) -> None:
         """Explore, curate and present both sub-tasks in the browser (Voila)."""
         apply_cache_dir(cache_dir)
         if not path.expanduser().is_dir():
             raise fail(f"data folder not found: {path}")
-        code = serve_dashboard(path, host, port, open_browser)
+        code = serve_dashboard(path, host, port, open_browser, k=k)
         raise typer.Exit(code)

@@ -12,7 +12,7 @@ import typer
 from synthscope.commands._common import CacheDirOption, apply_cache_dir, fail
 
 
-def _serve(path: Path, host: str, port: int) -> None:
+def _serve(path: Path, host: str, port: int, k: int | None = None) -> None:
     """Hand the demo over to the dashboard command, when it is installed."""
     try:
         dashboard = importlib.import_module("synthscope.commands.dashboard")
@@ -23,7 +23,7 @@ def _serve(path: Path, host: str, port: int) -> None:
             f"serve_dashboard is missing); the demo data is ready at {path}."
         )
         raise typer.Exit(1)
-    raise typer.Exit(serve(path, host, port))
+    raise typer.Exit(serve(path, host, port, k=k))
 
 
 def demo(
@@ -63,7 +63,10 @@ def demo(
                                       progress=False, say=typer.echo):
             typer.echo(f"  {'computed' if item.computed else 'cached':>8} {item.seconds:6.1f} s  {item.what}")
     if serve:
-        _serve(paths.root, host, port)
+        from synthscope.demo import demo_config
+
+        # the demo's task statement: k = every generator of its zoo is in the sub-task 2 test folder
+        _serve(paths.root, host, port, k=len(demo_config(seed=seed, quick=quick).lab.models))
 
 
 def lab(
