@@ -115,8 +115,13 @@ class AttributionData:
 def pca_2d(features: np.ndarray) -> np.ndarray:
     if len(features) < 3:
         return np.zeros((len(features), 2), dtype=np.float32)
-    scaled = StandardScaler().fit_transform(features)
-    return PCA(2, random_state=0).fit_transform(scaled).astype(np.float32)
+    from threadpoolctl import threadpool_limits
+
+    from synthscope.attribution import SINGLE_THREAD_BELOW
+
+    with threadpool_limits(1 if len(features) < SINGLE_THREAD_BELOW else None):   # see projection.py
+        scaled = StandardScaler().fit_transform(features)
+        return PCA(2, random_state=0).fit_transform(scaled).astype(np.float32)
 
 
 @dataclass

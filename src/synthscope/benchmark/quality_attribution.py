@@ -1,10 +1,9 @@
-"""Sub-task 2 quality (ARI/NMI with CIs on bench v1) and the speed of projections and clustering.
+"""Sub-task 2 quality: ARI/NMI with CIs on bench v1.
 
-Quality: every available extractor x clustering method on subtask2/test (k=4) without labels, the
-label-free "auto" choice per extractor, a consensus over all views, the default pipeline (fingerprint,
-auto), and the semi-supervised mode seeded by subtask2/dev. Test labels are used only to score.
-Speed: PCA / UMAP (first call with JIT, then warm) / t-SNE at 5k and 20k points, clustering at 20k,
-and a 200k-vector clustering point to show how cost grows.
+Every available extractor x clustering method on subtask2/test (k=4) without labels, the label-free
+"auto" choice per extractor, a consensus over all views, the default pipeline (fingerprint, auto), and
+the semi-supervised mode seeded by subtask2/dev. Test labels are used only to score. The speed of
+projections and clustering is measured in `speed_scale`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from synthscope.benchmark.base import BenchContext, BenchSection, median_time, shared_bench_dir
+from synthscope.benchmark.base import BenchContext, BenchSection, shared_bench_dir
 
 EXTRACTORS = ("fingerprint", "effnet-lite0", "astra-ct", "lbp", "pixels")
 K = 4
@@ -125,67 +124,8 @@ def _quality(ctx: BenchContext, root) -> tuple[list[str], dict]:
     return lines, data
 
 
-def _speed(ctx: BenchContext) -> tuple[list[str], dict]:
-    from sklearn.datasets import make_blobs
-
-    from synthscope.attribution import FingerprintClustering
-    from synthscope.projection import project
-
-    sizes = (2_000, 5_000) if ctx.quick else (5_000, 20_000)
-    data, rows = {}, []
-    umap_first_done = False
-    for n in sizes:
-        print(f"[bench]   projections at {n} points", flush=True)
-        X, _ = make_blobs(n_samples=n, n_features=64, centers=8, random_state=0)
-        X = X.astype(np.float32)
-        timings = {"pca": median_time(lambda: project(X, "pca", cache=False), repeats=3)}
-        if not umap_first_done:
-            start = time.perf_counter()
-            project(X, "umap", cache=False)
-            timings["umap_first_call"] = time.perf_counter() - start   # includes numba JIT
-            umap_first_done = True
-        timings["umap_warm"] = median_time(lambda: project(X, "umap", cache=False), repeats=1, warmup=0)
-        start = time.perf_counter()
-        project(X, "tsne", cache=False)
-        timings["tsne"] = time.perf_counter() - start
-        data[f"projection_{n}"] = timings
-        rows.append({"points": n, **{key: f"{value:.2f} s" for key, value in timings.items()}})
-    columns = ["points", "pca", "umap_first_call", "umap_warm", "tsne"]
-    rows = [{column: row.get(column, "(JIT already paid)") for column in columns} for row in rows]
-
-    cluster_rows = []
-    n_cluster = sizes[-1]
-    X, _ = make_blobs(n_samples=n_cluster, n_features=128, centers=4, random_state=1)
-    for method in ("kmeans", "gmm", "auto"):
-        start = time.perf_counter()
-        FingerprintClustering(K, method=method, views=("blobs",), n_resamples=5).fit({"blobs": X})
-        cluster_rows.append({"points": n_cluster, "dims": 128, "method": method,
-                             "seconds": round(time.perf_counter() - start, 2)})
-    big = 50_000 if ctx.quick else 200_000
-    Xb, _ = make_blobs(n_samples=big, n_features=128, centers=4, random_state=2)
-    for method in ("kmeans", "gmm"):
-        start = time.perf_counter()
-        FingerprintClustering(K, method=method, views=("blobs",)).fit({"blobs": Xb})
-        cluster_rows.append({"points": big, "dims": 128, "method": method,
-                             "seconds": round(time.perf_counter() - start, 2)})
-    data["clustering"] = cluster_rows
-    ratio_lines = []
-    for method in ("kmeans", "gmm"):
-        small = next(r["seconds"] for r in cluster_rows if r["method"] == method and r["points"] == n_cluster)
-        large = next(r["seconds"] for r in cluster_rows if r["method"] == method and r["points"] == big)
-        growth = np.log(large / max(small, 1e-9)) / np.log(big / n_cluster)
-        ratio_lines.append(f"{method}: x{large / max(small, 1e-9):.1f} time for x{big // n_cluster} points "
-                           f"(observed exponent {growth:.2f}; ~linear)")
-    lines = ["Projection times (synthetic 64-d blobs, cache off; UMAP's first call includes numba JIT):", "",
-             _markdown(pd.DataFrame(rows)), "",
-             "Clustering times (standardise + PCA-8 + algorithm; `auto` adds 5 resamples per candidate; "
-             "Ward and spectral are left out of `auto` above 12k points):", "",
-             _markdown(pd.DataFrame(cluster_rows)), "", "Scaling: " + "; ".join(ratio_lines) + ".", ""]
-    return lines, data
-
-
 def run(ctx: BenchContext) -> BenchSection:
-    title = "Sub-task 2: generator attribution (quality and speed)"
+    title = "Sub-task 2: generator attribution (quality)"
     lines, data = [], {}
     root = shared_bench_dir(ctx, "v1", "subtask2")
     if root is None:
@@ -193,6 +133,4 @@ def run(ctx: BenchContext) -> BenchSection:
     else:
         quality_lines, data["quality"] = _quality(ctx, root)
         lines += ["### Quality on bench v1 subtask2/test (600 images, 4 generators, k=4)", ""] + quality_lines
-    speed_lines, data["speed"] = _speed(ctx)
-    lines += ["### Speed (this machine)", ""] + speed_lines
     return BenchSection(title=title, markdown="\n".join(lines), data=data)

@@ -22,6 +22,7 @@ from synthscope.benchmark.base import BenchContext, BenchSection, cpu_count, pea
 # Order matters only for reading the report.
 SECTIONS = (
     "synthscope.benchmark.speed_features",
+    "synthscope.benchmark.speed_scale",
     "synthscope.benchmark.quality_attribution",
     "synthscope.benchmark.quality_membership",
     "synthscope.benchmark.dashboard_latency",
@@ -112,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     shared = args.shared_dir or _default_shared_dir()
+    if shared is not None and not (shared / "bench").is_dir():
+        print(f"[bench] no benchmark data under {shared} (expected {shared / 'bench'}): quality sections skip")
+        shared = None
     with tempfile.TemporaryDirectory(prefix="synthscope-bench-cache-") as cache_dir:
         # An isolated cache: numbers are cold-cache numbers and the user's cache is untouched.
         os.environ["SYNTHSCOPE_CACHE_DIR"] = cache_dir

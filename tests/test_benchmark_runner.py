@@ -1,0 +1,25 @@
+"""`make bench`'s runner: one report (markdown + the same numbers as JSON); quality sections say why
+they skip when the shared benchmarks are absent, as on a user's machine."""
+
+from __future__ import annotations
+
+import json
+
+from synthscope.benchmark.runner import SECTIONS, main
+
+
+def test_runner_writes_both_reports_and_quality_sections_skip_without_shared(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["--out", str(out), "--quick", "--shared-dir", str(tmp_path / "no-shared"),
+                 "--only", "quality_attribution", "quality_membership"]) == 0
+    report = (out / "report.md").read_text()
+    payload = json.loads((out / "report.json").read_text())
+    assert set(payload["sections"]) == {"quality_attribution", "quality_membership"}
+    assert "absent (quality sections skipped)" in report
+    assert "Quality skipped: ../shared/bench/v1/subtask2 not found." in report
+    assert "Quality skipped: no ../shared/bench/v1 or v2 subtask1 folder found." in report
+    # membership speed still runs without the data: 10k generated x 4k real, numbers in both files
+    speed = payload["sections"]["quality_membership"]["data"]["speed"]
+    assert speed["score_10k_x_4k_d4096_s"] > 0 and f"{speed['score_10k_x_4k_d4096_s']:.2f}" in report
+    assert "wrote" in capsys.readouterr().out
+    assert len(SECTIONS) == 5 and SECTIONS[1].endswith("speed_scale")
