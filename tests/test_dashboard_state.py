@@ -377,6 +377,19 @@ def test_cli_finds_the_notebook_and_rejects_a_missing_folder(tmp_path):
     assert voila_command(tmp_path, k=4)[1]["SYNTHSCOPE_DASHBOARD_K"] == "4"
 
 
+def test_the_dashboard_opens_on_the_cached_umap_layout(workspace):
+    from synthscope_dashboard.app import build
+
+    attribution = workspace.attribution
+    assert build(workspace=workspace).state.projection == ("umap" if "umap" in attribution.projections else
+                                                            "tsne" if "tsne" in attribution.projections else "pca")
+    layout = np.random.default_rng(0).normal(size=(attribution.n, 2)).astype(np.float32)
+    with_umap = dataclasses.replace(workspace, attribution=dataclasses.replace(
+        attribution, projections={**attribution.projections, "umap": layout}))
+    assert build(workspace=with_umap).state.projection == "umap"
+    assert build(workspace=with_umap, projection="pca").state.projection == "pca"
+
+
 def test_the_task_k_from_the_command_line_reaches_the_clustering(workspace, monkeypatch):
     """`synthscope dashboard --k 4` sets the environment the Voila kernel reads; the default k is the dev
     generator count (3 here), never the number of classes in the test ground truth."""

@@ -130,6 +130,9 @@ class AppState(traitlets.HasTraits):
         if workspace is not None:
             attribution = workspace.attribution
             if attribution is not None:
+                if "projection" not in kwargs:
+                    # the best cached layout: UMAP, then t-SNE (what `prepare` computed), else live PCA
+                    self.projection = next((m for m in ("umap", "tsne") if m in attribution.projections), "pca")
                 self.k = kwargs.get("k", attribution.k)
                 self.assignments = attribution.cluster(self.k, self.method)
             self.selection = np.zeros(0, dtype=np.int64)
