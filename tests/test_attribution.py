@@ -30,6 +30,30 @@ def _blobs(n_per: int, centres: np.ndarray, seed: int = 0, noise_dims: int = 0) 
 CENTRES = np.array([[0, 0, 0, 0], [9, 0, 0, 0], [0, 9, 0, 0], [0, 0, 9, 0]], dtype=float)
 
 
+def test_across_views_the_choice_follows_agreement_not_silhouette():
+    """Two views see the generators; a third, tighter view (higher silhouette in its own space) groups the
+    images by something else. Silhouettes of different spaces are not comparable: the label-free choice
+    must follow the labelling the other stable candidates corroborate."""
+    rng = np.random.default_rng(7)
+    generator = np.repeat(np.arange(3), 60)
+    content = rng.permutation(generator)                    # an unrelated grouping (e.g. anatomy)
+    centres = np.eye(3) * 12
+    views = {
+        "fingerprint": centres[generator] + rng.normal(size=(180, 3)),
+        "embedding": centres[generator] + rng.normal(size=(180, 3)),
+        "content": centres[content] * 3 + rng.normal(size=(180, 3)) * 0.5,
+    }
+    model = FingerprintClustering(3, views=tuple(views), n_resamples=4).fit(views)
+    table = model.selection_
+    stable = table[table["agreement"].notna()]
+    assert stable["view"].nunique() > 1                      # the tie-break had several spaces to compare
+    content_best = table.loc[table["view"] == "content", "silhouette"].max()
+    assert content_best > table.loc[table["view"] != "content", "silhouette"].max()   # silhouette alone would err
+    assert model.chosen_["view"] in ("fingerprint", "embedding")
+    assert adjusted_rand_score(generator, model.labels_) > 0.95
+    assert "agreement" in model.describe()
+
+
 def test_label_free_selection_reports_every_candidate_and_recovers_blobs():
     X, y = _blobs(40, CENTRES[:3])
     model = FingerprintClustering(3, n_resamples=4).fit({"toy": X})

@@ -167,7 +167,8 @@ class FingerprintClustering(BaseEstimator, ClusterMixin):
     """Cluster images into k generators from one or more feature views.
 
     method: one of ALGORITHMS, "auto" (label-free choice of view and algorithm: the most stable
-    candidates, within `stability_tolerance` of the best, and among those the highest silhouette) or
+    candidates, within `stability_tolerance` of the best, and among those the highest silhouette, or,
+    when they come from several views, the one that agrees best (mean ARI) with the others) or
     "consensus" (co-association over all candidates whose stability is within the tolerance).
     `fit(features_by_view)` takes {view name: float [n, d]} (or one array, named after views[0]).
     """
@@ -224,13 +225,25 @@ class FingerprintClustering(BaseEstimator, ClusterMixin):
                 rows.append(row)
         table = pd.DataFrame(rows, columns=["view", "method", "stability", "stability_std", "silhouette",
                                             "n_components"])
+        table["agreement"] = float("nan")
         table["chosen"] = False
         if len(table) == 1:
             chosen = [0]
         else:
             best = table["stability"].max()
-            stable = table.index[table["stability"] >= best - self.stability_tolerance]
-            chosen = stable if self.method == "consensus" else [table.loc[stable, "silhouette"].idxmax()]
+            stable = list(table.index[table["stability"] >= best - self.stability_tolerance])
+            if self.method == "consensus":
+                chosen = stable
+            elif table.loc[stable, "view"].nunique() > 1:
+                # silhouettes of different feature spaces are not comparable; agreement (mean ARI with the
+                # other stable candidates) is: the labelling most of the good ones corroborate
+                keys = {i: (table.at[i, "view"], table.at[i, "method"]) for i in stable}
+                for i in stable:
+                    table.at[i, "agreement"] = float(np.mean([adjusted_rand_score(labelings[keys[i]], labelings[keys[j]])
+                                                              for j in stable if j != i]))
+                chosen = [table.loc[stable].sort_values(["agreement", "silhouette"], ascending=False).index[0]]
+            else:
+                chosen = [table.loc[stable, "silhouette"].idxmax()]
         table.loc[list(chosen), "chosen"] = True
         self.selection_ = table.sort_values(["stability", "silhouette"], ascending=False).reset_index(drop=True)
         if self.method == "consensus" and len(chosen) > 1:
@@ -247,7 +260,10 @@ class FingerprintClustering(BaseEstimator, ClusterMixin):
     def describe(self) -> str:
         """One paragraph + table: what was chosen and why."""
         stable = f"the most stable candidates (resampling ARI within {self.stability_tolerance:.2f} of the best)"
-        rule = {"auto": f"{stable}, then the highest silhouette",
+        several_views = self.selection_.loc[self.selection_["agreement"].notna(), "view"].nunique() > 1
+        tie_break = ("the highest agreement (mean ARI) with the other stable candidates, as they span several "
+                     "feature spaces" if several_views else "the highest silhouette")
+        rule = {"auto": f"{stable}, then {tie_break}",
                 "consensus": f"co-association consensus of {stable}"}.get(self.method, "fixed by the user")
         lines = [f"chosen: view={self.chosen_['view']} method={self.chosen_['method']} (k={self.k}; rule: {rule})",
                  self.selection_.to_string(index=False, float_format=lambda v: f"{v:.3f}")]
