@@ -239,3 +239,14 @@ def test_a_shard_merged_away_by_another_process_is_not_corruption(tmp_path, monk
         found, vectors = reader.lookup(extractor, ["k0", "k1", "k2"])
     assert found.all()
     np.testing.assert_array_equal(vectors[:, 0], [0, 1, 2])
+
+
+def test_progress_callback_counts_computed_images_only(tmp_path, ct_stack):
+    calls = []
+    cache = EmbeddingCache(tmp_path)
+    embed_arrays(ct_stack, PixelsExtractor(size=32), cache=cache, batch_size=5,
+                 progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 12), (5, 12), (10, 12), (12, 12)]
+    calls.clear()
+    embed_arrays(ct_stack, PixelsExtractor(size=32), cache=cache, progress=lambda *a: calls.append(a))
+    assert calls == []                                  # all cached: nothing to report

@@ -416,8 +416,14 @@ def test_switching_features_keeps_the_curation_until_reclustering(app):
     state.assign(np.arange(3), None)
     curated = state.assignments.copy()
     old_x = np.asarray(view.scatter.data[0].x).copy()
-    view.extractor.value = "pixels"
-    assert state.workspace.attribution.extractor == "pixels" and state.extractor == "pixels"
+    seen = []   # the progress bar while the uncached lbp features are computed
+    view.embedding_progress.observe(lambda change: seen.append((change["new"], view.embedding_progress.max,
+                                                                view.embedding_progress.layout.display)), names="value")
+    view.extractor.value = "lbp"
+    assert seen and seen[-1][0] == seen[-1][1] and {display for *_, display in seen} == {""}
+    assert sum(total for done, total, _ in seen if done == total) == state.workspace.attribution.n
+    assert view.embedding_progress.layout.display == "none"       # hidden again afterwards
+    assert state.workspace.attribution.extractor == "lbp" and state.extractor == "lbp"
     assert state.workspace.attribution.features.shape[0] == len(curated)
     assert not np.allclose(np.asarray(view.scatter.data[0].x), old_x)
     assert np.array_equal(state.assignments, curated)

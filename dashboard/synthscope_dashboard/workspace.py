@@ -178,7 +178,8 @@ class Workspace:
     cache_dir: Path = field(default_factory=default_cache_dir)
     messages: list[str] = field(default_factory=list)   # hints: what to run, what was skipped
     # extractor name -> AttributionData over the same rows (None: the extractor cannot be changed)
-    attribution_loader: Callable[[str], AttributionData] | None = None
+    #: (extractor name, progress callback or None) -> the same images in other features
+    attribution_loader: Callable[..., AttributionData] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,7 +206,8 @@ def load_workspace(path: str | os.PathLike, *, extractor: str = "fingerprint", c
     if any(d.task == "attribution" for d in datasets):
         say(f"embedding generated images with {extractor}")
         workspace.attribution = _attribution_from(datasets, extractor, cache, str(path))
-        workspace.attribution_loader = lambda name: _attribution_from(datasets, name, cache, str(path))
+        workspace.attribution_loader = lambda name, progress=None: _attribution_from(datasets, name, cache, str(path),
+                                                                                     progress)
     membership = [d for d in datasets if d.task == "membership"]
     if membership:
         say("scoring real images")
@@ -227,12 +229,13 @@ def _summarise(dataset) -> DatasetSummary:
                           warnings=list(report.warnings), sample_loader=samples)
 
 
-def _attribution_from(datasets, extractor: str, cache, path: str) -> AttributionData:
-    """The pooled matrix exactly as `synthscope prepare` builds it, so its cached projections are found."""
+def _attribution_from(datasets, extractor: str, cache, path: str, progress=None) -> AttributionData:
+    """The pooled matrix exactly as `synthscope prepare` builds it, so its cached projections are found.
+    `progress(done, total, what)` is called while images are embedded (nothing when all are cached)."""
     from synthscope.projection import NotCached, project
     from synthscope.workspace import attribution_matrix
 
-    matrix = attribution_matrix(datasets, extractor, cache=cache)
+    matrix = attribution_matrix(datasets, extractor, cache=cache, progress=progress or False)
     frame, X = matrix.frame, matrix.features
     projections, hints = {"pca": pca_2d(X)}, {}
     for method in ("umap", "tsne"):

@@ -28,7 +28,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 
@@ -357,16 +357,24 @@ def _resolve_extractor(extractor: Extractor | str, device: str) -> Extractor:
     return extractor
 
 
+#: `progress` of the embed functions: True/False for a tqdm bar, or a callable(done, total) (e.g. a widget)
+Progress = Union[bool, Callable[[int, int], None]]
+
+
 def _compute_and_store(extractor: Extractor, cache: EmbeddingCache, keys: list[str],
                        load_batch: Callable[[np.ndarray], np.ndarray], batch_size: int,
-                       progress: bool, description: str) -> np.ndarray:
+                       progress: Progress, description: str) -> np.ndarray:
     """Compute vectors for `keys` (unique), batch by batch, and append them to the cache."""
     from tqdm.auto import tqdm
 
     positions = np.arange(len(keys))
     chunks = [positions[start:start + batch_size] for start in range(0, len(keys), batch_size)]
-    outputs = []
-    with tqdm(total=len(keys), unit="img", desc=description, disable=not progress, dynamic_ncols=True) as bar:
+    outputs, done = [], 0
+    report = progress if callable(progress) else None
+    if report is not None:
+        report(0, len(keys))
+    with tqdm(total=len(keys), unit="img", desc=description, disable=report is not None or not progress,
+              dynamic_ncols=True) as bar:
         for images in _prefetch(load_batch(chunk) for chunk in chunks):
             features = np.asarray(extractor.transform(images), dtype=np.float32)
             if features.ndim != 2 or len(features) != len(images):
@@ -374,13 +382,16 @@ def _compute_and_store(extractor: Extractor, cache: EmbeddingCache, keys: list[s
                                  f"for {len(images)} images")
             outputs.append(features)
             bar.update(len(images))
+            done += len(images)   # a disabled tqdm does not count
+            if report is not None:
+                report(done, len(keys))
     vectors = np.concatenate(outputs)
     cache.add(extractor, keys, vectors)
     return vectors
 
 
 def _embed_keys(keys: Sequence[str], extractor: Extractor, cache: EmbeddingCache,
-                load_rows: Callable[[np.ndarray], np.ndarray], batch_size: int, progress: bool,
+                load_rows: Callable[[np.ndarray], np.ndarray], batch_size: int, progress: Progress,
                 stats: CacheStats | None) -> np.ndarray:
     start = time.perf_counter()
     keys = list(keys)
@@ -411,9 +422,11 @@ def _embed_keys(keys: Sequence[str], extractor: Extractor, cache: EmbeddingCache
 
 
 def embed_dataset(dataset, extractor: Extractor | str, *, cache: EmbeddingCache | None = None,
-                  batch_size: int = 32, device: str = "auto", progress: bool = True,
+                  batch_size: int = 32, device: str = "auto", progress: Progress = True,
                   stats: CacheStats | None = None) -> np.ndarray:
     """float32 [len(dataset.manifest), d], row-aligned with the manifest; computes only what is not cached.
+
+    `progress`: a tqdm bar (True), nothing (False), or a callable(done, total) over the images computed.
 
     Rows are keyed by the manifest's `sha256` column (file content), so renamed files are not
     recomputed and changed files are. Pass a `CacheStats` to learn how many rows were computed.
@@ -430,7 +443,7 @@ def embed_dataset(dataset, extractor: Extractor | str, *, cache: EmbeddingCache 
 
 def embed_arrays(images: np.ndarray, extractor: Extractor | str, *, cache: EmbeddingCache | None = None,
                  keys: Sequence[str] | None = None, batch_size: int = 32, device: str = "auto",
-                 progress: bool = False, stats: CacheStats | None = None) -> np.ndarray:
+                 progress: Progress = False, stats: CacheStats | None = None) -> np.ndarray:
     """Embed uint8 images [n, H, W] without a Dataset; keys default to the sha256 of each array's bytes."""
     extractor = _resolve_extractor(extractor, device)
     images = np.asarray(images)

@@ -82,7 +82,11 @@ def load_pooled_images(parts: Sequence[tuple[Dataset, np.ndarray]], indices) -> 
 
 
 def attribution_matrix(datasets: Sequence[Dataset], extractor: str, *, cache=None,
-                       progress: bool = False) -> AttributionMatrix:
+                       progress=False) -> AttributionMatrix:
+    """Generated images of every attribution data set, pooled (dev first), with their features.
+
+    `progress`: bool (tqdm) or a callable(done, total, what) called per data set while embedding.
+    """
     from synthscope.cache import embed_dataset
 
     frames, features, parts = [], [], []
@@ -101,7 +105,11 @@ def attribution_matrix(datasets: Sequence[Dataset], extractor: str, *, cache=Non
             "truth": (part["image_id"].map(truth).fillna("").astype(str).to_numpy() if truth is not None
                       else known.to_numpy()),
         }))
-        features.append(embed_dataset(dataset, extractor, cache=cache, progress=progress)[rows])
+        report = progress
+        if callable(progress):
+            what = f"{extractor} on {dataset.split} ({Path(dataset.root).name})"
+            report = lambda done, total, what=what: progress(done, total, what)  # noqa: E731
+        features.append(embed_dataset(dataset, extractor, cache=cache, progress=report)[rows])
         parts.append((dataset, rows))
     if not frames:
         raise WorkspaceError("no attribution (sub-task 2) data set among the loaded ones")

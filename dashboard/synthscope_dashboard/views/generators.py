@@ -46,8 +46,13 @@ class GeneratorsView(View):
                                           disabled=state.workspace.attribution_loader is None,
                                           layout=widgets.Layout(width="220px"))
         self.hint = widgets.HTML()
+        # shown only while a new extractor embeds images that are not cached yet
+        self.embedding_progress = widgets.IntProgress(value=0, min=0, max=1, description="embedding",
+                                                      bar_style="info", layout=widgets.Layout(display="none", width="420px"))
+        self.embedding_what = widgets.HTML()
         top = self.control(widgets.VBox([
             widgets.HBox([self.extractor, self.projection, self.color_by, self.k, self.method, self.recluster]),
+            widgets.HBox([self.embedding_progress, self.embedding_what]),
             self.hint,
         ]))
         self._show_hint()
@@ -126,7 +131,11 @@ class GeneratorsView(View):
         if name == self.data.extractor or state.workspace.attribution_loader is None:
             return
         state.status = f"embedding with {name} (cached after the first time; `synthscope prepare` does it ahead)…"
-        data = state.workspace.attribution_loader(name)
+        try:
+            data = state.workspace.attribution_loader(name, progress=self._show_embedding_progress)
+        finally:
+            self.embedding_progress.layout.display = "none"
+            self.embedding_what.value = ""
         state.workspace.attribution = self.data = data
         state.extractor = name
         self._known_colors = None
@@ -139,6 +148,13 @@ class GeneratorsView(View):
         self._show_hint()
         self._on_assignments()
         state.status = f"features are now {name}; press Re-cluster to cluster on them (your clusters are kept until then)"
+
+    def _show_embedding_progress(self, done: int, total: int, what: str) -> None:
+        """Widget messages go out while the kernel embeds, so the bar moves during the call."""
+        self.embedding_progress.layout.display = ""
+        self.embedding_progress.max = max(total, 1)
+        self.embedding_progress.value = done
+        self.embedding_what.value = f"<span class='ss-status'>{esc(what)}: {done:,} / {total:,} images</span>"
 
     def _make_scatter(self) -> go.FigureWidget:
         data, state = self.data, self.state
