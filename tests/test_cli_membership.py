@@ -152,3 +152,9 @@ def test_membership_on_the_v2_benchmark(shared_dir, tmp_path):
     assert "(threshold from dev group model_1)" in result.output
     auc_line = next(line for line in result.output.splitlines() if line.startswith("roc_auc"))
     assert float(auc_line.split()[1]) > 0.6     # the faint v2 signal (naive pixel AUC 0.64 in its README)
+    # the generator-free baseline and the scan-group CI come with the evaluation
+    assert "generator-free baseline on the same labels: pixels-norm:pool_baseline AUC" in result.output
+    grouped = next(line for line in result.output.splitlines() if line.startswith("scan-group bootstrap"))
+    low, high = (float(x) for x in grouped.split("roc_auc [")[1].split("]")[0].split(", "))
+    image_low, image_high = (float(x) for x in auc_line.split("[")[1].split("]")[0].split(","))
+    assert high - low > image_high - image_low    # whole scans resampled: a wider, honest interval

@@ -193,3 +193,24 @@ def test_zero_resamples_gives_nan_intervals(membership_data):
     report = M.membership_report(y_true, y_pred, scores, n_boot=0)
     assert np.isnan(report.estimates["f1"].ci_low) and report.estimates["f1"].value == pytest.approx(M.f1(y_true, y_pred))
     assert np.isnan(M.attribution_report([0, 1, 1], [1, 0, 0], n_boot=0).estimates["ari"].ci_high)
+
+
+def test_group_bootstrap_widens_the_ci_of_replicated_images_and_reduces_to_the_image_bootstrap():
+    rng = np.random.default_rng(11)
+    y = np.r_[np.ones(10), np.zeros(10)].astype(int)
+    scores = y * 0.6 + rng.normal(size=20)
+    pred = (scores > 0.3).astype(int)
+    # each image five times (five slices of one scan): the image bootstrap takes them as 100 independent
+    y5, s5, p5 = np.repeat(y, 5), np.repeat(scores, 5), np.repeat(pred, 5)
+    scans = np.repeat(np.arange(20), 5)
+    naive = M.membership_report(y5, p5, s5, n_boot=500).estimates["roc_auc"]
+    grouped = M.membership_report(y5, p5, s5, n_boot=500, groups=scans).estimates["roc_auc"]
+    few = M.membership_report(y, pred, scores, n_boot=500).estimates["roc_auc"]
+    assert naive.value == grouped.value == pytest.approx(few.value)
+    assert grouped.ci_high - grouped.ci_low > 1.8 * (naive.ci_high - naive.ci_low)
+    assert grouped.ci_high - grouped.ci_low == pytest.approx(few.ci_high - few.ci_low, abs=0.08)
+    singletons = M.membership_report(y, pred, scores, n_boot=300, groups=np.arange(20) * 7)
+    plain = M.membership_report(y, pred, scores, n_boot=300)
+    assert singletons.estimates["f1"].ci_low == plain.estimates["f1"].ci_low
+    with pytest.raises(ValueError, match="one label per item"):
+        M.membership_report(y, pred, scores, groups=np.arange(5))

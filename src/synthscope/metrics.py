@@ -214,18 +214,30 @@ def bootstrap_counts(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
 _CHUNK_CELLS = 4_000_000  # resamples x items per chunk: bounds memory at a few tens of MB
 
 
-def _bootstrap_stats(n: int, n_boot: int, seed: int, stat_fn: Callable) -> tuple[np.ndarray, ...]:
-    """Apply `stat_fn(counts [b, n]) -> tuple of [b] arrays` to all resamples, in memory-bounded chunks."""
+def _bootstrap_stats(n: int, n_boot: int, seed: int, stat_fn: Callable, groups=None) -> tuple[np.ndarray, ...]:
+    """Apply `stat_fn(counts [b, n]) -> tuple of [b] arrays` to all resamples, in memory-bounded chunks.
+
+    With `groups` (a label per item) whole groups are resampled (cluster bootstrap): every item of a drawn
+    group gets that group's multiplicity, so correlated items (slices of one scan) are not counted as
+    independent evidence.
+    """
     if n_boot <= 0:
         return tuple(np.asarray(x)[:0] for x in stat_fn(np.zeros((0, n))))
     rng = np.random.default_rng(seed)
+    if groups is not None:
+        _, group_index = np.unique(np.asarray(groups), return_inverse=True)
+        if len(group_index) != n:
+            raise ValueError(f"groups must have one label per item ({n}); got {len(group_index)}")
+    units = n if groups is None else int(group_index.max()) + 1
     chunk = max(1, _CHUNK_CELLS // max(n, 1))
     parts = []
     for start in range(0, n_boot, chunk):
         rows = min(chunk, n_boot - start)
-        draws = rng.integers(0, n, size=(rows, n))
-        flat = draws + (np.arange(rows, dtype=np.int64) * n)[:, None]
-        counts = np.bincount(flat.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
+        draws = rng.integers(0, units, size=(rows, units))
+        flat = draws + (np.arange(rows, dtype=np.int64) * units)[:, None]
+        counts = np.bincount(flat.ravel(), minlength=rows * units).reshape(rows, units).astype(np.float64)
+        if groups is not None:
+            counts = counts[:, group_index]
         parts.append(stat_fn(counts))
     return tuple(np.concatenate([part[i] for part in parts]) for i in range(len(parts[0])))
 
@@ -285,9 +297,13 @@ def _estimate(name: str, value: float, boot: np.ndarray, alpha: float, n: int) -
 
 
 def membership_report(
-    y_true, y_pred, scores=None, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+    y_true, y_pred, scores=None, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05, groups=None
 ) -> MetricReport:
-    """Sub-task 1 metrics (1 = used) with bootstrap CIs and the all-used / all-not-used / random baselines."""
+    """Sub-task 1 metrics (1 = used) with bootstrap CIs and the all-used / all-not-used / random baselines.
+
+    `groups` (one label per image, e.g. `membership.near_duplicate_groups`) switches to a cluster bootstrap
+    over groups: slices of one scan share their membership, so the image bootstrap's CIs are too narrow.
+    """
     y_true, y_pred = _binary(y_true), _binary(y_pred)
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
         raise ValueError(f"y_true and y_pred must be 1-D of equal length; got {y_true.shape} and {y_pred.shape}")
@@ -326,7 +342,7 @@ def membership_report(
             stats += _weighted_roc_stats(y_true, scores, counts)
         return stats
 
-    boot = dict(zip(MEMBERSHIP_METRICS + SCORE_METRICS, _bootstrap_stats(n, n_boot, seed, resample_stats)))
+    boot = dict(zip(MEMBERSHIP_METRICS + SCORE_METRICS, _bootstrap_stats(n, n_boot, seed, resample_stats, groups)))
     estimates = {name: _estimate(name, point[name], boot[name], alpha, n) for name in MEMBERSHIP_METRICS}
 
     positives, negatives = int(y_true.sum()), int(n - y_true.sum())

@@ -47,7 +47,8 @@ def _quality(ctx: BenchContext, spaces) -> tuple[list[str], dict]:
     from synthscope.cache import EmbeddingCache
     from synthscope.data import load_dataset, read_ground_truth
     from synthscope.membership import (
-        _group_rows, _used_labels, dataset_space_features, fit_threshold, knn, rank_test, run_membership,
+        _group_rows, _used_labels, dataset_space_features, fit_threshold, knn, near_duplicate_groups, rank_test,
+        run_membership,
     )
     from synthscope.metrics import membership_report
 
@@ -99,6 +100,11 @@ def _quality(ctx: BenchContext, spaces) -> tuple[list[str], dict]:
                 "test_verdict_p": rank_test(values, y).p_value,
             })
         chosen = next(r for r in rows if r["column"] == run.primary)
+        # the same metrics with whole groups of neighbouring slices resampled (groups found label-free)
+        scan_groups = near_duplicate_groups(sub_feats["pixels"][_group_rows(one_test, test_group)[0]])
+        chosen_values = run.result.scores[run.primary].to_numpy()
+        grouped = membership_report(y, (chosen_values >= run.threshold.threshold).astype(int), chosen_values,
+                                    n_boot=n_boot, groups=scan_groups).estimates
         # Side channels and controls for the real-image sampling, not the generator:
         real_rows, _ = _group_rows(one_test, test_group)
         d_real_rows, _ = _group_rows(one_dev, dev_group)
@@ -110,6 +116,8 @@ def _quality(ctx: BenchContext, spaces) -> tuple[list[str], dict]:
         loo, _ = knn(px, px, 1, exclude_self=True)
         typicality_auc = roc_auc_score(y, -loo[:, 0])
         data[label] = {"rows": rows, "auto_choice": run.primary, "gate": run.verdict.__dict__,
+                       "scan_group_bootstrap": {"n_groups": int(len(np.unique(scan_groups))),
+                                                **{k: grouped[k].__dict__ for k in ("roc_auc", "f1", "kappa")}},
                        "copying_test": run.copying_verdict.__dict__, "threshold": run.threshold.__dict__,
                        "side_channel_auc_nearest_dev_used": side_channel_auc,
                        "typicality_auc_nearest_real": typicality_auc}
@@ -122,6 +130,11 @@ def _quality(ctx: BenchContext, spaces) -> tuple[list[str], dict]:
                f"[{chosen['roc_auc'][1]:.2f}, {chosen['roc_auc'][2]:.2f}], F1 {chosen['f1'][0]:.3f} "
                f"[{chosen['f1'][1]:.2f}, {chosen['f1'][2]:.2f}] vs all-used {chosen['all_used_f1']:.3f}, "
                f"kappa {chosen['kappa'][0]:.3f} [{chosen['kappa'][1]:.2f}, {chosen['kappa'][2]:.2f}].",
+               f"- The same with a scan-group bootstrap ({len(np.unique(scan_groups))} groups of neighbouring slices, "
+               f"found without labels, resampled whole): AUC [{grouped['roc_auc'].ci_low:.2f}, "
+               f"{grouped['roc_auc'].ci_high:.2f}], F1 [{grouped['f1'].ci_low:.2f}, {grouped['f1'].ci_high:.2f}], "
+               f"kappa [{grouped['kappa'].ci_low:.2f}, {grouped['kappa'].ci_high:.2f}]. Slices of one scan share their "
+               f"membership, so the image bootstrap above is too narrow.",
                f"- Label-free data-copying test on the test folder: {run.copying_verdict.message}",
                f"- Not generator signals (sampling of the benchmark's real images): nearest-real-neighbour "
                f"typicality AUC {typicality_auc:.3f}; 'closer to a dev used image than to a dev not-used image' "

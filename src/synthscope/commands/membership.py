@@ -109,12 +109,12 @@ def membership(
                     "images here, so its predictions are no better than the all-used baseline; do not report "
                     "the F1 below as a finding.", fg=typer.colors.YELLOW)
     if truth is not None:
-        _evaluate(truth, runs, predictions, n_boot)
+        _evaluate(truth, runs, predictions, n_boot, dataset)
 
 
-def _evaluate(truth_path: Path, runs, predictions: pd.Series, n_boot: int) -> None:
+def _evaluate(truth_path: Path, runs, predictions: pd.Series, n_boot: int, dataset) -> None:
     from synthscope.data import DatasetError, read_ground_truth
-    from synthscope.membership import best_baseline, rank_test
+    from synthscope.membership import _group_rows, best_baseline, dataset_space_features, near_duplicate_groups, rank_test
     from synthscope.metrics import membership_report
 
     try:
@@ -143,6 +143,15 @@ def _evaluate(truth_path: Path, runs, predictions: pd.Series, n_boot: int) -> No
         report = membership_report(y, run.predictions.to_numpy(),
                                    run.result.scores[run.primary].to_numpy(), n_boot=n_boot)
         typer.echo(report.format())
+        # slices of one scan share their membership: resample whole groups of neighbouring slices as well
+        groups = near_duplicate_groups(dataset_space_features(dataset, "pixels")[_group_rows(dataset, run.group)[0]])
+        if len(np.unique(groups)) < len(groups):
+            grouped = membership_report(y, run.predictions.to_numpy(), run.result.scores[run.primary].to_numpy(),
+                                        n_boot=n_boot, groups=groups).estimates
+            typer.echo(f"scan-group bootstrap ({len(np.unique(groups))} groups of neighbouring slices for "
+                       f"{len(groups)} images, found without labels): "
+                       + ", ".join(f"{name} [{grouped[name].ci_low:.3f}, {grouped[name].ci_high:.3f}]"
+                                   for name in ("roc_auc", "f1", "kappa") if name in grouped))
     if len(runs) > 1:
         y = truth.loc[predictions.index].astype(int).to_numpy()
         typer.echo("\n-- evaluation, all groups (scores ranked within each group, so AUC is not pooled) --")
