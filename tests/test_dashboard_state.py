@@ -139,6 +139,9 @@ def test_workspace_reads_a_bench_root_with_both_subtasks(loaded):
     assert set(membership.frame.loc[membership.frame.split == "test", "label"]) == {-1}   # test labels never read
     assert set(membership.frame.loc[membership.frame.split == "test", "truth"]) == {0, 1}
     assert membership.leakage["model_1"].significant              # positive control: near-copies are found
+    # the column is chosen on dev labels, and every verdict is set against the generator-free baseline
+    assert "by mean dev AUC" in membership.score_name
+    assert "generator-free baseline" in membership.leakage["model_1"].message
     assert not membership.leakage["model_2"].significant          # null: independent draws
 
 

@@ -331,8 +331,12 @@ def _membership_from(datasets, extractor: str, cache) -> MembershipData:
     dev = frame[frame["label"] >= 0]
     if len(leakage) > 1 and dev["label"].nunique() == 2:
         pooled = rank_test(dev["rank"].to_numpy(), dev["label"].to_numpy(), n_tests=n_tests)
+        cautioned = [group for group, result in leakage.items() if "CAUTION" in result.message]
+        message = pooled.message + (
+            f" CAUTION for {', '.join(cautioned)}: there a score that never looks at the generated images separates "
+            f"used from not-used as well (choose the model above for details)." if cautioned else "")
         leakage["all"] = LeakageResult(pooled.significant, pooled.p_value, pooled.method + " (ranks pooled over models)",
-                                       pooled.message)
+                                       message)
     elif leakage:
         leakage["all"] = next(iter(leakage.values()))
     if with_labels:
