@@ -285,10 +285,14 @@ def test_generator_free_baseline_flags_a_split_that_explains_the_separation():
     assert name == "x:pool_baseline" and baseline.statistic > 0.95 and baseline.significant
     assert list(result.baseline.columns) == ["x:pool_baseline"]          # never a primary candidate
     assert "x:pool_baseline" not in result.scores.columns
-    cautioned = mb.with_baseline_caveat(result.verdict, result.best_baseline)
-    assert "CAUTION" in cautioned.message and cautioned.p_value == result.verdict.p_value
+    significant = mb.LeakageVerdict(True, 0.01, 0.70, "m", "significant leakage.")
+    cautioned = mb.with_baseline_caveat(significant, result.best_baseline)
+    assert "CAUTION" in cautioned.message and cautioned.p_value == significant.p_value
+    quiet = mb.with_baseline_caveat(mb.LeakageVerdict(False, 0.4, 0.55, "m", "no significant leakage."),
+                                    result.best_baseline)
+    assert "CAUTION" not in quiet.message and "Generator-free baseline x:pool_baseline: AUC" in quiet.message
     weak_baseline = ("x:pool_baseline", mb.LeakageVerdict(False, 0.4, 0.55, "m", "no significant leakage."))
-    assert "below this score" in mb.with_baseline_caveat(result.verdict, weak_baseline).message
+    assert "below this score" in mb.with_baseline_caveat(significant, weak_baseline).message
 
 
 def test_structure_adjusted_score_is_flat_when_distance_only_tracks_the_pool_spacing():

@@ -596,6 +596,9 @@ def with_baseline_caveat(verdict: LeakageVerdict, baseline) -> LeakageVerdict:
     if baseline is None:
         return verdict
     name, base = baseline
+    if not verdict.significant:
+        return LeakageVerdict(verdict.significant, verdict.p_value, verdict.statistic, verdict.method,
+                              verdict.message + f" (Generator-free baseline {name}: AUC {base.statistic:.3f}.)")
     if base.statistic < verdict.statistic:
         return LeakageVerdict(verdict.significant, verdict.p_value, verdict.statistic, verdict.method,
                               verdict.message + f" The generator-free baseline ({name}) reaches AUC "
