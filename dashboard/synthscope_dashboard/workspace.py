@@ -115,11 +115,9 @@ class AttributionData:
 def pca_2d(features: np.ndarray) -> np.ndarray:
     if len(features) < 3:
         return np.zeros((len(features), 2), dtype=np.float32)
-    from threadpoolctl import threadpool_limits
+    from synthscope.attribution import small_input_threads
 
-    from synthscope.attribution import SINGLE_THREAD_BELOW
-
-    with threadpool_limits(1 if len(features) < SINGLE_THREAD_BELOW else None):   # see projection.py
+    with small_input_threads(len(features)):   # see projection.py
         scaled = StandardScaler().fit_transform(features)
         return PCA(2, random_state=0).fit_transform(scaled).astype(np.float32)
 
@@ -277,6 +275,7 @@ def _membership_from(datasets, extractor: str, cache) -> MembershipData:
     best mean dev AUC (gate Bonferroni-corrected for that choice), as `synthscope membership --primary auto`
     picks it; without dev labels, the rank ensemble. Test labels are never passed in.
     """
+    from synthscope.cache import embed_dataset
     from synthscope.membership import SPACES, dataset_space_features, rank_test, score_membership, with_baseline_caveat
     from synthscope.workspace import ground_truth_beside
 
@@ -285,7 +284,8 @@ def _membership_from(datasets, extractor: str, cache) -> MembershipData:
     features = {}
     for dataset in sorted(datasets, key=lambda d: d.split):
         manifest = dataset.manifest
-        X = features[id(dataset)] = {"pixels": embed_dataset_pixels(dataset, cache),
+        # "pixels" (64 px grey levels) is the space of the nearest-neighbour galleries
+        X = features[id(dataset)] = {"pixels": embed_dataset(dataset, "pixels", cache=cache, progress=False),
                                      **{s: dataset_space_features(dataset, s, cache=cache) for s in spaces}}
         for group in sorted(manifest["group"].unique()):
             in_group = (manifest["group"] == group).to_numpy()
@@ -324,7 +324,7 @@ def _membership_from(datasets, extractor: str, cache) -> MembershipData:
         }))
         parts.append((g.dataset, g.real_rows))
         real_blocks.append(features[id(g.dataset)]["pixels"][g.real_rows])
-        gen_parts[(g.dataset.split, g.group)] = (g.dataset, g.gen_rows)
+        gen_parts[(g.dataset.split, g.group)] = (g.dataset, g.gen_rows, features[id(g.dataset)]["pixels"][g.gen_rows])
     frame = pd.concat(frames, ignore_index=True)
     real_features = np.concatenate(real_blocks)
     frame["rank"] = within_group_rank(frame)
@@ -345,25 +345,17 @@ def _membership_from(datasets, extractor: str, cache) -> MembershipData:
     else:
         score_name = f"rank ensemble of the distance and adjusted scores in {' / '.join(spaces)} space (no dev labels)"
     return MembershipData(frame=frame, score_name=score_name, load_real=partial(load_pooled_images, parts),
-                          nearest=_nearest_finder(frame, real_features, gen_parts, cache), leakage=leakage)
+                          nearest=_nearest_finder(frame, real_features, gen_parts), leakage=leakage)
 
 
-def embed_dataset_pixels(dataset, cache) -> np.ndarray:
-    """64 px grey levels of every manifest row: the space of the nearest-neighbour galleries."""
-    from synthscope.cache import embed_dataset
-
-    return embed_dataset(dataset, "pixels", cache=cache, progress=False)
-
-
-def _nearest_finder(frame: pd.DataFrame, real_features: np.ndarray, gen_parts: dict, cache):
-    """(frame row, k) -> the k nearest generated images of the same group, in 64 px pixel space."""
-    from synthscope.cache import embed_dataset
+def _nearest_finder(frame: pd.DataFrame, real_features: np.ndarray, gen_parts: dict):
+    """(frame row, k) -> the k nearest generated images of the same group, in 64 px pixel space.
+    gen_parts: (split, group) -> (dataset, generated rows, their 64 px features, computed at load)."""
     from synthscope.membership import knn
 
     def nearest(index: int, k: int = 3) -> list[dict]:
         row = frame.iloc[index]
-        dataset, gen_rows = gen_parts[(row["split"], row["group"])]
-        gen_features = embed_dataset(dataset, "pixels", cache=cache, progress=False)[gen_rows]
+        dataset, gen_rows, gen_features = gen_parts[(row["split"], row["group"])]
         distances, found = knn(real_features[index:index + 1], gen_features, min(k, len(gen_rows)))
         images = dataset.images(gen_rows[found[0]])
         return [{"image": image, "image_id": str(dataset.manifest.iloc[gen_rows[j]]["image_id"]), "distance": float(d)}

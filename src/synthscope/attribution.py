@@ -101,11 +101,17 @@ def _check_features(X) -> np.ndarray:
 SINGLE_THREAD_BELOW = 50_000
 
 
+def small_input_threads(n_points: int):
+    """Context manager: one BLAS/OpenMP thread below `SINGLE_THREAD_BELOW` points, all threads above.
+    Clustering, projections and the dashboard's PCA share this rule."""
+    return threadpool_limits(1 if n_points < SINGLE_THREAD_BELOW else None)
+
+
 def cluster_once(Z: np.ndarray, k: int, method: str, random_state: int = 0) -> np.ndarray:
     """Labels 0..k-1 from one algorithm on reduced features Z."""
     if k < 1 or k > len(Z):
         raise ValueError(f"k must be between 1 and the number of images ({len(Z)}); got {k}")
-    with threadpool_limits(1 if len(Z) < SINGLE_THREAD_BELOW else None):
+    with small_input_threads(len(Z)):
         return _cluster(Z, k, method, random_state)
 
 

@@ -518,10 +518,7 @@ class MembershipResult:
     @property
     def best_baseline(self) -> tuple[str, LeakageVerdict] | None:
         """The baseline column that separates the labels best (None without labels)."""
-        if not self.baseline_verdicts:
-            return None
-        name = max(self.baseline_verdicts, key=lambda c: self.baseline_verdicts[c].statistic)
-        return name, self.baseline_verdicts[name]
+        return _strongest(self.baseline_verdicts)
 
     @property
     def primary_scores(self) -> np.ndarray:
@@ -585,7 +582,13 @@ def best_baseline(baseline: pd.DataFrame | None, used, *, alpha: float = 0.05):
     """(column, verdict) of the generator-free baseline column with the highest AUC on `used`."""
     if baseline is None or baseline.empty:
         return None
-    verdicts = {c: rank_test(baseline[c].to_numpy(), used, alpha=alpha) for c in baseline.columns}
+    return _strongest({c: rank_test(baseline[c].to_numpy(), used, alpha=alpha) for c in baseline.columns})
+
+
+def _strongest(verdicts: Mapping[str, LeakageVerdict]) -> tuple[str, LeakageVerdict] | None:
+    """(column, verdict) with the highest statistic (AUC), or None when there are none."""
+    if not verdicts:
+        return None
     name = max(verdicts, key=lambda c: verdicts[c].statistic)
     return name, verdicts[name]
 

@@ -62,13 +62,12 @@ def _compute(X: np.ndarray, method: str, seed: int, params: dict[str, Any]) -> n
         raise ValueError(f"a 2-D projection needs at least 3 points; got {n}")
     if method == "pca":
         from sklearn.decomposition import PCA
-        from threadpoolctl import threadpool_limits
 
-        from synthscope.attribution import SINGLE_THREAD_BELOW
+        from synthscope.attribution import small_input_threads
 
         # one BLAS thread for small inputs: on a busy 2-core machine two spin-waiting threads made PCA of
         # 20k points 100x slower (0.75 s instead of 0.007 s; bench speed_scale)
-        with threadpool_limits(1 if n < SINGLE_THREAD_BELOW else None):
+        with small_input_threads(n):
             return PCA(n_components=2, random_state=seed, **params).fit_transform(X)
     if method == "umap":
         import umap

@@ -100,13 +100,13 @@ def _quality(ctx: BenchContext, spaces) -> tuple[list[str], dict]:
                 "test_verdict_p": rank_test(values, y).p_value,
             })
         chosen = next(r for r in rows if r["column"] == run.primary)
+        real_rows, _ = _group_rows(one_test, test_group)
         # the same metrics with whole groups of neighbouring slices resampled (groups found label-free)
-        scan_groups = near_duplicate_groups(sub_feats["pixels"][_group_rows(one_test, test_group)[0]])
+        scan_groups = near_duplicate_groups(sub_feats["pixels"][real_rows])
         chosen_values = run.result.scores[run.primary].to_numpy()
         grouped = membership_report(y, (chosen_values >= run.threshold.threshold).astype(int), chosen_values,
                                     n_boot=n_boot, groups=scan_groups).estimates
         # Side channels and controls for the real-image sampling, not the generator:
-        real_rows, _ = _group_rows(one_test, test_group)
         d_real_rows, _ = _group_rows(one_dev, dev_group)
         px = sub_feats["pixels-norm"][real_rows] if "pixels-norm" in sub_feats else sub_feats[spaces[0]][real_rows]
         dpx = sub_dev["pixels-norm"][d_real_rows] if "pixels-norm" in sub_dev else sub_dev[spaces[0]][d_real_rows]
