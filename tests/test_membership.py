@@ -12,6 +12,7 @@ from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
 from synthscope import membership as mb
+from synthscope.membership.scores import _structure_adjusted as structure_adjusted
 
 
 def smooth_images(n: int, seed: int, size: int = 64) -> np.ndarray:
@@ -298,11 +299,11 @@ def test_generator_free_baseline_flags_a_split_that_explains_the_separation():
 def test_structure_adjusted_score_is_flat_when_distance_only_tracks_the_pool_spacing():
     rng = np.random.default_rng(4)
     d_real = rng.uniform(0.5, 3.0, 50)
-    flat = mb._structure_adjusted(2.0 * d_real ** 0.7, d_real)
+    flat = structure_adjusted(2.0 * d_real ** 0.7, d_real)
     np.testing.assert_allclose(flat, 0.0, atol=1e-9)
     d_gen = 2.0 * d_real ** 0.7
     d_gen[:5] *= 0.5                                     # five images much closer than their spacing predicts
-    adjusted = mb._structure_adjusted(d_gen, d_real)
+    adjusted = structure_adjusted(d_gen, d_real)
     assert set(np.argsort(adjusted)[-5:]) == set(range(5))
 
 

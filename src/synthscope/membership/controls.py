@@ -1,0 +1,214 @@
+"""Positive controls (planted near copies must be found) and null controls (held-out real images as the generated set)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import numpy as np
+
+from synthscope.membership.neighbours import _as_matrix
+from synthscope.membership.registration import registered_copy_score
+from synthscope.membership.scores import MembershipScorer, near_duplicate_groups
+from synthscope.membership.spaces import Space, space_features
+from synthscope.membership.verdicts import LeakageVerdict, leakage_test, rank_test
+
+
+def near_copies(images: np.ndarray, *, seed: int = 0, noise_sigma: float = 2.0,
+                contrast: float = 0.03) -> np.ndarray:
+    """Near copies of uint8 images: a random 1-pixel shift, Gaussian noise (sigma in grey levels) and a
+    slight contrast change (a factor within +/- `contrast`), as a memorising generator would produce."""
+    rng = np.random.default_rng(seed)
+    images = np.asarray(images)
+    out = np.empty_like(images)
+    for i, image in enumerate(images):
+        dy, dx = rng.choice([-1, 0, 1], size=2)
+        if dy == 0 and dx == 0:
+            dx = 1
+        shifted = np.roll(image.astype(np.float32), (int(dy), int(dx)), axis=(0, 1))
+        factor = 1 + rng.uniform(-contrast, contrast)
+        mean = shifted.mean()
+        changed = (shifted - mean) * factor + mean + rng.normal(0, noise_sigma, shifted.shape)
+        out[i] = np.clip(np.rint(changed), 0, 255).astype(np.uint8)
+    return out
+
+
+@dataclass
+class PositiveControl:
+    generated: np.ndarray     # the generated set with near copies appended
+    copied: np.ndarray        # bool per real image: a near copy of it is in `generated`
+    n_injected: int
+
+
+def positive_control(real_images: np.ndarray, gen_images: np.ndarray, *, fraction: float = 0.5,
+                     candidates=None, seed: int = 0) -> PositiveControl:
+    """Inject near copies of a random `fraction` of the real images (of `candidates`, a bool mask or
+    indices, when given) into the generated set. A working method must flag exactly the copied ones."""
+    n = len(real_images)
+    pool = np.arange(n) if candidates is None else np.arange(n)[np.asarray(candidates)] \
+        if np.asarray(candidates).dtype == bool else np.asarray(candidates, dtype=int)
+    if len(pool) == 0:
+        raise ValueError("no candidate real images to copy")
+    rng = np.random.default_rng(seed)
+    n_copy = max(1, int(round(fraction * len(pool))))
+    chosen = np.sort(rng.choice(pool, size=n_copy, replace=False))
+    copies = near_copies(np.asarray(real_images)[chosen], seed=seed + 1)
+    copied = np.zeros(n, dtype=bool)
+    copied[chosen] = True
+    return PositiveControl(np.concatenate([np.asarray(gen_images), copies]), copied, n_copy)
+
+
+@dataclass
+class ControlResult:
+    name: str                  # "positive" | "null"
+    passed: bool
+    verdict: LeakageVerdict
+    auc: float | None          # of the control's own truth (copied vs not), positive control only
+    message: str
+
+
+def run_positive_control(real_features_fn, real_images, gen_images, *, reference=None, score: str = "registered",
+                         fraction: float = 0.5, candidates=None, seed: int = 0, alpha: float = 0.05,
+                         **scorer_params) -> tuple[ControlResult, np.ndarray, np.ndarray]:
+    """Positive control end to end. `real_features_fn(images) -> features` embeds images into the space
+    (the injected copies must pass through the same extractor; a space name works too).
+    Returns the result, the scores and the truth (bool per real image: copied)."""
+    if isinstance(real_features_fn, (str, Space)):
+        space = real_features_fn
+        real_features_fn = lambda images: space_features(images, space)  # noqa: E731
+    from sklearn.metrics import roc_auc_score
+
+    control = positive_control(real_images, gen_images, fraction=fraction, candidates=candidates, seed=seed)
+    real_f = real_features_fn(np.asarray(real_images))
+    gen_f = real_features_fn(control.generated)
+    if score == "registered":
+        values = registered_copy_score(np.asarray(real_images), control.generated, real_f, gen_f)
+    else:
+        values = MembershipScorer(scores=(score,), **scorer_params).fit(gen_f, reference).score(real_f)[score].to_numpy()
+    verdict = rank_test(values, control.copied, alpha=alpha)
+    auc = float(roc_auc_score(control.copied, values))
+    passed = verdict.significant and auc >= 0.99
+    message = (f"positive control {'passed' if passed else 'FAILED'}: {control.n_injected} near copies injected; "
+               f"AUC of copied vs not copied {auc:.3f}; {verdict.message}")
+    return ControlResult("positive", passed, verdict, auc, message), values, control.copied
+
+
+def split_null_control(real, used=None, *, seed: int = 0, groups=None):
+    """Held-out real images for a null control drawn from one group of a data set: with labels, about a
+    third of the used and a third of the not-used images become the generated set and the rest is scored;
+    without labels the images are cut in three (pool, stand-in generated set, held-out set for the
+    data-copying test).
+
+    The cut keeps near-duplicate groups (`near_duplicate_groups` of `real`, or `groups` when given) whole:
+    a stand-in that holds one slice of a scan whose neighbouring slice stays in the pool would make that
+    pool image look "copied", and the control would measure the split instead of the score.
+    Returns (pool_rows, generated_rows, heldout_rows or None)."""
+    rng = np.random.default_rng(seed)
+    n = len(real)
+    if groups is None:   # images are accepted too: grouped by their flattened grey levels
+        groups = near_duplicate_groups(np.asarray(real, dtype=np.float32).reshape(n, -1))
+    groups = np.asarray(groups)
+    if len(groups) != n:
+        raise ValueError("groups must have one label per real image")
+    if used is not None:
+        used = np.asarray(used).astype(int)
+        if (used == 0).sum() < 3 or (used == 1).sum() < 3:
+            raise ValueError("the null control needs at least 3 used and 3 not-used images")
+        # a third of each class, as whole groups of that class only: a stand-in set drawn from one class
+        # would resemble that class (same scans, same sampling) and fake a separation either way
+        generated_rows = []
+        for value in (0, 1):
+            pure = [g for g in rng.permutation(np.unique(groups[used == value])) if (used[groups == g] == value).all()]
+            rows = _take_groups(groups, pure, int((used == value).sum()) // 3)
+            if len(rows) < 1:   # no whole group to spare: fall back to single images of the class
+                rows = rng.permutation(np.flatnonzero(used == value))[: max(1, int((used == value).sum()) // 3)]
+            generated_rows.append(rows)
+        generated_rows = np.sort(np.concatenate(generated_rows))
+        pool_rows = np.sort(np.setdiff1d(np.arange(n), generated_rows))
+        return pool_rows, generated_rows, None
+    if n < 6:
+        raise ValueError("the label-free null control needs at least 6 real images")
+    order = list(rng.permutation(np.unique(groups)))
+    generated_rows = _take_groups(groups, order, n // 3)
+    rest = [g for g in order if not np.isin(np.flatnonzero(groups == g), generated_rows).any()]
+    heldout_rows = _take_groups(groups, rest, n // 3)
+    pool_rows = np.setdiff1d(np.arange(n), np.concatenate([generated_rows, heldout_rows]))
+    if min(len(generated_rows), len(heldout_rows), len(pool_rows)) < 2:
+        order = rng.permutation(n)
+        third = n // 3
+        return np.sort(order[2 * third:]), np.sort(order[:third]), np.sort(order[third:2 * third])
+    return pool_rows, generated_rows, heldout_rows
+
+
+def _take_groups(groups: np.ndarray, order, target: int) -> np.ndarray:
+    """Rows of whole groups taken in `order`, skipping any group that would overshoot `target`."""
+    taken: list[np.ndarray] = []
+    count = 0
+    for g in order:
+        rows = np.flatnonzero(groups == g)
+        if count + len(rows) > target:
+            continue
+        taken.append(rows)
+        count += len(rows)
+        if count >= target:
+            break
+    return np.sort(np.concatenate(taken)) if taken else np.array([], dtype=int)
+
+
+def run_null_control(real, heldout_as_generated, *, reference=None, used=None, score: str = "gan_leaks",
+                     alpha: float = 0.05, **scorer_params) -> ControlResult:
+    """Null control: the generated set is replaced by held-out real images (feature matrices), so nothing
+    can have leaked. With labels the two-sided rank test of `score` must not be significant (a reversed
+    separation fails too: it shows a bias that would sink or fake a real signal); without labels the
+    data-copying test must not be."""
+    if used is not None:
+        table = MembershipScorer(scores=(score,), **scorer_params).fit(heldout_as_generated, reference).score(real)
+        verdict = rank_test(table[score].to_numpy(), used, alpha=alpha, alternative="two-sided")
+    else:
+        verdict = leakage_test(real=real, generated=heldout_as_generated, heldout=reference, alpha=alpha)
+    passed = not verdict.significant
+    message = (f"null control {'passed' if passed else 'FAILED'} (generated set replaced by held-out real images"
+               f"{', score ' + score if used is not None else ''}): {verdict.message}")
+    if not passed and used is not None:
+        message += (" A significant result here means the score separates used from not-used images for a "
+                    "reason other than the generator (e.g. used images are more typical of the population, or have "
+                    "neighbouring slices of their scan in the pool).")
+    return ControlResult("null", passed, verdict, None, message)
+
+
+def null_control(features, used=None, *, score: str = "distance", n_repeats: int = 10, groups=None,
+                 seed: int = 0, alpha: float = 0.05, **scorer_params) -> ControlResult:
+    """The null control over `n_repeats` random group-aware splits (`split_null_control`) of one group's
+    real images (feature matrix), since a single split of a few dozen images is a noisy draw.
+
+    Passes when the median p-value of the per-split tests is >= alpha (under the null, p is uniform, so
+    most splits must come out non-significant); the message gives the median AUC (or Z_U) and how many
+    splits were significant. With labels each split is a two-sided rank test of `score`.
+    """
+    features = _as_matrix(features, "features")
+    if n_repeats < 1:
+        raise ValueError("n_repeats must be >= 1")
+    groups = near_duplicate_groups(features) if groups is None else np.asarray(groups)
+    verdicts = []
+    for repeat in range(n_repeats):
+        pool, stand_in, heldout = split_null_control(features, used, seed=seed + repeat, groups=groups)
+        verdicts.append(run_null_control(
+            features[pool], features[stand_in], reference=None if heldout is None else features[heldout],
+            used=None if used is None else np.asarray(used)[pool], score=score, alpha=alpha,
+            **scorer_params).verdict)
+    p_values = np.array([v.p_value for v in verdicts])
+    statistics = np.array([v.statistic for v in verdicts])
+    median_p = float(np.median(p_values))
+    passed = median_p >= alpha
+    n_significant = int((p_values < alpha).sum())
+    what = "AUC" if used is not None else "Z_U"
+    summary = LeakageVerdict(not passed, median_p, float(np.median(statistics)),
+                             verdicts[0].method + f", median over {n_repeats} group-aware splits",
+                             f"median {what} {np.median(statistics):.3f} (range {statistics.min():.2f} to "
+                             f"{statistics.max():.2f}), median p = {median_p:.2g}; {n_significant} of {n_repeats} "
+                             f"splits significant at {alpha}.")
+    message = (f"null control {'passed' if passed else 'FAILED'} (held-out real images as the generated set"
+               f"{', score ' + score if used is not None else ''}): {summary.message}")
+    if not passed:
+        message += (" The score separates the real images without any generator: the split of the real images "
+                    "(scans, sampling), not a generator, can produce its signal.")
+    return ControlResult("null", passed, summary, None, message)
+

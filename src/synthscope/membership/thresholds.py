@@ -1,0 +1,92 @@
+"""Thresholds fit on labelled dev scores (or label-free) and applied unchanged to test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import numpy as np
+
+
+OBJECTIVES = ("f1", "accuracy", "kappa")
+
+
+@dataclass
+class ThresholdFit:
+    threshold: float
+    method: str            # "f1" | "accuracy" | "kappa" | "prevalence" | "mixture"
+    value: float           # the objective at the threshold on the data it was fit on (nan for label-free)
+    predicted_used_fraction: float
+
+
+def _objective(name: str, y: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
+
+    if name == "f1":
+        return f1_score(y, pred, zero_division=0)
+    if name == "accuracy":
+        return accuracy_score(y, pred)
+    if name == "kappa":
+        value = cohen_kappa_score(y, pred)
+        return 0.0 if np.isnan(value) else value
+    raise ValueError(f"unknown objective {name!r}; choose from {', '.join(OBJECTIVES)}")
+
+
+def fit_threshold(scores, y=None, objective: str = "f1", *, prevalence: float | None = None,
+                  random_state: int = 0) -> ThresholdFit:
+    """Threshold on dev scores; predict used when score >= threshold.
+
+    With labels: maximise `objective` ("f1", "accuracy", "kappa") over every cut between sorted scores.
+    Without labels: `prevalence` (expected fraction used) sets a quantile, else a two-component Gaussian
+    mixture puts the cut where the higher component becomes more likely.
+    """
+    scores = np.asarray(scores, dtype=float)
+    if scores.ndim != 1 or len(scores) == 0 or not np.isfinite(scores).all():
+        raise ValueError("scores must be a non-empty 1-D array of finite numbers")
+    if y is not None:
+        y = np.asarray(y).astype(int)
+        if len(y) != len(scores):
+            raise ValueError("scores and labels differ in length")
+        values = np.unique(scores)
+        candidates = np.concatenate([[values[0]], (values[:-1] + values[1:]) / 2, [values[-1] + 1.0]])
+        best, best_value = candidates[0], -np.inf
+        for t in candidates:
+            value = _objective(objective, y, (scores >= t).astype(int))
+            if value > best_value + 1e-12:
+                best, best_value = t, value
+        return ThresholdFit(float(best), objective, float(best_value), float((scores >= best).mean()))
+    if prevalence is not None:
+        if not 0 <= prevalence <= 1:
+            raise ValueError("prevalence must be in [0, 1]")
+        t = float(np.quantile(scores, 1 - prevalence)) if prevalence < 1 else float(scores.min())
+        return ThresholdFit(t, "prevalence", float("nan"), float((scores >= t).mean()))
+    from sklearn.mixture import GaussianMixture
+
+    if len(scores) < 4:
+        raise ValueError("a two-component mixture needs at least 4 scores")
+    gm = GaussianMixture(2, random_state=random_state).fit(scores[:, None])
+    high = int(np.argmax(gm.means_.ravel()))
+    grid = np.linspace(scores.min(), scores.max(), 2001)
+    posterior = gm.predict_proba(grid[:, None])[:, high]
+    above = np.nonzero(posterior >= 0.5)[0]
+    t = float(grid[above[0]]) if len(above) else float(scores.max() + 1.0)
+    return ThresholdFit(t, "mixture", float("nan"), float((scores >= t).mean()))
+
+
+class ThresholdFitter:
+    """sklearn-style wrapper of `fit_threshold`: fit on dev scores (and labels), predict on test."""
+
+    def __init__(self, objective: str = "f1", prevalence: float | None = None, random_state: int = 0):
+        self.objective = objective
+        self.prevalence = prevalence
+        self.random_state = random_state
+
+    def fit(self, scores, y=None) -> "ThresholdFitter":
+        self.fit_ = fit_threshold(scores, y, self.objective, prevalence=self.prevalence,
+                                  random_state=self.random_state)
+        self.threshold_ = self.fit_.threshold
+        return self
+
+    def predict(self, scores) -> np.ndarray:
+        if not hasattr(self, "threshold_"):
+            raise RuntimeError("call fit() first")
+        return (np.asarray(scores, dtype=float) >= self.threshold_).astype(int)
+
