@@ -39,3 +39,36 @@ def test_dashboard_notebook_only_calls_build(repo_root):
     # Thin: the notebook holds no logic of its own.
     assert len([line for line in code.splitlines() if line.strip() and not line.strip().startswith("#")]) <= 4
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), "outputs must be stripped"
+
+
+def _core_modules(repo_root: Path) -> dict[str, Path]:
+    root = repo_root / "src"
+    modules = {}
+    for path in root.rglob("*.py"):
+        name = ".".join(path.relative_to(root).with_suffix("").parts)
+        modules[name.removesuffix(".__init__")] = path
+    return modules
+
+
+def test_core_never_imports_the_dashboard(repo_root):
+    offenders = [f"{path.relative_to(repo_root)} imports {name}"
+                 for path in sorted((repo_root / "src" / "synthscope").rglob("*.py"))
+                 for name in _imports(path) if name.split(".")[0] == "synthscope_dashboard"]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_core_modules_import_one_another_without_a_circle(repo_root):
+    """Every import between core modules, at module level or inside a function, forms no cycle (a cycle
+    such as cache -> features -> open_clip_models -> cache only works while one import stays lazy)."""
+    import networkx as nx
+
+    modules = _core_modules(repo_root)
+    graph = nx.DiGraph()
+    graph.add_nodes_from(modules)
+    for name, path in modules.items():
+        for target in _imports(path):
+            if target in modules and target != name:
+                graph.add_edge(name, target)
+    assert graph.number_of_edges() > 50, "the import graph was not read"
+    cycles = [sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1]
+    assert not cycles, f"import circles: {cycles}"

@@ -33,23 +33,13 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 import numpy as np
 
 from synthscope.features.base import Extractor
+from synthscope.runtime import ENV_CACHE_DIR, default_cache_dir  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-ENV_CACHE_DIR = "SYNTHSCOPE_CACHE_DIR"
 _INDEX_VERSION = 1
 #: merge shards once a namespace holds more than this many
 MAX_SHARDS = 16
-
-
-def default_cache_dir() -> Path:
-    """$SYNTHSCOPE_CACHE_DIR when set, else the user cache dir (never inside a data folder)."""
-    override = os.environ.get(ENV_CACHE_DIR)
-    if override:
-        return Path(override).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("synthscope", appauthor=False))
 
 
 class CacheCorruptionWarning(UserWarning):

@@ -97,14 +97,8 @@ class DemoPaths:
 
 def default_demo_dir(seed: int = 0, quick: bool = False) -> Path:
     """``<cache dir>/demo/seed<seed>[-quick]``, where the cache dir is $SYNTHSCOPE_CACHE_DIR or the user's."""
-    try:
-        from synthscope.cache import default_cache_dir
-    except ImportError:  # pragma: no cover - fallback while synthscope.cache is missing
-        import platformdirs
+    from synthscope.runtime import default_cache_dir
 
-        def default_cache_dir() -> Path:
-            env = os.environ.get("SYNTHSCOPE_CACHE_DIR")
-            return Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("synthscope", appauthor=False))
     return default_cache_dir() / "demo" / (f"seed{seed}" + ("-quick" if quick else ""))
 
 

@@ -55,7 +55,7 @@ def demo(
     typer.echo(f"  real pool:  {paths.real_pool}  (groups {paths.real_groups})")
     if prepare:
         # The dashboard only reads caches (UMAP's numba JIT alone costs about a minute per process).
-        from synthscope.workspace import prepare as prepare_workspace
+        from synthscope.datatree import prepare as prepare_workspace
 
         for item in prepare_workspace(paths.root, extractors=("fingerprint", "pixels"),
                                       # quick demos are for tests: skip UMAP's minute of JIT

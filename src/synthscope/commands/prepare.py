@@ -24,7 +24,7 @@ def prepare_command(
     it; run this once instead. A second run only reads the caches.
     """
     apply_cache_dir(cache_dir)
-    from synthscope.workspace import WorkspaceError, prepare
+    from synthscope.datatree import WorkspaceError, prepare
 
     try:
         items = prepare(path, extractors=extractor, projections=projection)

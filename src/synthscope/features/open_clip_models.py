@@ -25,6 +25,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from synthscope.features.base import Extractor, ExtractorUnavailable, file_sha256, register_extractor
+from synthscope.runtime import DeviceUnavailable, cap_torch_threads, default_cache_dir
+from synthscope.runtime import resolve_device as runtime_device
 
 log = logging.getLogger(__name__)
 
@@ -52,36 +54,26 @@ def cached_file_sha256(path: str | Path) -> str:
 
 
 def _weights_dir(cache_dir: str | Path | None = None) -> Path:
-    from synthscope.cache import default_cache_dir
-
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "weights"
     directory.mkdir(parents=True, exist_ok=True)
     return directory
 
 
 def resolve_device(device: str = "auto") -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ExtractorUnavailable("device 'cuda' was asked for but torch sees no CUDA GPU here")
-    return device
+    """The runtime's device rule; a missing GPU makes the extractor unavailable, with the reason."""
+    try:
+        return runtime_device(device)
+    except DeviceUnavailable as error:
+        if "no CUDA GPU" in str(error):
+            raise ExtractorUnavailable(str(error)) from None
+        raise
 
 
 def _configure_threads() -> None:
-    """Use the cores this process may run on, not the machine's count (containers often get fewer)."""
     global _threads_configured
-    if _threads_configured:
-        return
-    import torch
-
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if torch.get_num_threads() > allowed:
-        torch.set_num_threads(allowed)
-    _threads_configured = True
+    if not _threads_configured:
+        cap_torch_threads()
+        _threads_configured = True
 
 
 class TorchImageExtractor(Extractor):

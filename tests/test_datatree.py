@@ -1,4 +1,4 @@
-"""synthscope.workspace: what a bench root holds, and `prepare` caching exactly what the dashboard reads."""
+"""synthscope.datatree: what a bench root holds, and `prepare` caching exactly what the dashboard reads."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from layout_factory import make_layout
 from synthscope.projection import NotCached, project
-from synthscope.workspace import (WorkspaceError, attribution_matrix, discover_dataset_roots, load_datasets,
+from synthscope.datatree import (WorkspaceError, attribution_matrix, discover_dataset_roots, load_datasets,
                                   prepare)
 
 

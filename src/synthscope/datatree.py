@@ -1,7 +1,8 @@
-"""What a path holds, as the dashboard, the demo and `synthscope prepare` all see it.
+"""What a path holds (synthscope.datatree), as the dashboard, the demo and `synthscope prepare` all see it.
 
 One place defines which matrix gets projected (the generated images of every split, pooled), so a
-projection cached by the CLI is exactly the one the dashboard looks up.
+projection cached by the CLI is exactly the one the dashboard looks up. (The dashboard's own
+`synthscope_dashboard.workspace` lays these results out for the page.)
 """
 
 from __future__ import annotations
