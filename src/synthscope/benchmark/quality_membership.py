@@ -12,9 +12,11 @@ import numpy as np
 
 from synthscope.benchmark.base import BenchContext, BenchSection, shared_bench_dir
 
-BENCHES = (("v1", "model_1", "folder_1"), ("v1", "model_2", "folder_2"), ("v2", "model_1", "folder_1"))
-QUICK_SPACES = ("pixels", "pixels-norm", "pixels-128", "pixels-lung", "fingerprint")
-FULL_SPACES = QUICK_SPACES + ("pixels-32", "effnet-lite0")
+#: v3 is the benchmark of record (matched whole scans: the generator-free baseline sits at chance); v2 is
+#: kept as the confounded case, where the baseline CAUTION must fire; v1 has no real leakage
+BENCHES = (("v3", "model_1", "folder_1"), ("v1", "model_1", "folder_1"), ("v1", "model_2", "folder_2"),
+           ("v2", "model_1", "folder_1"))
+RECORD = "v3"
 FEATURE_SCORES = ("distance", "adjusted", "gan_leaks", "domias", "copies")
 NULL_SCORES = ("distance", "adjusted", "gan_leaks")
 
@@ -41,107 +43,97 @@ def _speed(ctx: BenchContext) -> tuple[str, dict]:
     return "\n".join(lines), data
 
 
-def _quality(ctx: BenchContext, spaces) -> tuple[list[str], dict]:
-    from sklearn.metrics import roc_auc_score
-
-    from synthscope.cache import EmbeddingCache
+def _load(ctx: BenchContext, version: str, dev_group: str, test_group: str):
     from synthscope.data import load_dataset, read_ground_truth
+
+    root = shared_bench_dir(ctx, version, "subtask1")
+    if root is None:
+        return None
+    dev, test = load_dataset(root / "dev"), load_dataset(root / "test")
+    return (dev.subset((dev.manifest["group"] == dev_group).to_numpy()),
+            test.subset((test.manifest["group"] == test_group).to_numpy()),
+            read_ground_truth(root / "test_ground_truth.csv"))
+
+
+def _quality(ctx: BenchContext) -> tuple[list[str], dict]:
+    """`synthscope membership TEST --dev DEV --truth ...` with its default options, per benchmark, and beside
+    it every candidate column fit on dev the same way (what the dev choice was made among)."""
+    from synthscope.cache import EmbeddingCache
     from synthscope.membership import (
-        _group_rows, _used_labels, dataset_space_features, fit_threshold, knn, near_duplicate_groups, rank_test,
-        run_membership,
+        MembershipOptions, evaluate_membership, fit_threshold, knn, predict, rank_test, run_membership,
     )
+    from synthscope.membership.spaces import dataset_space_features
     from synthscope.metrics import membership_report
 
     cache = EmbeddingCache(ctx.cache_dir)
     n_boot = 200 if ctx.quick else 1000
     md, data = [], {}
-    loaded = {}
     for version, dev_group, test_group in BENCHES:
-        root = shared_bench_dir(ctx, version, "subtask1")
-        if root is None:
+        loaded = _load(ctx, version, dev_group, test_group)
+        if loaded is None:
             md.append(f"_{version}: benchmark data absent, skipped._")
             continue
-        if version not in loaded:
-            dev, test = load_dataset(root / "dev"), load_dataset(root / "test")
-            truth = read_ground_truth(root / "test_ground_truth.csv")
-            feats = {s: dataset_space_features(test, s, cache=cache, device=ctx.device) for s in spaces}
-            dev_feats = {s: dataset_space_features(dev, s, cache=cache, device=ctx.device) for s in spaces}
-            loaded[version] = (dev, test, truth, feats, dev_feats)
-        dev, test, truth, feats, dev_feats = loaded[version]
-        one_test = test.subset((test.manifest["group"] == test_group).to_numpy())
-        one_dev = dev.subset((dev.manifest["group"] == dev_group).to_numpy())
-        t_rows = (test.manifest["group"] == test_group).to_numpy()
-        d_rows = (dev.manifest["group"] == dev_group).to_numpy()
-        sub_feats = {s: f[t_rows] for s, f in feats.items()}
-        sub_dev = {s: f[d_rows] for s, f in dev_feats.items()}
-        runs = run_membership(one_test, one_dev, spaces=spaces, scores=FEATURE_SCORES + ("registered",),
-                              primary="auto", features=sub_feats, dev_features=sub_dev)
-        run = runs[0]
-        y = truth.loc[run.result.scores.index].astype(int).to_numpy()
-        dev_used = _used_labels(one_dev, _group_rows(one_dev, dev_group)[0])
+        one_dev, one_test, truth = loaded
+        run = run_membership(one_test, one_dev, MembershipOptions(), cache=cache, device=ctx.device)
+        group = run.groups[0]
+        evaluation = evaluate_membership(run, truth, n_boot=n_boot).groups[0]
+        e, grouped = evaluation.report.estimates, evaluation.scan_report.estimates
+        y = truth.loc[group.predictions.index].astype(int).to_numpy()
         label = f"{version} {dev_group}->{test_group}"
         rows = []
         # generator-free baselines last: they show what the split of the real images alone gives
-        columns = [(c, run.dev_result.scores, run.result.scores, run.dev_result.verdicts)
-                   for c in run.result.scores.columns]
-        columns += [(c, run.dev_result.baseline, run.result.baseline, run.dev_result.baseline_verdicts)
-                    for c in run.result.baseline.columns]
+        columns = [(c, group.dev_result.scores, group.result.scores, group.dev_result.verdicts)
+                   for c in group.result.scores.columns]
+        columns += [(c, group.dev_result.baseline, group.result.baseline, group.dev_result.baseline_verdicts)
+                    for c in group.result.baseline.columns]
         for column, dev_table, test_table, dev_verdicts in columns:
-            dev_scores = dev_table[column].to_numpy()
-            threshold = fit_threshold(dev_scores, dev_used, "f1")
+            threshold = fit_threshold(dev_table[column].to_numpy(), group.dev_used, "f1")
             values = test_table[column].to_numpy()
-            report = membership_report(y, (values >= threshold.threshold).astype(int), values, n_boot=n_boot)
-            e = report.estimates
+            report = membership_report(y, predict(values, threshold.threshold), values, n_boot=n_boot)
             rows.append({
-                "column": column, "dev_auc": dev_verdicts[column].statistic,
-                "dev_p": dev_verdicts[column].p_value,
-                **{k: (e[k].value, e[k].ci_low, e[k].ci_high) for k in e},
-                "all_used_f1": report.baselines["all_used"]["f1"],
-                "test_verdict_p": rank_test(values, y).p_value,
+                "column": column, "dev_auc": dev_verdicts[column].statistic, "dev_p": dev_verdicts[column].p_value,
+                **{k: (v.value, v.ci_low, v.ci_high) for k, v in report.estimates.items()},
+                "all_used_f1": report.baselines["all_used"]["f1"], "test_verdict_p": rank_test(values, y).p_value,
             })
-        chosen = next(r for r in rows if r["column"] == run.primary)
-        real_rows, _ = _group_rows(one_test, test_group)
-        # the same metrics with whole groups of neighbouring slices resampled (groups found label-free)
-        scan_groups = near_duplicate_groups(sub_feats["pixels"][real_rows])
-        chosen_values = run.result.scores[run.primary].to_numpy()
-        grouped = membership_report(y, (chosen_values >= run.threshold.threshold).astype(int), chosen_values,
-                                    n_boot=n_boot, groups=scan_groups).estimates
-        # Side channels and controls for the real-image sampling, not the generator:
-        d_real_rows, _ = _group_rows(one_dev, dev_group)
-        px = sub_feats["pixels-norm"][real_rows] if "pixels-norm" in sub_feats else sub_feats[spaces[0]][real_rows]
-        dpx = sub_dev["pixels-norm"][d_real_rows] if "pixels-norm" in sub_dev else sub_dev[spaces[0]][d_real_rows]
-        to_dev_used, _ = knn(px, dpx[dev_used == 1], 1)
-        to_dev_not, _ = knn(px, dpx[dev_used == 0], 1)
-        side_channel_auc = roc_auc_score(y, to_dev_not[:, 0] - to_dev_used[:, 0])
-        loo, _ = knn(px, px, 1, exclude_self=True)
+        # side channels of the real-image sampling, not the generator
+        px_test = dataset_space_features(one_test, "pixels-norm", cache=cache)
+        px_dev = dataset_space_features(one_dev, "pixels-norm", cache=cache)
+        test_real = px_test[(one_test.manifest["role"] == "real").to_numpy()]
+        dev_real = px_dev[(one_dev.manifest["role"] == "real").to_numpy()]
+        to_used, _ = knn(test_real, dev_real[group.dev_used == 1], 1)
+        to_not, _ = knn(test_real, dev_real[group.dev_used == 0], 1)
+        loo, _ = knn(test_real, test_real, 1, exclude_self=True)
+        from sklearn.metrics import roc_auc_score
+
+        side_channel_auc = roc_auc_score(y, to_not[:, 0] - to_used[:, 0])
         typicality_auc = roc_auc_score(y, -loo[:, 0])
-        data[label] = {"rows": rows, "auto_choice": run.primary, "gate": run.verdict.__dict__,
-                       "scan_group_bootstrap": {"n_groups": int(len(np.unique(scan_groups))),
+        record = " (the sub-task 1 benchmark of record)" if version == RECORD else ""
+        data[label] = {"rows": rows, "auto_choice": group.primary, "choice": group.choice,
+                       "gate": group.verdict.__dict__, "benchmark_of_record": version == RECORD,
+                       "test": {k: v.__dict__ for k, v in e.items()},
+                       "scan_group_bootstrap": {"n_groups": evaluation.n_scan_groups,
                                                 **{k: grouped[k].__dict__ for k in ("roc_auc", "f1", "kappa")}},
-                       "copying_test": run.copying_verdict.__dict__, "threshold": run.threshold.__dict__,
+                       "copying_test": group.copying_verdict.__dict__, "threshold": group.threshold.__dict__,
                        "side_channel_auc_nearest_dev_used": side_channel_auc,
                        "typicality_auc_nearest_real": typicality_auc}
-        md += [f"### {label} ({len(y)} test real images, {int(y.sum())} used)", "",
-               f"- Dev-selected column (`--primary auto`, highest dev AUC among {len(run.result.scores.columns)}): "
-               f"**{run.primary}** (dev AUC {chosen['dev_auc']:.3f}); gate on dev labels, Bonferroni "
-               f"x{len(run.result.scores.columns)}: "
-               f"**{run.verdict.message}**",
-               f"- On test at the dev-fitted F1 threshold: AUC {chosen['roc_auc'][0]:.3f} "
-               f"[{chosen['roc_auc'][1]:.2f}, {chosen['roc_auc'][2]:.2f}], F1 {chosen['f1'][0]:.3f} "
-               f"[{chosen['f1'][1]:.2f}, {chosen['f1'][2]:.2f}] vs all-used {chosen['all_used_f1']:.3f}, "
-               f"kappa {chosen['kappa'][0]:.3f} [{chosen['kappa'][1]:.2f}, {chosen['kappa'][2]:.2f}].",
-               f"- The same with a scan-group bootstrap ({len(np.unique(scan_groups))} groups of neighbouring slices, "
+        md += [f"### {label}{record} ({len(y)} test real images, {int(y.sum())} used)", "",
+               f"- `synthscope membership` with its defaults chose **{group.primary}** as {group.choice}; gate: "
+               f"**{group.verdict.message}**",
+               f"- On test at the dev-fitted threshold: AUC {_fmt_ci(e['roc_auc'])}, F1 {_fmt_ci(e['f1'])} vs "
+               f"all-used {evaluation.report.baselines['all_used']['f1']:.3f}, kappa {_fmt_ci(e['kappa'])}.",
+               f"- The same with a scan-group bootstrap ({evaluation.n_scan_groups} groups of neighbouring slices, "
                f"found without labels, resampled whole): AUC [{grouped['roc_auc'].ci_low:.2f}, "
                f"{grouped['roc_auc'].ci_high:.2f}], F1 [{grouped['f1'].ci_low:.2f}, {grouped['f1'].ci_high:.2f}], "
                f"kappa [{grouped['kappa'].ci_low:.2f}, {grouped['kappa'].ci_high:.2f}]. Slices of one scan share their "
                f"membership, so the image bootstrap above is too narrow.",
-               f"- Label-free data-copying test on the test folder: {run.copying_verdict.message}",
+               f"- Label-free data-copying test on the test folder: {group.copying_verdict.message}",
                f"- Not generator signals (sampling of the benchmark's real images): nearest-real-neighbour "
                f"typicality AUC {typicality_auc:.3f}; 'closer to a dev used image than to a dev not-used image' "
                f"AUC {side_channel_auc:.3f} (adjacent slices of one training scan are split between dev and test).",
                "",
-               "Rows `space:pool_baseline` are generator-free baselines (minus the distance to the nearest other "
-               "real image of the folder): they never look at the generated images.",
+               "Every candidate column, each with its own threshold fit on dev (the dev AUC is what the choice "
+               "saw; the test columns were never used to choose). Rows `space:pool_baseline` are generator-free "
+               "baselines (minus the distance to the nearest other real image of the folder).",
                "",
                "| column | dev AUC | dev p | test AUC [95% CI] | TPR@1%FPR | F1 | acc | prec | rec | spec | kappa | all-used F1 |",
                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -155,45 +147,33 @@ def _quality(ctx: BenchContext, spaces) -> tuple[list[str], dict]:
 
 
 def _controls(ctx: BenchContext) -> tuple[list[str], dict]:
-    from synthscope.data import load_dataset, read_ground_truth
-    from synthscope.membership import (
-        _group_rows, _used_labels, dataset_space_features, fit_threshold, null_control, run_positive_control,
-    )
-    from synthscope.metrics import membership_report
+    """`synthscope controls` on each benchmark's test folder (dev copies fit the threshold), copying used images."""
+    from synthscope.cache import EmbeddingCache
+    from synthscope.membership import ControlOptions, run_controls
 
     md = ["| benchmark | score | copies injected (test) | AUC copied vs not | F1 at dev-fitted threshold [95% CI] | null control (test group, two-sided) |",
           "|---|---|---|---|---|---|"]
     data = {}
+    options = ControlOptions(space="pixels-norm", positive_scores=("registered", "copies"), null_scores=NULL_SCORES,
+                             copy_from="used", seed=1, n_boot=200 if ctx.quick else 1000)
     for version, dev_group, test_group in BENCHES:
-        root = shared_bench_dir(ctx, version, "subtask1")
-        if root is None:
+        loaded = _load(ctx, version, dev_group, test_group)
+        if loaded is None:
             continue
-        dev, test = load_dataset(root / "dev"), load_dataset(root / "test")
-        truth = read_ground_truth(root / "test_ground_truth.csv")
-        d_real, d_gen = _group_rows(dev, dev_group)
-        t_real, t_gen = _group_rows(test, test_group)
-        d_used = _used_labels(dev, d_real)
-        t_used = truth.loc[test.manifest["image_id"].to_numpy()[t_real]].astype(int).to_numpy()
-        for score in ("registered", "copies"):
-            _, d_scores, d_truth = run_positive_control("pixels-norm", dev.images(d_real), dev.images(d_gen),
-                                                        score=score, candidates=d_used == 1, seed=1)
-            fit = fit_threshold(d_scores, d_truth, "f1")
-            result, t_scores, t_truth = run_positive_control("pixels-norm", test.images(t_real), test.images(t_gen),
-                                                             score=score, candidates=t_used == 1, seed=2)
-            report = membership_report(t_truth.astype(int), (t_scores >= fit.threshold).astype(int), t_scores,
-                                       n_boot=200 if ctx.quick else 1000)
-            f1 = report.estimates["f1"]
-            # null control: whole near-duplicate groups (a third of each class) replace the generated set,
-            # ten random splits, two-sided tests, so a reversed separation fails too
-            feats = dataset_space_features(test, "pixels-norm")[t_real]
-            nulls = {s: null_control(feats, t_used, score=s, n_repeats=10) for s in NULL_SCORES}
-            null_text = "; ".join(f"{s}: {'passed' if n.passed else 'FAILED'} (median AUC {n.verdict.statistic:.2f}, "
-                                  f"median p {n.verdict.p_value:.2g}, {n.message.split('; ')[-1].split(' splits')[0]} "
-                                  f"splits significant)" for s, n in nulls.items())
-            label = f"{version} {dev_group}->{test_group}"
-            md.append(f"| {label} | {score} | {int(t_truth.sum())} | {result.auc:.3f} | {_fmt_ci(f1)} | {null_text} |")
-            data[f"{label} {score}"] = {"auc": result.auc, "f1": f1.__dict__, "threshold": fit.threshold,
-                                        "null": {s: n.verdict.__dict__ for s, n in nulls.items()}}
+        one_dev, one_test, truth = loaded
+        report = run_controls(one_test, one_dev, options, used=truth, cache=EmbeddingCache(ctx.cache_dir),
+                              device=ctx.device)
+        group = report.groups[0]
+        label = f"{version} {dev_group}->{test_group}"
+        null_text = "; ".join(f"{s}: {'passed' if n.passed else 'FAILED'} (median AUC {n.verdict.statistic:.2f}, "
+                              f"median p {n.verdict.p_value:.2g}, {n.message.split('; ')[-1].split(' splits')[0]} "
+                              f"splits significant)" for s, n in group.null.items())
+        for score, outcome in group.positive.items():
+            md.append(f"| {label} | {score} | {outcome.n_copied} | {outcome.result.auc:.3f} | {_fmt_ci(outcome.f1)} | "
+                      f"{null_text} |")
+            data[f"{label} {score}"] = {"auc": outcome.result.auc, "f1": outcome.f1.__dict__,
+                                        "threshold": outcome.threshold,
+                                        "null": {s: n.verdict.__dict__ for s, n in group.null.items()}}
     return md, data
 
 
@@ -204,17 +184,17 @@ def run(ctx: BenchContext) -> BenchSection:
           "**Speed** (this machine, CPU):", "", speed_md, ""]
     data = {"speed": speed_data}
     if not any(shared_bench_dir(ctx, version, "subtask1") for version, _, _ in BENCHES):
-        md.append("Quality skipped: no ../shared/bench/v1 or v2 subtask1 folder found.")
+        md.append("Quality skipped: no ../shared/bench/v1, v2 or v3 subtask1 folder found.")
         return BenchSection("Sub-task 1: training-data fingerprints", "\n".join(md), data)
-    spaces = QUICK_SPACES if ctx.quick else FULL_SPACES
-    md += ["**Positive and null controls** (near copies = 1-px shift, Gaussian noise sigma 2, contrast +/-3%, "
-           "of half of the used images, injected into the generated set; dev copies fit the threshold):", ""]
+    md += ["**Positive and null controls** (`synthscope controls`: near copies = 1-px shift, Gaussian noise "
+           "sigma 2, contrast +/-3%, of half of the used images, injected into the generated set; dev copies fit the "
+           "threshold):", ""]
     control_md, control_data = _controls(ctx)
     md += control_md + [""]
     data["controls"] = control_data
-    md += [f"**Real models**, spaces: {', '.join(spaces)}; scores: {', '.join(FEATURE_SCORES)}, registered "
-           "(shift-registered copy distance on the images), ensemble (mean rank).", ""]
-    quality_md, quality_data = _quality(ctx, spaces)
+    md += ["**Real models**, with `synthscope membership`'s default options (the same call, so the same answer as "
+           "the command line and the dashboard).", ""]
+    quality_md, quality_data = _quality(ctx)
     md += quality_md
     data["quality"] = quality_data
     return BenchSection("Sub-task 1: training-data fingerprints", "\n".join(md), data)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from synthscope.data import LAYOUTS
 
 CacheDirOption = typer.Option(
     None,
@@ -37,4 +40,47 @@ def load_dataset_or_fail(path: Path, **options):
         raise fail(str(error))
     if dataset.report.skipped:
         typer.echo(f"skipped {len(dataset.report.skipped)} unreadable file(s) in {path}; `synthscope info {path}` lists them")
+    return dataset
+
+
+# ---------------------------------------------------------------------------------------------
+# The options every image-reading command takes, with one meaning and one set of choices each.
+
+class SizePolicy(str, Enum):
+    error = "error"
+    resize = "resize"
+    center_crop = "center_crop"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+Layout = Enum("Layout", {name.replace("-", "_"): name for name in LAYOUTS}, type=str)
+
+SizePolicyOption = typer.Option(SizePolicy.error, "--size-policy", help="Images not 256x256: error, resize or center_crop.")
+DeviceOption = typer.Option(Device.auto, "--device", help="Where pretrained extractors run.")
+LayoutOption = typer.Option(None, "--layout", help="Force a layout instead of detecting it (e.g. 2025-st2-test).")
+ManifestOption = typer.Option(None, "--manifest", help="CSV with path, role, label (and group) for any other tree.")
+#: bootstrap resamples: the same bounds in every command (below 100 the percentile CIs are noise)
+N_BOOT_MIN, N_BOOT_MAX = 100, 100_000
+NBootOption = typer.Option(1000, "--n-boot", min=N_BOOT_MIN, max=N_BOOT_MAX, help="Bootstrap resamples for the CIs.")
+
+
+def choice(value) -> Optional[str]:
+    """An Enum option's plain value (None stays None)."""
+    return None if value is None else getattr(value, "value", value)
+
+
+def load_for(path: Path, *, size_policy=SizePolicy.error, layout=None, manifest: Optional[Path] = None,
+             task: Optional[str] = None, what: str = "data set"):
+    """Load a data set with the shared options; exit with one line when it is not the task's kind."""
+    dataset = load_dataset_or_fail(path, size_policy=choice(size_policy), layout=choice(layout), manifest_csv=manifest)
+    if task == "membership" and dataset.task != "membership":
+        raise fail(f"{what} {path} is a sub-task 2 tree (layout {dataset.layout}); membership needs real and "
+                   f"generated images (sub-task 1 layout)")
+    if task == "attribution" and not (dataset.manifest["role"] == "generated").any():
+        raise fail(f"{what} {path} holds no generated images to attribute (layout {dataset.layout})")
     return dataset

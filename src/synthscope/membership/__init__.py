@@ -52,7 +52,8 @@ The leakage test gates every claim: with labels, a one-sided Mann-Whitney test o
 without labels, the data-copying test of Meehan et al. 2020 (are generated images closer to the real
 pool than held-out real images are?). `LeakageVerdict.message` says plainly when there is no evidence.
 
-Modules: neighbours, scores, verdicts, thresholds, columns, registration, spaces, controls, pipeline.
+Modules: neighbours, scores, verdicts, thresholds, columns, registration, spaces, controls, pipeline
+(`run_membership`, the one orchestrator), evaluation (metrics against labels).
 """
 
 from synthscope.membership.neighbours import (  # noqa: F401
@@ -105,6 +106,11 @@ from synthscope.membership.spaces import (  # noqa: F401
     dataset_space_features,
 )
 from synthscope.membership.controls import (  # noqa: F401
+    ControlOptions,
+    ControlsReport,
+    GroupControls,
+    PositiveOutcome,
+    run_controls,
     near_copies,
     PositiveControl,
     positive_control,
@@ -115,6 +121,11 @@ from synthscope.membership.controls import (  # noqa: F401
     null_control,
 )
 from synthscope.membership.pipeline import (  # noqa: F401
+    MembershipOptions,
+    MembershipRun,
+    predict,
+    within_group_rank,
+    membership_story,
     REFERENCES,
     GroupRun,
     pair_groups,
@@ -122,8 +133,30 @@ from synthscope.membership.pipeline import (  # noqa: F401
     _group_rows,
     _used_labels,
 )
+from synthscope.membership.evaluation import (  # noqa: F401
+    GroupEvaluation,
+    MembershipEvaluation,
+    evaluate_dev,
+    evaluate_membership,
+    evaluate_predictions,
+)
 
 __all__ = [
+    "MembershipOptions",
+    "MembershipRun",
+    "predict",
+    "within_group_rank",
+    "membership_story",
+    "ControlOptions",
+    "ControlsReport",
+    "GroupControls",
+    "PositiveOutcome",
+    "run_controls",
+    "GroupEvaluation",
+    "MembershipEvaluation",
+    "evaluate_dev",
+    "evaluate_membership",
+    "evaluate_predictions",
     "SPACES",
     "APPROX_THRESHOLD",
     "knn",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import numpy as np
+import pandas as pd
 
 from synthscope.membership.neighbours import _as_matrix
 from synthscope.membership.registration import registered_copy_score
@@ -212,3 +213,133 @@ def null_control(features, used=None, *, score: str = "distance", n_repeats: int
                     "(scans, sampling), not a generator, can produce its signal.")
     return ControlResult("null", passed, summary, None, message)
 
+
+
+# --------------------------------------------------------------------------------------------------
+# Both controls on whole data sets (what `synthscope controls` and `make bench` run)
+# --------------------------------------------------------------------------------------------------
+
+COPY_FROM = ("not_used", "used", "all")
+
+
+@dataclass(frozen=True)
+class ControlOptions:
+    space: str = "pixels-norm"
+    positive_scores: tuple[str, ...] = ("registered",)
+    null_scores: tuple[str, ...] = ("distance",)
+    null_repeats: int = 10
+    fraction: float = 0.5
+    copy_from: str = "not_used"      # which real images are copied when labels exist
+    seed: int = 0
+    n_boot: int = 1000
+
+    def __post_init__(self) -> None:
+        from synthscope.membership.registration import IMAGE_SCORES
+        from synthscope.membership.scores import SCORES
+        from synthscope.membership.spaces import get_space
+
+        object.__setattr__(self, "positive_scores", tuple(self.positive_scores))
+        object.__setattr__(self, "null_scores", tuple(self.null_scores))
+        get_space(self.space)
+        for name in self.positive_scores:
+            if name not in SCORES + IMAGE_SCORES:
+                raise ValueError(f"unknown positive-control score {name!r}; choose from {', '.join(SCORES + IMAGE_SCORES)}")
+        for name in self.null_scores:
+            if name not in SCORES:
+                raise ValueError(f"unknown null-control score {name!r}; choose from {', '.join(SCORES)}")
+        if self.copy_from not in COPY_FROM:
+            raise ValueError(f"copy_from must be one of {', '.join(COPY_FROM)}")
+        if not 0 < self.fraction <= 1:
+            raise ValueError("fraction must be in (0, 1]")
+        if self.null_repeats < 1:
+            raise ValueError("null_repeats must be at least 1")
+
+
+@dataclass
+class PositiveOutcome:
+    result: ControlResult
+    threshold: float
+    threshold_source: str            # "dev-fitted" (on dev's own planted copies) | "mixture"
+    f1: object                       # metrics.Estimate of flagging the copies at that threshold
+    n_flagged: int
+    n_copied: int
+
+
+@dataclass
+class GroupControls:
+    group: str
+    dev_group: str | None
+    positive: dict[str, PositiveOutcome]
+    null: dict[str, ControlResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(p.result.passed for p in self.positive.values()) and all(n.passed for n in self.null.values())
+
+
+@dataclass
+class ControlsReport:
+    groups: list[GroupControls]
+    options: ControlOptions
+
+    @property
+    def passed(self) -> bool:
+        return all(g.passed for g in self.groups)
+
+
+def _copy_candidates(used, copy_from: str):
+    if used is None or copy_from == "all":
+        return None
+    return used == (1 if copy_from == "used" else 0)
+
+
+def run_controls(dataset, dev=None, options: ControlOptions | None = None, *, used: pd.Series | None = None,
+                 cache=None, device: str = "auto", progress=False, **option_values) -> ControlsReport:
+    """Positive control (planted near copies must be flagged; with `dev`, its threshold is fit on dev's own
+    planted copies) and null control (held-out real images as the generated set must give "no leakage")
+    for every group of `dataset`.
+
+    `used` (image_id -> 0/1) overrides the dataset's own labels: it only decides which images are copied and
+    keeps the null control's splits class-balanced -- building the controls, never fitting a threshold.
+    """
+    from synthscope.membership.pipeline import _group_rows, _used_labels, pair_groups
+    from synthscope.membership.spaces import dataset_space_features
+    from synthscope.membership.thresholds import fit_threshold
+    from synthscope.metrics import membership_report
+
+    if options is None:
+        options = ControlOptions(**option_values)
+    features = dataset_space_features(dataset, options.space, cache=cache, device=device, progress=progress)
+    groups = sorted(dataset.manifest.loc[dataset.manifest["role"] == "real", "group"].unique())
+    pairs = pair_groups(groups, sorted(dev.manifest["group"].unique())) if dev is not None else {}
+    embed = lambda images: space_features(images, options.space, cache=cache, device=device)  # noqa: E731
+    out = []
+    for group in groups:
+        real_rows, gen_rows = _group_rows(dataset, group)
+        labels = _used_labels(dataset, real_rows)
+        if used is not None:
+            labels = used.loc[dataset.manifest["image_id"].to_numpy()[real_rows]].astype(int).to_numpy()
+        images, gen_images = dataset.images(real_rows), dataset.images(gen_rows)
+        positive = {}
+        for score in options.positive_scores:
+            threshold, source = None, "mixture"
+            if dev is not None:
+                d_real, d_gen = _group_rows(dev, pairs[group])
+                _, d_scores, d_truth = run_positive_control(
+                    embed, dev.images(d_real), dev.images(d_gen), score=score, fraction=options.fraction,
+                    candidates=_copy_candidates(_used_labels(dev, d_real), options.copy_from), seed=options.seed)
+                threshold, source = fit_threshold(d_scores, d_truth, "f1").threshold, "dev-fitted"
+            result, scores, truth = run_positive_control(
+                embed, images, gen_images, score=score, fraction=options.fraction,
+                candidates=_copy_candidates(labels, options.copy_from), seed=options.seed + 7)
+            if threshold is None:
+                threshold = fit_threshold(scores, None).threshold   # label-free: two-component mixture
+            flagged = (scores >= threshold).astype(int)
+            f1 = membership_report(truth.astype(int), flagged, n_boot=options.n_boot).estimates["f1"]
+            positive[score] = PositiveOutcome(result, float(threshold), source, f1, int(flagged.sum()),
+                                              int(truth.sum()))
+        null = {score: null_control(features[real_rows], labels, score=score, n_repeats=options.null_repeats,
+                                    seed=options.seed)
+                for score in options.null_scores}
+        out.append(GroupControls(group, pairs.get(group), positive, null))
+    return ControlsReport(out, options)

@@ -2,20 +2,64 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from synthscope.membership.neighbours import knn
 from synthscope.membership.columns import MembershipResult, default_ensemble_columns, score_membership
 from synthscope.membership.registration import IMAGE_SCORES, registered_copy_score
-from synthscope.membership.scores import SCORES, rank_ensemble
+from synthscope.membership.scores import SCORES, near_duplicate_groups, rank_ensemble
 from synthscope.membership.spaces import DEFAULT_SPACES, dataset_space_features
 from synthscope.membership.thresholds import ThresholdFit, fit_threshold
 from synthscope.membership.verdicts import LeakageVerdict, best_baseline, leakage_test, rank_test, with_baseline_caveat
 
 
 REFERENCES = ("pool", "dev")
+OBJECTIVE_CHOICES = ("f1", "accuracy", "kappa")
+#: nearest generated images kept per real image for the galleries (64 px grey levels)
+GALLERY_NEIGHBOURS = 3
+GALLERY_SPACE = "pixels"
+
+
+@dataclass(frozen=True)
+class MembershipOptions:
+    """Everything that decides a sub-task 1 answer. The CLI, the dashboard and the benchmark build
+    one of these and call `run_membership`, so the same folders and options give the same answer."""
+
+    spaces: tuple[str, ...] = DEFAULT_SPACES
+    scores: tuple[str, ...] = SCORES + IMAGE_SCORES
+    #: a score column ("images:registered", "pixels-norm:distance", "ensemble") or "auto" = the column with
+    #: the highest dev AUC (the dev verdict is then Bonferroni-corrected for the choice)
+    primary: str = "auto"
+    objective: str = "f1"
+    prevalence: float | None = None
+    reference: str = "pool"
+    alpha: float = 0.05
+    n_neighbors: int = 1
+
+    def __post_init__(self) -> None:
+        from synthscope.membership.spaces import SPACES
+
+        object.__setattr__(self, "spaces", tuple(self.spaces))
+        object.__setattr__(self, "scores", tuple(self.scores))
+        if not self.spaces:
+            raise ValueError("at least one feature space is needed")
+        unknown = [s for s in self.spaces if s not in SPACES]
+        if unknown:
+            raise ValueError(f"unknown space(s) {', '.join(unknown)}; choose from {', '.join(SPACES)}")
+        unknown = [s for s in self.scores if s not in SCORES + IMAGE_SCORES]
+        if unknown or not self.scores:
+            raise ValueError(f"unknown score(s) {unknown}; choose from {', '.join(SCORES + IMAGE_SCORES)}")
+        if self.objective not in OBJECTIVE_CHOICES:
+            raise ValueError(f"unknown objective {self.objective!r}; choose {', '.join(OBJECTIVE_CHOICES)}")
+        if self.reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {', '.join(REFERENCES)}")
+        if self.prevalence is not None and not 0 <= self.prevalence <= 1:
+            raise ValueError("prevalence must be in [0, 1]")
+        if self.n_neighbors < 1:
+            raise ValueError("n_neighbors must be at least 1")
 
 
 @dataclass
@@ -31,6 +75,130 @@ class GroupRun:
     copying_verdict: LeakageVerdict     # label-free data-copying test on the scored group itself
     #: the generator-free baseline that separates the labels best (dev labels, else own labels), or None
     baseline: tuple[str, LeakageVerdict] | None = None
+    choice: str = ""                    # why `primary` is the column (what chose it, among how many)
+    n_tests: int = 1                    # columns the choice was made among (the gate's Bonferroni factor)
+    dev_used: np.ndarray | None = None  # dev labels (1 used), aligned with dev_result.scores
+    #: per real image of the scored group, then of the dev group: the nearest generated image ids and
+    #: distances (64 px grey levels), for the galleries; columns real_id, rank, generated_id, distance, split
+    nearest: pd.DataFrame | None = None
+    #: groups of neighbouring slices (found label-free in 64 px grey levels) for the cluster bootstrap
+    scan_groups: np.ndarray | None = None
+    dev_scan_groups: np.ndarray | None = None
+    name: str = ""                      # the group, or its folder's name when the layout is flat
+    dev_name: str | None = None
+
+    @property
+    def scores(self) -> np.ndarray:
+        """The primary column for the scored group's real images (higher = more likely used)."""
+        return self.result.scores[self.primary].to_numpy()
+
+    @property
+    def dev_scores(self) -> np.ndarray | None:
+        return None if self.dev_result is None else self.dev_result.scores[self.primary].to_numpy()
+
+    @property
+    def dev_predictions(self) -> pd.Series | None:
+        """What the threshold calls the dev images (for the dev metrics)."""
+        if self.dev_result is None:
+            return None
+        return pd.Series(predict(self.dev_scores, self.threshold.threshold),
+                         index=self.dev_result.scores.index, name="used")
+
+    def story(self) -> list[str]:
+        """What each test asked, which one gates the predictions, and what to conclude, in plain words."""
+        return membership_story(self)
+
+
+def predict(scores, threshold: float) -> np.ndarray:
+    """1 = used: a score at or above the threshold. The one rule every surface applies."""
+    return (np.asarray(scores, dtype=float) >= float(threshold)).astype(np.int64)
+
+
+def within_group_rank(scores) -> np.ndarray:
+    """1 = the most likely used image of its group (ties share the best rank)."""
+    return pd.Series(np.asarray(scores, dtype=float)).rank(ascending=False, method="min").astype(int).to_numpy()
+
+
+def membership_story(run: GroupRun) -> list[str]:
+    verdict = run.verdict
+    lines = []
+    if run.dev_result is not None:
+        lines.append(f"Gate (decides whether the predictions mean anything): on the labelled dev group "
+                     f"{run.dev_name}, do used images score higher than not-used ones? A one-sided rank test of "
+                     f"{run.primary}" + (f", Bonferroni x{run.n_tests} for choosing it" if run.n_tests > 1 else "")
+                     + f": {verdict.message}")
+        lines.append(f"Label-free check on {run.name} (a different question): are the generated "
+                     f"images closer to these real images than held-out real images are, i.e. wholesale copying? "
+                     f"{run.copying_verdict.message}")
+        if verdict.significant and not run.copying_verdict.significant:
+            lines.append("Conclusion: the generator leaks some of its training images (the dev test), but it does "
+                         "not copy the pool wholesale (the label-free check); both can hold at once. "
+                         "Trust the predictions only as far as the dev test and its CAUTION, if any, allow.")
+        elif verdict.significant:
+            lines.append("Conclusion: leakage is found on dev and the generated images sit unusually close to the "
+                         "real pool; the predictions carry the dev-tested signal.")
+        else:
+            lines.append("Conclusion: no evidence on dev that this score tells used from not-used images, so the "
+                         "predictions are no better than calling every image used.")
+    else:
+        lines.append(f"Gate: no labelled dev set, so the label-free data-copying test decides: {verdict.message}")
+        lines.append("Conclusion: " + ("the generated images sit closer to the real pool than held-out images "
+                                       "would; the threshold is label-free (mixture or prevalence)."
+                                       if verdict.significant else
+                                       "no evidence of copying; the predictions are no better than the all-used "
+                                       "baseline."))
+    return lines
+
+
+@dataclass
+class MembershipRun:
+    """The answer for every group of a scored data set, as `synthscope membership` prints it."""
+
+    groups: list[GroupRun]
+    options: MembershipOptions
+
+    @property
+    def predictions(self) -> pd.Series:
+        return pd.concat([g.predictions for g in self.groups])
+
+    def __iter__(self):
+        return iter(self.groups)
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, index: int) -> GroupRun:
+        return self.groups[index]
+
+    @property
+    def leaked(self) -> bool:
+        return any(g.verdict.significant for g in self.groups)
+
+    def scores_table(self) -> pd.DataFrame:
+        """image_id, group, score, rank (1 = most likely used within its group), used: the --scores file."""
+        parts = [pd.DataFrame({"image_id": g.predictions.index.astype(str), "group": g.group, "score": g.scores,
+                               "rank": within_group_rank(g.scores), "used": g.predictions.to_numpy()})
+                 for g in self.groups]
+        return pd.concat(parts, ignore_index=True)
+
+    def frame(self, split: str = "test", dev_split: str = "dev") -> pd.DataFrame:
+        """One row per real image the run saw: the dev images its thresholds came from, then the scored
+        images. Columns split, group, pair, image_id, label (dev: 1 used / 0 not used; scored: -1),
+        score, rank, predicted."""
+        parts = []
+        for g in self.groups:
+            pair = g.group if g.dev_group is None else f"{g.dev_group} -> {g.group}"
+            if g.dev_result is not None:
+                parts.append(pd.DataFrame({
+                    "split": dev_split, "group": g.dev_group, "pair": pair,
+                    "image_id": g.dev_result.scores.index.astype(str), "label": g.dev_used.astype(int),
+                    "score": g.dev_scores, "rank": within_group_rank(g.dev_scores),
+                    "predicted": g.dev_predictions.to_numpy()}))
+            parts.append(pd.DataFrame({
+                "split": split, "group": g.group, "pair": pair, "image_id": g.predictions.index.astype(str),
+                "label": -1, "score": g.scores, "rank": within_group_rank(g.scores),
+                "predicted": g.predictions.to_numpy()}))
+        return pd.concat(parts, ignore_index=True)
 
 
 def _group_number(name: str) -> str | None:
@@ -60,59 +228,37 @@ def pair_groups(test_groups: Sequence[str], dev_groups: Sequence[str]) -> dict[s
     return pairs
 
 
-def _space_matrix(dataset, spaces, cache, device, progress) -> dict[str, np.ndarray]:
-    return {s: dataset_space_features(dataset, s, cache=cache, device=device, progress=progress) for s in spaces}
-
-
-def _group_rows(dataset, group: str) -> tuple[np.ndarray, np.ndarray]:
-    m = dataset.manifest
-    in_group = (m["group"] == group).to_numpy()
-    real = np.flatnonzero(in_group & (m["role"] == "real").to_numpy())
-    gen = np.flatnonzero(in_group & (m["role"] == "generated").to_numpy())
-    if len(real) == 0 or len(gen) == 0:
-        raise ValueError(f"group {group!r} needs both real and generated images (has {len(real)} real, "
-                         f"{len(gen)} generated)")
-    return real, gen
-
-
-def _used_labels(dataset, rows) -> np.ndarray | None:
-    labels = dataset.manifest["label"].to_numpy()[rows]
-    if not np.isin(labels, ["used", "not_used"]).all():
-        return None
-    return (labels == "used").astype(int)
-
-
-def run_membership(dataset, dev=None, *, spaces: Sequence[str] = DEFAULT_SPACES, scores: Sequence[str] = SCORES,
-                   primary: str = "ensemble", objective: str = "f1", prevalence: float | None = None,
-                   reference: str = "pool", alpha: float = 0.05, cache=None, device: str = "auto",
-                   progress: bool = False, features=None, dev_features=None, **scorer_params) -> list[GroupRun]:
+def run_membership(dataset, dev=None, options: MembershipOptions | None = None, *, cache=None,
+                   device: str = "auto", progress=False, features=None, dev_features=None,
+                   **option_values) -> MembershipRun:
     """Membership for every group of `dataset` (e.g. a test folder), with thresholds fit on `dev`.
 
-    primary: a score column ("ensemble", "pixels-norm:distance", ...) or "auto" = the column with the
-    highest AUC on the dev labels (the dev verdict is then Bonferroni-corrected for the choice).
-    reference: "pool" = calibrate each group against its own real images leave-one-out; "dev" = against
-    the paired dev group's real images (and the dev group against this group's real images), no labels used.
+    `options` (or its fields as keywords) decide the answer; see `MembershipOptions`. With
+    reference "pool" each group is calibrated against its own real images leave-one-out; with "dev"
+    against the paired dev group's real images (and the dev group against this group's), no labels used.
     `features` / `dev_features` ({space: matrix row-aligned with the manifest}) skip the extractors.
     Labels of `dataset` are used only when no dev is given and they exist (then it is evaluated on itself).
     """
-    if reference not in REFERENCES:
-        raise ValueError(f"reference must be one of {REFERENCES}")
-    if dev is None and reference == "dev":
+    if options is None:
+        options = MembershipOptions(**option_values)
+    elif option_values:
+        raise TypeError("pass either options or option keywords, not both")
+    spaces, alpha = options.spaces, options.alpha
+    if dev is None and options.reference == "dev":
         raise ValueError("reference='dev' needs a dev data set")
-    features = features or _space_matrix(dataset, spaces, cache, device, progress)
+    wanted = tuple(dict.fromkeys(spaces + (GALLERY_SPACE,)))
+    features = _space_matrix(dataset, wanted, cache, device, progress, given=features)
     if dev is not None:
-        dev_features = dev_features or _space_matrix(dev, spaces, cache, device, progress)
-    feature_scores = [s for s in scores if s not in IMAGE_SCORES]
-    unknown = [s for s in scores if s not in SCORES + IMAGE_SCORES]
-    if unknown:
-        raise ValueError(f"unknown score(s) {unknown}; choose from {', '.join(SCORES + IMAGE_SCORES)}")
-    with_registered = "registered" in scores
+        dev_features = _space_matrix(dev, wanted, cache, device, progress, given=dev_features)
+    feature_scores = [s for s in options.scores if s not in IMAGE_SCORES]
+    with_registered = "registered" in options.scores
 
-    def score_group(data, feats, real_rows, gen_rows, ref, ids, used, chosen):
+    def score_group(data, feats, real_rows, gen_rows, ref, used, chosen):
+        ids = data.manifest["image_id"].to_numpy()[real_rows]
         real = {s: feats[s][real_rows] for s in spaces}
         gen = {s: feats[s][gen_rows] for s in spaces}
         result = score_membership(real, gen, ref, ids=ids, scores=feature_scores or ("distance",), used=used,
-                                  primary="ensemble", alpha=alpha, **scorer_params)
+                                  primary="ensemble", alpha=alpha, n_neighbors=options.n_neighbors)
         if not feature_scores:
             result.scores = result.scores.drop(columns=[c for c in result.scores.columns if c != "ensemble"])
         if with_registered:
@@ -126,8 +272,7 @@ def run_membership(dataset, dev=None, *, spaces: Sequence[str] = DEFAULT_SPACES,
                 result.verdicts = {c: rank_test(result.scores[c].to_numpy(), used, alpha=alpha)
                                    for c in result.scores.columns}
         if chosen is not None:
-            if chosen not in result.scores.columns:
-                raise ValueError(f"unknown score column {chosen!r}; available: {', '.join(result.scores.columns)}")
+            _check_column(chosen, result.scores.columns)
             result.primary = chosen
             if used is not None:
                 result.verdict = result.verdicts[chosen]
@@ -141,49 +286,106 @@ def run_membership(dataset, dev=None, *, spaces: Sequence[str] = DEFAULT_SPACES,
         ids = dataset.manifest["image_id"].to_numpy()[real_rows]
         real = {s: features[s][real_rows] for s in spaces}
         gen = {s: features[s][gen_rows] for s in spaces}
-        dev_result, dev_group = None, pairs.get(group)
+        dev_result, dev_group, dev_used, n_tests = None, pairs.get(group), None, 1
         if dev is not None:
             dev_real_rows, dev_gen_rows = _group_rows(dev, dev_group)
             dev_used = _used_labels(dev, dev_real_rows)
             if dev_used is None or dev_used.min() == dev_used.max():
-                raise ValueError(f"dev group {dev_group!r} needs real images labelled both used and not used")
+                raise ValueError(f"dev group {dev_group!r} of {dev.root} needs real images labelled both used and "
+                                 f"not used")
             dev_real = {s: dev_features[s][dev_real_rows] for s in spaces}
-            dev_gen = {s: dev_features[s][dev_gen_rows] for s in spaces}
             dev_result = score_group(dev, dev_features, dev_real_rows, dev_gen_rows,
-                                     real if reference == "dev" else None,
-                                     dev.manifest["image_id"].to_numpy()[dev_real_rows], dev_used, None)
-            chosen = primary
-            n_tests = 1
-            if primary == "auto":
+                                     real if options.reference == "dev" else None, dev_used, None)
+            chosen = options.primary
+            if chosen == "auto":
                 chosen = max(dev_result.verdicts, key=lambda c: dev_result.verdicts[c].statistic)
                 n_tests = len(dev_result.verdicts)
-            if chosen not in dev_result.scores.columns:
-                raise ValueError(f"unknown score column {chosen!r}; available: {', '.join(dev_result.scores.columns)}")
+                choice = (f"the highest dev AUC ({dev_result.verdicts[chosen].statistic:.3f}) of {n_tests} columns "
+                          f"on dev group {_name(dev, dev_group)} (--primary auto)")
+            else:
+                choice = f"asked for (--primary {chosen})"
+            _check_column(chosen, dev_result.scores.columns)
             gate = with_baseline_caveat(
                 rank_test(dev_result.scores[chosen].to_numpy(), dev_used, alpha=alpha, n_tests=n_tests),
                 dev_result.best_baseline)
             baseline = dev_result.best_baseline
-            threshold = fit_threshold(dev_result.scores[chosen].to_numpy(), dev_used, objective)
-            result = score_group(dataset, features, real_rows, gen_rows, dev_real if reference == "dev" else None,
-                                 ids, None, chosen)
+            threshold = fit_threshold(dev_result.scores[chosen].to_numpy(), dev_used, options.objective)
+            result = score_group(dataset, features, real_rows, gen_rows,
+                                 dev_real if options.reference == "dev" else None, None, chosen)
             copying = result.verdict
         else:
             own_used = _used_labels(dataset, real_rows)
-            chosen = "ensemble" if primary == "auto" else primary
-            result = score_group(dataset, features, real_rows, gen_rows, None, ids, None, chosen)
+            chosen = "ensemble" if options.primary == "auto" else options.primary
+            choice = ("the rank ensemble (no dev labels to choose a column on)" if options.primary == "auto"
+                      else f"asked for (--primary {chosen})")
+            result = score_group(dataset, features, real_rows, gen_rows, None, None, chosen)
             copying = leakage_test(real=real[spaces[0]], generated=gen[spaces[0]], alpha=alpha)
             gate, baseline = copying, None
             if own_used is not None and own_used.min() != own_used.max():
                 baseline = best_baseline(result.baseline, own_used, alpha=alpha)
                 gate = with_baseline_caveat(rank_test(result.scores[chosen].to_numpy(), own_used, alpha=alpha),
                                             baseline)
-            threshold = fit_threshold(result.scores[chosen].to_numpy(), None, prevalence=prevalence)
+            threshold = fit_threshold(result.scores[chosen].to_numpy(), None, prevalence=options.prevalence)
         values = result.scores[chosen].to_numpy()
-        if dev is not None and prevalence is not None:
-            threshold = fit_threshold(values, None, prevalence=prevalence)
-        predictions = pd.Series((values >= threshold.threshold).astype(int), index=pd.Index(ids, name="image_id"),
+        if dev is not None and options.prevalence is not None:
+            threshold = fit_threshold(values, None, prevalence=options.prevalence)
+        predictions = pd.Series(predict(values, threshold.threshold), index=pd.Index(ids, name="image_id"),
                                 name="used")
+        nearest = [_nearest_generated(dataset, features, real_rows, gen_rows, "scored")]
+        if dev is not None:
+            nearest.append(_nearest_generated(dev, dev_features, dev_real_rows, dev_gen_rows, "dev"))
         runs.append(GroupRun(group, dev_group, result, dev_result, chosen, threshold, predictions, gate, copying,
-                             baseline))
-    return runs
+                             baseline, choice=choice, n_tests=n_tests, dev_used=dev_used,
+                             nearest=pd.concat(nearest, ignore_index=True),
+                             scan_groups=near_duplicate_groups(features[GALLERY_SPACE][real_rows]),
+                             dev_scan_groups=(None if dev is None else
+                                              near_duplicate_groups(dev_features[GALLERY_SPACE][dev_real_rows])),
+                             name=_name(dataset, group), dev_name=None if dev is None else _name(dev, dev_group)))
+    return MembershipRun(runs, options)
 
+
+def _name(dataset, group: str | None) -> str:
+    from pathlib import Path
+
+    return str(group) if group else Path(dataset.root).name
+
+
+def _check_column(column: str, columns) -> None:
+    if column not in columns:
+        raise ValueError(f"unknown score column {column!r}; available: {', '.join(columns)}")
+
+
+def _space_matrix(dataset, spaces, cache, device, progress, given=None) -> dict[str, np.ndarray]:
+    given = dict(given or {})
+    return {s: given[s] if s in given else dataset_space_features(dataset, s, cache=cache, device=device,
+                                                                   progress=progress)
+            for s in spaces}
+
+
+def _nearest_generated(dataset, features, real_rows, gen_rows, split: str) -> pd.DataFrame:
+    """Each real image's nearest generated images of its group in 64 px grey levels (the galleries)."""
+    X = features[GALLERY_SPACE]
+    k = min(GALLERY_NEIGHBOURS, len(gen_rows))
+    distances, found = knn(X[real_rows], X[gen_rows], k)
+    ids = dataset.manifest["image_id"].to_numpy()
+    return pd.DataFrame({
+        "split": split, "real_id": np.repeat(ids[real_rows].astype(str), k), "rank": np.tile(np.arange(k), len(real_rows)),
+        "generated_id": ids[gen_rows][found.ravel()].astype(str), "distance": distances.ravel().astype(float)})
+
+
+def _group_rows(dataset, group: str) -> tuple[np.ndarray, np.ndarray]:
+    m = dataset.manifest
+    in_group = (m["group"] == group).to_numpy()
+    real = np.flatnonzero(in_group & (m["role"] == "real").to_numpy())
+    gen = np.flatnonzero(in_group & (m["role"] == "generated").to_numpy())
+    if len(real) == 0 or len(gen) == 0:
+        raise ValueError(f"group {group!r} of {dataset.root} needs both real and generated images (has "
+                         f"{len(real)} real, {len(gen)} generated)")
+    return real, gen
+
+
+def _used_labels(dataset, rows) -> np.ndarray | None:
+    labels = dataset.manifest["label"].to_numpy()[rows]
+    if not np.isin(labels, ["used", "not_used"]).all():
+        return None
+    return (labels == "used").astype(int)
