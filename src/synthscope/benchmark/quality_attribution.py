@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pandas as pd
 
 from synthscope.benchmark.base import BenchContext, BenchSection, shared_bench_dir
@@ -32,8 +31,7 @@ def _fmt(estimate) -> str:
 
 
 def _quality(ctx: BenchContext, root) -> tuple[list[str], dict]:
-    from synthscope.attribution import (ALGORITHMS, FingerprintClustering, SeededClustering, blocks_for_view,
-                                        cluster_once, score_clustering)
+    from synthscope.attribution import ALGORITHMS, AttributionOptions, cluster_once, run_attribution, score_clustering
     from synthscope.cache import EmbeddingCache, embed_dataset
     from synthscope.data import load_dataset, read_ground_truth
     from synthscope.features import ExtractorUnavailable, get_extractor
@@ -43,7 +41,6 @@ def _quality(ctx: BenchContext, root) -> tuple[list[str], dict]:
     truth = read_ground_truth(root / "test_ground_truth.csv")
     ids = test.manifest["image_id"].to_numpy()
     y_true = truth.loc[ids].astype(str).to_numpy()
-    y_dev = np.where(dev.manifest["label"].isin(["unknown", ""]), dev.manifest["group"], dev.manifest["label"])
     n_boot = 300 if ctx.quick else 1000
     cache = EmbeddingCache()
 
@@ -63,7 +60,8 @@ def _quality(ctx: BenchContext, root) -> tuple[list[str], dict]:
 
     rows, data = [], {"per_view": {}, "skipped": skipped}
     for name, X in views.items():
-        auto = FingerprintClustering(K, method="auto", views=(name,)).fit({name: X})
+        # `synthscope attribute TEST --k 4 -e NAME`, on the features embedded above
+        auto = run_attribution(test, options=AttributionOptions(k=K, extractors=(name,)), features=views).model
         reduced = auto.reduced_[name]
         entry = {}
         for method in ALGORITHMS:
@@ -79,7 +77,9 @@ def _quality(ctx: BenchContext, root) -> tuple[list[str], dict]:
         rows.append({"extractor": name, "method": f"auto -> {auto.chosen_['method']}",
                      "ARI [95% CI]": _fmt(auto_report.estimates["ari"]), "NMI [95% CI]": _fmt(auto_report.estimates["nmi"]),
                      "stability": "", "silhouette": ""})
-        seeded = SeededClustering(K, blocks=blocks_for_view(name, X.shape[1])).fit(dev_views[name], y_dev, X)
+        # `synthscope attribute TEST --dev DEV --k 4 -e NAME`
+        seeded = run_attribution(test, dev, AttributionOptions(k=K, extractors=(name,)), features=views,
+                                 dev_features=dev_views).model
         seeded_report = score_clustering(y_true, seeded.labels_, n_boot=n_boot)
         rows.append({"extractor": name, "method": "semi-supervised (seeded by dev)",
                      "ARI [95% CI]": _fmt(seeded_report.estimates["ari"]),
@@ -94,7 +94,7 @@ def _quality(ctx: BenchContext, root) -> tuple[list[str], dict]:
 
     lines = []
     if "fingerprint" in views:
-        default = FingerprintClustering(K).fit({"fingerprint": views["fingerprint"]})
+        default = run_attribution(test, k=K, features=views).model     # the CLI's defaults
         report = score_clustering(y_true, default.labels_, n_boot=n_boot)
         data["default"] = {"chosen": default.chosen_, "ari": report.estimates["ari"].__dict__,
                            "nmi": report.estimates["nmi"].__dict__,
@@ -109,7 +109,8 @@ def _quality(ctx: BenchContext, root) -> tuple[list[str], dict]:
             "```", "",
         ]
     if len(views) > 1:
-        consensus = FingerprintClustering(K, method="consensus", views=tuple(views)).fit(views)
+        consensus = run_attribution(test, options=AttributionOptions(k=K, extractors=tuple(views), method="consensus"),
+                                    features=views).model
         report = score_clustering(y_true, consensus.labels_, n_boot=n_boot)
         data["consensus_all_views"] = {"chosen": consensus.chosen_, "ari": report.estimates["ari"].__dict__}
         lines += [f"Consensus (co-association of the stable candidates over {', '.join(views)}): "
