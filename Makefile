@@ -36,7 +36,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not browser and not slow"
 
 bench: setup
-	$(PY) -m synthscope.benchmark.runner --out bench
+	$(PY) -m synthscope.benchmark.runner --out bench --section synthscope_dashboard.bench_section
 
 clean-venv:
 	rm -rf $(VENV)

@@ -5,6 +5,8 @@ Screenshots of every view go to test-artifacts/ (look at them).
 
 from __future__ import annotations
 
+import json
+
 import os
 import re
 import shutil
@@ -161,7 +163,7 @@ def test_threshold_slider_changes_f1(page):
         "before => { const e = [...document.querySelectorAll(\"[data-metric='f1']\")].find(x => x.offsetParent);"
         " return e && e.textContent !== before; }", arg=before)
     assert _metric(page, "f1") != before
-    expect(page.locator(".ss-status-line")).to_contain_text("threshold set")
+    expect(page.locator(".ss-status-line")).to_contain_text("threshold of")
     _shot(page, "training")
 
 
@@ -183,7 +185,7 @@ def test_export_writes_a_valid_run_file(page, server):
     _shot(page, "export")
 
 
-def test_reload_restores_the_curation(page):
+def test_reload_restores_the_curation(page, server):
     _open_tab(page, "Generator fingerprints")
     curated_ari = _metric(page, "ari")
     page.reload()
@@ -194,7 +196,10 @@ def test_reload_restores_the_curation(page):
     assert _metric(page, "ari") == curated_ari
     _open_tab(page, "Training-data fingerprints")
     page.locator(".ss-threshold").first.wait_for()
-    assert "0.8" in page.locator(".ss-threshold .widget-readout").first.inner_text()
+    # the slider shows the moved threshold that the session file kept (readout format .4g)
+    saved = json.loads(next((server["cache"] / "sessions").glob("*.json")).read_text())["thresholds"]
+    shown = float(page.locator(".ss-threshold .widget-readout").first.inner_text())
+    assert shown == pytest.approx(next(iter(saved.values())), rel=1e-3)
     page.locator(".lm-TabBar-tab", has_text="Overview").first.click()
     page.locator("text=Presentation mode").first.click()
     _open_tab(page, "Generator fingerprints")

@@ -138,11 +138,12 @@ def test_workspace_reads_a_bench_root_with_both_subtasks(loaded):
     assert len(membership.frame) == 2 * 2 * 32
     assert set(membership.frame.loc[membership.frame.split == "test", "label"]) == {-1}   # test labels never read
     assert set(membership.frame.loc[membership.frame.split == "test", "truth"]) == {0, 1}
-    assert membership.leakage["model_1"].significant              # positive control: near-copies are found
+    leaky, clean = membership.pairs["model_1 -> folder_1"], membership.pairs["model_2 -> folder_2"]
+    assert leaky.verdict.significant                               # positive control: near-copies are found
     # the column is chosen on dev labels, and every verdict is set against the generator-free baseline
-    assert "by mean dev AUC" in membership.score_name
-    assert "generator-free baseline" in membership.leakage["model_1"].message
-    assert not membership.leakage["model_2"].significant          # null: independent draws
+    assert "highest dev AUC" in leaky.choice and "same run as `synthscope membership`" in membership.score_name
+    assert "generator-free baseline" in leaky.verdict.message.lower()
+    assert not clean.verdict.significant                          # null: independent draws
 
 
 def test_every_view_renders_with_scores_cis_and_baselines(app):
@@ -195,20 +196,28 @@ def test_rename_merge_split(app):
     assert new in state.clusters() and 0 < (state.assignments == new).sum() < size_a + size_b
 
 
-def test_threshold_changes_membership_metrics_and_fit_uses_dev_only(app):
+def test_threshold_changes_membership_metrics_and_resets_to_the_dev_fit(app):
     state, view = app.state, app.view("Training-data fingerprints")
-    state.set_threshold(0.2)
+    membership = state.workspace.membership
+    pair = state.membership_group
+    assert pair == next(iter(membership.pairs)), "the page opens on the first model pair"
+    fitted = state.thresholds[pair]
+    rows = membership.pair_rows[pair]
+    scores = membership.frame.score.to_numpy()[rows]
+    low, high = (float(np.quantile(scores, q)) for q in (0.2, 0.8))
+    state.set_threshold(pair, low)
     f1_low = _metric(view.metrics.value, "f1")
-    view.slider.value = 0.8
-    assert state.threshold == pytest.approx(0.8)
+    view.slider.value = high
+    assert state.thresholds[pair] == pytest.approx(high)
     assert _metric(view.metrics.value, "f1") != f1_low
-    assert view.histogram.layout.shapes[0].x0 == pytest.approx(0.8)
-    frame = state.workspace.membership.frame
+    assert view.histogram.layout.shapes[0].x0 == pytest.approx(high)
+    frame = membership.frame
     predictions = state.membership_predictions()
-    dev = (frame.label >= 0).to_numpy()
+    dev = rows[(frame.label.to_numpy()[rows] >= 0)]
+    assert np.array_equal(predictions[rows], (scores >= high).astype(int)), "score >= threshold is used"
     assert _metric(view.metrics.value, "f1") == pytest.approx(f1_score(frame.label[dev], predictions[dev]), abs=1e-3)
     view.fit_button.click()
-    assert 0 <= state.threshold <= 1 and "dev" in state.status
+    assert state.thresholds[pair] == fitted and "fitted values" in state.status
 
 
 def test_override_changes_the_call_of_one_image(app):
@@ -231,16 +240,17 @@ def test_autosave_restores_curation_in_a_new_state(workspace):
     state = AppState(workspace)
     state.assign(np.arange(5), None)
     state.rename(0, "grid")
-    state.set_threshold(0.7)
+    pair = state.membership_group
+    state.set_threshold(pair, 0.7)
     key = workspace.membership.frame.key[3]
     state.set_override(key, 1)
     state.flush()                            # autosaves are written on a background thread
     saved = json.loads(state.session_file.read_text())
-    assert saved["threshold"] == 0.7 and saved["overrides"] == {key: 1}
+    assert saved["thresholds"][pair] == 0.7 and saved["overrides"] == {key: 1}
     assert not list(state.session_file.parent.glob("*.tmp")), "atomic write leaves no temporary file"
     restored = AppState(workspace)          # a reload or a restarted kernel
     assert np.array_equal(restored.assignments, state.assignments)
-    assert restored.cluster_names == {"0": "grid"} and restored.threshold == 0.7
+    assert restored.cluster_names == {"0": "grid"} and restored.thresholds[pair] == 0.7
     assert restored.overrides == {key: 1} and "restored" in restored.status
 
 
@@ -252,9 +262,10 @@ def test_a_preheated_state_picks_up_newer_curation_when_shown(workspace):
     assert not preheated.sync_with_session()          # nothing newer yet
     other = AppState(workspace)                        # e.g. the page before a reload
     other.assign(np.arange(3), None)
-    other.set_threshold(0.9)
+    pair = other.membership_group
+    other.set_threshold(pair, 0.9)
     assert preheated.sync_with_session()
-    assert np.array_equal(preheated.assignments, other.assignments) and preheated.threshold == 0.9
+    assert np.array_equal(preheated.assignments, other.assignments) and preheated.thresholds[pair] == 0.9
     assert not preheated.sync_with_session()          # already up to date
 
 
@@ -284,17 +295,18 @@ def test_undo_reverts_the_last_actions(workspace):
 
     state = AppState(workspace)
     original = state.assignments.copy()
+    pair, fitted = state.membership_group, dict(state.thresholds)
     state.assign(np.arange(4), None)
     state.rename(1, "blur")
     for value in (0.1, 0.2, 0.3):      # one slider drag = one undo step
-        state.set_threshold(value)
+        state.set_threshold(pair, value)
     state.undo()
-    assert state.threshold == 0.5 and state.cluster_names == {"1": "blur"}
+    assert state.thresholds == fitted and state.cluster_names == {"1": "blur"}
     state.undo()
     assert state.cluster_names == {}
     state.undo()
     assert np.array_equal(state.assignments, original) and not state.can_undo
-    assert AppState(workspace).threshold == 0.5, "the undone state is what was saved"
+    assert AppState(workspace).thresholds == fitted, "the undone state is what was saved"
 
 
 def test_export_writes_valid_run_files_with_the_curation(app, tmp_path):
@@ -343,24 +355,6 @@ def test_bad_paths_give_a_clear_page(tmp_path, monkeypatch):
     page = build(empty).value
     assert "Could not open" in page and str(empty) in page
     assert "Could not open" in build(tmp_path / "missing").value
-
-
-def test_live_metrics_match_scikit_learn():
-    from synthscope_dashboard.live_metrics import attribution_estimates, membership_baselines, membership_estimates
-
-    rng = np.random.default_rng(1)
-    truth, pred = rng.integers(0, 4, 500), rng.integers(0, 5, 500)
-    pred[:300] = truth[:300]
-    estimates = attribution_estimates(truth, pred)
-    assert estimates["ari"].value == pytest.approx(adjusted_rand_score(truth, pred))
-    assert estimates["nmi"].value == pytest.approx(normalized_mutual_info_score(truth, pred))
-    assert estimates["ari"].ci_low < estimates["ari"].value < estimates["ari"].ci_high
-    y, p = rng.integers(0, 2, 400), rng.integers(0, 2, 400)
-    binary = membership_estimates(y, p)
-    assert binary["f1"].value == pytest.approx(f1_score(y, p))
-    assert binary["kappa"].value == pytest.approx(cohen_kappa_score(y, p))
-    baselines = membership_baselines(np.r_[np.ones(50), np.zeros(50)])
-    assert baselines["all_used"]["f1"] == pytest.approx(2 / 3)   # the 2024 "winning" rule
 
 
 def test_cli_finds_the_notebook_and_rejects_a_missing_folder(tmp_path):
@@ -455,9 +449,13 @@ def test_single_data_sets_of_either_subtask(bench, tmp_path):
     assert [v.title for v in only_st1_test.views] == ["Overview", "Training-data fingerprints", "Export"]
     training = only_st1_test.view("Training-data fingerprints")
     training.ensure_built()
-    assert "No labelled dev images" in training.verdict.value
+    # no dev labels: the label-free data-copying test gates, the threshold is label-free (never test labels)
+    assert "no labelled dev set" in training.verdict.value and "label-free" in training.verdict.value
+    pair = next(iter(only_st1_test.state.workspace.membership.pairs.values()))
+    assert pair.threshold_method == "mixture"
+    only_st1_test.state.set_threshold(pair.name, pair.default_threshold + 1.0)
     training.fit_button.click()
-    assert "cannot be fit" in only_st1_test.state.status      # never fit on test labels
+    assert only_st1_test.state.thresholds[pair.name] == pair.default_threshold
     export = only_st1_test.view("Export")
     export.ensure_built()
     export.folder.value = str(tmp_path / "runs")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synthscope_dashboard.workspace import AttributionData, DatasetSummary, MembershipData, Workspace
+from synthscope_dashboard.workspace import AttributionData, DatasetSummary, MembershipData, MembershipPair, Workspace
 
 
 def synthetic_workspace(n_points: int = 20_000, *, n_clusters: int = 6, dim: int = 64, seed: int = 0,
@@ -46,7 +46,16 @@ def synthetic_workspace(n_points: int = 20_000, *, n_clusters: int = 6, dim: int
     def nearest(index: int, k: int = 3) -> list[dict]:
         return [{"image": image, "image_id": f"generated_{j}", "distance": 1.0 + j} for j, image in enumerate(images(range(k)))]
 
-    membership = MembershipData(frame=real, score_name="synthetic", load_real=images, nearest=nearest)
+    from synthscope.membership import rank_test
+
+    real["pair"] = real["group"]
+    real["rank"] = real.groupby(["split", "group"])["score"].rank(ascending=False, method="min").astype(int)
+    pairs = {}
+    for name, part in real[real["split"] == "dev"].groupby("group"):
+        verdict = rank_test(part["score"].to_numpy(), part["label"].to_numpy())
+        pairs[name] = MembershipPair(name=name, primary="synthetic", choice="synthetic", default_threshold=0.1,
+                                     threshold_method="f1", verdict=verdict, story=[])
+    membership = MembershipData(frame=real, pairs=pairs, score_name="synthetic", load_real=images, nearest=nearest)
     summary = DatasetSummary(root="(synthetic)", layout="synthetic", task="attribution", split="test",
                              counts=pd.DataFrame({"role": ["generated"], "group": [""], "label": ["unknown"], "images": [n_points]}),
                              skipped=[], warnings=[])
@@ -97,7 +106,7 @@ def measure(n_points: int = 20_000, repeats: int = 7, seed: int = 0) -> dict[str
         state.assign(state.selection, int(rng.integers(0, 6)))
 
     def threshold():
-        state.set_threshold(float(rng.uniform(0.05, 0.95)))
+        state.set_threshold("model_1", float(rng.uniform(-1.0, 1.0)))
         state._last_action = ""   # each timed change is its own action
 
     def undo():

@@ -102,12 +102,12 @@ class AppState(traitlets.HasTraits):
     k = traitlets.Int(4)
     method = traitlets.Unicode("auto")
     color_by = traitlets.Unicode("cluster")      # "cluster" | "known" (dev labels / ground truth)
-    membership_group = traitlets.Unicode("")      # "" = every group
+    membership_group = traitlets.Unicode("")      # a pair ("model_1 -> folder_1"); "" = every pair
 
     # curation (saved)
     assignments = traitlets.Instance(np.ndarray, allow_none=True)   # cluster per attribution row
     cluster_names = traitlets.Dict()                                # str(cluster) -> name
-    threshold = traitlets.Float(0.5)                                # on the within-group rank, 0..1
+    thresholds = traitlets.Dict()                                   # pair -> threshold in score units
     overrides = traitlets.Dict()                                    # membership key -> 0 | 1
 
     # transient
@@ -135,6 +135,9 @@ class AppState(traitlets.HasTraits):
                     self.projection = next((m for m in ("umap", "tsne") if m in attribution.projections), "pca")
                 self.k = kwargs.get("k", attribution.k)
                 self.assignments = attribution.cluster(self.k, self.method)
+            if workspace.membership is not None:
+                self.thresholds = workspace.membership.default_thresholds()
+                self.membership_group = next(iter(workspace.membership.pairs), "")
             self.selection = np.zeros(0, dtype=np.int64)
             if restore:
                 self.restore()
@@ -155,9 +158,14 @@ class AppState(traitlets.HasTraits):
         return self.cluster_names.get(str(int(cluster)), f"cluster {int(cluster)}")
 
     def membership_predictions(self) -> np.ndarray:
-        """1 = used, per membership row: threshold on the within-group rank, then manual overrides."""
+        """1 = used, per membership row: the core's rule (score >= its pair's threshold), then manual overrides."""
+        from synthscope.membership import predict
+
         data = self.workspace.membership
-        predictions = (data.frame["rank"].to_numpy() > self.threshold).astype(np.int64)
+        predictions = np.zeros(data.n, dtype=np.int64)
+        scores = data.frame["score"].to_numpy()
+        for pair, rows in data.pair_rows.items():
+            predictions[rows] = predict(scores[rows], self.thresholds[pair])
         if self.overrides:
             for key, value in self.overrides.items():
                 row = data.key_index.get(key)
@@ -167,7 +175,7 @@ class AppState(traitlets.HasTraits):
 
     def _snapshot(self) -> dict:
         return {"assignments": None if self.assignments is None else self.assignments.copy(),
-                "cluster_names": dict(self.cluster_names), "threshold": self.threshold,
+                "cluster_names": dict(self.cluster_names), "thresholds": dict(self.thresholds),
                 "overrides": dict(self.overrides), "k": self.k, "method": self.method}
 
     def _checkpoint(self, action: str, coalesce: bool = False) -> None:
@@ -256,13 +264,27 @@ class AppState(traitlets.HasTraits):
         return codes.astype(np.int64)
 
     # ---------------------------------------------------------------- sub-task 1 actions
-    def set_threshold(self, value: float) -> None:
-        value = float(np.clip(value, 0.0, 1.0))
-        if value == self.threshold:
+    def set_threshold(self, pair: str, value: float) -> None:
+        """Move one pair's threshold (score units); the dev fit is `reset_thresholds`."""
+        if pair not in self.thresholds:
+            self.status = f"no membership pair {pair!r}; choose a model first"
             return
-        self._checkpoint("threshold", coalesce=True)
-        self.threshold = value
-        self._done(f"threshold set to {value:.3f}")
+        value = float(value)
+        if value == self.thresholds[pair]:
+            return
+        self._checkpoint(f"threshold {pair}", coalesce=True)
+        self.thresholds = {**self.thresholds, pair: value}
+        self._done(f"threshold of {pair} set to {value:.4g}")
+
+    def reset_thresholds(self) -> None:
+        """Every pair back to its fitted threshold: on its dev group, or label-free without one (as the CLI)."""
+        defaults = self.workspace.membership.default_thresholds()
+        if defaults == self.thresholds:
+            self.status = "thresholds already at their fitted values"
+            return
+        self._checkpoint("reset thresholds")
+        self.thresholds = defaults
+        self._done("thresholds back to their fitted values (dev fit, or label-free without dev)")
 
     def set_override(self, key: str, label: int | None) -> None:
         self._checkpoint("override")
@@ -286,7 +308,7 @@ class AppState(traitlets.HasTraits):
         with self.hold_trait_notifications():
             self.k, self.method = snapshot["k"], snapshot["method"]
             self.cluster_names = snapshot["cluster_names"]
-            self.threshold = snapshot["threshold"]
+            self.thresholds = snapshot["thresholds"]
             self.overrides = snapshot["overrides"]
             if snapshot["assignments"] is not None:
                 self.assignments = snapshot["assignments"]
@@ -297,7 +319,7 @@ class AppState(traitlets.HasTraits):
         payload = {"version": SESSION_VERSION, "data_path": self.workspace.path,
                    "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                    "extractor": self.extractor, "projection": self.projection, "k": self.k, "method": self.method,
-                   "cluster_names": dict(self.cluster_names), "threshold": self.threshold,
+                   "cluster_names": dict(self.cluster_names), "thresholds": dict(self.thresholds),
                    "overrides": dict(self.overrides)}
         if self.workspace.attribution is not None and self.assignments is not None:
             payload["assignments"] = dict(zip(self.workspace.attribution.keys.tolist(), self.assignments.tolist()))
@@ -362,7 +384,11 @@ class AppState(traitlets.HasTraits):
             self.k = int(payload.get("k", self.k))
             self.method = payload.get("method", self.method)
             self.cluster_names = {str(k): str(v) for k, v in payload.get("cluster_names", {}).items()}
-            self.threshold = float(payload.get("threshold", self.threshold))
+            saved = payload.get("thresholds")
+            if isinstance(saved, dict) and self.workspace.membership is not None:
+                known = {str(pair): float(value) for pair, value in saved.items()
+                         if str(pair) in self.thresholds and isinstance(value, (int, float))}
+                self.thresholds = {**self.thresholds, **known}
             self.overrides = {str(k): int(v) for k, v in payload.get("overrides", {}).items()}
             saved = payload.get("assignments")
             if saved and self.workspace.attribution is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -20,8 +19,7 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
-from synthscope.workspace import load_pooled_images
-from synthscope_dashboard.live_metrics import LiveEstimate, auc_estimate
+from synthscope.datatree import load_pooled_images
 
 ImageLoader = Callable[[np.ndarray], np.ndarray]   # positional indices -> uint8 [m, 256, 256]
 
@@ -50,14 +48,6 @@ class DatasetSummary:
     skipped: list[tuple[str, str]]        # (path, reason)
     warnings: list[str]
     sample_loader: Callable[[str, int], np.ndarray] | None = None   # group -> up to n images
-
-
-@dataclass
-class LeakageResult:
-    significant: bool
-    p_value: float
-    method: str
-    message: str
 
 
 @dataclass
@@ -94,16 +84,28 @@ class AttributionData:
             self._reduced = PCA(n_components=max(n_components, 1), random_state=0).fit_transform(scaled)
         return self._reduced
 
-    def cluster(self, k: int, method: str = "auto", seed: int = 0) -> np.ndarray:
-        """Cluster labels 0..k-1 from the core's FingerprintClustering; keeps its label-free
-        selection table (stability and silhouette per candidate) for the view to show."""
-        from synthscope.attribution import FingerprintClustering
+    @property
+    def scored(self) -> np.ndarray:
+        """Rows a run file holds and the clustering is fit on: the test images, or all without a test split."""
+        test = (self.frame["split"] == "test").to_numpy()
+        return test if test.any() else np.ones(len(self.frame), dtype=bool)
 
-        model = FingerprintClustering(int(k), method=method, views=(self.extractor,), random_state=seed)
-        model.fit({self.extractor: self.features})
+    def cluster(self, k: int, method: str = "auto", seed: int = 0) -> np.ndarray:
+        """Cluster labels per row: the core's label-free clustering of the scored rows (the call
+        `synthscope attribute TEST --k K -e EXTRACTOR --method METHOD` makes, on the same matrix), and
+        every other row (dev) placed in the nearest cluster. Keeps the label-free selection table."""
+        from synthscope.attribution import AttributionOptions, assign_to_nearest_cluster, cluster_generators
+
+        scored = self.scored
+        options = AttributionOptions(k=int(k), extractors=(self.extractor,), method=method, seed=seed)
+        model = cluster_generators({self.extractor: self.features[scored]}, options)
         self.selection_table = model.selection_
         self.chosen = dict(model.chosen_)
-        return np.asarray(model.labels_, dtype=np.int64)
+        labels = np.zeros(len(self.frame), dtype=np.int64)
+        labels[scored] = model.labels_
+        if not scored.all():
+            labels[~scored] = assign_to_nearest_cluster(self.features[scored], model.labels_, self.features[~scored])
+        return labels
 
     def split_labels(self, indices: np.ndarray, seed: int = 0) -> np.ndarray:
         """Two-way k-means inside one cluster: 0/1 per index."""
@@ -123,48 +125,48 @@ def pca_2d(features: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class MembershipData:
-    """Real images with a membership score each (sub-task 1): dev (labelled) and test pooled.
+class MembershipPair:
+    """One dev group and the folder its threshold carries to (or one folder alone), from the core's run."""
+    name: str                                   # "model_1 -> folder_1", or the folder when there is no dev
+    primary: str                                # the score column behind the calls
+    choice: str                                 # why that column
+    default_threshold: float                    # fit on dev (what `synthscope membership` applies)
+    threshold_method: str
+    verdict: object                             # core LeakageVerdict: the gate
+    story: list[str]                            # what each test asked and what to conclude
+    baselines: dict[str, pd.DataFrame | None] = field(default_factory=dict)   # split -> generator-free baseline
+    scan_groups: dict[str, np.ndarray | None] = field(default_factory=dict)   # split -> neighbouring-slice groups
 
-    `rank` is the score's rank within its own group and split, in [0, 1]; one threshold on it
-    carries from a dev model folder to its test folder even when raw score scales differ.
+
+@dataclass
+class MembershipData:
+    """Real images with a membership score each (sub-task 1), exactly as the core's `run_membership`
+    scored them: dev (labelled, the thresholds' source) and the scored folders pooled.
+
+    Thresholds are per pair, in the score's own units, and an image is called used when its score is
+    at or above its pair's threshold (`synthscope.membership.predict`), as on the command line.
     """
-    frame: pd.DataFrame     # key, image_id, split, group, label (1 used / 0 not used / -1 unknown), truth (-1 none), score, rank
+    frame: pd.DataFrame     # key, image_id, split, group, pair, label (1/0 dev, -1), truth (-1 none), score, percentile, rank
+    pairs: dict[str, MembershipPair]
     score_name: str
     load_real: ImageLoader                         # positional index in frame -> images
     nearest: Callable[[int, int], list[dict]]      # (frame index, k) -> [{image, image_id, distance}]
-    leakage: dict[str, LeakageResult] = field(default_factory=dict)   # per dev group and "all"
+    run: object | None = None                      # the core MembershipRun (None for synthetic workspaces)
+    scored_split: str = "test"
 
     def __post_init__(self) -> None:
-        if "rank" not in self.frame:
-            self.frame["rank"] = within_group_rank(self.frame)
+        if "percentile" not in self.frame:
+            self.frame["percentile"] = self.frame.groupby(["split", "group"])["score"].rank(pct=True).to_numpy()
         self.key_index: dict[str, int] = {key: i for i, key in enumerate(self.frame["key"])}
-        dev = self.frame[self.frame["label"] >= 0]
-        self.auc: LiveEstimate = auc_estimate(dev["label"].to_numpy(), dev["rank"].to_numpy())
-        if not self.leakage and len(dev):
-            self.leakage = rank_leakage_tests(dev)
+        self.pair_rows: dict[str, np.ndarray] = {name: np.flatnonzero((self.frame["pair"] == name).to_numpy())
+                                                 for name in self.pairs}
 
     @property
     def n(self) -> int:
         return len(self.frame)
 
-
-def within_group_rank(frame: pd.DataFrame) -> np.ndarray:
-    return frame.groupby(["split", "group"])["score"].rank(pct=True, method="average").to_numpy()
-
-
-def rank_leakage_tests(dev: pd.DataFrame) -> dict[str, LeakageResult]:
-    """The core's one-sided rank test (used > not used) per dev group and pooled over groups."""
-    from synthscope.membership import rank_test
-
-    results = {}
-    for name, part in [("all", dev), *dev.groupby("group")]:
-        column = "rank" if name == "all" else "score"
-        if part["label"].nunique() < 2:
-            continue
-        verdict = rank_test(part[column].to_numpy(), part["label"].to_numpy())
-        results[str(name)] = LeakageResult(verdict.significant, verdict.p_value, verdict.method, verdict.message)
-    return results
+    def default_thresholds(self) -> dict[str, float]:
+        return {name: pair.default_threshold for name, pair in self.pairs.items()}
 
 
 @dataclass
@@ -186,10 +188,10 @@ class Workspace:
 
 def load_workspace(path: str | os.PathLike, *, extractor: str = "fingerprint", cache_dir=None,
                    progress: Callable[[str], None] | None = None) -> Workspace:
-    """Read every data set under `path` (core `synthscope.workspace`), embed (cached) and score."""
+    """Read every data set under `path` (core `synthscope.datatree`), embed (cached) and score."""
     from synthscope.cache import EmbeddingCache
-    from synthscope.workspace import WorkspaceError as CoreWorkspaceError
-    from synthscope.workspace import load_datasets
+    from synthscope.datatree import WorkspaceError as CoreWorkspaceError
+    from synthscope.datatree import load_datasets
 
     say = progress or (lambda message: None)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
@@ -209,7 +211,7 @@ def load_workspace(path: str | os.PathLike, *, extractor: str = "fingerprint", c
     membership = [d for d in datasets if d.task == "membership"]
     if membership:
         say("scoring real images")
-        workspace.membership = _membership_from(membership, extractor, cache)
+        workspace.membership = _membership_from(membership, cache)
     return workspace
 
 
@@ -231,7 +233,7 @@ def _attribution_from(datasets, extractor: str, cache, path: str, progress=None)
     """The pooled matrix exactly as `synthscope prepare` builds it, so its cached projections are found.
     `progress(done, total, what)` is called while images are embedded (nothing when all are cached)."""
     from synthscope.projection import NotCached, project
-    from synthscope.workspace import attribution_matrix
+    from synthscope.datatree import attribution_matrix
 
     matrix = attribution_matrix(datasets, extractor, cache=cache, progress=progress or False)
     frame, X = matrix.frame, matrix.features
@@ -253,112 +255,80 @@ def _attribution_from(datasets, extractor: str, cache, path: str, progress=None)
                            projections=projections, projection_hints=hints, k=k)
 
 
-MEMBERSHIP_SPACES = ("pixels-norm", "pixels-128", "fingerprint")
+def _membership_from(datasets, cache) -> MembershipData:
+    """The core's `run_membership` with its default options -- the same call `synthscope membership
+    TEST --dev DEV` makes -- laid out for the views. Test labels are never passed in; a ground-truth file
+    beside a test folder fills the `truth` column, for evaluation mode only."""
+    from synthscope.membership import MembershipOptions, membership_story, run_membership
+    from synthscope.datatree import ground_truth_beside
+
+    dev = next((d for d in datasets if d.split == "dev"), None)
+    scored = next((d for d in datasets if d.split == "test"), None)
+    if scored is None:          # only a labelled folder: it is scored against its own labels
+        scored, dev = dev, None
+    try:
+        run = run_membership(scored, dev, MembershipOptions(), cache=cache)
+    except ValueError as error:
+        raise WorkspaceError(f"membership cannot be scored: {error}") from None
+    truth = ground_truth_beside(scored.root) if scored.split == "test" else None
+    frame = run.frame(split=scored.split)
+    own_labels = scored.manifest.set_index("image_id")["label"].map({"used": 1, "not_used": 0})
+    if dev is None:         # self-evaluated: the folder's own labels are its dev labels
+        frame["label"] = frame["image_id"].map(own_labels).fillna(-1).astype(int)
+    frame["truth"] = (frame["image_id"].map(truth).fillna(-1).astype(int) if truth is not None
+                      else frame["label"]).where(frame["split"] == scored.split, frame["label"])
+    frame.insert(0, "key", frame["split"] + ":" + frame["image_id"])
+    frame["percentile"] = frame.groupby(["split", "group"])["score"].rank(pct=True).to_numpy()
+    pairs = {}
+    for group in run.groups:
+        name = frame.loc[frame["group"] == group.group, "pair"].iloc[0]
+        pairs[name] = MembershipPair(
+            name=name, primary=group.primary, choice=group.choice, default_threshold=group.threshold.threshold,
+            threshold_method=group.threshold.method, verdict=group.verdict, story=membership_story(group),
+            baselines={scored.split: group.result.baseline,
+                       "dev": None if group.dev_result is None else group.dev_result.baseline},
+            scan_groups={scored.split: group.scan_groups, "dev": group.dev_scan_groups})
+    columns = sorted({g.primary for g in run.groups})
+    score_name = (f"{', '.join(columns)} ({run.groups[0].choice}; reference: each folder's own real images, "
+                  f"leave-one-out), the same run as `synthscope membership`")
+    by_split = {scored.split: scored, **({"dev": dev} if dev is not None else {})}
+    parts = [(by_split[split], _real_rows(by_split[split], frame.loc[frame["split"] == split, "image_id"]))
+             for split in pd.unique(frame["split"])]
+    # frame rows are grouped by pair (dev, then scored); load images in that order through positions
+    order = np.concatenate([np.flatnonzero((frame["split"] == split).to_numpy()) for split in pd.unique(frame["split"])])
+    positions = np.empty(len(frame), dtype=np.int64)
+    positions[order] = np.arange(len(frame))
+
+    def load_real(indices) -> np.ndarray:
+        return load_pooled_images(parts, positions[np.asarray(indices, dtype=np.int64)])
+
+    return MembershipData(frame=frame, pairs=pairs, score_name=score_name, load_real=load_real,
+                          nearest=_nearest_finder(frame, run, by_split, scored.split), run=run,
+                          scored_split=scored.split)
 
 
-@dataclass
-class _ScoredGroup:
-    dataset: object
-    group: str
-    real_rows: np.ndarray
-    gen_rows: np.ndarray
-    label: np.ndarray          # 1 used / 0 not used / -1 unknown
-    labelled: bool
-    result: object             # core MembershipResult
+def _real_rows(dataset, ids) -> np.ndarray:
+    index = pd.Index(dataset.manifest["image_id"].astype(str))
+    return index.get_indexer(pd.Index(ids.astype(str)))
 
 
-def _membership_from(datasets, extractor: str, cache) -> MembershipData:
-    """Score every real image against its own group's generated images (core `score_membership`).
+def _nearest_finder(frame: pd.DataFrame, run, by_split: dict, scored_split: str):
+    """(frame row, k) -> the nearest generated images of the same group that the core's run found
+    (64 px grey levels), with their images."""
+    nearest = pd.concat([g.nearest for g in run.groups], ignore_index=True)
+    nearest["split"] = nearest["split"].replace({"scored": scored_split})
+    lookup = {key: part for key, part in nearest.groupby(["split", "real_id"])}
 
-    Reference: each folder's own real images, leave-one-out, near duplicates skipped (the other split is
-    no clean reference: whole scans are split between dev and test). The column shown is the one with the
-    best mean dev AUC (gate Bonferroni-corrected for that choice), as `synthscope membership --primary auto`
-    picks it; without dev labels, the rank ensemble. Test labels are never passed in.
-    """
-    from synthscope.cache import embed_dataset
-    from synthscope.membership import SPACES, dataset_space_features, rank_test, score_membership, with_baseline_caveat
-    from synthscope.workspace import ground_truth_beside
-
-    spaces = tuple(dict.fromkeys((*MEMBERSHIP_SPACES, *([extractor] if extractor in SPACES else []))))
-    scored: list[_ScoredGroup] = []
-    features = {}
-    for dataset in sorted(datasets, key=lambda d: d.split):
-        manifest = dataset.manifest
-        # "pixels" (64 px grey levels) is the space of the nearest-neighbour galleries
-        X = features[id(dataset)] = {"pixels": embed_dataset(dataset, "pixels", cache=cache, progress=False),
-                                     **{s: dataset_space_features(dataset, s, cache=cache) for s in spaces}}
-        for group in sorted(manifest["group"].unique()):
-            in_group = (manifest["group"] == group).to_numpy()
-            real_rows = np.flatnonzero(in_group & (manifest["role"] == "real").to_numpy())
-            gen_rows = np.flatnonzero(in_group & (manifest["role"] == "generated").to_numpy())
-            if len(real_rows) < 3 or len(gen_rows) == 0:
-                continue
-            label = manifest.iloc[real_rows]["label"].map({"used": 1, "not_used": 0}).fillna(-1).astype(int).to_numpy()
-            labelled = dataset.split == "dev" and (label >= 0).all() and len(np.unique(label)) == 2
-            result = score_membership({s: X[s][real_rows] for s in spaces}, {s: X[s][gen_rows] for s in spaces},
-                                      None, ids=manifest.iloc[real_rows]["image_id"].astype(str).tolist(),
-                                      used=label if labelled else None)
-            scored.append(_ScoredGroup(dataset, str(group), real_rows, gen_rows, label, labelled, result))
-    if not scored:
-        raise WorkspaceError("no group holds both real and generated images, so nothing can be scored")
-    with_labels = [g for g in scored if g.labelled]
-    column, n_tests = "ensemble", 1
-    if with_labels:
-        candidates = list(with_labels[0].result.scores.columns)
-        mean_auc = {c: float(np.mean([g.result.verdicts[c].statistic for g in with_labels])) for c in candidates}
-        column, n_tests = max(candidates, key=lambda c: mean_auc[c]), len(candidates)
-    frames, parts, gen_parts, real_blocks, leakage = [], [], {}, [], {}
-    for g in scored:
-        part = g.dataset.manifest.iloc[g.real_rows]
-        values = g.result.scores[column].to_numpy()
-        if g.labelled:
-            verdict = with_baseline_caveat(rank_test(values, g.label, n_tests=n_tests), g.result.best_baseline)
-            leakage[g.group] = LeakageResult(verdict.significant, verdict.p_value, verdict.method, verdict.message)
-        truth = ground_truth_beside(g.dataset.root) if g.dataset.split == "test" else None
-        truth_values = (part["image_id"].map(truth).fillna(-1).astype(int).to_numpy() if truth is not None
-                        else g.label)
-        frames.append(pd.DataFrame({
-            "key": g.dataset.split + ":" + part["image_id"].astype(str),
-            "image_id": part["image_id"].astype(str).to_numpy(), "split": g.dataset.split,
-            "group": g.group, "label": g.label, "truth": truth_values, "score": values,
-        }))
-        parts.append((g.dataset, g.real_rows))
-        real_blocks.append(features[id(g.dataset)]["pixels"][g.real_rows])
-        gen_parts[(g.dataset.split, g.group)] = (g.dataset, g.gen_rows, features[id(g.dataset)]["pixels"][g.gen_rows])
-    frame = pd.concat(frames, ignore_index=True)
-    real_features = np.concatenate(real_blocks)
-    frame["rank"] = within_group_rank(frame)
-    dev = frame[frame["label"] >= 0]
-    if len(leakage) > 1 and dev["label"].nunique() == 2:
-        pooled = rank_test(dev["rank"].to_numpy(), dev["label"].to_numpy(), n_tests=n_tests)
-        cautioned = [group for group, result in leakage.items() if "CAUTION" in result.message]
-        message = pooled.message + (
-            f" CAUTION for {', '.join(cautioned)}: there a score that never looks at the generated images separates "
-            f"used from not-used as well (choose the model above for details)." if cautioned else "")
-        leakage["all"] = LeakageResult(pooled.significant, pooled.p_value, pooled.method + " (ranks pooled over models)",
-                                       message)
-    elif leakage:
-        leakage["all"] = next(iter(leakage.values()))
-    if with_labels:
-        score_name = (f"{column}, the best of {n_tests} columns by mean dev AUC ({' / '.join(spaces)} spaces; "
-                      f"reference: each folder's own real images, leave-one-out)")
-    else:
-        score_name = f"rank ensemble of the distance and adjusted scores in {' / '.join(spaces)} space (no dev labels)"
-    return MembershipData(frame=frame, score_name=score_name, load_real=partial(load_pooled_images, parts),
-                          nearest=_nearest_finder(frame, real_features, gen_parts), leakage=leakage)
-
-
-def _nearest_finder(frame: pd.DataFrame, real_features: np.ndarray, gen_parts: dict):
-    """(frame row, k) -> the k nearest generated images of the same group, in 64 px pixel space.
-    gen_parts: (split, group) -> (dataset, generated rows, their 64 px features, computed at load)."""
-    from synthscope.membership import knn
-
-    def nearest(index: int, k: int = 3) -> list[dict]:
+    def find(index: int, k: int = 3) -> list[dict]:
         row = frame.iloc[index]
-        dataset, gen_rows, gen_features = gen_parts[(row["split"], row["group"])]
-        distances, found = knn(real_features[index:index + 1], gen_features, min(k, len(gen_rows)))
-        images = dataset.images(gen_rows[found[0]])
-        return [{"image": image, "image_id": str(dataset.manifest.iloc[gen_rows[j]]["image_id"]), "distance": float(d)}
-                for image, j, d in zip(images, found[0], distances[0])]
+        found = lookup.get((row["split"], row["image_id"]))
+        if found is None:
+            return []
+        found = found.sort_values("rank").head(k)
+        dataset = by_split[row["split"]]
+        rows = pd.Index(dataset.manifest["image_id"].astype(str)).get_indexer(found["generated_id"])
+        images = dataset.images(rows)
+        return [{"image": image, "image_id": image_id, "distance": float(d)}
+                for image, image_id, d in zip(images, found["generated_id"], found["distance"])]
 
-    return nearest
+    return find

@@ -6,7 +6,7 @@ import html
 
 import ipywidgets as widgets
 
-from synthscope_dashboard.live_metrics import LiveEstimate
+from synthscope.metrics import Estimate
 from synthscope_dashboard.state import AppState
 
 
@@ -51,7 +51,7 @@ def fmt(value: float, digits: int = 3) -> str:
     return "–" if value is None or value != value else f"{value:.{digits}f}"
 
 
-def estimate_row(label: str, estimate: LiveEstimate, baselines: list[tuple[str, float]] = (), help_text: str = "") -> str:
+def estimate_row(label: str, estimate: Estimate, baselines: list[tuple[str, float]] = (), help_text: str = "") -> str:
     base = " · ".join(f"{esc(name)} {fmt(value)}" for name, value in baselines)
     return (f"<tr title='{esc(help_text)}'><td class='ss-metric'>{esc(label)}</td>"
             f"<td class='ss-value' data-metric='{esc(estimate.name)}'>{fmt(estimate.value)}</td>"

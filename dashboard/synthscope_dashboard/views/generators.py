@@ -9,11 +9,12 @@ from sklearn.metrics import silhouette_score
 
 from synthscope_dashboard.fingerprints import cluster_fingerprints, sample_members
 from synthscope_dashboard.imaging import (UNLABELLED_COLOR, cluster_color, colormap, png_bytes, to_uint8)
-from synthscope_dashboard.live_metrics import attribution_estimates
+from synthscope.metrics import attribution_report
 from synthscope_dashboard.views.common import View, banner, esc, estimate_row, fmt, metric_table
 from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
 
 GALLERY_SIZE = 16
+N_BOOT = 1000   # as `synthscope attribute --truth`, so the page and the CLI print the same CIs
 NEW_CLUSTER = -1
 
 
@@ -277,7 +278,7 @@ class GeneratorsView(View):
                 mask = mask & (frame["split"] == "test").to_numpy()
             if mask.sum() < 2:
                 continue
-            estimates = attribution_estimates(frame[column].to_numpy()[mask], assignments[mask], n_boot=500)
+            estimates = attribution_report(frame[column].to_numpy()[mask], assignments[mask], n_boot=N_BOOT).estimates
             rows = [estimate_row("ARI", estimates["ari"], [("single cluster", 0.0)], note),
                     estimate_row("NMI", estimates["nmi"], [("single cluster", 0.0)], note)]
             parts.append(metric_table(rows, f"{caption} · n = {int(mask.sum()):,}"))
