@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import typer
 
-from synthscope.commands._common import CacheDirOption, apply_cache_dir, fail, load_dataset_or_fail
+from synthscope.commands._common import CacheDirOption, apply_cache_dir, check_output_file, fail, load_dataset_or_fail
 
 METHOD_CHOICES = ("auto", "consensus", "kmeans", "gmm", "ward", "spectral")
 
@@ -62,12 +62,19 @@ def attribute(
 ) -> None:
     """Group generated images by generator and write a validated sub-task 2 run file."""
     apply_cache_dir(cache_dir)
+    check_output_file(out)   # before any computing
+    if k is not None and k < 2:
+        raise fail(f"--k {k}: one cluster holds every image, so there is nothing to attribute; "
+                   "give the number of generators (at least 2)")
     if method not in METHOD_CHOICES:
         raise fail(f"--method must be one of {', '.join(METHOD_CHOICES)}; got {method!r}")
     from synthscope.attribution import FingerprintClustering, SeededClustering, SubsetClassifier, score_clustering, blocks_for_view
     from synthscope.submission import SubmissionError, write_attribution_run, write_subset_run
 
     test = _load(path, size_policy)
+    if k is not None and k >= len(test.manifest):
+        raise fail(f"--k {k} with {len(test.manifest)} generated images in {path}: each image would be a cluster "
+                   f"of its own; k must be smaller than the number of images (2..{len(test.manifest) - 1} here)")
     views = _embed(test, extractor)
     ids = test.manifest["image_id"].to_numpy()
     kind = "attribution"
