@@ -262,3 +262,15 @@ def test_round_trip_property(tmp_path_factory):
         assert validate_run(path, "attribution", expected_ids=mapping.keys(), exact_k=False).ok
 
     check()
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_run_files_get_the_umask_mode_not_mkstemp_0600(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        path = S.write_membership_run(tmp_path / "run.csv", _labels(2))
+        again = S.write_attribution_run(tmp_path / "run2.csv", pd.Series([0, 1], index=["a", "b"]), k=2)
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == mode and again.stat().st_mode & 0o777 == mode
+    assert S._umask() == previous
