@@ -255,3 +255,26 @@ def test_progress_callback_counts_computed_images_only(tmp_path, ct_stack):
     calls.clear()
     embed_arrays(ct_stack, PixelsExtractor(size=32), cache=cache, progress=lambda *a: calls.append(a))
     assert calls == []                                  # all cached: nothing to report
+
+
+def test_size_policy_is_part_of_the_key(tmp_path, real_pngs):
+    """After `resize`, a `center_crop` run used to reuse the resized vectors: same file, same sha256."""
+    data = _tree(tmp_path / "data", real_pngs[:3])
+    odd = data / "generated" / "generated_0000.png"
+    Image.open(real_pngs[0]).convert("L").resize((320, 300)).save(odd)   # not 256x256
+    cache = EmbeddingCache(tmp_path / "cache")
+    extractor = CountingPixels(size=32)
+    by_policy, stats = {}, CacheStats()
+    for policy in ("resize", "center_crop"):
+        dataset = load_dataset(data, size_policy=policy)
+        by_policy[policy] = embed_dataset(dataset, extractor, cache=cache, progress=False, stats=stats)
+        assert stats.n_computed == 3, policy   # nothing reused across policies
+        np.testing.assert_array_equal(by_policy[policy], PixelsExtractor(size=32).transform(dataset.images()))
+    row = int(np.flatnonzero(dataset.manifest["image_id"] == "generated_0000")[0])
+    assert np.abs(by_policy["resize"][row] - by_policy["center_crop"][row]).max() > 0.05
+    again = embed_dataset(load_dataset(data, size_policy="resize"), extractor, cache=cache, progress=False, stats=stats)
+    assert stats.n_computed == 0 and np.array_equal(again, by_policy["resize"])   # each policy is cached
+    from synthscope.cache import pixel_key
+
+    sha = dataset.manifest["sha256"].iloc[row]
+    assert len({pixel_key(sha, p) for p in ("error", "resize", "center_crop")}) == 3 and pixel_key(sha) == sha

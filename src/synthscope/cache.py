@@ -428,16 +428,19 @@ def embed_dataset(dataset, extractor: Extractor | str, *, cache: EmbeddingCache 
 
     `progress`: a tqdm bar (True), nothing (False), or a callable(done, total) over the images computed.
 
-    Rows are keyed by the manifest's `sha256` column (file content), so renamed files are not
-    recomputed and changed files are. Pass a `CacheStats` to learn how many rows were computed.
+    Rows are keyed by the manifest's `sha256` column (file content) and the dataset's size policy
+    (`pixel_key`), so renamed files are not recomputed, changed files are, and a file resized and
+    the same file centre-cropped are two entries. Pass a `CacheStats` to learn how many rows were computed.
     """
     extractor = _resolve_extractor(extractor, device)
     cache = cache or EmbeddingCache()
     manifest = dataset.manifest
     if "sha256" in manifest.columns and manifest["sha256"].notna().all() and (manifest["sha256"] != "").all():
-        keys = manifest["sha256"].astype(str).tolist()
+        shas = manifest["sha256"].astype(str).tolist()
     else:
-        keys = [_file_sha256(path) for path in manifest["path"]]
+        shas = [_file_sha256(path) for path in manifest["path"]]
+    policy = getattr(dataset, "size_policy", "error")
+    keys = [pixel_key(sha, policy) for sha in shas]
     return _embed_keys(keys, extractor, cache, lambda rows: dataset.images(rows), batch_size, progress, stats)
 
 
@@ -456,6 +459,17 @@ def embed_arrays(images: np.ndarray, extractor: Extractor | str, *, cache: Embed
     if cache is None:
         cache = EmbeddingCache()
     return _embed_keys(keys, extractor, cache, lambda rows: images[rows], batch_size, progress, stats)
+
+
+def pixel_key(file_sha256: str, size_policy: str = "error") -> str:
+    """Cache key of a file's decoded pixels: its sha256 plus every decoding option that changes them.
+
+    Under "error" only 256x256 images decode, unchanged, so the file's sha256 is the key (as it always
+    was). "resize" and "center_crop" turn one file into different pixels, so each gets keys of its own.
+    """
+    if size_policy == "error":
+        return file_sha256
+    return hashlib.sha256(f"{file_sha256}|size_policy={size_policy}".encode()).hexdigest()
 
 
 def array_sha256(image: np.ndarray) -> str:
