@@ -182,3 +182,21 @@ def write_garbage(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"this is not an image at all" * 10)
     return path
+
+
+def write_blank_png(path: Path, width: int, height: int, bit_depth: int = 16) -> Path:
+    """A grayscale PNG of zeros written row by row (a 12000x12000 16-bit one is about 280 KB on disk
+    and never exists in memory here): what a decompression bomb looks like from the outside."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\x00" * (1 + width * bit_depth // 8)   # filter byte 0, then the samples
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0))
+                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from float_tolerance import float32_sum_rtol
 from synthscope.cache import (
     MAX_SHARDS,
     CacheCorruptionWarning,
@@ -23,6 +24,10 @@ from synthscope.cache import (
 )
 from synthscope.data import load_dataset
 from synthscope.features.texture import PixelsExtractor
+
+
+#: pixels(size=32) of a 256x256 slice: float32 means of 8x8 = 64 values in 0..1, in a batch-dependent order
+BLOCK_MEAN_ATOL = float32_sum_rtol(64)
 
 
 class CountingPixels(PixelsExtractor):
@@ -78,7 +83,7 @@ def test_second_run_computes_nothing_and_new_images_only_themselves(tmp_path, re
     grown = load_dataset(data)
     vectors = embed_dataset(grown, extractor, cache=cache, progress=False, stats=stats)
     assert extractor.n_transformed == 40 and stats.n_computed == 10
-    np.testing.assert_allclose(vectors, PixelsExtractor(size=32).transform(grown.images()), atol=1e-6)
+    np.testing.assert_allclose(vectors, PixelsExtractor(size=32).transform(grown.images()), rtol=0, atol=BLOCK_MEAN_ATOL)
 
     # Another extractor config is another namespace: nothing is shared.
     other = CountingPixels(size=16)
@@ -107,7 +112,7 @@ def test_changed_file_is_recomputed_renamed_file_is_not(tmp_path, real_pngs):
     vectors = embed_dataset(dataset, extractor, cache=cache, progress=False, stats=stats)
     assert extractor.n_transformed == 10 and stats.n_computed == 1
     row = int(np.flatnonzero(dataset.manifest["image_id"] == "real_used_0001")[0])
-    np.testing.assert_allclose(vectors[row], PixelsExtractor(size=32).transform(pixels[None])[0], atol=1e-6)
+    np.testing.assert_allclose(vectors[row], PixelsExtractor(size=32).transform(pixels[None])[0], rtol=0, atol=BLOCK_MEAN_ATOL)
 
 
 def test_duplicate_content_is_computed_once_and_rows_stay_aligned(tmp_path, ct_stack):
@@ -250,3 +255,137 @@ def test_progress_callback_counts_computed_images_only(tmp_path, ct_stack):
     calls.clear()
     embed_arrays(ct_stack, PixelsExtractor(size=32), cache=cache, progress=lambda *a: calls.append(a))
     assert calls == []                                  # all cached: nothing to report
+
+
+def test_size_policy_is_part_of_the_key(tmp_path, real_pngs):
+    """After `resize`, a `center_crop` run used to reuse the resized vectors: same file, same sha256."""
+    data = _tree(tmp_path / "data", real_pngs[:3])
+    odd = data / "generated" / "generated_0000.png"
+    Image.open(real_pngs[0]).convert("L").resize((320, 300)).save(odd)   # not 256x256
+    cache = EmbeddingCache(tmp_path / "cache")
+    extractor = CountingPixels(size=32)
+    by_policy, stats = {}, CacheStats()
+    for policy in ("resize", "center_crop"):
+        dataset = load_dataset(data, size_policy=policy)
+        by_policy[policy] = embed_dataset(dataset, extractor, cache=cache, progress=False, stats=stats)
+        assert stats.n_computed == 3, policy   # nothing reused across policies
+        np.testing.assert_array_equal(by_policy[policy], PixelsExtractor(size=32).transform(dataset.images()))
+    row = int(np.flatnonzero(dataset.manifest["image_id"] == "generated_0000")[0])
+    assert np.abs(by_policy["resize"][row] - by_policy["center_crop"][row]).max() > 0.05
+    again = embed_dataset(load_dataset(data, size_policy="resize"), extractor, cache=cache, progress=False, stats=stats)
+    assert stats.n_computed == 0 and np.array_equal(again, by_policy["resize"])   # each policy is cached
+    from synthscope.cache import pixel_key
+
+    sha = dataset.manifest["sha256"].iloc[row]
+    assert len({pixel_key(sha, p) for p in ("error", "resize", "center_crop")}) == 3 and pixel_key(sha) == sha
+
+
+@pytest.mark.parametrize("step", ["checksum", "load"])
+def test_a_shard_merged_away_while_it_is_read_is_neither_corrupt_nor_fatal(tmp_path, monkeypatch, step):
+    """Another process merges (and deletes) the very shard this reader has begun to open: between its
+    stat and its checksum, or between its checksum and np.load. It used to be reported as corrupt
+    ('not a valid .npy file ... No such file') or to raise FileNotFoundError."""
+    import synthscope.cache as cache_module
+
+    writer = EmbeddingCache(tmp_path)
+    extractor = PixelsExtractor(size=4)
+    for n in range(3):
+        writer.add(extractor, [f"k{n}"], np.full((1, 16), n, np.float32))
+    directory = writer.namespace(extractor)
+    merged = []
+
+    def merge_first(real):
+        def wrapped(*args, **kwargs):
+            if not merged:
+                merged.append(True)
+                writer._merge(directory, writer._read_shards(directory))   # the other process, right now
+            return real(*args, **kwargs)
+        return wrapped
+
+    if step == "checksum":
+        monkeypatch.setattr(cache_module, "_crc32_file", merge_first(cache_module._crc32_file))
+    else:
+        monkeypatch.setattr(cache_module.np, "load", merge_first(np.load))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheCorruptionWarning)
+        found, vectors = EmbeddingCache(tmp_path).lookup(extractor, ["k0", "k1", "k2"])
+    assert merged and found.all()
+    np.testing.assert_array_equal(vectors[:, 0], [0, 1, 2])
+
+
+_WRITER_SCRIPT = """
+import sys, warnings
+import numpy as np
+from synthscope.cache import CacheCorruptionWarning, EmbeddingCache
+from synthscope.features.texture import PixelsExtractor
+root, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+cache, extractor = EmbeddingCache(root), PixelsExtractor(size=4)
+warnings.simplefilter("error", CacheCorruptionWarning)
+for i in range(n):   # one shard per add: a merge every 16 adds, racing the other process's reads and merges
+    keys = [f"{tag}-{i}-{j}" for j in range(3)]
+    cache.add(extractor, keys, np.full((3, 16), i, np.float32))
+    assert cache.lookup(extractor, keys)[0].all()
+print("ok")
+"""
+
+
+def test_two_processes_adding_and_merging_at_once_report_nothing_and_lose_nothing(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {"PYTHONPATH": os.pathsep.join(sys.path), "PATH": os.environ.get("PATH", "")}
+    workers = [subprocess.Popen([sys.executable, "-c", _WRITER_SCRIPT, str(tmp_path), tag, "150"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for tag in "ab"]
+    for worker in workers:
+        out, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0 and out.strip() == "ok", err[-2000:]
+    keys = [f"{tag}-{i}-{j}" for tag in "ab" for i in range(150) for j in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheCorruptionWarning)
+        found, vectors = EmbeddingCache(tmp_path).lookup(PixelsExtractor(size=4), keys)
+    assert found.all()
+    np.testing.assert_array_equal(vectors[:, 0], [i for _ in "ab" for i in range(150) for _ in range(3)])
+
+
+def _flip_a_key_byte(index: Path) -> None:
+    """One flipped bit inside a key: still valid JSON, so only a checksum of the index can tell."""
+    data = bytearray(index.read_bytes())
+    position = data.index(b'"keys": ["') + len(b'"keys": ["') + 5
+    data[position] ^= 0x01
+    index.write_bytes(bytes(data))
+
+
+def test_a_flipped_byte_in_an_index_is_reported_and_only_that_shard_rebuilt(tmp_path, ct_stack):
+    extractor = CountingPixels(size=32)
+    first, second = ct_stack[:5], ct_stack[5:]
+    embed_arrays(first, extractor, cache=EmbeddingCache(tmp_path))
+    embed_arrays(second, extractor, cache=EmbeddingCache(tmp_path))
+    directory = EmbeddingCache(tmp_path).namespace(extractor)
+    shards = sorted(directory.glob("shard-*.json"))
+    assert len(shards) == 2 and json.loads(shards[0].read_text())["keys"][0] == array_sha256(first[0])
+    _flip_a_key_byte(shards[0])
+    stats = CacheStats()
+    with pytest.warns(CacheCorruptionWarning, match="index checksum mismatch"):
+        vectors = embed_arrays(ct_stack, extractor, cache=EmbeddingCache(tmp_path), stats=stats)
+    assert stats.n_computed == len(first) and stats.n_cached == len(second)   # the other shard is kept
+    np.testing.assert_array_equal(vectors, PixelsExtractor(size=32).transform(ct_stack))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheCorruptionWarning)
+        embed_arrays(ct_stack, extractor, cache=EmbeddingCache(tmp_path), stats=stats)
+    assert stats.n_computed == 0
+
+
+def test_version_1_indexes_without_a_checksum_are_still_read(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    extractor = PixelsExtractor(size=4)
+    cache.add(extractor, ["a"], np.ones((1, 16), np.float32))
+    (index,) = cache.namespace(extractor).glob("shard-*.json")
+    meta = json.loads(index.read_text())
+    assert meta["version"] == 2 and "index_crc32" in meta
+    del meta["index_crc32"]
+    meta["version"] = 1
+    index.write_text(json.dumps(meta))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheCorruptionWarning)
+        assert EmbeddingCache(tmp_path).lookup(extractor, ["a"])[0].all()

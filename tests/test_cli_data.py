@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import typer
@@ -132,6 +133,60 @@ def test_evaluate_refuses_wrong_truth_kind_and_missing_run(app, tmp_path):
     assert result.exit_code == 2 and "not sub-task 1 ground truth" in result.output
     result = runner.invoke(app, ["evaluate", str(tmp_path / "none.csv"), "--truth", str(truth)])
     assert result.exit_code == 2 and "not found" in result.output
+
+
+def test_evaluate_reads_truth_columns_by_name(app, tmp_path):
+    ids = [f"r{i}" for i in range(40)]
+    truth = tmp_path / "truth.csv"
+    truth.write_text("image_id,extra,used\n" + "\n".join(f"{i},{'x' if n < 20 else 'y'},{n % 2}" for n, i in enumerate(ids)))
+    perfect = write_membership_run(tmp_path / "perfect.csv", pd.Series([n % 2 for n in range(40)], index=ids))
+    result = runner.invoke(app, ["evaluate", str(perfect), "--truth", str(truth), "--n-boot", "100"])
+    assert result.exit_code == 0, result.output
+    assert "membership run" in result.output and "is above the best trivial baseline" in result.output
+    truth.write_text("image_id,used\n" + "\n".join(f"{i},{'yes' if n % 2 else 'no'}" for n, i in enumerate(ids)))
+    result = runner.invoke(app, ["evaluate", str(perfect), "--truth", str(truth), "--n-boot", "100"])
+    assert result.exit_code == 2 and "must hold 0/1" in result.output and "ari" not in result.output
+    truth.write_text("used,image_id\n" + "\n".join(f"{n % 2},{i}" for n, i in enumerate(ids)))   # named: order is free
+    assert runner.invoke(app, ["evaluate", str(perfect), "--truth", str(truth), "--n-boot", "50"]).exit_code == 0
+    truth.write_text("\n".join(f"{n % 2},{i}" for n, i in enumerate(ids)))   # unnamed and swapped
+    result = runner.invoke(app, ["evaluate", str(perfect), "--truth", str(truth), "--n-boot", "50"])
+    assert result.exit_code == 2 and "swapped" in result.output and "Traceback" not in result.output
+
+
+def _organisers_2023_tree(tmp_path):
+    """A 2025 sub-task 1 test tree whose 200 real ids are those of the organisers' 2023 validator."""
+    from layout_factory import write_png
+
+    root = tmp_path / "st1_test"
+    for n in range(1, 201):
+        write_png(root / "real_unknown" / f"real_unknown_{n:04d}.png", np.full((256, 256), n, np.uint8))
+    write_png(root / "generated" / "generated_0001.png", np.zeros((256, 256), np.uint8))
+    return root
+
+
+def test_validate_accepts_what_the_organisers_accept(app, tmp_path):
+    from pathlib import Path
+
+    runs = Path(__file__).parent / "data" / "organisers_2023"
+    root = _organisers_2023_tree(tmp_path)
+    for name in ("00_1_OK.csv", "00_2_OK.csv"):
+        result = runner.invoke(app, ["validate", str(runs / name), "--dataset", str(root), "--kind", "membership"])
+        assert result.exit_code == 0, result.output
+        assert "VALID: 200 line(s)" in result.output and "warning: spaces around an id or a value" in result.output
+    result = runner.invoke(app, ["validate", str(runs / "04_2_score_int_greater_than_1.csv"), "--dataset", str(root)])
+    assert result.exit_code == 1 and "label '2'" in result.output
+
+
+def test_validate_attribution_without_k_needs_0_to_k_minus_1(app, tmp_path):
+    root = make_layout(tmp_path, "2024-st2-test", n=4)
+    ids = expected_ids(load_dataset(root), "attribution")
+    run = tmp_path / "run.csv"
+    for clusters in ([1, 2, 3, 4], [0, 1, 2, 5]):
+        run.write_text("\n".join(f"{i},{c}" for i, c in zip(ids, clusters * 2)))
+        result = runner.invoke(app, ["validate", str(run), "--dataset", str(root)])
+        assert result.exit_code == 1 and "numbered 0..k-1 with k = 4" in result.output, result.output
+    result = runner.invoke(app, ["validate", str(run), "--dataset", str(root), "--k", "6", "--allow-unused-clusters"])
+    assert result.exit_code == 0, result.output
 
 
 # The real benchmark: the issue's "done when" checks, through the installed `synthscope` command.

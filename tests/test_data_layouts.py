@@ -328,6 +328,38 @@ def test_read_ground_truth_bad_files(tmp_path):
         read_ground_truth(tmp_path / "missing.csv")
 
 
+def test_read_ground_truth_reads_columns_by_name(tmp_path):
+    csv = tmp_path / "gt.csv"
+    # an extra column in between used to be read as the labels ("extra" values: a clustering, ARI 0)
+    csv.write_text("image_id,extra,used\nr1,x,1\nr2,y,0\nr3,x,1\n")
+    truth = read_ground_truth(csv)
+    assert truth.to_dict() == {"r1": 1, "r2": 0, "r3": 1} and truth.dtype.kind == "i" and truth.name == "used"
+    csv.write_text("model,notes,image_id\nmodel_1,a,g1\nmodel_2,b,g2\n")   # any order, by name
+    assert read_ground_truth(csv).to_dict() == {"g1": "model_1", "g2": "model_2"}
+    csv.write_text("image_id,subset\ng1,subset_a\n")
+    assert read_ground_truth(csv).name == "subset"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("image_id,used\nr1,yes\nr2,no\n", "column 'used' must hold 0/1 (or used/not_used) for sub-task 1; found 'no', 'yes'"),
+        ("image_id,used\n1,r1\n0,r2\n", "are the columns swapped?"),
+        ("1,r1\n0,r2\n", "are the columns swapped?"),
+        ("image_id,extra,other\nr1,x,1\n", "exactly one label column (used, model, subset, generator, cluster); found none"),
+        ("image_id,used,model\nr1,1,m\n", "found used, model"),
+        ("r1,x,1\nr2,y,0\n", "3 columns and no header"),
+    ],
+    ids=["yes-no", "swapped", "swapped-no-header", "no-label-column", "two-label-columns", "three-unnamed"],
+)
+def test_read_ground_truth_refuses_what_does_not_fit(tmp_path, text, message):
+    csv = tmp_path / "gt.csv"
+    csv.write_text(text)
+    with pytest.raises(DatasetError) as caught:
+        read_ground_truth(csv)
+    assert message in str(caught.value) and str(csv) in str(caught.value)
+
+
 # The real benchmark ----------------------------------------------------------------------------
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from layout_factory import (
     synthetic_slice,
@@ -152,3 +153,74 @@ def test_load_images_keeps_order_and_names_the_bad_file(tmp_path):
 
 def test_load_images_of_nothing_is_empty():
     assert load_images([]).shape == (0, 256, 256)
+
+
+# Decompression bombs -------------------------------------------------------------------------
+
+_PEAK_SCRIPT = """
+import resource, sys, warnings
+warnings.simplefilter("ignore")
+from synthscope.imageio import ImageReadError, read_image_file
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    read_image_file(sys.argv[1], sys.argv[2])
+    print("decoded")
+except ImageReadError as error:
+    print("refused:", error.reason)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+@pytest.fixture(scope="module")
+def bomb(tmp_path_factory):
+    from layout_factory import write_blank_png
+
+    path = write_blank_png(tmp_path_factory.mktemp("bomb") / "bomb.png", 12000, 12000, bit_depth=16)
+    assert path.stat().st_size < 400_000   # 280 KB on disk, 288 MB of 16-bit pixels, 3.5 GB as it used to decode
+    return path
+
+
+@pytest.mark.parametrize("policy", ["error", "resize", "center_crop"])
+def test_a_decompression_bomb_is_refused_from_its_header(bomb, policy):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(bomb), policy], capture_output=True, text=True,
+                          timeout=120, env={"PYTHONPATH": os.pathsep.join(sys.path), "PATH": os.environ.get("PATH", "")})
+    assert done.returncode == 0, done.stderr
+    verdict, peak_mb = done.stdout.splitlines()
+    assert verdict.startswith("refused: 12000x12000 pixels (144 megapixels) is more than the 4.2 megapixels"), verdict
+    assert "not decoded" in verdict
+    assert float(peak_mb) < 20, f"peak RSS grew by {peak_mb} MB (it was 3,574 MB before the header check)"
+
+
+def test_the_header_check_never_decodes(bomb, monkeypatch):
+    def no_decoding(self, *args, **kwargs):
+        raise AssertionError("pixels were decoded")
+
+    odd = write_png(bomb.parent / "odd.png", np.zeros((300, 280), np.uint8))
+    monkeypatch.setattr(Image.Image, "load", no_decoding)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    for policy in ("error", "resize"):
+        with pytest.raises(ImageReadError, match="not decoded"):
+            decode_image_bytes(bomb.read_bytes(), "bomb.png", policy)
+    # under "error" a wrong size is known from the header too, without decoding
+    with pytest.raises(ImageReadError, match="size 280x300 is not 256x256") as caught:
+        read_image(odd)
+    assert caught.value.kind == "size"
+
+
+def test_a_bomb_in_a_data_folder_is_skipped_with_its_reason(bomb, tmp_path):
+    import shutil
+
+    from synthscope.data import load_dataset
+
+    root = tmp_path / "st2"
+    for i in range(3):
+        write_png(root / "generated_unknown" / f"g{i}.png", synthetic_slice(i))
+    shutil.copy(bomb, root / "generated_unknown" / "g9.png")
+    for policy in ("error", "resize"):
+        dataset = load_dataset(root, size_policy=policy)
+        assert len(dataset.manifest) == 3
+        (skipped,) = dataset.report.skipped
+        assert skipped.path.endswith("g9.png") and "not decoded" in skipped.reason

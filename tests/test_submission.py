@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -96,14 +97,14 @@ def test_subset_runs(tmp_path):
         ("a,1\nb", "membership", "line 2: expected"),
         ("a,1,0\nb,0", "membership", "line 1: expected"),
         ("a,1\nb,yes", "membership", "line 2: label 'yes'"),
-        ("a,1\nb, 0", "membership", "line 2: label ' 0'"),
+        ("a,1\nb,01x", "membership", "line 2: label '01x'"),
         ("a,1\na,0", "membership", "a (lines 1 and 2)"),
         ("a,1\nc,0", "membership", "id(s) not in the data set: c"),
         ("a,1", "membership", "missing: b"),
         ("a,0\nb,1.5", "attribution", "not an integer"),
         ("", "membership", "no lines"),
     ],
-    ids=["header", "blank", "trailing-blank", "one-field", "three-fields", "word", "space", "dup", "unexpected", "missing", "float-cluster", "empty"],
+    ids=["header", "blank", "trailing-blank", "one-field", "three-fields", "word", "not-a-number", "dup", "unexpected", "missing", "float-cluster", "empty"],
 )
 def test_validator_reports_each_problem(tmp_path, text, kind, expected_error):
     path = tmp_path / "run.csv"
@@ -121,10 +122,79 @@ def test_validator_reports_each_problem(tmp_path, text, kind, expected_error):
 def test_one_final_newline_is_accepted_and_crlf_warned(tmp_path):
     path = tmp_path / "run.csv"
     path.write_text("a,1\nb,0\n")
-    assert validate_run(path, "membership", ["a", "b"]).ok
+    result = validate_run(path, "membership", ["a", "b"])
+    assert result.ok and any("ends with a line break" in w for w in result.warnings), result.warnings
     path.write_bytes(b"a,1\r\nb,0\r\n")
     result = validate_run(path, "membership", ["a", "b"])
     assert result.ok and "CRLF" in result.warnings[0]
+    path.write_bytes(b"a,1\rb,0")   # old Mac line ends: Python's universal newlines split there too
+    assert validate_run(path, "membership", ["a", "b"]).ok
+    path.write_text("a,1\nb,0")
+    assert validate_run(path, "membership", ["a", "b"]).warnings == []
+
+
+def test_spaces_around_tokens_are_warned_not_rejected_as_the_organisers_do(tmp_path):
+    path = tmp_path / "run.csv"
+    path.write_text("a   ,1\nb, 0\nc,+1\nd,0   ")
+    result = validate_run(path, "membership", ["a", "b", "c", "d"])
+    assert result.ok, result.errors
+    assert any("spaces around an id or a value on 3 line(s) (1, 2, 4)" in w for w in result.warnings), result.warnings
+    assert any("'+1' read as 1" in w for w in result.warnings), result.warnings
+    assert read_run(path, "membership").to_dict() == {"a": 1, "b": 0, "c": 1, "d": 0}
+    # what the organisers reject stays rejected: an id that is only spaces, a score of 2 with spaces
+    path.write_text("a,1\n   ,0\nc, 2 \nd,0")
+    errors = validate_run(path, "membership", ["a", "b", "c", "d"]).errors
+    assert any("blank line" in e or "empty image id" in e for e in errors) and any("label '2'" in e for e in errors)
+    # the writer stays strict: it never writes spaces, whatever it is given
+    with pytest.raises(SubmissionError, match="surrounding spaces"):
+        S.write_membership_run(tmp_path / "w.csv", pd.Series([1, 0], index=["a ", "b"]))
+
+
+ORGANISERS_2023 = Path(__file__).parent / "data" / "organisers_2023"
+#: the one check of their task1/validator.py that each invalid file trips, as our message words it
+ORGANISERS_REASONS = {
+    "01_1_empty_line.csv": "blank line(s) at 4",
+    "01_2_wrong_format.csv": "line 4: expected '<image_id>,<value>'",
+    "02_1_wrong_figure_id.csv": "not in the data set: aaaaaaaa",
+    "03_1_same_fig_id_more_than_once.csv": "real_unknown_0090 (lines 90 and 125)",
+    "04_1_score_no_int.csv": "line 11: label 'aaaaaaa' is not 0 or 1",
+    "04_2_score_int_greater_than_1.csv": "line 9: label '2' is not 0 or 1",
+    "04_3_score_int_smaller_than_0.csv": "line 18: label '-1' is not 0 or 1",
+    "05_1_not_all_fig_ids_specified.csv": "1 expected id(s) missing: real_unknown_0071",
+}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in ORGANISERS_2023.glob("*.csv")))
+def test_organisers_2023_test_runs_get_the_organisers_verdict(name):
+    """Their ten test runs, verbatim; the file name is their verdict (checked by their test.py)."""
+    ids = (ORGANISERS_2023 / "image_ids.txt").read_text().split()
+    assert len(ids) == 200 and ids[0] == "real_unknown_0001" and ids[-1] == "real_unknown_0200"
+    result = validate_run(ORGANISERS_2023 / name, "membership", expected_ids=ids)
+    if name.endswith("_OK.csv"):
+        assert result.ok and result.n_lines == 200, result.errors
+        assert any("spaces around an id or a value" in w for w in result.warnings)   # "real_unknown_0200,0   "
+    else:
+        assert not result.ok
+        assert any(ORGANISERS_REASONS[name] in error for error in result.errors), result.errors
+
+
+def test_all_ten_organisers_runs_are_here():
+    assert sorted(p.name for p in ORGANISERS_2023.glob("*.csv")) == sorted(["00_1_OK.csv", "00_2_OK.csv", *ORGANISERS_REASONS])
+
+
+def test_attribution_without_k_needs_clusters_numbered_from_zero(tmp_path):
+    ids = [f"g{i}" for i in range(8)]
+    path = tmp_path / "run.csv"
+    for clusters in ([1, 2, 3, 4] * 2, [0, 1, 2, 5] * 2):
+        path.write_text("\n".join(f"{i},{c}" for i, c in zip(ids, clusters)))
+        result = validate_run(path, "attribution", ids)
+        assert not result.ok and any("numbered 0..k-1 with k = 4" in e for e in result.errors), result.errors
+        assert validate_run(path, "attribution", ids, k=6, exact_k=False).ok   # k given, gaps allowed
+        read_run(path, "attribution")   # well-formed: scoring (ARI) does not need the numbering
+        with pytest.raises(SubmissionError, match="numbered 0..k-1"):
+            S.write_attribution_run(tmp_path / "w.csv", pd.Series(clusters, index=ids))
+    path.write_text("\n".join(f"{i},{c}" for i, c in zip(ids, [0, 1, 2, 3] * 2)))
+    assert validate_run(path, "attribution", ids).ok
 
 
 def test_validation_format_mentions_verdict(tmp_path):
@@ -189,6 +259,18 @@ def test_round_trip_property(tmp_path_factory):
         S.write_attribution_run(path, series, exact_k=False)
         back = read_run(path, "attribution")
         assert back.to_dict() == mapping
-        assert validate_run(path, "attribution", expected_ids=mapping.keys()).ok
+        assert validate_run(path, "attribution", expected_ids=mapping.keys(), exact_k=False).ok
 
     check()
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_run_files_get_the_umask_mode_not_mkstemp_0600(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        path = S.write_membership_run(tmp_path / "run.csv", _labels(2))
+        again = S.write_attribution_run(tmp_path / "run2.csv", pd.Series([0, 1], index=["a", "b"]), k=2)
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == mode and again.stat().st_mode & 0o777 == mode
+    assert S._umask() == previous

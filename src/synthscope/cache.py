@@ -4,13 +4,20 @@ Layout under `default_cache_dir() / "embeddings" / <extractor.config_key()>/`:
 
 - `config.json`            the extractor's name and config (for people; the directory name is its hash)
 - `shard-<id>.npy`         float32 [m, d], memory-mappable
-- `shard-<id>.json`        the shard's index: sha256 of every row in order, shape and a crc32 of the
-                           .npy file. Written last, so a shard without it was never committed.
+- `shard-<id>.json`        the shard's index: sha256 of every row in order, shape, a crc32 of the
+                           .npy file and a crc32 of the index itself (`index_crc32`), so a flipped
+                           byte in a key is caught too. Written last, so a shard without it was
+                           never committed.
 
 Each run that computes something appends one new shard (nothing is rewritten); when shards pile up
 they are merged into one. Every file is written to a temporary name and moved into place with
 `os.replace`, so readers never see half a file. A shard whose size or checksum does not match its
-index is reported with a warning, removed, and its images are recomputed on the next run.
+index, or whose index fails its own checksum, is reported with a warning, removed, and its images
+are recomputed on the next run; other shards are untouched.
+
+Several processes may add and merge at once. A merge writes the merged shard first and then
+deletes the old ones, index before data, so a shard whose files vanish while it is being read
+(index gone too) was merged away, not damaged: it is skipped silently and the listing re-read.
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ from synthscope.runtime import ENV_CACHE_DIR, default_cache_dir  # noqa: F401  (
 
 log = logging.getLogger(__name__)
 
-_INDEX_VERSION = 1
+_INDEX_VERSION = 2          # 2: the index carries index_crc32; version 1 indexes (no checksum) are still read
+_READABLE_VERSIONS = (1, 2)
 #: merge shards once a namespace holds more than this many
 MAX_SHARDS = 16
 
@@ -57,6 +65,12 @@ def _atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _index_crc32(meta: dict) -> int:
+    """crc32 of an index's content (everything but the checksum itself), in one canonical JSON form."""
+    body = {key: value for key, value in meta.items() if key != "index_crc32"}
+    return zlib.crc32(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
 
 
 def _crc32_file(path: Path) -> int:
@@ -121,8 +135,10 @@ class EmbeddingCache:
         for index_path in sorted(directory.glob("shard-*.json")):
             try:
                 meta = json.loads(index_path.read_text())
-                if meta.get("version") != _INDEX_VERSION:
+                if meta.get("version") not in _READABLE_VERSIONS:
                     raise ValueError(f"unknown index version {meta.get('version')!r}")
+                if meta["version"] >= 2 and meta.get("index_crc32") != _index_crc32(meta):
+                    raise ValueError("index checksum mismatch")
                 shard = _Shard(index_path.stem, list(meta["keys"]), int(meta["dim"]),
                                int(meta["npy_bytes"]), int(meta["crc32"]))
                 if len(shard.keys) != int(meta["rows"]):
@@ -147,26 +163,30 @@ class EmbeddingCache:
                 pass
 
     def _open_shard(self, directory: Path, shard: _Shard) -> np.ndarray | None:
-        """The shard's vectors as a read-only memory map, or None (after a warning) when it is damaged."""
+        """The shard's vectors as a read-only memory map, or None (after a warning) when it is damaged.
+
+        Its files may vanish at any step (stat, checksum, load) when another process merges it away;
+        that is not damage, and says nothing: a merge deletes the index first, so a missing .npy
+        whose index is gone too was merged, and only a missing .npy beside its index is reported.
+        """
         npy_path = directory / f"{shard.stem}.npy"
         try:
             stat = npy_path.stat()
+            if stat.st_size != shard.npy_bytes:
+                self._discard(directory, shard.stem, f"size {stat.st_size} bytes, index says {shard.npy_bytes}")
+                return None
+            token = (str(directory), shard.stem, stat.st_size, stat.st_mtime_ns)
+            if token not in self._verified:
+                if _crc32_file(npy_path) != shard.crc32:
+                    self._discard(directory, shard.stem, "checksum mismatch")
+                    return None
+                self._verified.add(token)
+            vectors = np.load(npy_path, mmap_mode="r")
         except FileNotFoundError:
             if not (directory / f"{shard.stem}.json").exists():
                 return None  # merged into a new shard by another process meanwhile: not damage
             self._discard(directory, shard.stem, "its .npy file is missing")
             return None
-        if stat.st_size != shard.npy_bytes:
-            self._discard(directory, shard.stem, f"size {stat.st_size} bytes, index says {shard.npy_bytes}")
-            return None
-        token = (str(directory), shard.stem, stat.st_size, stat.st_mtime_ns)
-        if token not in self._verified:
-            if _crc32_file(npy_path) != shard.crc32:
-                self._discard(directory, shard.stem, "checksum mismatch")
-                return None
-            self._verified.add(token)
-        try:
-            vectors = np.load(npy_path, mmap_mode="r")
         except (ValueError, OSError) as error:
             self._discard(directory, shard.stem, f"not a valid .npy file ({error})")
             return None
@@ -252,6 +272,7 @@ class EmbeddingCache:
         _atomic_write_bytes(npy_path, lambda handle: np.save(handle, vectors, allow_pickle=False))
         meta = {"version": _INDEX_VERSION, "rows": len(keys), "dim": int(vectors.shape[1]),
                 "npy_bytes": npy_path.stat().st_size, "crc32": _crc32_file(npy_path), "keys": keys}
+        meta["index_crc32"] = _index_crc32(meta)
         payload = json.dumps(meta).encode()
         _atomic_write_bytes(directory / f"{stem}.json", lambda handle: handle.write(payload))
         return stem
@@ -418,16 +439,19 @@ def embed_dataset(dataset, extractor: Extractor | str, *, cache: EmbeddingCache 
 
     `progress`: a tqdm bar (True), nothing (False), or a callable(done, total) over the images computed.
 
-    Rows are keyed by the manifest's `sha256` column (file content), so renamed files are not
-    recomputed and changed files are. Pass a `CacheStats` to learn how many rows were computed.
+    Rows are keyed by the manifest's `sha256` column (file content) and the dataset's size policy
+    (`pixel_key`), so renamed files are not recomputed, changed files are, and a file resized and
+    the same file centre-cropped are two entries. Pass a `CacheStats` to learn how many rows were computed.
     """
     extractor = _resolve_extractor(extractor, device)
     cache = cache or EmbeddingCache()
     manifest = dataset.manifest
     if "sha256" in manifest.columns and manifest["sha256"].notna().all() and (manifest["sha256"] != "").all():
-        keys = manifest["sha256"].astype(str).tolist()
+        shas = manifest["sha256"].astype(str).tolist()
     else:
-        keys = [_file_sha256(path) for path in manifest["path"]]
+        shas = [_file_sha256(path) for path in manifest["path"]]
+    policy = getattr(dataset, "size_policy", "error")
+    keys = [pixel_key(sha, policy) for sha in shas]
     return _embed_keys(keys, extractor, cache, lambda rows: dataset.images(rows), batch_size, progress, stats)
 
 
@@ -446,6 +470,17 @@ def embed_arrays(images: np.ndarray, extractor: Extractor | str, *, cache: Embed
     if cache is None:
         cache = EmbeddingCache()
     return _embed_keys(keys, extractor, cache, lambda rows: images[rows], batch_size, progress, stats)
+
+
+def pixel_key(file_sha256: str, size_policy: str = "error") -> str:
+    """Cache key of a file's decoded pixels: its sha256 plus every decoding option that changes them.
+
+    Under "error" only 256x256 images decode, unchanged, so the file's sha256 is the key (as it always
+    was). "resize" and "center_crop" turn one file into different pixels, so each gets keys of its own.
+    """
+    if size_policy == "error":
+        return file_sha256
+    return hashlib.sha256(f"{file_sha256}|size_policy={size_policy}".encode()).hexdigest()
 
 
 def array_sha256(image: np.ndarray) -> str:

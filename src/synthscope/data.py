@@ -676,12 +676,24 @@ def _check_duplicate_ids(manifest: pd.DataFrame, root: Path) -> None:
 
 _ID_HEADERS = {"image_id", "id", "image", "filename", "file", "name", "image_name"}
 _USED_WORDS = {"used": 1, "not_used": 0, "1": 1, "0": 0}
+#: ground-truth label columns by name: sub-task 1 membership, sub-task 2 generator / subset
+MEMBERSHIP_COLUMNS = ("used",)
+ATTRIBUTION_COLUMNS = ("model", "subset", "generator", "cluster")
+
+
+def _is_used_word(values: pd.Series) -> pd.Series:
+    return values.str.lower().isin(list(_USED_WORDS))
 
 
 def read_ground_truth(csv) -> pd.Series:
     """Ground truth as a Series indexed by image_id: int 0/1 (sub-task 1) or str model/subset (sub-task 2).
 
-    Accepts a header row (image_id,used / image_id,model) or none, and ids with or without extension.
+    Columns are read by name: an id column (`image_id`, or id/image/filename/name) and one label
+    column, `used` (0/1 or used/not_used: sub-task 1) or `model`/`subset`/`generator`/`cluster`
+    (sub-task 2); other columns are ignored. A file without a header must have exactly two columns,
+    id then label. Anything else (no label column, two of them, 0/1 labels in the id column, a
+    `used` column holding other values) is a DatasetError that says what was found.
+    Ids may carry an image extension.
     """
     csv = Path(csv).expanduser()
     try:
@@ -692,25 +704,51 @@ def read_ground_truth(csv) -> pd.Series:
         raise DatasetError(f"cannot read ground truth {csv}: {error}") from None
     if table.shape[1] < 2:
         raise DatasetError(f"ground truth {csv} needs two columns (image_id, label); found {table.shape[1]}")
-    table = table.iloc[:, :2].apply(lambda column: column.str.strip())
-    name = "label"
-    first_id, first_value = table.iat[0, 0], table.iat[0, 1]
-    if first_id.lower() in _ID_HEADERS:
-        name = first_value or "label"
+    table = table.apply(lambda column: column.str.strip())
+    header = [str(value) for value in table.iloc[0]]
+    lowered = [name.lower() for name in header]
+    accepted = f"an id column ({', '.join(sorted(_ID_HEADERS))}) and one of {', '.join(MEMBERSHIP_COLUMNS + ATTRIBUTION_COLUMNS)}"
+    if any(name in _ID_HEADERS for name in lowered):
+        id_columns = [i for i, name in enumerate(lowered) if name in _ID_HEADERS]
+        label_columns = [i for i, name in enumerate(lowered) if name in MEMBERSHIP_COLUMNS + ATTRIBUTION_COLUMNS]
+        if "image_id" in lowered:
+            id_columns = [lowered.index("image_id")]
+        if len(id_columns) != 1:
+            raise DatasetError(f"ground truth {csv} has {len(id_columns)} id columns ({', '.join(header[i] for i in id_columns)}); "
+                               "keep one, named image_id")
+        if len(label_columns) != 1:
+            found = "none" if not label_columns else ", ".join(header[i] for i in label_columns)
+            raise DatasetError(f"ground truth {csv} must have exactly one label column ({', '.join(MEMBERSHIP_COLUMNS + ATTRIBUTION_COLUMNS)}); "
+                               f"found {found} among its columns {', '.join(header)}")
+        id_column, label_column = id_columns[0], label_columns[0]
+        name = lowered[label_column]
         table = table.iloc[1:]
+    else:
+        if table.shape[1] != 2:
+            raise DatasetError(f"ground truth {csv} has {table.shape[1]} columns and no header; name them "
+                               f"({accepted}), or keep only image_id,label")
+        id_column, label_column, name = 0, 1, "label"
     if table.empty:
         raise DatasetError(f"ground truth {csv} has no rows")
-    ids = table.iloc[:, 0].map(lambda value: Path(value).stem if is_image_file(value) else value)
-    values = table.iloc[:, 1]
+    ids, values = table.iloc[:, id_column], table.iloc[:, label_column]
     empty = (ids == "") | (values == "")
     if empty.any():
         raise DatasetError(f"ground truth {csv} has {int(empty.sum())} row(s) with an empty id or label")
+    used_values, used_ids = _is_used_word(values), _is_used_word(ids)
+    if used_ids.all() and not used_values.all():
+        raise DatasetError(f"ground truth {csv}: the id column holds 0/1 labels and the label column holds "
+                           f"{values.iloc[0]!r}, ...: are the columns swapped? Expected image_id first "
+                           "(or name the columns image_id and used / model)")
+    if name in MEMBERSHIP_COLUMNS and not used_values.all():
+        bad = sorted(values[~used_values].unique())
+        raise DatasetError(f"ground truth {csv}: column {header[label_column]!r} must hold 0/1 (or used/not_used) "
+                           f"for sub-task 1; found {', '.join(map(repr, bad[:5]))}" + (" ..." if len(bad) > 5 else ""))
+    ids = ids.map(lambda value: Path(value).stem if is_image_file(value) else value)
     duplicated = ids[ids.duplicated()].unique()
     if len(duplicated):
         raise DatasetError(f"ground truth {csv} lists {len(duplicated)} id(s) twice, e.g. {', '.join(duplicated[:5])}")
-    lowered = values.str.lower()
-    if lowered.isin(list(_USED_WORDS)).all():
-        series = pd.Series(lowered.map(_USED_WORDS).astype(int).to_numpy(), index=ids.to_numpy(), name=name)
+    if name in MEMBERSHIP_COLUMNS or (name == "label" and used_values.all()):
+        series = pd.Series(values.str.lower().map(_USED_WORDS).astype(int).to_numpy(), index=ids.to_numpy(), name="used")
     else:
         series = pd.Series(values.to_numpy(), index=ids.to_numpy(), name=name, dtype=object)
     series.index.name = "image_id"

@@ -18,6 +18,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_SIZE = 256
+#: the most pixels an image may have to be decoded at all: 2048x2048, sixteen times a scanner's 512x512
+#: slice (a 16-bit one decodes to 8 MB). The size is read from the file's header first, so a larger
+#: image (a decompression bomb: 12000x12000 16-bit zeros are 280 KB of PNG and 3.5 GB decoded) is
+#: refused before any pixel is decoded.
+MAX_PIXELS = 2048 * 2048
 SIZE_POLICIES = ("error", "resize", "center_crop")
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"})
 
@@ -83,7 +88,7 @@ def _to_gray_array(image: Image.Image, notes: list[str]) -> np.ndarray:
         notes.append("alpha")
         return np.asarray(image.getchannel("L"), dtype=np.uint8)
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        values = np.asarray(image).astype(np.int64)
+        values = np.asarray(image)   # uint16 or int32: compared and scaled as they are, no int64 copy
         if mode == "I" and (values.min() < 0 or values.max() > 65535):
             notes.append("float")
             return _minmax_uint8(values.astype(np.float64))
@@ -93,7 +98,8 @@ def _to_gray_array(image: Image.Image, notes: list[str]) -> np.ndarray:
         notes.append("16bit")
         if values.max() < 4096:
             notes.append("16bit_dark")
-        return np.round(values * (255.0 / 65535.0)).astype(np.uint8)
+        scaled = values * (255.0 / 65535.0)   # float64, as before: the same pixels
+        return np.round(scaled, out=scaled).astype(np.uint8)
     if mode == "F":
         notes.append("float")
         return _minmax_uint8(np.asarray(image, dtype=np.float64))
@@ -135,18 +141,36 @@ def _center_crop_or_pad(array: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray
     return out
 
 
+def _wrong_size(width: int, height: int) -> str:
+    return (f"size {width}x{height} is not {IMAGE_SIZE}x{IMAGE_SIZE} "
+            "(choose size_policy 'resize' or 'center_crop' to accept it)")
+
+
 def decode_image_bytes(data: bytes, name: str = "<bytes>", size_policy: str = "error") -> DecodedImage:
     """Decode encoded image bytes into a uint8 [256, 256] array; raises ImageReadError naming `name`."""
     check_size_policy(size_policy)
     if not data:
         raise ImageReadError(name, "empty file (0 bytes)")
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():   # Pillow warns from 89 MP up; the limit below is far lower
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data))   # reads the header only
+        with opened as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise ImageReadError(
+                    name, f"{width}x{height} pixels ({width * height / 1e6:.0f} megapixels) is more than the "
+                    f"{MAX_PIXELS / 1e6:.1f} megapixels synthscope decodes; not decoded (a decompression bomb, or "
+                    "an image far larger than a CT slice: downscale it first)")
+            if size_policy == "error" and (height, width) != (IMAGE_SIZE, IMAGE_SIZE):
+                raise ImageReadError(name, _wrong_size(width, height), kind="size")   # no need to decode it
             image.load()
             notes: list[str] = []
             if getattr(image, "n_frames", 1) > 1:
                 notes.append("multiframe")
             array = _to_gray_array(image, notes)
+    except ImageReadError:
+        raise
     except UnidentifiedImageError:
         raise ImageReadError(name, "not a readable image (unknown or corrupt format)") from None
     except Image.DecompressionBombError as error:
@@ -159,12 +183,7 @@ def decode_image_bytes(data: bytes, name: str = "<bytes>", size_policy: str = "e
     original = (int(array.shape[0]), int(array.shape[1]))
     if original != (IMAGE_SIZE, IMAGE_SIZE):
         if size_policy == "error":
-            raise ImageReadError(
-                name,
-                f"size {original[1]}x{original[0]} is not {IMAGE_SIZE}x{IMAGE_SIZE} "
-                "(choose size_policy 'resize' or 'center_crop' to accept it)",
-                kind="size",
-            )
+            raise ImageReadError(name, _wrong_size(original[1], original[0]), kind="size")
         if size_policy == "resize":
             resized = Image.fromarray(array).resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS)
             array = np.asarray(resized, dtype=np.uint8)

@@ -5,6 +5,12 @@ Formats (no header, one line per image, comma-separated, every id exactly once, 
 - attribution (sub-task 2): `<image_id>,<cluster>` with integer clusters 0..k-1, all k used.
 - subset (2025 sub-task 2): `<image_id>,<subset_label>`.
 Files are written without a trailing newline, so strict validators that split on "\\n" see no blank line.
+
+Reading is as lenient as the organisers' validators and no more: their 2023 validator
+(github.com/ImageCLEF/2023_ImageCLEFmed_GANs_submission_validators, task1/validator.py) reads lines
+with Python's csv module and strips each token, so spaces around an id or a value, a final line
+break and Windows line endings are accepted there; `validate_run` accepts them too, with a warning
+(stricter tools may not), and rejects what the organisers reject. The writers stay strict.
 """
 
 from __future__ import annotations
@@ -138,6 +144,12 @@ def _check_rows(
         unused = sorted(set(range(k)) - used)
         if unused:
             errors.append(f"k={k} clusters required but cluster(s) {_listed(unused)} are never used")
+    elif kind == "attribution" and k is None and exact_k and not bad_values and rows:
+        # No k given: the run says how many clusters it has, and they must be numbered 0..k-1.
+        used = sorted({int(value) for _, _, value in rows})
+        if used != list(range(len(used))):
+            errors.append(f"clusters must be numbered 0..k-1 with k = {len(used)} distinct clusters; got "
+                          f"{_listed(used)} (pass k / --k, and --allow-unused-clusters, if some are meant to be empty)")
     if not rows:
         errors.insert(0, "no lines")
     return errors
@@ -182,11 +194,26 @@ def validate_series(
     return ValidationResult(not errors, errors, n_lines=len(rows))
 
 
+def _umask() -> int:
+    """The process umask (read from /proc where it can be, so it is never changed even briefly)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes 0600 files; a run file gets the mode any new file gets here (0644 under umask 022)
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()
@@ -226,8 +253,8 @@ def write_subset_run(
     return _write(path, ids_to_subset, "subset", allowed_labels=allowed_labels, expected_ids=expected_ids)
 
 
-def _parse_lines(path: Path) -> tuple[list[tuple[int, str, str]], list[str], list[str]]:
-    """(rows, format errors, warnings) of a run file."""
+def _parse_lines(path: Path, kind: str) -> tuple[list[tuple[int, str, str]], list[str], list[str]]:
+    """(rows with stripped tokens, format errors, warnings) of a run file."""
     try:
         raw = Path(path).read_bytes()
     except OSError as error:
@@ -238,15 +265,17 @@ def _parse_lines(path: Path) -> tuple[list[tuple[int, str, str]], list[str], lis
         return [], ["not UTF-8 text"], []
     errors, warnings = [], []
     if text.startswith("\ufeff"):
-        errors.append("starts with a byte-order mark")
+        errors.append("starts with a byte-order mark")  # the organisers read it as part of the first id
         text = text[1:]
     if "\r" in text:
-        warnings.append("Windows line endings (CRLF); some validators reject them")
-        text = text.replace("\r\n", "\n")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines = lines[:-1]  # one final newline is not a blank line
-    rows, blank, malformed = [], [], []
+        # Python's universal newlines (what the organisers' validator reads through) end a line at \r\n or \r
+        warnings.append("Windows line endings (CRLF); the organisers' validator accepts them, some tools do not")
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n") if text else []
+    if len(lines) > 1 and lines[-1] == "":
+        lines = lines[:-1]  # one final newline is not a blank line (csv.reader sees none either)
+        warnings.append("ends with a line break; the organisers' validator accepts it, the task's rules ask for none")
+    rows, blank, malformed, spaced, rewritten = [], [], [], [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             blank.append(number)
@@ -255,7 +284,24 @@ def _parse_lines(path: Path) -> tuple[list[tuple[int, str, str]], list[str], lis
         if len(parts) != 2:
             malformed.append(f"line {number}: expected '<image_id>,<value>', got {line[:80]!r}")
             continue
-        rows.append((number, parts[0], parts[1]))
+        # The organisers strip every token (str.strip), so do we; and say so.
+        image_id, value = parts[0].strip(), parts[1].strip()
+        if (image_id, value) != (parts[0], parts[1]):
+            spaced.append(number)
+        if kind in ("membership", "attribution"):
+            try:
+                canonical = str(int(value))  # their test: int(token), so "01" and "+1" are 1
+            except ValueError:
+                canonical = value
+            if canonical != value:
+                rewritten.append(f"line {number}: {value!r} read as {canonical}")
+                value = canonical
+        rows.append((number, image_id, value))
+    if spaced:
+        warnings.append(f"spaces around an id or a value on {len(spaced)} line(s) ({_listed(spaced)}); ignored, "
+                        "as the organisers' validator strips them, but stricter tools may not")
+    if rewritten:
+        warnings.append(f"{len(rewritten)} value(s) not written as plain integers: {_listed(rewritten)}")
     if blank:
         errors.append(f"blank line(s) at {_listed(blank)}")
     if malformed:
@@ -277,7 +323,7 @@ def validate_run(
 ) -> ValidationResult:
     """Check a run file against the rules; every problem is listed with line numbers."""
     _check_kind(kind)
-    rows, errors, warnings = _parse_lines(Path(path))
+    rows, errors, warnings = _parse_lines(Path(path), kind)
     expected = None if expected_ids is None else {str(i) for i in expected_ids}
     allowed = None if allowed_labels is None else {str(a) for a in allowed_labels}
     errors += _check_rows(rows, kind, expected, k, exact_k, allowed)
@@ -287,7 +333,7 @@ def validate_run(
 def read_run(path, kind: str) -> pd.Series:
     """A run file as a Series indexed by image_id (int values, or str for subset runs); raises on bad format."""
     _check_kind(kind)
-    rows, errors, _ = _parse_lines(Path(path))
+    rows, errors, _ = _parse_lines(Path(path), kind)
     errors += _check_rows(rows, kind, None, None, False, None)
     if errors:
         raise SubmissionError(f"{path} is not a valid {kind} run file:\n  " + "\n  ".join(errors))

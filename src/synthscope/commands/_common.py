@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -19,9 +20,60 @@ CacheDirOption = typer.Option(
 
 
 def apply_cache_dir(cache_dir: Optional[Path]) -> None:
-    """Make --cache-dir win over the environment for everything this process computes."""
+    """Make --cache-dir win over the environment for everything this process computes, and check
+    now, before any computing, that the cache dir can be written (exit 2 with one line otherwise)."""
+    from synthscope.cache import default_cache_dir
+
     if cache_dir is not None:
         os.environ["SYNTHSCOPE_CACHE_DIR"] = str(Path(cache_dir).expanduser().resolve())
+    what = "--cache-dir" if cache_dir is not None else "cache dir ($SYNTHSCOPE_CACHE_DIR or the user cache dir)"
+    check_writable_dir(default_cache_dir(), what)
+
+
+def _write_problem(directory: Path) -> Optional[str]:
+    """Why files cannot be created in `directory` (created with its parents first), or None.
+
+    A real test, not os.access alone: a temporary file is created and removed, so read-only mounts,
+    root-squashed shares and ACLs are caught too, and so is a path under a regular file.
+    """
+    ancestor = directory
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is a file, not a folder"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".synthscope-write-check-", dir=directory)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        return f"cannot write there ({error.strerror or error})"
+    return None
+
+
+def check_writable_dir(path: Path, what: str) -> Path:
+    """Exit 2 now, with one line, when folder `path` cannot be created or written; returns the path."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise fail(f"{what} {path} is a file, not a folder")
+    problem = _write_problem(path)
+    if problem:
+        raise fail(f"{what} {path}: {problem}")
+    return path
+
+
+def check_output_file(path: Path, what: str = "--out") -> Path:
+    """Exit 2 now, with one line, when file `path` cannot be written: it is a folder, sits under a
+    file, or its folder is not writable. Call it before computing anything. Creates the folder."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise fail(f"{what} {path} is a folder; give the file to write, e.g. {path / 'run.csv'}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise fail(f"{what} {path} exists and is read-only")
+    problem = _write_problem(path.parent)
+    if problem:
+        raise fail(f"{what} {path}: its folder {path.parent}: {problem}")
+    return path
 
 
 def fail(message: str, code: int = 2) -> "typer.Exit":

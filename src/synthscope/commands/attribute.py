@@ -11,7 +11,7 @@ import typer
 from synthscope.attribution import CLUSTER_METHODS
 from synthscope.commands._common import (
     CacheDirOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, NBootOption, SizePolicy,
-    SizePolicyOption, apply_cache_dir, choice, fail, load_for,
+    SizePolicyOption, apply_cache_dir, check_output_file, choice, fail, load_for,
 )
 
 Method = Enum("Method", {name: name for name in CLUSTER_METHODS}, type=str)
@@ -40,6 +40,10 @@ def attribute(
     from synthscope.submission import SubmissionError
 
     apply_cache_dir(cache_dir)
+    check_output_file(out)   # before any computing
+    if k is not None and k < 2:
+        raise fail(f"--k {k}: one cluster holds every image, so there is nothing to attribute; "
+                   "give the number of generators (at least 2)")
     try:
         options = AttributionOptions(k=k, extractors=tuple(extractor), method=choice(method),
                                      n_components=n_components, seed=seed)
@@ -48,6 +52,10 @@ def attribute(
     truth_series = _read_truth(truth) if truth is not None else None
     loading = dict(size_policy=size_policy, layout=layout, manifest=manifest, task="attribution")
     test = load_for(path, **loading)
+    n_images = int((test.manifest["role"] == "generated").sum())
+    if k is not None and k >= n_images:
+        raise fail(f"--k {k} with {n_images} generated images in {path}: each image would be a cluster "
+                   f"of its own; k must be smaller than the number of images (2..{n_images - 1} here)")
     dev_set = load_for(dev, **loading, what="dev set") if dev is not None else None
     if k is None and (dev_set is None or not dev_set.layout.startswith("2025-st2")):
         raise fail("--k is required for clustering: the number of generators the task states")

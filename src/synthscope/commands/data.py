@@ -88,7 +88,7 @@ def validate(
 
 def evaluate(
     run: Path = typer.Argument(..., help="The run file to score."),
-    truth: Path = typer.Option(..., "--truth", help="Ground-truth CSV (image_id,used or image_id,model)."),
+    truth: Path = typer.Option(..., "--truth", help="Ground-truth CSV; columns by name: image_id plus used (0/1), model or subset."),
     kind: Optional[str] = typer.Option(None, "--kind", help=f"{KIND_HELP}; default from the ground truth and run."),
     n_boot: int = typer.Option(1000, "--n-boot", min=0, help="Bootstrap resamples for the confidence intervals."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from synthscope.commands._common import CacheDirOption, apply_cache_dir, fail
+from synthscope.commands._common import CacheDirOption, apply_cache_dir, check_writable_dir, fail
 
 
 def _serve(path: Path, host: str, port: int, k: int | None = None) -> None:
@@ -42,6 +42,8 @@ def demo(
     """Build the offline demo data set (procedural CT slices + a really trained generator zoo) in the
     ImageCLEF 2024 layouts of both sub-tasks; cached, so a second run returns at once."""
     apply_cache_dir(cache_dir)
+    if out is not None:
+        check_writable_dir(out, "--out")   # before any training
     from synthscope.demo import build_demo
     from synthscope.lab import LabError
 
@@ -89,6 +91,7 @@ def lab(
     ImageCLEF 2024 layout: the positive control to run before trusting a method on official data."""
     from synthscope.lab import LabConfig, LabError, build_benchmark, load_real_folder
 
+    check_writable_dir(out, "--out")   # before any training
     names = tuple(m.strip() for m in models.split(",") if m.strip())
     try:
         config = LabConfig(models=names, train_size=train_size, resolution=resolution, seed=seed, device=device,

@@ -15,7 +15,7 @@ import typer
 
 from synthscope.commands._common import (
     CacheDirOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, NBootOption, SizePolicy, SizePolicyOption,
-    apply_cache_dir, choice, fail, load_for,
+    apply_cache_dir, check_output_file, choice, fail, load_for,
 )
 from synthscope.membership.pipeline import OBJECTIVE_CHOICES, REFERENCES
 from synthscope.membership.registration import IMAGE_SCORES
@@ -86,6 +86,9 @@ def membership(
     from synthscope.submission import SubmissionError, expected_ids, write_membership_run
 
     apply_cache_dir(cache_dir)
+    check_output_file(out)   # before any computing
+    if scores_out is not None:
+        check_output_file(scores_out)
     try:
         options = MembershipOptions(spaces=_values(space), scores=_values(score), primary=primary,
                                     objective=choice(objective), prevalence=prevalence, reference=choice(reference),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
+import numbers
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,18 +56,64 @@ class _Registration:
     factory: Callable[..., Extractor]
     description: str
     check: Callable[[], str | None]   # returns None when available, else the reason
+    options: Callable[..., Any] | None = None   # whose signature names the options and their defaults
+
+
+_OPTION_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def check_options(name: str, target: Callable[..., Any], options: dict[str, Any]) -> dict[str, Any]:
+    """Options for extractor `name` checked against `target`'s signature: an unknown name, or a value
+    whose type does not match the default's (text for a number, say), is a ValueError naming the option,
+    the value and what it should be. Integral floats become ints; the checked options are returned."""
+    signature = inspect.signature(target)
+    known = {key: p for key, p in signature.parameters.items() if key != "self" and p.kind in _OPTION_KINDS}
+    open_ended = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
+    checked = {}
+    for key, value in options.items():
+        if key not in known:
+            if open_ended:
+                checked[key] = value
+                continue
+            raise ValueError(f"extractor {name!r} has no option {key!r}; its options: {', '.join(known) or 'none'}")
+        default = known[key].default
+        wanted = type(default) if default is not inspect.Parameter.empty and default is not None else None
+        problem = None
+        if wanted is bool:
+            if not isinstance(value, bool):
+                problem = "true or false"
+        elif wanted is int:
+            if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) and float(value).is_integer():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                problem = "an integer"
+            else:
+                value = int(value)
+        elif wanted is float:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                problem = "a number"
+            else:
+                value = float(value)
+        elif wanted is str and not isinstance(value, str):
+            problem = "text"
+        if problem:
+            raise ValueError(f"extractor {name!r}: option {key}={value!r} must be {problem} (default {default!r})")
+        checked[key] = value
+    return checked
 
 
 _REGISTRY: dict[str, _Registration] = {}
 
 
 def register_extractor(
-    name: str, description: str, check: Callable[[], str | None] | None = None
+    name: str, description: str, check: Callable[[], str | None] | None = None,
+    options: Callable[..., Any] | None = None,
 ) -> Callable[[Callable[..., Extractor]], Callable[..., Extractor]]:
-    """Decorator: register a factory under `name`. `check()` tells whether it can run here."""
+    """Decorator: register a factory under `name`. `check()` tells whether it can run here; `options`
+    (usually the extractor class) is whose signature names the options, when the factory takes **options."""
 
     def decorate(factory: Callable[..., Extractor]) -> Callable[..., Extractor]:
-        _REGISTRY[name] = _Registration(factory, description, check or (lambda: None))
+        _REGISTRY[name] = _Registration(factory, description, check or (lambda: None), options)
         return factory
 
     return decorate
@@ -78,7 +126,11 @@ def get_extractor(name: str, **options: Any) -> Extractor:
     reason = registration.check()
     if reason is not None:
         raise ExtractorUnavailable(f"extractor {name!r} is not available here: {reason}")
-    return registration.factory(**options)
+    options = check_options(name, registration.options or registration.factory, options)
+    try:
+        return registration.factory(**options)
+    except TypeError as error:   # a value the signature could not type-check (e.g. a list where a pair is due)
+        raise ValueError(f"extractor {name!r} cannot use the options {options}: {error}") from None
 
 
 def list_extractors() -> list[ExtractorInfo]:

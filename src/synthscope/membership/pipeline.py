@@ -294,8 +294,12 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
                 raise ValueError(f"dev group {dev_group!r} of {dev.root} needs real images labelled both used and "
                                  f"not used")
             dev_real = {s: dev_features[s][dev_real_rows] for s in spaces}
-            dev_result = score_group(dev, dev_features, dev_real_rows, dev_gen_rows,
-                                     real if options.reference == "dev" else None, dev_used, None)
+            try:
+                dev_result = score_group(dev, dev_features, dev_real_rows, dev_gen_rows,
+                                         real if options.reference == "dev" else None, dev_used, None)
+            except ValueError as error:      # e.g. too few real images: name the set and the group
+                raise ValueError(f"dev set {dev.root}, group {_name(dev, dev_group)} "
+                                 f"({len(dev_real_rows)} real images): {error}") from None
             chosen = options.primary
             if chosen == "auto":
                 chosen = max(dev_result.verdicts, key=lambda c: dev_result.verdicts[c].statistic)
