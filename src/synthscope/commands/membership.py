@@ -88,7 +88,7 @@ def membership(
     apply_cache_dir(cache_dir)
     check_output_file(out)   # before any computing
     if scores_out is not None:
-        check_output_file(scores_out)
+        check_output_file(scores_out, "--scores")
     try:
         options = MembershipOptions(spaces=_values(space), scores=_values(score), primary=primary,
                                     objective=choice(objective), prevalence=prevalence, reference=choice(reference),
