@@ -357,7 +357,7 @@ def test_bad_paths_give_a_clear_page(tmp_path, monkeypatch):
     assert "Could not open" in build(tmp_path / "missing").value
 
 
-def test_cli_finds_the_notebook_and_rejects_a_missing_folder(tmp_path):
+def test_cli_finds_the_notebook_and_rejects_a_missing_folder(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from synthscope.cli import app
@@ -370,7 +370,8 @@ def test_cli_finds_the_notebook_and_rejects_a_missing_folder(tmp_path):
     assert "--port=8899" in argv and "--Voila.ip=127.0.0.1" in argv and str(notebook) in argv
     result = CliRunner().invoke(app, ["dashboard", str(tmp_path / "nope")])
     assert result.exit_code != 0 and "not found" in result.output
-    assert "SYNTHSCOPE_DASHBOARD_K" not in voila_command(tmp_path)[1] or "SYNTHSCOPE_DASHBOARD_K" in os.environ
+    monkeypatch.delenv("SYNTHSCOPE_DASHBOARD_K", raising=False)
+    assert "SYNTHSCOPE_DASHBOARD_K" not in voila_command(tmp_path)[1], "no --k: the page asks the dev count"
     assert voila_command(tmp_path, k=4)[1]["SYNTHSCOPE_DASHBOARD_K"] == "4"
 
 
@@ -378,12 +379,16 @@ def test_the_dashboard_opens_on_the_cached_umap_layout(workspace):
     from synthscope_dashboard.app import build
 
     attribution = workspace.attribution
-    assert build(workspace=workspace).state.projection == ("umap" if "umap" in attribution.projections else
-                                                            "tsne" if "tsne" in attribution.projections else "pca")
     layout = np.random.default_rng(0).normal(size=(attribution.n, 2)).astype(np.float32)
-    with_umap = dataclasses.replace(workspace, attribution=dataclasses.replace(
-        attribution, projections={**attribution.projections, "umap": layout}))
-    assert build(workspace=with_umap).state.projection == "umap"
+
+    def with_layouts(*methods):
+        projections = {"pca": attribution.projections["pca"], **{m: layout for m in methods}}
+        return dataclasses.replace(workspace, attribution=dataclasses.replace(attribution, projections=projections))
+
+    assert build(workspace=with_layouts()).state.projection == "pca"           # nothing cached: live PCA
+    assert build(workspace=with_layouts("tsne")).state.projection == "tsne"
+    with_umap = with_layouts("tsne", "umap")
+    assert build(workspace=with_umap).state.projection == "umap"              # UMAP first
     assert build(workspace=with_umap, projection="pca").state.projection == "pca"
 
 

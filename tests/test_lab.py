@@ -172,7 +172,9 @@ def test_subtask2_ground_truth_and_key(bench):
     assert "upsampled bilinearly to 256x256" in (bench.root / "README.md").read_text()
     diversity = json.loads((bench.root / "config.json").read_text())["diversity"]
     assert set(diversity) == set(MODEL_NAMES)
-    assert all(d["training_set"] > 5 and d["generated"] >= 0 for d in diversity.values())
+    # per-pixel spread across images (grey levels): real slices vary a lot; no generator collapsed to one image
+    assert all(d["training_set"] > 5 for d in diversity.values()), diversity
+    assert all(d["generated"] > 0.5 for d in diversity.values()), diversity
 
 
 def test_generated_images_differ_between_dev_and_test_draws(bench):

@@ -165,8 +165,14 @@ def test_rank_test_is_significant_only_when_used_images_score_higher():
     assert not reversed_.significant
     both_ways = mb.rank_test(-(rng.normal(size=100) + 2 * y), y, alternative="two-sided")   # null controls
     assert both_ways.significant and both_ways.statistic < 0.15 and "LOWER" in both_ways.message
-    corrected = mb.rank_test(rng.normal(size=100) + 0.45 * y, y, n_tests=1000)
-    assert corrected.p_value == 1.0 or corrected.p_value > mb.rank_test(rng.normal(size=100) + 0.45 * y, y).p_value
+    # Bonferroni: the same scores tested as one of 1,000 columns get p x 1,000, capped at 1
+    scores = np.random.default_rng(5).normal(size=100) + 0.9 * y
+    alone = mb.rank_test(scores, y)
+    assert 1e-6 < alone.p_value < 1e-4 and alone.significant   # p ~ 9e-5: significant as one test ...
+    corrected = mb.rank_test(scores, y, n_tests=1000)
+    assert corrected.p_value == pytest.approx(1000 * alone.p_value) and corrected.statistic == alone.statistic
+    assert not corrected.significant                                  # ... but not as one of 1,000
+    assert mb.rank_test(scores, y, n_tests=10 ** 6).p_value == 1.0
     with pytest.raises(ValueError, match="both used and not-used"):
         mb.rank_test([1.0, 2.0], [1, 1])
 
@@ -205,8 +211,9 @@ def test_fit_threshold_by_objective_prevalence_and_mixture():
 
 def test_threshold_fitter_carries_a_dev_threshold_to_test():
     fitter = mb.ThresholdFitter("f1").fit([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1])
-    assert 0.2 < fitter.threshold_ <= 0.8
-    np.testing.assert_array_equal(fitter.predict([0.0, 0.5, 1.0]), [0, int(0.5 >= fitter.threshold_), 1])
+    assert fitter.threshold_ == pytest.approx(0.5)       # the cut between the classes, midway (F1 = 1 there)
+    # carried unchanged to new scores, used when score >= threshold
+    np.testing.assert_array_equal(fitter.predict([0.0, 0.49, 0.5, 0.51, 1.0]), [0, 0, 1, 1, 1])
     with pytest.raises(RuntimeError):
         mb.ThresholdFitter().predict([1.0])
 
@@ -343,9 +350,10 @@ def test_controls_on_real_ct_slices(shared_dir):
     generated = _load_pngs(root / "generated")
     real = np.concatenate([used, not_used])
     labels = np.r_[np.ones(len(used)), np.zeros(len(not_used))].astype(int)
-    space = mb.Space("px", "pixels", {"size": 64}, "image_zscore")
+    space = mb.Space("px", "pixels", {"size": 64}, "image_zscore")       # a user-defined space runs the control
     features_fn = lambda images: mb.postprocess(mb.downsampled_pixels(images, 64), "image_zscore")  # noqa: E731
-    result, scores, copied = mb.run_positive_control(features_fn, real, generated, candidates=labels == 1, seed=0)
+    np.testing.assert_allclose(mb.space_features(real[:4], space), features_fn(real[:4]), atol=1e-5)
+    result, scores, copied = mb.run_positive_control(space, real, generated, candidates=labels == 1, seed=0)
     assert result.passed, result.message
     assert copied.sum() == round(len(used) / 2) and not copied[labels == 0].any()
     fit = mb.fit_threshold(scores, copied, "f1")
@@ -353,7 +361,6 @@ def test_controls_on_real_ct_slices(shared_dir):
     features = features_fn(real)
     null = mb.null_control(features, labels, score="distance")
     assert null.passed, null.message
-    assert space.name == "px"
 
 
 def test_pair_groups_matches_dev_models_to_test_folders():
