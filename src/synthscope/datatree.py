@@ -38,12 +38,20 @@ def discover_dataset_roots(path: str | os.PathLike) -> list[Path]:
     return roots
 
 
-def load_datasets(path: str | os.PathLike) -> tuple[list[Dataset], list[str]]:
-    """Every readable data set under `path`, and one error line per unreadable one."""
+def load_datasets(path: str | os.PathLike, *, size_policy: str = "error", layout: str | None = None,
+                  manifest_csv=None) -> tuple[list[Dataset], list[str]]:
+    """Every readable data set under `path`, and one error line per unreadable one.
+
+    A forced `layout` or a `manifest_csv` means `path` is one data set read that way."""
+    if layout is not None or manifest_csv is not None:
+        try:
+            return [load_dataset(path, size_policy=size_policy, layout=layout, manifest_csv=manifest_csv)], []
+        except DatasetError as error:
+            raise WorkspaceError(f"nothing readable under {path}: {error}") from None
     datasets, errors = [], []
     for root in discover_dataset_roots(path):
         try:
-            datasets.append(load_dataset(root))
+            datasets.append(load_dataset(root, size_policy=size_policy))
         except DatasetError as error:  # one unreadable split must not hide the others
             errors.append(f"{root}: {error}")
     if not datasets:
@@ -127,7 +135,8 @@ class PreparedItem:
 
 def prepare(path: str | os.PathLike, *, extractors: Sequence[str] = ("fingerprint", "pixels"),
             projections: Sequence[str] = ("umap", "tsne"), cache=None, progress: bool = True,
-            say: Callable[[str], None] = print) -> list[PreparedItem]:
+            say: Callable[[str], None] = print, size_policy: str = "error", layout: str | None = None,
+            manifest_csv=None, device: str = "auto") -> list[PreparedItem]:
     """Embed every data set under `path` and cache the projections the dashboard reads.
 
     Idempotent: a second call only reads the caches.
@@ -138,14 +147,14 @@ def prepare(path: str | os.PathLike, *, extractors: Sequence[str] = ("fingerprin
     from synthscope.projection import NotCached, project
 
     cache = cache or EmbeddingCache()
-    datasets, errors = load_datasets(path)
+    datasets, errors = load_datasets(path, size_policy=size_policy, layout=layout, manifest_csv=manifest_csv)
     for line in errors:
         say(f"skipped {line}")
     done: list[PreparedItem] = []
     for extractor in extractors:
         for dataset in datasets:
             stats, start = CacheStats(), time.perf_counter()
-            embed_dataset(dataset, extractor, cache=cache, progress=progress, stats=stats)
+            embed_dataset(dataset, extractor, cache=cache, device=device, progress=progress, stats=stats)
             done.append(PreparedItem(f"embed {extractor} on {dataset.root}", time.perf_counter() - start,
                                      stats.n_computed > 0))
         if not any(d.task == "attribution" for d in datasets):

@@ -2,37 +2,35 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from synthscope.commands._common import fail
+from synthscope.commands._common import (
+    Layout, LayoutOption, ManifestOption, N_BOOT_MAX, N_BOOT_MIN, SizePolicy, SizePolicyOption, choice, fail,
+)
+from synthscope.submission import KINDS
 
-KIND_HELP = "membership (sub-task 1) | attribution (sub-task 2 clusters) | subset (2025 sub-task 2)"
+Kind = Enum("Kind", {name: name for name in KINDS}, type=str)
+KIND_HELP = "membership (sub-task 1), attribution (sub-task 2 clusters) or subset (2025 sub-task 2)"
 
 
-def _load(path: Path, size_policy: str, manifest: Optional[Path], layout: Optional[str] = None):
+def _load(path: Path, size_policy, manifest: Optional[Path], layout=None):
     from synthscope.data import DatasetError, load_dataset
 
-    if size_policy not in ("error", "resize", "center_crop"):
-        raise fail(f"--size-policy must be error, resize or center_crop, got {size_policy!r}")
     try:
-        return load_dataset(path, manifest_csv=manifest, size_policy=size_policy, layout=layout)
+        return load_dataset(path, manifest_csv=manifest, size_policy=choice(size_policy), layout=choice(layout))
     except DatasetError as error:
         raise fail(str(error))
 
 
-def _check_kind(kind: Optional[str]) -> None:
-    if kind is not None and kind not in ("membership", "attribution", "subset"):
-        raise fail(f"--kind must be membership, attribution or subset, got {kind!r}")
-
-
 def info(
     path: Path = typer.Argument(..., help="A data folder in any ImageCLEF GANs layout, or a manifest CSV."),
-    size_policy: str = typer.Option("error", "--size-policy", help="Images not 256x256: error | resize | center_crop"),
-    manifest: Optional[Path] = typer.Option(None, "--manifest", help="CSV with path, role, label (and group) for any other tree."),
-    layout: Optional[str] = typer.Option(None, "--layout", help="Force a layout instead of detecting it (e.g. 2025-st2-test)."),
+    size_policy: SizePolicy = SizePolicyOption,
+    manifest: Optional[Path] = ManifestOption,
+    layout: Optional[Layout] = LayoutOption,
 ) -> None:
     """Print the detected layout, image counts per group/role/label and the load report."""
     from synthscope.data import TWIN_LAYOUTS
@@ -58,17 +56,18 @@ def info(
 def validate(
     run: Path = typer.Argument(..., help="The run file to check."),
     dataset_path: Path = typer.Option(..., "--dataset", help="The test data the run is for (its ids are the expected ones)."),
-    kind: Optional[str] = typer.Option(None, "--kind", help=f"{KIND_HELP}; default from the data set."),
+    kind: Optional[Kind] = typer.Option(None, "--kind", help=f"{KIND_HELP}; default from the data set."),
     k: Optional[int] = typer.Option(None, "--k", min=1, help="Number of clusters (attribution): ids must be 0..k-1, all used."),
     any_k: bool = typer.Option(False, "--allow-unused-clusters", help="With --k, accept runs that leave some clusters empty."),
-    size_policy: str = typer.Option("error", "--size-policy", help="Images not 256x256: error | resize | center_crop"),
-    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Manifest CSV for a custom data tree."),
+    size_policy: SizePolicy = SizePolicyOption,
+    manifest: Optional[Path] = ManifestOption,
+    layout: Optional[Layout] = LayoutOption,
 ) -> None:
     """Check a run file against the organisers' rules and the data set's image ids. Exit 1 when invalid."""
     from synthscope.submission import SubmissionError, default_kind, expected_ids, validate_run
 
-    _check_kind(kind)
-    dataset = _load(dataset_path, size_policy, manifest)
+    kind = choice(kind)
+    dataset = _load(dataset_path, size_policy, manifest, layout)
     kind = kind or default_kind(dataset)
     allowed = None
     if kind == "subset" and dataset.split == "dev":
@@ -89,8 +88,8 @@ def validate(
 def evaluate(
     run: Path = typer.Argument(..., help="The run file to score."),
     truth: Path = typer.Option(..., "--truth", help="Ground-truth CSV; columns by name: image_id plus used (0/1), model or subset."),
-    kind: Optional[str] = typer.Option(None, "--kind", help=f"{KIND_HELP}; default from the ground truth and run."),
-    n_boot: int = typer.Option(1000, "--n-boot", min=0, help="Bootstrap resamples for the confidence intervals."),
+    kind: Optional[Kind] = typer.Option(None, "--kind", help=f"{KIND_HELP}; default from the ground truth and run."),
+    n_boot: int = typer.Option(1000, "--n-boot", min=N_BOOT_MIN, max=N_BOOT_MAX, help="Bootstrap resamples for the CIs."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
     dataset_path: Optional[Path] = typer.Option(
         None, "--dataset", help="The test data: adds one report per group (model folder), as the 2024 task scored them."
@@ -100,7 +99,7 @@ def evaluate(
     from synthscope.data import DatasetError, read_ground_truth
     from synthscope.submission import SubmissionError, read_run, validate_run
 
-    _check_kind(kind)
+    kind = choice(kind)
     try:
         truth_series = read_ground_truth(truth)
     except DatasetError as error:

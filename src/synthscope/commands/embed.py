@@ -8,7 +8,10 @@ from typing import List, Optional
 
 import typer
 
-from synthscope.commands._common import CacheDirOption, apply_cache_dir, fail, load_dataset_or_fail
+from synthscope.commands._common import (
+    CacheDirOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, SizePolicy, SizePolicyOption,
+    apply_cache_dir, choice, fail, load_for,
+)
 
 
 def _parse_options(pairs: List[str]) -> dict:
@@ -28,16 +31,17 @@ def _parse_options(pairs: List[str]) -> dict:
 def embed(
     path: Path = typer.Argument(..., help="A data folder in any ImageCLEF GANs layout, or a manifest CSV."),
     extractor: str = typer.Option("fingerprint", "--extractor", "-e", help="Extractor name (see `synthscope extractors`)."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    device: Device = DeviceOption,
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per batch (default: the extractor's)."),
     option: List[str] = typer.Option([], "--option", "-o", help="Extractor option KEY=VALUE, e.g. -o model=ViT-B-32 -o pretrained=/path/ckpt.pt"),
-    size_policy: str = typer.Option("error", "--size-policy", help="Images not 256x256: error | resize | center_crop"),
+    size_policy: SizePolicy = SizePolicyOption,
+    layout: Optional[Layout] = LayoutOption,
+    manifest: Optional[Path] = ManifestOption,
     cache_dir: Optional[Path] = CacheDirOption,
 ) -> None:
     """Compute the embeddings of every image in PATH (only those not cached yet) and store them in the cache."""
     apply_cache_dir(cache_dir)
-    if device not in ("auto", "cpu", "cuda"):
-        raise fail(f"--device must be auto, cpu or cuda, got {device!r}")
+    device = choice(device)
     from synthscope.cache import CacheStats, EmbeddingCache, embed_dataset
     from synthscope.features import ExtractorUnavailable, get_extractor
 
@@ -48,7 +52,7 @@ def embed(
         raise fail(str(error.args[0]))
     except (ExtractorUnavailable, ValueError, TypeError, FileNotFoundError) as error:
         raise fail(str(error))
-    dataset = load_dataset_or_fail(path, size_policy=size_policy)
+    dataset = load_for(path, size_policy=size_policy, layout=layout, manifest=manifest)
     cache = EmbeddingCache()
     stats = CacheStats()
     try:

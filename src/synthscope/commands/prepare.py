@@ -7,15 +7,23 @@ from typing import List, Optional
 
 import typer
 
-from synthscope.commands._common import CacheDirOption, apply_cache_dir, fail
+from synthscope.commands.attribute import ProjectionMethod
+from synthscope.commands._common import (
+    CacheDirOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, SizePolicy, SizePolicyOption,
+    apply_cache_dir, choice, fail,
+)
 
 
 def prepare_command(
     path: Path = typer.Argument(..., help="A data set, a folder with dev/ and test/, or a bench root with subtask1/ subtask2/."),
     extractor: List[str] = typer.Option(["fingerprint", "pixels"], "--extractor", "-e",
                                         help="Extractors to embed with (repeatable)."),
-    projection: List[str] = typer.Option(["umap", "tsne"], "--projection", "-p",
+    projection: List[ProjectionMethod] = typer.Option(["umap", "tsne"], "--projection", "-p",
                                          help="Projections to cache for the attribution scatter (repeatable)."),
+    size_policy: SizePolicy = SizePolicyOption,
+    layout: Optional[Layout] = LayoutOption,
+    manifest: Optional[Path] = ManifestOption,
+    device: Device = DeviceOption,
     cache_dir: Optional[Path] = CacheDirOption,
 ) -> None:
     """Embed every data set under PATH and cache the projections the dashboard reads.
@@ -27,7 +35,8 @@ def prepare_command(
     from synthscope.datatree import WorkspaceError, prepare
 
     try:
-        items = prepare(path, extractors=extractor, projections=projection)
+        items = prepare(path, extractors=extractor, projections=[choice(m) for m in projection], size_policy=choice(size_policy),
+                        layout=choice(layout), manifest_csv=manifest, device=choice(device))
     except (WorkspaceError, KeyError, ValueError) as error:
         raise fail(str(error))
     for item in items:
