@@ -108,7 +108,7 @@ def test_evaluate_attribution_and_mismatched_ids(app, tmp_path):
     assert "ari" in result.output and "nmi" in result.output and "single_cluster" in result.output and "contingency" in result.output
     assert "ARI 1.000: above" in result.output
     partial = write_attribution_run(tmp_path / "partial.csv", pd.Series([0, 1, 2] * 3, index=ids[:9]), k=3)
-    result = runner.invoke(app, ["evaluate", str(partial), "--truth", str(truth), "--n-boot", "50"])
+    result = runner.invoke(app, ["evaluate", str(partial), "--truth", str(truth), "--n-boot", "100"])
     assert result.exit_code == 1 and "21 expected id(s) missing" in result.output and "scored on 9 images" in result.output
 
 
@@ -147,9 +147,9 @@ def test_evaluate_reads_truth_columns_by_name(app, tmp_path):
     result = runner.invoke(app, ["evaluate", str(perfect), "--truth", str(truth), "--n-boot", "100"])
     assert result.exit_code == 2 and "must hold 0/1" in result.output and "ari" not in result.output
     truth.write_text("used,image_id\n" + "\n".join(f"{n % 2},{i}" for n, i in enumerate(ids)))   # named: order is free
-    assert runner.invoke(app, ["evaluate", str(perfect), "--truth", str(truth), "--n-boot", "50"]).exit_code == 0
+    assert runner.invoke(app, ["evaluate", str(perfect), "--truth", str(truth), "--n-boot", "100"]).exit_code == 0
     truth.write_text("\n".join(f"{n % 2},{i}" for n, i in enumerate(ids)))   # unnamed and swapped
-    result = runner.invoke(app, ["evaluate", str(perfect), "--truth", str(truth), "--n-boot", "50"])
+    result = runner.invoke(app, ["evaluate", str(perfect), "--truth", str(truth), "--n-boot", "100"])
     assert result.exit_code == 2 and "swapped" in result.output and "Traceback" not in result.output
 
 

@@ -248,6 +248,31 @@ def test_nearest_pairs_give_distance_ssim_and_difference(planted):
     assert pairs[1].distance >= first.distance and pairs[1].ssim < first.ssim
 
 
+def test_patch_copy_score_finds_images_whose_parts_were_recombined():
+    # "used" images survive only as quarters, each shifted a few pixels, pasted into mosaics of four
+    # different used images (the memorisation a long-trained DDPM shows); "not used" images never appear
+    real = smooth_images(12, seed=40, size=256)
+    used, other = real[:6], real[6:]
+    rng = np.random.default_rng(41)
+    mosaics = []
+    for _ in range(12):
+        pick = rng.choice(6, 4, replace=False)
+        m = np.empty((256, 256), dtype=np.uint8)
+        for q, (i, j) in enumerate(((0, 0), (0, 128), (128, 0), (128, 128))):
+            shifted = np.roll(used[pick[q]], tuple(rng.integers(-4, 5, 2)), axis=(0, 1))
+            m[i:i + 128, j:j + 128] = shifted[i:i + 128, j:j + 128]
+        mosaics.append(m)
+    generated = np.concatenate([np.stack(mosaics), smooth_images(8, seed=42, size=256)])
+    s = mb.patch_copy_score(real, generated)
+    assert s[:6].min() > s[6:].max()
+    # no other real image enters an image's score, and an exact copy is at distance 0
+    np.testing.assert_allclose(mb.patch_copy_score(real[[3, 8]], generated), s[[3, 8]], rtol=1e-6)
+    assert mb.patch_distances(real[:2], real[:2]).max() < 1e-3
+    # whole-image nearest distance does worse on the same data than the patch score
+    whole = -np.linalg.norm(pixel_features(real)[:, None] - pixel_features(generated)[None], axis=2).min(axis=1)
+    assert roc_auc_score(np.r_[np.ones(6), np.zeros(6)], s) >= roc_auc_score(np.r_[np.ones(6), np.zeros(6)], whole)
+
+
 # ---------------------------------------------------------------- controls
 
 def test_positive_and_null_controls_on_synthetic_images():

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from synthscope.data import LAYOUTS
+from synthscope.data import LAYOUTS, TWIN_LAYOUTS
 
 CacheDirOption = typer.Option(
     None,
@@ -110,7 +110,8 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
-Layout = Enum("Layout", {name.replace("-", "_"): name for name in LAYOUTS}, type=str)
+#: every layout `--layout` can force: the detected ones and their twins (2025-st2-test looks like 2024-st2-test)
+Layout = Enum("Layout", {name.replace("-", "_"): name for name in LAYOUTS + tuple(TWIN_LAYOUTS.values())}, type=str)
 
 SizePolicyOption = typer.Option(SizePolicy.error, "--size-policy", help="Images not 256x256: error, resize or center_crop.")
 DeviceOption = typer.Option(Device.auto, "--device", help="Where pretrained extractors run.")

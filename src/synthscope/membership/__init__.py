@@ -42,7 +42,8 @@ is the scored pool itself, leave-one-out (`reference="pool"` in `run_membership`
 - Leave-one-out in the pool has a milder form of the same bias: whole-scan used sets put neighbouring
   slices of a used image in the pool, so GAN-Leaks/DOMIAS calibration penalises exactly the used images
   (their AUC drops below 0.5 on v2). The benchmark reports this instead of hiding it; the raw distance
-  and the shift-registered copy score (`registered_copy_score`) do not depend on a reference.
+  and the shift-registered copy score (`registered_copy_score`) do not depend on a reference, nor does the
+  patch-level memorisation score (`patch_copy_score`: mean nearest-generated distance of the image's patches).
 A reference is only unbiased when it shares no scan with the scored images; pass such a set explicitly
 (`score_membership(..., reference=...)`) when you have one (e.g. real images from other patients).
 Test labels are never read by anything here: labels enter only through `fit_threshold` (dev) and
@@ -52,8 +53,8 @@ The leakage test gates every claim: with labels, a one-sided Mann-Whitney test o
 without labels, the data-copying test of Meehan et al. 2020 (are generated images closer to the real
 pool than held-out real images are?). `LeakageVerdict.message` says plainly when there is no evidence.
 
-Modules: neighbours, scores, verdicts, thresholds, columns, registration, spaces, controls, pipeline
-(`run_membership`, the one orchestrator), evaluation (metrics against labels).
+Modules: neighbours, scores, verdicts, thresholds, columns, registration, patches, spaces, controls,
+pipeline (`run_membership`, the one orchestrator), evaluation (metrics against labels).
 """
 
 from synthscope.membership.neighbours import (  # noqa: F401
@@ -95,6 +96,10 @@ from synthscope.membership.registration import (  # noqa: F401
     IMAGE_SCORES,
     registered_distances,
     registered_copy_score,
+)
+from synthscope.membership.patches import (  # noqa: F401
+    patch_distances,
+    patch_copy_score,
 )
 from synthscope.membership.spaces import (  # noqa: F401
     SPACES,
@@ -186,6 +191,8 @@ __all__ = [
     "IMAGE_SCORES",
     "registered_distances",
     "registered_copy_score",
+    "patch_distances",
+    "patch_copy_score",
     "Space",
     "DEFAULT_SPACES",
     "get_space",
