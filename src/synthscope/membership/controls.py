@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from synthscope.membership.neighbours import _as_matrix
+from synthscope.membership.patches import patch_copy_score
 from synthscope.membership.registration import registered_copy_score
 from synthscope.membership.scores import MembershipScorer, near_duplicate_groups
 from synthscope.membership.spaces import Space, space_features
@@ -82,6 +83,8 @@ def run_positive_control(real_features_fn, real_images, gen_images, *, reference
     gen_f = real_features_fn(control.generated)
     if score == "registered":
         values = registered_copy_score(np.asarray(real_images), control.generated, real_f, gen_f)
+    elif score == "patches":
+        values = patch_copy_score(np.asarray(real_images), control.generated)
     else:
         values = MembershipScorer(scores=(score,), **scorer_params).fit(gen_f, reference).score(real_f)[score].to_numpy()
     verdict = rank_test(values, control.copied, alpha=alpha)

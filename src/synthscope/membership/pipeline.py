@@ -9,6 +9,7 @@ import pandas as pd
 
 from synthscope.membership.neighbours import knn
 from synthscope.membership.columns import MembershipResult, default_ensemble_columns, score_membership
+from synthscope.membership.patches import patch_copy_score
 from synthscope.membership.registration import IMAGE_SCORES, registered_copy_score
 from synthscope.membership.scores import SCORES, near_duplicate_groups, rank_ensemble
 from synthscope.membership.spaces import DEFAULT_SPACES, dataset_space_features
@@ -17,6 +18,8 @@ from synthscope.membership.verdicts import LeakageVerdict, best_baseline, leakag
 
 
 REFERENCES = ("pool", "dev")
+#: the image scores' functions: uint8 real [n, H, W], generated [m, H, W] -> score per real image
+IMAGE_SCORE_FUNCTIONS = {"registered": registered_copy_score, "patches": patch_copy_score}
 OBJECTIVE_CHOICES = ("f1", "accuracy", "kappa")
 #: nearest generated images kept per real image for the galleries (64 px grey levels)
 GALLERY_NEIGHBOURS = 3
@@ -251,7 +254,7 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
     if dev is not None:
         dev_features = _space_matrix(dev, wanted, cache, device, progress, given=dev_features)
     feature_scores = [s for s in options.scores if s not in IMAGE_SCORES]
-    with_registered = "registered" in options.scores
+    image_scores = [s for s in IMAGE_SCORES if s in options.scores]
 
     def score_group(data, feats, real_rows, gen_rows, ref, used, chosen):
         ids = data.manifest["image_id"].to_numpy()[real_rows]
@@ -261,11 +264,12 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
                                   primary="ensemble", alpha=alpha, n_neighbors=options.n_neighbors)
         if not feature_scores:
             result.scores = result.scores.drop(columns=[c for c in result.scores.columns if c != "ensemble"])
-        if with_registered:
-            # candidates are searched in 64 px standardised pixels whatever the spaces, so the column
-            # means the same in every configuration
-            result.scores.insert(len(result.scores.columns) - 1, "images:registered", registered_copy_score(
-                data.images(real_rows), data.images(gen_rows)))
+        if image_scores:
+            # computed on the images whatever the spaces, so these columns mean the same in every configuration
+            real_images, gen_images = data.images(real_rows), data.images(gen_rows)
+            for name in image_scores:
+                result.scores.insert(len(result.scores.columns) - 1, f"images:{name}",
+                                     IMAGE_SCORE_FUNCTIONS[name](real_images, gen_images))
             result.scores["ensemble"] = rank_ensemble(result.scores,
                                                       default_ensemble_columns(result.scores.columns))
             if used is not None:
@@ -311,7 +315,7 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
             _check_column(chosen, dev_result.scores.columns)
             gate = with_baseline_caveat(
                 rank_test(dev_result.scores[chosen].to_numpy(), dev_used, alpha=alpha, n_tests=n_tests),
-                dev_result.best_baseline)
+                dev_result.best_baseline, n_baselines=len(dev_result.baseline_verdicts), alpha=alpha)
             baseline = dev_result.best_baseline
             threshold = fit_threshold(dev_result.scores[chosen].to_numpy(), dev_used, options.objective)
             result = score_group(dataset, features, real_rows, gen_rows,
@@ -328,7 +332,7 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
             if own_used is not None and own_used.min() != own_used.max():
                 baseline = best_baseline(result.baseline, own_used, alpha=alpha)
                 gate = with_baseline_caveat(rank_test(result.scores[chosen].to_numpy(), own_used, alpha=alpha),
-                                            baseline)
+                                            baseline, n_baselines=result.baseline.shape[1], alpha=alpha)
             threshold = fit_threshold(result.scores[chosen].to_numpy(), None, prevalence=options.prevalence)
         values = result.scores[chosen].to_numpy()
         if dev is not None and options.prevalence is not None:

@@ -8,8 +8,9 @@ from synthscope.membership.neighbours import APPROX_THRESHOLD, downsampled_pixel
 from synthscope.membership.spaces import postprocess
 
 
-#: scores that need the images themselves, not only features (run_membership computes them)
-IMAGE_SCORES = ("registered",)
+#: scores that need the images themselves, not only features (run_membership computes them): the
+#: shift-registered copy distance here, and the patch-level memorisation score of `patches.py`
+IMAGE_SCORES = ("registered", "patches")
 
 
 def _standardise_images(images: np.ndarray) -> np.ndarray:

@@ -127,23 +127,37 @@ def _strongest(verdicts: Mapping[str, LeakageVerdict]) -> tuple[str, LeakageVerd
     return name, verdicts[name]
 
 
-def with_baseline_caveat(verdict: LeakageVerdict, baseline) -> LeakageVerdict:
-    """The verdict, its message extended when a generator-free baseline separates the labels as well:
-    then the split of the real images, not the generator, may explain the separation."""
+def with_baseline_caveat(verdict: LeakageVerdict, baseline, *, n_baselines: int = 1,
+                         alpha: float = 0.05) -> LeakageVerdict:
+    """The verdict, its message extended with what a generator-free baseline does on the same labels.
+
+    CAUTION when the baseline separates the labels as well as the score (the split of the real images,
+    not the generator, may explain it), and also when the baseline, though weaker, separates them
+    significantly by itself (Bonferroni over the `n_baselines` baseline columns): then the benchmark's
+    sampling is confounded with membership, and part of any score's separation may be that sampling.
+    """
     if baseline is None:
         return verdict
     name, base = baseline
+
+    def extended(text: str) -> LeakageVerdict:
+        return LeakageVerdict(verdict.significant, verdict.p_value, verdict.statistic, verdict.method,
+                              verdict.message + text)
+
     if not verdict.significant:
-        return LeakageVerdict(verdict.significant, verdict.p_value, verdict.statistic, verdict.method,
-                              verdict.message + f" (Generator-free baseline {name}: AUC {base.statistic:.3f}.)")
-    if base.statistic < verdict.statistic:
-        return LeakageVerdict(verdict.significant, verdict.p_value, verdict.statistic, verdict.method,
-                              verdict.message + f" The generator-free baseline ({name}) reaches AUC "
-                              f"{base.statistic:.3f} on the same labels, below this score.")
-    return LeakageVerdict(verdict.significant, verdict.p_value, verdict.statistic, verdict.method,
-                          verdict.message + f" CAUTION: a score that never looks at the generated images "
-                          f"({name}: minus the distance to the nearest other real image) reaches AUC "
-                          f"{base.statistic:.3f} on the same labels, as high as this score: the separation may "
-                          f"come from how the real images were sampled (e.g. whole scans, so used images have "
-                          f"neighbouring slices in the pool), not from the generator.")
+        return extended(f" (Generator-free baseline {name}: AUC {base.statistic:.3f}.)")
+    if base.statistic >= verdict.statistic:
+        return extended(f" CAUTION: a score that never looks at the generated images ({name}: minus the distance "
+                        f"to the nearest other real image) reaches AUC {base.statistic:.3f} on the same labels, as "
+                        f"high as this score: the separation may come from how the real images were sampled (e.g. "
+                        f"whole scans, so used images have neighbouring slices in the pool), not from the generator.")
+    base_p = min(1.0, base.p_value * max(1, int(n_baselines)))
+    if base_p < alpha:
+        return extended(f" CAUTION: the sampling of the real images alone separates used from not-used here: a "
+                        f"score that never looks at the generated images ({name}) reaches AUC {base.statistic:.3f} "
+                        f"(p = {base_p:.2g}, Bonferroni x{n_baselines}), below this score's {verdict.statistic:.3f}. "
+                        f"The benchmark's split is confounded with membership (e.g. used images are whole scans "
+                        f"and not-used ones are not), so part of any separation may be that sampling.")
+    return extended(f" The generator-free baseline ({name}) reaches AUC {base.statistic:.3f} on the same labels "
+                    f"(p = {base_p:.2g} over {n_baselines} baseline column(s), not significant), below this score.")
 
