@@ -137,3 +137,13 @@ def load_for(path: Path, *, size_policy=SizePolicy.error, layout=None, manifest:
     if task == "attribution" and not (dataset.manifest["role"] == "generated").any():
         raise fail(f"{what} {path} holds no generated images to attribute (layout {dataset.layout})")
     return dataset
+
+
+def read_truth_or_fail(path: Path):
+    """A ground-truth CSV (image_id plus used / model / subset), or exit with its one-line error."""
+    from synthscope.data import DatasetError, read_ground_truth
+
+    try:
+        return read_ground_truth(path)
+    except DatasetError as error:
+        raise fail(str(error))

@@ -11,7 +11,7 @@ import typer
 from synthscope.attribution import CLUSTER_METHODS
 from synthscope.commands._common import (
     CacheDirOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, NBootOption, SizePolicy,
-    SizePolicyOption, apply_cache_dir, check_output_file, choice, fail, load_for,
+    SizePolicyOption, apply_cache_dir, check_output_file, choice, fail, load_for, read_truth_or_fail,
 )
 
 Method = Enum("Method", {name: name for name in CLUSTER_METHODS}, type=str)
@@ -49,7 +49,7 @@ def attribute(
                                      n_components=n_components, seed=seed)
     except ValueError as error:
         raise fail(str(error))
-    truth_series = _read_truth(truth) if truth is not None else None
+    truth_series = read_truth_or_fail(truth) if truth is not None else None
     loading = dict(size_policy=size_policy, layout=layout, manifest=manifest, task="attribution")
     test = load_for(path, **loading)
     n_images = int((test.manifest["role"] == "generated").sum())
@@ -77,15 +77,6 @@ def attribute(
             typer.echo(evaluate_attribution(run, truth_series, n_boot=n_boot).format())
         except ValueError as error:
             raise fail(f"{error} in {truth}")
-
-
-def _read_truth(path: Path):
-    from synthscope.data import DatasetError, read_ground_truth
-
-    try:
-        return read_ground_truth(path)
-    except DatasetError as error:
-        raise fail(str(error))
 
 
 ProjectionMethod = Enum("ProjectionMethod", {name: name for name in ("umap", "tsne", "pca")}, type=str)

@@ -15,7 +15,7 @@ import typer
 
 from synthscope.commands._common import (
     CacheDirOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, NBootOption, SizePolicy, SizePolicyOption,
-    apply_cache_dir, check_output_file, choice, fail, load_for,
+    apply_cache_dir, check_output_file, choice, fail, load_for, read_truth_or_fail,
 )
 from synthscope.membership.pipeline import OBJECTIVE_CHOICES, REFERENCES
 from synthscope.membership.registration import IMAGE_SCORES
@@ -95,7 +95,7 @@ def membership(
                                     n_neighbors=n_neighbors)
     except ValueError as error:
         raise fail(str(error))
-    truth_series = _read_truth(truth) if truth is not None else None
+    truth_series = read_truth_or_fail(truth) if truth is not None else None
     loading = dict(size_policy=size_policy, layout=layout, manifest=manifest, task="membership")
     dataset = load_for(path, **loading)
     dev_set = load_for(dev, **loading, what="dev set") if dev is not None else None
@@ -135,15 +135,6 @@ def membership(
             raise fail(str(error))
         for line in evaluation.lines():
             typer.echo(line)
-
-
-def _read_truth(path: Path):
-    from synthscope.data import DatasetError, read_ground_truth
-
-    try:
-        return read_ground_truth(path)
-    except DatasetError as error:
-        raise fail(str(error))
 
 
 def controls(
