@@ -6,8 +6,10 @@ Execution uses nbclient with a kernel spec written for this interpreter (the pro
 
 from __future__ import annotations
 
+import ast
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -17,6 +19,41 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 EXPECTED = {"01_training_data_fingerprints.ipynb", "02_generator_fingerprints.ipynb", "03_lab.ipynb"}
+
+
+def public_api_violations(source: str) -> list[str]:
+    """Each use of synthscope in `source` beyond `import synthscope as ss`, `from synthscope import <public
+    name>` and `ss.<public name>`, where the public names are `synthscope.__all__` (the notebooks' and the
+    README's rule: a user needs nothing but the package itself)."""
+    import synthscope
+
+    public = set(synthscope.__all__) | {"__all__", "__version__"}
+    code = "\n".join("pass  # " + line if line.lstrip().startswith(("%", "!")) else line
+                     for line in source.splitlines())   # IPython magics and shell lines are not Python
+    problems = []
+    for node in ast.walk(ast.parse(code)):
+        where = f"line {getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "synthscope" and (alias.name, alias.asname) != ("synthscope", "ss"):
+                    problems.append(f"{where}: import {alias.name}" + (f" as {alias.asname}" if alias.asname else "")
+                                    + " (use `import synthscope as ss`)")
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "synthscope":
+            names = ", ".join(alias.name for alias in node.names)
+            if node.module != "synthscope":
+                problems.append(f"{where}: from {node.module} import {names} (a submodule, not the public API)")
+            else:
+                hidden = [alias.name for alias in node.names if alias.name not in public]
+                if hidden:
+                    problems.append(f"{where}: from synthscope import {', '.join(hidden)} (not in synthscope.__all__)")
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "ss":
+            if node.attr not in public:
+                problems.append(f"{where}: ss.{node.attr} (not in synthscope.__all__)")
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            target = node.args[0].value
+            if isinstance(target, str) and target.startswith("synthscope."):
+                problems.append(f"{where}: imports {target!r} by name (a submodule, not the public API)")
+    return problems
 
 
 def test_the_walkthrough_notebooks_exist():
@@ -32,6 +69,31 @@ def test_notebook_is_stripped_and_starts_with_an_explanation(path: Path):
         if cell.cell_type == "code":
             assert cell.outputs == [], f"{path.name} cell {index} has saved outputs (strip them before committing)"
             assert cell.execution_count is None, f"{path.name} cell {index} has an execution count"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_uses_only_the_public_api(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    problems = [f"cell {index} {problem}" for index, cell in enumerate(nb.cells) if cell.cell_type == "code"
+                for problem in public_api_violations(cell.source)]
+    assert not problems, f"{path.name} reaches past `import synthscope as ss`:\n" + "\n".join(problems)
+
+
+def test_public_api_rule_catches_submodule_imports():
+    bad = ("import synthscope.data\nfrom synthscope.membership import run_membership\nimport synthscope\n"
+           "from synthscope import nearest_pairs\nss.membership.null_control()\n"
+           "importlib.import_module('synthscope.lab')")
+    assert len(public_api_violations(bad)) == 6
+    good = "import synthscope as ss\nfrom synthscope import load_dataset\nrun = ss.run_membership(ss.load_dataset('x'))"
+    assert public_api_violations(good) == []
+
+
+def test_package_docstring_example_uses_only_the_public_api():
+    import synthscope
+
+    example = synthscope.__doc__.split("::", 1)[1].split("The CLI", 1)[0]
+    assert "import synthscope as ss" in example
+    assert public_api_violations(textwrap.dedent(example)) == []
 
 
 @pytest.fixture(scope="session")

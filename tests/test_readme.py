@@ -39,3 +39,17 @@ def test_readme_options_exist(name, options):
     plain = re.sub(r"\x1b\[[0-9;]*m", "", result.output)
     for option in options:
         assert option in plain, f"`synthscope {name}` has no {option}"
+
+
+def readme_python_blocks() -> list[str]:
+    return re.findall(r"```(?:python|py)\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_readme_python_examples_use_only_the_public_api():
+    """Python examples in the README, if any, follow the notebooks' rule: `import synthscope as ss` and the
+    names in `synthscope.__all__` only (none today: the README documents the command line)."""
+    from test_notebooks import public_api_violations
+
+    for block in readme_python_blocks():
+        problems = public_api_violations(block)
+        assert not problems, "README example reaches past `import synthscope as ss`:\n" + "\n".join(problems)

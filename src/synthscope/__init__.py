@@ -25,8 +25,9 @@ _EXPORTS = {
     "load_dataset": "synthscope.data", "Dataset": "synthscope.data", "DatasetError": "synthscope.data",
     "read_ground_truth": "synthscope.data", "load_datasets": "synthscope.datatree",
     # embeddings and projections
-    "get_extractor": "synthscope.features", "embed_dataset": "synthscope.cache", "embed_arrays": "synthscope.cache",
-    "EmbeddingCache": "synthscope.cache", "project": "synthscope.projection",
+    "get_extractor": "synthscope.features", "list_extractors": "synthscope.features",
+    "embed_dataset": "synthscope.cache", "embed_arrays": "synthscope.cache",
+    "EmbeddingCache": "synthscope.cache", "CacheStats": "synthscope.cache", "project": "synthscope.projection",
     # sub-task 2
     "run_attribution": "synthscope.attribution", "AttributionOptions": "synthscope.attribution",
     "AttributionRun": "synthscope.attribution", "evaluate_attribution": "synthscope.attribution",
@@ -36,7 +37,8 @@ _EXPORTS = {
     "MembershipRun": "synthscope.membership", "evaluate_membership": "synthscope.membership",
     "evaluate_dev": "synthscope.membership", "run_controls": "synthscope.membership",
     "ControlOptions": "synthscope.membership", "ControlsReport": "synthscope.membership",
-    "dataset_space_features": "synthscope.membership",
+    "dataset_space_features": "synthscope.membership", "SPACES": "synthscope.membership",
+    "DEFAULT_SPACES": "synthscope.membership",
     # metrics
     "membership_report": "synthscope.metrics", "attribution_report": "synthscope.metrics",
     "subset_accuracy_report": "synthscope.metrics",
@@ -46,8 +48,9 @@ _EXPORTS = {
     "validate_run": "synthscope.submission", "expected_ids": "synthscope.submission",
     "write_score_file": "synthscope.score_files", "read_score_file": "synthscope.score_files",
     "validate_score_file": "synthscope.score_files",
-    # demo data made by the project
+    # data with real ground truth: the demo, and the lab on the user's own images
     "build_demo": "synthscope.demo",
+    "LabConfig": "synthscope.lab", "build_benchmark": "synthscope.lab", "load_real_folder": "synthscope.lab",
 }
 
 __all__ = sorted(_EXPORTS)
