@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -172,9 +174,18 @@ def test_subtask2_ground_truth_and_key(bench):
     assert "upsampled bilinearly to 256x256" in (bench.root / "README.md").read_text()
     diversity = json.loads((bench.root / "config.json").read_text())["diversity"]
     assert set(diversity) == set(MODEL_NAMES)
-    # per-pixel spread across images (grey levels): real slices vary a lot; no generator collapsed to one image
+    # diversity = per-pixel spread across images (grey levels): real slices vary a lot; the generated value is
+    # measured on each model's sub-task 2 test images (a briefly trained VAE can collapse: the README shows it)
     assert all(d["training_set"] > 5 for d in diversity.values()), diversity
-    assert all(d["generated"] > 0.5 for d in diversity.values()), diversity
+    architecture = dict(zip(key.model, key.architecture))
+    readme = (bench.root / "README.md").read_text()
+    for model, images in truth.groupby("model"):
+        stack = np.stack([np.array(Image.open(bench.subtask2_test / "generated_unknown" / f"{i}.png"))
+                          for i in images.image_id])
+        spread = F.interpolate(torch.from_numpy(stack).float().unsqueeze(1), size=(64, 64), mode="area").std(0).mean()
+        measured = diversity[architecture[model]]
+        assert measured["generated"] == pytest.approx(float(spread), abs=0.006), model
+        assert f"{measured['generated']:.1f} / {measured['training_set']:.1f}" in readme
 
 
 def test_generated_images_differ_between_dev_and_test_draws(bench):
