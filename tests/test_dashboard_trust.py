@@ -298,10 +298,16 @@ def test_a_failing_button_handler_says_so_in_the_status_line(export_app, monkeyp
 def test_figures_are_saved_after_a_scatter_selection(export_app, tmp_path):
     generators = export_app.view("Generator fingerprints")
     scatter = generators.scatter
-    # what plotly.js sends back after a box select: the outline, and the selected points per trace
+    # what plotly.js sends back after a box select (seen in the browser test): the outline, whose line
+    # colour is JS `undefined` (plotly.py's Undefined sentinel, which its validator rejects), and the
+    # selected points per trace
+    from plotly.basedatatypes import Undefined
+
     scatter.plotly_relayout({"selections": [{"type": "rect", "xref": "x", "yref": "y", "x0": -1, "x1": 1,
-                                              "y0": -1, "y1": 1, "line": {"width": 1, "dash": "dot"},
-                                              "opacity": 0.5, "fillcolor": "", "path": ""}]})
+                                              "y0": -1, "y1": 1, "line": {"width": 1, "dash": "dot",
+                                                                          "color": Undefined}}]})
+    with pytest.raises(ValueError):
+        __import__("plotly.graph_objects").graph_objects.Figure(scatter)   # what the old export did
     scatter.data[0].selectedpoints = [0, 1, 2]
     view = export_app.view("Export")
     view.folder.value = "figs"

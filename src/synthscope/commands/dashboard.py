@@ -128,6 +128,10 @@ def serve_dashboard(path: str | os.PathLike, host: str = "127.0.0.1", port: int 
     data_path = Path(path).expanduser()
     if not data_path.is_dir():
         raise FileNotFoundError(f"data folder not found: {data_path}")
+    problem = port_problem(host, port)   # also for `synthscope demo --serve`, which calls this directly
+    if problem:
+        typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
+        return 2
     argv, env = voila_command(data_path, host, port, open_browser=open_browser, preheat=preheat, k=k,
                               export_dir=export_dir)
     typer.echo(f"synthscope dashboard: serving {data_path.resolve()} at http://{host}:{port}/ (Ctrl-C stops)")
@@ -172,9 +176,9 @@ def register(app: typer.Typer) -> None:
         apply_cache_dir(cache_dir)
         if not path.expanduser().is_dir():
             raise fail(f"data folder not found: {path}")
-        for problem in (k_problem(path.expanduser(), k), port_problem(host, port)):
-            if problem:
-                raise fail(problem)
+        problem = k_problem(path.expanduser(), k)
+        if problem:
+            raise fail(problem)
         if export_dir is not None and export_dir.expanduser().exists() and not export_dir.expanduser().is_dir():
             raise fail(f"--export-dir {export_dir} exists and is not a folder")
         code = serve_dashboard(path, host, port, open_browser, k=k, export_dir=export_dir)
