@@ -317,20 +317,21 @@ def test_export_writes_valid_run_files_with_the_curation(app, tmp_path):
     row = int(np.flatnonzero((frame.split == "test").to_numpy())[0])
     state.set_override(frame.key[row], 1)
     state.set_override(frame.key[row + 1], 0)
-    view.folder.value = str(tmp_path / "runs")
+    view.folder.value = "runs"                 # a sub-folder of the export root
+    runs = view.export_root / "runs"
     view.membership_button.click()
     assert "valid" in view.result.value
-    run = pd.read_csv(tmp_path / "runs" / "subtask1_run.csv", header=None, names=["image_id", "used"]).set_index("image_id")["used"]
+    run = pd.read_csv(runs / "subtask1_run.csv", header=None, names=["image_id", "used"]).set_index("image_id")["used"]
     test_ids = frame.image_id[frame.split == "test"].tolist()
     assert sorted(run.index) == sorted(test_ids)
     assert run[frame.image_id[row]] == 1 and run[frame.image_id[row + 1]] == 0
-    assert validate_run_file(tmp_path / "runs" / "subtask1_run.csv", "membership", test_ids).ok
+    assert validate_run_file(runs / "subtask1_run.csv", "membership", test_ids).ok
 
     attribution = state.workspace.attribution.frame
     state.assign(np.flatnonzero((attribution.split == "test").to_numpy())[:3], None)
     view.attribution_button.click()
     assert "valid" in view.result.value
-    run2 = pd.read_csv(tmp_path / "runs" / "subtask2_run.csv", header=None, names=["image_id", "cluster"])
+    run2 = pd.read_csv(runs / "subtask2_run.csv", header=None, names=["image_id", "cluster"])
     assert sorted(run2.image_id) == sorted(attribution.image_id[attribution.split == "test"])
     assert sorted(run2.cluster.unique()) == list(range(run2.cluster.nunique()))
     first = attribution.image_id[np.flatnonzero((attribution.split == "test").to_numpy())[:3]]
@@ -405,12 +406,12 @@ def test_the_task_k_from_the_command_line_reaches_the_clustering(workspace, monk
 
 def test_figures_are_saved_as_html_and_png(app, tmp_path):
     view = app.view("Export")
-    view.folder.value = str(tmp_path)
     view.figures_button.click()
-    saved = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    figures = view.export_root / "figures"
+    saved = sorted(p.name for p in figures.iterdir())
     assert saved == ["scatter.html", "scatter.png", "scores.html", "scores.png"], view.result.value
-    assert (tmp_path / "figures" / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Plotly" in (tmp_path / "figures" / "scatter.html").read_text()[:5_000_000]
+    assert (figures / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Plotly" in (figures / "scatter.html").read_text()[:5_000_000]
 
 
 def test_switching_features_keeps_the_curation_until_reclustering(app):
@@ -463,6 +464,6 @@ def test_single_data_sets_of_either_subtask(bench, tmp_path):
     assert only_st1_test.state.thresholds[pair.name] == pair.default_threshold
     export = only_st1_test.view("Export")
     export.ensure_built()
-    export.folder.value = str(tmp_path / "runs")
+    export.folder.value = "runs"
     export.membership_button.click()
     assert "valid" in export.result.value

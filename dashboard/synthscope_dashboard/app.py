@@ -11,7 +11,7 @@ import ipywidgets as widgets
 import traitlets
 
 from synthscope_dashboard.state import AppState
-from synthscope_dashboard.views.common import STYLE, banner, esc
+from synthscope_dashboard.views.common import STYLE, banner, esc, guarded
 from synthscope_dashboard.views.export import ExportView
 from synthscope_dashboard.views.generators import GeneratorsView
 from synthscope_dashboard.views.overview import OverviewView
@@ -39,10 +39,90 @@ class PageShown(anywidget.AnyWidget):
             self.shown += 1
 
 
+class ConnectionWatch(anywidget.AnyWidget):
+    """Covers the page with "connection lost, nothing is saved" once the kernel is gone.
+
+    Every page has a kernel of its own; when it dies (killed, out of memory, culled, the server
+    stopped) the widgets stay on screen but clicks reach nothing. The browser side watches the kernel
+    connection Voila's widget manager holds (status dead / restarting, websocket disconnected) and
+    pings the kernel: pings that an idle kernel leaves unanswered mean this page's widgets are gone
+    (an auto-restarted kernel is idle but knows nothing of them). The overlay also stops clicks.
+    """
+
+    _esm = """
+    const LOST = "<b>Connection lost: nothing is saved.</b> The dashboard's kernel stopped or the server went "
+      + "away, so clicks here reach nothing and no curation is saved from now on. "
+      + "Reload the page to continue: what was autosaved before is restored.";
+    export default {
+      render({ model, el }) {
+        const overlay = document.createElement("div");
+        overlay.className = "ss-connection-lost";
+        overlay.setAttribute("role", "alert");
+        overlay.style.cssText = "display:none; position:fixed; inset:0; z-index:100000; background:rgba(30,30,40,0.55);"
+          + "align-items:flex-start; justify-content:center; padding-top:80px;";
+        overlay.innerHTML = "<div class='ss-connection-box' style='background:#fdeaea; border-left:6px solid #cf3d3d;"
+          + " padding:14px 18px; border-radius:6px; max-width:720px; font-size:16px; color:#1f2430;"
+          + " font-family:sans-serif; box-shadow:0 4px 18px rgba(0,0,0,0.3);'>" + LOST
+          + "<div class='ss-connection-why' style='font-size:12px; color:#5b6478; margin-top:6px'></div></div>";
+        document.body.appendChild(overlay);
+        let lost = false;
+        const lose = (why) => {
+          if (lost) return;
+          lost = true;
+          overlay.querySelector(".ss-connection-why").textContent = "(" + why + ")";
+          overlay.style.display = "flex";
+          document.body.classList.add("ss-disconnected");
+        };
+        const manager = model.widget_manager;
+        const kernel = manager && manager.kernel;
+        const check = () => {
+          if (!kernel) return;
+          if (kernel.isDisposed) return lose("kernel connection closed");
+          const status = kernel.status, connection = kernel.connectionStatus;
+          if (["dead", "restarting", "autorestarting", "terminating"].includes(status)) lose("kernel " + status);
+          else if (connection === "disconnected") lose("the server closed the connection");
+        };
+        if (kernel && kernel.statusChanged) kernel.statusChanged.connect(check);
+        if (kernel && kernel.connectionStatusChanged) kernel.connectionStatusChanged.connect(check);
+        check();
+        // Heartbeat. Pings sent while the kernel is busy do not count (it answers them later); a page in
+        // a background tab pings rarely, so what counts is unanswered pings, not the time since the last pong.
+        let unanswered = 0, firstUnanswered = 0;
+        model.on("msg:custom", (msg) => { if (msg && msg.event === "pong") { unanswered = 0; } });
+        const interval = model.get("interval_ms");
+        const timer = setInterval(() => {
+          if (lost) { clearInterval(timer); return; }
+          check();
+          const busy = kernel && kernel.status === "busy";
+          try { model.send({ event: "ping" }); } catch (error) { return lose("could not reach the kernel"); }
+          if (busy) return;
+          if (unanswered === 0) firstUnanswered = Date.now();
+          unanswered += 1;
+          if (unanswered > model.get("misses") && Date.now() - firstUnanswered > model.get("timeout_ms")) {
+            lose("the kernel stopped answering");
+          }
+        }, interval);
+        return () => { clearInterval(timer); overlay.remove(); };
+      }
+    }
+    """
+    interval_ms = traitlets.Int(3_000).tag(sync=True)
+    timeout_ms = traitlets.Int(12_000).tag(sync=True)
+    misses = traitlets.Int(3).tag(sync=True)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.on_msg(self._on_message)
+
+    def _on_message(self, widget, content, buffers) -> None:
+        if isinstance(content, dict) and content.get("event") == "ping":
+            self.send({"event": "pong"})
+
+
 class Dashboard(widgets.VBox):
     """The app widget; `.state` is its AppState and `.views` its views (for tests and notebooks)."""
 
-    def __init__(self, state: AppState):
+    def __init__(self, state: AppState, *, export_dir=None):
         self.state = state
         self.views = [OverviewView(state)]
         workspace = state.workspace
@@ -50,7 +130,7 @@ class Dashboard(widgets.VBox):
             self.views.append(GeneratorsView(state))
         if workspace.membership is not None:
             self.views.append(TrainingView(state))
-        self.views.append(ExportView(state, figure_sources=self.views[:]))
+        self.views.append(ExportView(state, figure_sources=self.views[:], export_root=export_dir))
         self.tabs = widgets.Tab(children=[view.root for view in self.views])
         for index, view in enumerate(self.views):
             self.tabs.set_title(index, view.title)
@@ -58,7 +138,7 @@ class Dashboard(widgets.VBox):
 
         self.undo_button = widgets.Button(description="Undo", icon="undo", disabled=not state.can_undo,
                                           layout=widgets.Layout(width="90px"))
-        self.undo_button.on_click(lambda _: state.undo())
+        self.undo_button.on_click(guarded(lambda _: state.undo(), state, "Undo"))
         self.present = widgets.ToggleButton(value=state.presentation, description="Presentation mode", icon="television",
                                             layout=widgets.Layout(width="180px"))
         widgets.link((self.present, "value"), (state, "presentation"))
@@ -69,11 +149,12 @@ class Dashboard(widgets.VBox):
         header = widgets.HTML(
             "<div class='ss-header'><h2>synthscope · fingerprints of generative models in lung CT</h2>"
             f"<div class='ss-sub'>{esc(workspace.path)}</div></div>", layout=widgets.Layout(flex="1"))
-        state.observe(self._on_status, names=["status", "last_saved", "can_undo"])
+        state.observe(self._on_status, names=["status", "last_saved", "saving", "can_undo"])
         self._on_status()
         self.page_shown = PageShown()
         self.page_shown.observe(lambda _: state.sync_with_session(), names="shown")
-        super().__init__([widgets.HTML(STYLE), self.page_shown, widgets.HBox([header, widgets.VBox([self.present, self.undo_button])]),
+        self.connection = ConnectionWatch()
+        super().__init__([widgets.HTML(STYLE), self.page_shown, self.connection, widgets.HBox([header, widgets.VBox([self.present, self.undo_button])]),
                           self.status, self.tabs])
         self.add_class("ss-app")
         self._on_tab()
@@ -84,7 +165,14 @@ class Dashboard(widgets.VBox):
         self.views[index].ensure_built()
 
     def _on_status(self, change=None) -> None:
-        saved = f" · curation autosaved {self.state.last_saved}" if self.state.last_saved else ""
+        if self.state.conflict is not None:
+            saved = " · NOT saved (another tab saved newer curation)"
+        elif self.state.saving:
+            saved = " · saving…"
+        elif self.state.last_saved:
+            saved = f" · curation autosaved {self.state.last_saved}"   # the time the file reached the disk
+        else:
+            saved = ""
         self.status.value = f"<div class='ss-status'>{esc(self.state.status)}{esc(saved)}</div>"
         self.undo_button.disabled = not self.state.can_undo
 
@@ -96,14 +184,21 @@ class Dashboard(widgets.VBox):
 
 
 def build(path: str | os.PathLike | None = None, *, cache_dir=None, extractor: str = "fingerprint",
-          workspace: Workspace | None = None, autosave: bool = True, **state_options) -> widgets.Widget:
+          workspace: Workspace | None = None, autosave: bool = True, export_dir=None,
+          **state_options) -> widgets.Widget:
     """The dashboard widget for a data set folder, a dev/test pair or a bench root.
 
     `path` defaults to $SYNTHSCOPE_DASHBOARD_PATH. Bad input gives a page that says what is wrong.
-    `state_options` set AppState traits before the first clustering (e.g. method="kmeans", k=5).
+    `export_dir` is the one folder exports may write under (default: $SYNTHSCOPE_DASHBOARD_EXPORT_DIR,
+    else `<cache>/exports/<session>`). `state_options` set AppState traits before the first clustering
+    (e.g. method="kmeans", k=5).
     """
-    if "k" not in state_options and os.environ.get(ENV_K, "").isdigit():
-        state_options["k"] = int(os.environ[ENV_K])   # `synthscope dashboard --k N`
+    if "k" not in state_options and os.environ.get(ENV_K, "").strip():
+        raw = os.environ[ENV_K].strip()   # `synthscope dashboard --k N`
+        if not raw.isdigit() or int(raw) < 1:
+            return widgets.HTML(STYLE + banner(f"<b>k = {esc(raw)} is not a number of generators</b> "
+                                               f"(from <code>{ENV_K}</code>); give a whole number of at least 1.", "bad"))
+        state_options["k"] = int(raw)
     if workspace is None:
         path = path or os.environ.get(ENV_PATH)
         if not path:
@@ -119,6 +214,15 @@ def build(path: str | os.PathLike | None = None, *, cache_dir=None, extractor: s
         except ImportError as error:
             return widgets.HTML(STYLE + banner(f"A synthscope module the dashboard needs is missing: {esc(error)}", "bad")
                                 + f"<pre>{esc(traceback.format_exc())}</pre>")
-    state = AppState(workspace, autosave=autosave, **state_options)
+    k = state_options.get("k")
+    if k is not None and workspace.attribution is not None and not 1 <= int(k) <= workspace.attribution.n:
+        return widgets.HTML(STYLE + banner(
+            f"<b>k = {int(k)} is more than the {workspace.attribution.n:,} generated images of sub-task 2 allow</b>: "
+            "the images cannot be split into that many clusters. Start the dashboard with a smaller "
+            "<code>--k</code> (the number of generators the task states).", "bad"))
+    try:
+        state = AppState(workspace, autosave=autosave, **state_options)
+    except ValueError as error:   # e.g. a k the clustering cannot reach on these images
+        return widgets.HTML(STYLE + banner(f"<b>Could not cluster the sub-task 2 images</b>: {esc(error)}", "bad"))
     state.extractor = workspace.attribution.extractor if workspace.attribution is not None else extractor
-    return Dashboard(state)
+    return Dashboard(state, export_dir=export_dir)

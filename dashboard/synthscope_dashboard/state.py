@@ -8,13 +8,22 @@ is autosaved atomically to `<cache>/sessions/<dataset hash>.json`.
 from __future__ import annotations
 
 import atexit
+import collections
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+try:
+    import fcntl
+except ImportError:   # not on Windows: then two pages are not guarded against each other
+    fcntl = None
 
 import numpy as np
 import traitlets
@@ -44,21 +53,126 @@ def write_json_atomic(path: Path, payload: dict) -> None:
         raise
 
 
+def read_session_file(path: Path) -> tuple[dict | None, str | None]:
+    """(payload, None) for a readable session of this version; (None, why) when the file is there but
+    unreadable (truncated, not JSON, a newer version); (None, None) when there is no file."""
+    if path is None or not path.is_file():
+        return None, None
+    try:
+        payload = json.loads(path.read_text())
+        if not isinstance(payload, dict):
+            raise ValueError("it is not a JSON object")
+        if payload.get("version") != SESSION_VERSION:
+            raise ValueError(f"session version {payload.get('version')!r} is not {SESSION_VERSION}")
+        return payload, None
+    except (OSError, ValueError) as error:
+        return None, str(error)
+
+
+def backup_session_file(path: Path) -> Path:
+    """Copy `path` to `<name>.bak-<UTC timestamp>.json` beside it before anything overwrites it; a backup
+    with the same bytes already there is reused (a reload does not pile up copies)."""
+    data = path.read_bytes()
+    for existing in sorted(path.parent.glob(f"{path.stem}.bak-*.json")):
+        try:
+            if existing.read_bytes() == data:
+                return existing
+        except OSError:
+            continue
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    backup = path.with_name(f"{path.stem}.bak-{stamp}.json")
+    handle, tmp = tempfile.mkstemp(prefix=backup.name, suffix=".tmp", dir=path.parent)
+    with os.fdopen(handle, "wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(tmp, backup)
+    return backup
+
+
+@contextlib.contextmanager
+def session_lock(path: Path):
+    """An exclusive lock across processes (every Voila page is a kernel of its own) around the
+    read-compare-write of one session file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@dataclass
+class SaveOutcome:
+    """What the writer thread reports back to the state that asked for the save."""
+    kind: str                       # "saved" | "conflict" | "error"
+    revision: int = 0               # the file's revision after the write (saved) or the newer one (conflict)
+    saved_at: str = ""              # local HH:MM:SS the write reached the disk, or the newer save's time
+    message: str = ""
+    backup: Path | None = None      # where an unreadable file was copied before it was overwritten
+    conflict_copy: Path | None = None
+
+
+def local_time(iso: str, fmt: str = "%H:%M") -> str:
+    try:
+        return dt.datetime.fromisoformat(iso).astimezone().strftime(fmt)
+    except (TypeError, ValueError):
+        return "?"
+
+
+def commit_session(path: Path, payload: dict, base_revision: int) -> SaveOutcome:
+    """Write `payload` unless the file holds a revision newer than `base_revision` written by another
+    state: then nothing is written over it (last save must not win) and this state's curation goes to
+    `<name>.conflict-<writer>.json` instead. An unreadable file is backed up before it is replaced."""
+    with session_lock(path):
+        current, problem = read_session_file(path)
+        backup = None
+        if problem is not None:
+            backup = backup_session_file(path)
+        elif current is not None:
+            revision = _as_int(current.get("revision"), 0)
+            if revision > base_revision and current.get("writer") != payload.get("writer"):
+                copy = path.with_name(f"{path.stem}.conflict-{payload.get('writer', 'unknown')}.json")
+                write_json_atomic(copy, {**payload, "conflict_with_revision": revision})
+                return SaveOutcome("conflict", revision, local_time(current.get("saved_at")), conflict_copy=copy)
+            base_revision = max(base_revision, revision)
+        payload = {**payload, "revision": base_revision + 1}
+        write_json_atomic(path, payload)
+        return SaveOutcome("saved", base_revision + 1, dt.datetime.now().strftime("%H:%M:%S"), backup=backup)
+
+
+def _as_int(value, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+@dataclass
+class _Job:
+    path: Path
+    payload: dict
+    base: Callable[[], int]                      # read at write time: the revision this state last saw
+    report: Callable[[SaveOutcome], None]
+
+
 class SessionWriter:
-    """Writes session files on one background thread, newest payload wins, so a slow disk (fsync
-    can take 400 ms on a busy machine) never delays a click. `flush()` waits for pending writes."""
+    """Writes session files on one background thread, newest payload per state and file wins, so a slow
+    disk (fsync can take 400 ms on a busy machine) never delays a click. Each write reports back
+    (saved, conflict, error) through the job's callback; `flush()` waits for pending writes."""
 
     def __init__(self):
-        self._pending: dict[Path, dict] = {}
+        self._pending: dict[tuple[Path, str], _Job] = {}
         self._condition = threading.Condition()
         self._busy = False
         self._thread = threading.Thread(target=self._run, name="synthscope-session-writer", daemon=True)
         self._thread.start()
         atexit.register(self.flush)
 
-    def submit(self, path: Path, payload: dict) -> None:
+    def submit(self, path: Path, payload: dict, *, base: Callable[[], int] = lambda: 0,
+               report: Callable[[SaveOutcome], None] = lambda outcome: None) -> None:
         with self._condition:
-            self._pending[path] = payload
+            self._pending[(path, str(payload.get("writer", "")))] = _Job(path, payload, base, report)
             self._condition.notify_all()
 
     def flush(self, timeout: float = 30.0) -> None:
@@ -69,20 +183,23 @@ class SessionWriter:
         while True:
             with self._condition:
                 self._condition.wait_for(lambda: self._pending)
-                path, payload = self._pending.popitem()
+                key = next(iter(self._pending))   # oldest first
+                job = self._pending.pop(key)
                 self._busy = True
             try:
-                write_json_atomic(path, payload)
-            except OSError as error:   # reported on the next status update; the state stays in memory
-                payload_error = f"could not save the session to {path}: {error}"
-                _WRITE_ERRORS.append(payload_error)
+                try:
+                    outcome = commit_session(job.path, job.payload, job.base())
+                except OSError as error:   # the state stays in memory; the page says so
+                    outcome = SaveOutcome("error", message=f"could not save the session to {job.path}: {error}")
+                job.report(outcome)
+            except Exception:   # a bug in a callback must not kill the only writer thread
+                pass
             finally:
                 with self._condition:
                     self._busy = False
                     self._condition.notify_all()
 
 
-_WRITE_ERRORS: list[str] = []
 _WRITER: SessionWriter | None = None
 
 
@@ -116,7 +233,8 @@ class AppState(traitlets.HasTraits):
     presentation = traitlets.Bool(False)
     status = traitlets.Unicode("")
     can_undo = traitlets.Bool(False)
-    last_saved = traitlets.Unicode("")
+    last_saved = traitlets.Unicode("")     # local time the last autosave reached the disk
+    saving = traitlets.Bool(False)         # an autosave is on its way to the disk
 
     def __init__(self, workspace: Workspace | None = None, *, autosave: bool = True, restore: bool = True, **kwargs):
         super().__init__(**kwargs)
@@ -124,6 +242,11 @@ class AppState(traitlets.HasTraits):
         self._writer_token = os.urandom(8).hex()   # tells this state's saves from other pages'
         self._save_sequence = 0
         self._restored_from: tuple | None = None
+        self._revision = 0                 # the session file's revision this state last read or wrote
+        self._revision_lock = threading.Lock()
+        self._outcomes: collections.deque = collections.deque()   # writer thread -> this state
+        self._loop = _running_loop()       # the kernel's loop: outcomes are applied on its thread
+        self._conflict: SaveOutcome | None = None
         self._autosave = autosave
         self._last_action = ""
         self.workspace = workspace
@@ -187,8 +310,13 @@ class AppState(traitlets.HasTraits):
         self.can_undo = True
 
     def _done(self, message: str) -> None:
-        self.status = message
+        self.status = message if self._conflict is None else f"{self._conflict_message()} · {message}"
         self.save()
+
+    def _conflict_message(self) -> str:
+        outcome = self._conflict
+        return (f"another tab saved newer curation at {outcome.saved_at}; reload to continue "
+                f"(nothing was written over it; this tab's curation is kept in {outcome.conflict_copy})")
 
     # ---------------------------------------------------------------- sub-task 2 actions
     def select(self, indices) -> None:
@@ -328,31 +456,83 @@ class AppState(traitlets.HasTraits):
     def save(self) -> None:
         if not self._autosave or self.workspace is None:
             return
+        self._apply_outcomes()
         self._save_sequence += 1
         payload = self.to_session()
         payload["writer"], payload["sequence"] = self._writer_token, self._save_sequence
-        # serialised now (a consistent snapshot), written on the background thread
-        session_writer().submit(self.session_file, payload)   # to_session() built fresh objects
-        self.last_saved = dt.datetime.now().strftime("%H:%M:%S")
-        if _WRITE_ERRORS:
-            self.status = _WRITE_ERRORS.pop()
+        # serialised now (a consistent snapshot), written on the background thread; "autosaved" is
+        # shown only when the writer reports that the file reached the disk
+        session_writer().submit(self.session_file, payload, base=self._base_revision, report=self._on_outcome)
+        self.saving = True
+
+    def _base_revision(self) -> int:
+        with self._revision_lock:
+            return self._revision
+
+    def _on_outcome(self, outcome: SaveOutcome) -> None:
+        """Called on the writer thread: record the revision at once (the next write reads it), and hand
+        the page updates to the kernel's thread (traits and widgets are not thread-safe)."""
+        if outcome.kind == "saved":
+            with self._revision_lock:
+                self._revision = max(self._revision, outcome.revision)
+        self._outcomes.append(outcome)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._apply_outcomes)
+            except RuntimeError:   # the loop is gone (kernel shutting down); flush() still applies them
+                pass
+
+    def _apply_outcomes(self) -> None:
+        """Show what the writer did (on the caller's thread): the time a save reached the disk, a
+        conflict with another page, a failed write, a backup of an unreadable file."""
+        while True:
+            try:
+                outcome = self._outcomes.popleft()
+            except IndexError:
+                break
+            if outcome.kind == "saved":
+                self.last_saved = outcome.saved_at
+                if outcome.backup is not None:
+                    self.status = (f"{self.status} · the unreadable session file was copied to {outcome.backup} "
+                                   "before it was replaced")
+            elif outcome.kind == "conflict":
+                self._conflict = outcome
+                self.status = self._conflict_message()
+            else:
+                self.status = outcome.message
+        self.saving = bool(self._outcomes) or self._writes_pending()
+
+    def _writes_pending(self) -> bool:
+        writer = _WRITER
+        if writer is None:
+            return False
+        with writer._condition:
+            return writer._busy or any(key[1] == self._writer_token for key in writer._pending)
 
     def flush(self) -> None:
-        """Wait until every autosave has reached the disk."""
+        """Wait until every autosave has reached the disk (and show what happened)."""
         session_writer().flush()
+        self._apply_outcomes()
+
+    @property
+    def conflict(self) -> SaveOutcome | None:
+        """Set when another page saved newer curation: this page no longer writes the session file."""
+        return self._conflict
 
     def _read_session(self) -> tuple[dict | None, str | None]:
         path = self.session_file
         self.flush()
-        if path is None or not path.is_file():
-            return None, None
-        try:
-            payload = json.loads(path.read_text())
-            if payload.get("version") != SESSION_VERSION:
-                raise ValueError(f"session version {payload.get('version')} is not {SESSION_VERSION}")
+        payload, problem = read_session_file(path)
+        if problem is None:
             return payload, None
-        except (OSError, ValueError) as error:
-            return None, f"could not restore the saved session ({error}); it was left untouched at {path}"
+        try:
+            backup = backup_session_file(path)
+        except OSError as error:
+            return None, (f"could not restore the saved session ({problem}), nor copy it ({error}); "
+                          f"it is at {path}")
+        return None, (f"could not restore the saved session ({problem}); a copy is kept at {backup} "
+                      "(your next change replaces the original)")
 
     def restore(self) -> bool:
         """Load the session file if there is one; True when something was restored."""
@@ -379,23 +559,123 @@ class AppState(traitlets.HasTraits):
         return True
 
     def _apply_session(self, payload: dict) -> None:
+        clean, bad = validate_session(payload, self)
         with self.hold_trait_notifications():
-            self.projection = payload.get("projection", self.projection)
-            self.k = int(payload.get("k", self.k))
-            self.method = payload.get("method", self.method)
-            self.cluster_names = {str(k): str(v) for k, v in payload.get("cluster_names", {}).items()}
-            saved = payload.get("thresholds")
-            if isinstance(saved, dict) and self.workspace.membership is not None:
-                known = {str(pair): float(value) for pair, value in saved.items()
-                         if str(pair) in self.thresholds and isinstance(value, (int, float))}
-                self.thresholds = {**self.thresholds, **known}
-            self.overrides = {str(k): int(v) for k, v in payload.get("overrides", {}).items()}
-            saved = payload.get("assignments")
+            for name in ("projection", "k", "method", "cluster_names", "overrides"):
+                if name in clean:
+                    setattr(self, name, clean[name])
+            if "thresholds" in clean:         # pairs this workspace knows; the rest keep their dev fit
+                self.thresholds = {**self.thresholds, **clean["thresholds"]}
+            saved = clean.get("assignments")
             if saved and self.workspace.attribution is not None:
                 assignments = self.assignments.copy()
                 keys = self.workspace.attribution.keys
                 found = np.array([key in saved for key in keys])
-                assignments[found] = [int(saved[key]) for key in keys[found]]
+                assignments[found] = [saved[key] for key in keys[found]]
                 self.assignments = assignments
         self._restored_from = (payload.get("writer"), payload.get("sequence"))
+        with self._revision_lock:
+            self._revision = max(self._revision, _as_int(payload.get("revision"), 0))
         self.status = f"restored your curation saved at {payload.get('saved_at', '?')}"
+        if bad:
+            path = self.session_file
+            try:
+                where = f"a copy of the file is kept at {backup_session_file(path)}"
+            except OSError as error:
+                where = f"the file could not be copied ({error})"
+            self.status += (f" · ignored {', '.join(bad)} in the saved session (wrong type or out of range); "
+                            f"{where}")
+
+
+def _running_loop():
+    import asyncio
+
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:   # plain Python (tests, scripts): outcomes are applied by flush() and save()
+        return None
+
+
+def validate_session(payload: dict, state: AppState) -> tuple[dict, list[str]]:
+    """The fields of a session payload that have the right type and range for this workspace, and the
+    names of those that do not (a hand-edited or damaged file must not break the page)."""
+    clean: dict = {}
+    bad: list[str] = []
+
+    def take(name, check):
+        if name not in payload:
+            return
+        try:
+            value = check(payload[name])
+        except (TypeError, ValueError, KeyError, AttributeError):
+            bad.append(name)
+            return
+        clean[name] = value
+
+    attribution = state.workspace.attribution if state.workspace is not None else None
+
+    def projection(value):
+        if not isinstance(value, str) or (attribution is not None and value not in attribution.projections):
+            raise ValueError(value)
+        return value
+
+    def k(value):
+        value = _strict_int(value)
+        if value < 1 or (attribution is not None and value > attribution.n):
+            raise ValueError(value)
+        return value
+
+    def method(value):
+        if not isinstance(value, str) or not value:
+            raise ValueError(value)
+        return value
+
+    def names(value):
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise TypeError(value)
+        return {str(_strict_int(key)): v for key, v in value.items()}
+
+    def thresholds(value):
+        # pair -> threshold in score units (a session from before the one-engine change kept one rank
+        # "threshold" instead; it is not read, so those pairs start at their dev fit)
+        if not isinstance(value, dict):
+            raise TypeError(value)
+        known = {}
+        for pair, threshold in value.items():
+            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold != threshold:
+                raise ValueError(threshold)
+            if str(pair) in state.thresholds:
+                known[str(pair)] = float(threshold)
+        return known
+
+    def overrides(value):
+        if not isinstance(value, dict) or not all(v in (0, 1) and not isinstance(v, float) for v in value.values()):
+            raise TypeError(value)
+        return {str(key): int(v) for key, v in value.items()}
+
+    def assignments(value):
+        if not isinstance(value, dict):
+            raise TypeError(value)
+        return {str(key): _strict_int(v) for key, v in value.items()}
+
+    take("projection", projection)
+    take("k", k)
+    take("method", method)
+    take("cluster_names", names)
+    take("thresholds", thresholds)
+    take("overrides", overrides)
+    take("assignments", assignments)
+    if "assignments" in clean and any(v < 0 for v in clean["assignments"].values()):
+        del clean["assignments"]
+        bad.append("assignments")
+    return clean, bad
+
+
+def _strict_int(value) -> int:
+    if isinstance(value, bool):
+        raise TypeError(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise TypeError(value)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import html
+import logging
+import traceback
 
 import ipywidgets as widgets
 
@@ -28,7 +31,12 @@ class View:
         if not self.built:
             self.built = True
             self.root.children = self.build()
+            guard_buttons(self.root, self.state)
             self._on_presentation()
+
+    def on_click(self, button: widgets.Button, handler) -> None:
+        """`button.on_click(handler)`, with the handler's errors shown in the status line."""
+        button.on_click(guarded(handler, self.state, button.description or "the action"))
 
     def build(self) -> list[widgets.Widget]:
         raise NotImplementedError
@@ -41,6 +49,50 @@ class View:
     def _on_presentation(self, change=None) -> None:
         for widget in self.controls:
             widget.layout.display = "none" if self.state.presentation else None
+
+
+_LOG = logging.getLogger("synthscope_dashboard")
+_GUARDED = "_synthscope_guarded"
+
+
+def guarded(handler, state, label: str):
+    """A click handler whose exception becomes `state.status = "<label> failed: <message>"`.
+
+    ipywidgets catches a handler's exception and prints its traceback into the kernel's output, which
+    Voila shows nowhere: without this a failing button looks like a button that does nothing.
+    """
+    if getattr(handler, _GUARDED, False):
+        return handler
+
+    @functools.wraps(handler)
+    def run(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except Exception as error:   # shown, logged to the server log, and the page stays usable
+            _LOG.error("%s failed:\n%s", label, traceback.format_exc())
+            message = str(error) or type(error).__name__
+            state.status = f"{label} failed: {type(error).__name__}: {message}"
+            return None
+
+    setattr(run, _GUARDED, True)
+    return run
+
+
+def guard_buttons(widget, state) -> None:
+    """Guard every click handler of every Button under `widget` (views register theirs with plain
+    `on_click`; this runs once the view is built)."""
+    seen: set[int] = set()
+    stack = [widget]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, widgets.Button):
+            dispatcher = item._click_handlers
+            dispatcher.callbacks = [guarded(cb, state, item.description or item.tooltip or "the action")
+                                    for cb in dispatcher.callbacks]
+        stack.extend(getattr(item, "children", ()) or ())
 
 
 def esc(text) -> str:

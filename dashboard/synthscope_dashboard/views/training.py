@@ -28,7 +28,7 @@ class TrainingView(View):
         self.histogram: go.FigureWidget | None = None
 
     def build(self):
-        state, frame = self.state, self.data.frame
+        state = self.state
         pairs = list(self.data.pairs)
         self.group = widgets.Dropdown(options=[(p, p) for p in pairs] + ([("all models", ALL_GROUPS)] if len(pairs) > 1 else []),
                                       value=state.membership_group, description="model",

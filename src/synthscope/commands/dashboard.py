@@ -20,6 +20,12 @@ from synthscope.commands._common import CacheDirOption, apply_cache_dir, fail
 
 ENV_PATH = "SYNTHSCOPE_DASHBOARD_PATH"
 ENV_K = "SYNTHSCOPE_DASHBOARD_K"
+ENV_EXPORT_DIR = "SYNTHSCOPE_DASHBOARD_EXPORT_DIR"
+# Every GET / starts a kernel (about 400 MB with the data loaded). Kernels whose page is closed are
+# culled after CULL_IDLE_TIMEOUT s idle, checked every CULL_INTERVAL s; a page that is open keeps its
+# kernel (cull_connected=False), and the one preheated kernel of the pool is never culled.
+CULL_IDLE_TIMEOUT = 300
+CULL_INTERVAL = 60
 NOTEBOOK_NAME = "app.ipynb"
 # The same thin notebook as dashboard/app.ipynb, for installs that do not ship the repo's copy.
 _THIN_NOTEBOOK = """{
@@ -53,33 +59,81 @@ def find_notebook() -> Path:
 
 
 def voila_command(path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8866, *,
-                  open_browser: bool = False, preheat: bool = True,
-                  k: int | None = None) -> tuple[list[str], dict[str, str]]:
+                  open_browser: bool = False, preheat: bool = True, k: int | None = None,
+                  export_dir: str | os.PathLike | None = None, cull_idle_timeout: int = CULL_IDLE_TIMEOUT,
+                  cull_interval: int = CULL_INTERVAL) -> tuple[list[str], dict[str, str]]:
     """The Voila command line and environment that serve the dashboard for `path` (with `k` generators
-    to cluster into, when the task states it)."""
+    to cluster into, when the task states it, and `export_dir` the only folder exports may write under).
+    `cull_idle_timeout` / `cull_interval` are seconds (tests shorten them)."""
     notebook = find_notebook()
     data_path = Path(path).expanduser().resolve()
     env = dict(os.environ)
     env[ENV_PATH] = str(data_path)
     if k is not None:
         env[ENV_K] = str(int(k))
+    if export_dir is not None:
+        env[ENV_EXPORT_DIR] = str(Path(export_dir).expanduser().resolve())
     argv = [sys.executable, "-m", "voila", str(notebook), f"--Voila.ip={host}", f"--port={port}",
+            "--Voila.port_retries=0",   # serve on the port asked for or fail: never on another one silently
             "--no-browser" if not open_browser else "--Voila.open_browser=True",
             "--show_tracebacks=True", f"--Voila.root_dir={notebook.parent}",
-            # one kernel per page; a reloaded page gets a fresh kernel that restores the saved session
-            "--MappingKernelManager.cull_idle_timeout=3600"]
+            # one kernel per page; a reloaded page gets a fresh kernel that restores the saved session,
+            # and the kernel of a closed page is shut down once idle
+            f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_timeout)}",
+            f"--MappingKernelManager.cull_interval={int(cull_interval)}",
+            "--MappingKernelManager.cull_connected=False"]
     if preheat:
         argv += ["--preheat_kernel=True", "--pool_size=1"]
     return argv, env
 
 
+def port_problem(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be served on, or None when it is free (checked by binding it, as Voila will)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        return f"cannot resolve host {host}: {error}"
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(address)
+        except OSError as error:
+            return (f"port {port} on {host} is in use ({error.strerror or error}); stop what serves there or "
+                    "pick another with --port")
+    return None
+
+
+def k_problem(path: str | os.PathLike, k: int | None) -> str | None:
+    """Why `--k` cannot be used for the data under `path`, or None."""
+    if k is None:
+        return None
+    from synthscope.datatree import WorkspaceError, count_attribution_images
+
+    try:
+        n_images = count_attribution_images(path)
+    except WorkspaceError:
+        return None   # the page says what is wrong with the folder
+    if n_images is not None and k > n_images:
+        return (f"--k {k} is more than the {n_images:,} generated images of sub-task 2 under {path} allow "
+                "(one cluster per generator; give the number of generators the task states)")
+    return None
+
+
 def serve_dashboard(path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8866,
-                    open_browser: bool = False, *, preheat: bool = True, k: int | None = None) -> int:
+                    open_browser: bool = False, *, preheat: bool = True, k: int | None = None,
+                    export_dir: str | os.PathLike | None = None) -> int:
     """Serve the dashboard for `path` until interrupted; returns Voila's exit code."""
     data_path = Path(path).expanduser()
     if not data_path.is_dir():
         raise FileNotFoundError(f"data folder not found: {data_path}")
-    argv, env = voila_command(data_path, host, port, open_browser=open_browser, preheat=preheat, k=k)
+    problem = port_problem(host, port)   # also for `synthscope demo --serve`, which calls this directly
+    if problem:
+        typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
+        return 2
+    argv, env = voila_command(data_path, host, port, open_browser=open_browser, preheat=preheat, k=k,
+                              export_dir=export_dir)
     typer.echo(f"synthscope dashboard: serving {data_path.resolve()} at http://{host}:{port}/ (Ctrl-C stops)")
     process = subprocess.Popen(argv, env=env)
 
@@ -113,11 +167,19 @@ def register(app: typer.Typer) -> None:
         k: Optional[int] = typer.Option(None, "--k", min=1,
                                         help="number of generators in the sub-task 2 test set, as the task states it "
                                              "(default: the number of generators in the dev folder)"),
+        export_dir: Optional[Path] = typer.Option(
+            None, "--export-dir",
+            help="the only folder the page's Export tab writes under (default: <cache>/exports/<session>)"),
         cache_dir: Optional[Path] = CacheDirOption,
     ) -> None:
         """Explore, curate and present both sub-tasks in the browser (Voila)."""
         apply_cache_dir(cache_dir)
         if not path.expanduser().is_dir():
             raise fail(f"data folder not found: {path}")
-        code = serve_dashboard(path, host, port, open_browser, k=k)
+        problem = k_problem(path.expanduser(), k)
+        if problem:
+            raise fail(problem)
+        if export_dir is not None and export_dir.expanduser().exists() and not export_dir.expanduser().is_dir():
+            raise fail(f"--export-dir {export_dir} exists and is not a folder")
+        code = serve_dashboard(path, host, port, open_browser, k=k, export_dir=export_dir)
         raise typer.Exit(code)
