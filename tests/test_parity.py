@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from test_dashboard_state import make_bench
@@ -70,11 +69,14 @@ def _page_tables(html: str) -> list[dict[str, tuple[str, str, str]]]:
 
 def _assert_membership_parity(root: Path, dev: Path, test: Path, truth: Path, tmp_path: Path, pairs: list[str]):
     dashboard = _dashboard(root, tmp_path / "cache")
-    cli_run = tmp_path / "cli_run.csv"
-    output = _cli("membership", test, "--dev", dev, "--out", cli_run, "--truth", truth, "--cache-dir", tmp_path / "cache")
+    cli_run, cli_scores = tmp_path / "cli_run.csv", tmp_path / "cli_scores.csv"
+    output = _cli("membership", test, "--dev", dev, "--out", cli_run, "--scores", cli_scores, "--truth", truth,
+                  "--cache-dir", tmp_path / "cache")
     export = next(v for v in dashboard.views if v.title == "Export")
     page_run = _exported(export.export_membership())
     assert page_run.read_bytes() == cli_run.read_bytes(), "the page's default sub-task 1 run differs from the CLI's"
+    page_scores = _exported(export.export_scores())
+    assert page_scores.read_bytes() == cli_scores.read_bytes(), "the page's scores file differs from the CLI's"
 
     # metric tables: the CLI prints, per group, the dev group's in-sample table, then the test evaluation
     printed = _printed_tables(output)

@@ -2,51 +2,171 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import tempfile
+from pathlib import Path, PureWindowsPath
 
 import ipywidgets as widgets
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from synthscope_dashboard.runs import write_run
+from synthscope_dashboard.runs import RunCheck, write_run
 from synthscope_dashboard.views.common import View, banner, esc
+
+
+ENV_EXPORT_DIR = "SYNTHSCOPE_DASHBOARD_EXPORT_DIR"   # `synthscope dashboard --export-dir DIR`
+
+
+class ExportRefused(ValueError):
+    """A sub-folder that would leave the export root."""
+
+
+def default_export_root(state) -> Path:
+    """`<cache>/exports/<session>`: beside the session store, one folder per data set."""
+    return state.session_file.parent.parent / "exports" / state.session_file.stem
+
+
+def inside(root: Path, sub: str) -> Path:
+    """`root / sub`, resolved, or ExportRefused when `sub` is absolute, has `..`, or leads out through a link.
+
+    The page has no authentication, so any local process can drive it: it must never be a way to write
+    elsewhere on the disk.
+    """
+    text = (sub or "").strip()
+    if not text:
+        return root
+    if text.startswith("~") or Path(text).is_absolute() or PureWindowsPath(text).is_absolute():
+        raise ExportRefused(f"{text!r} is not a sub-folder name: give a folder relative to the export root")
+    parts = Path(text).parts
+    if ".." in parts:
+        raise ExportRefused(f"{text!r} leaves the export root ('..' is not allowed)")
+    target = (root / text).resolve()   # follows links: a link pointing out is caught here
+    if target != root and root not in target.parents:
+        raise ExportRefused(f"{text!r} leads out of the export root (through a link to {target})")
+    return target
+
+
+def link_new(source: Path, folder: Path, stem: str, suffix: str) -> Path:
+    """Give `source` the first free name `stem.suffix`, `stem-2.suffix`, … in `folder` and remove `source`.
+    os.link fails on an existing name, so a file that is there (even one made a moment ago by another
+    page) is never replaced."""
+    for number in range(1, 10_000):
+        candidate = folder / (f"{stem}{suffix}" if number == 1 else f"{stem}-{number}{suffix}")
+        try:
+            os.link(source, candidate)
+        except FileExistsError:
+            continue
+        source.unlink()
+        return candidate
+    raise ExportRefused(f"{folder} already holds 9,999 files named {stem}-N{suffix}")
+
+
+def new_folder(parent: Path, name: str) -> Path:
+    for number in range(1, 10_000):
+        candidate = parent / (name if number == 1 else f"{name}-{number}")
+        try:
+            candidate.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return candidate
+    raise ExportRefused(f"{parent} already holds 9,999 folders named {name}-N")
+
+
+def plain_figure(figure) -> go.Figure:
+    """A static copy of a FigureWidget. A scatter selection leaves its outline in layout.selections (in
+    the form plotly.js sends it, which plotly.py's validator rejects) and selectedpoints on the traces:
+    neither belongs in a saved figure."""
+    spec = figure.to_dict()
+    layout = spec.get("layout", {})
+    for key in ("selections", "activeselection", "newselection"):
+        layout.pop(key, None)
+    for trace in spec.get("data", []):
+        trace.pop("selectedpoints", None)
+    try:
+        return go.Figure(spec)
+    except ValueError:   # some other state plotly.js sent back: drop what does not validate
+        return go.Figure(spec, skip_invalid=True)
 
 
 class ExportView(View):
     title = "Export"
 
-    def __init__(self, state, figure_sources):
+    def __init__(self, state, figure_sources, export_root: str | os.PathLike | None = None):
         super().__init__(state)
         self.figure_sources = figure_sources   # views whose figures can be saved
-
-    def default_folder(self) -> Path:
-        return self.state.session_file.parent.parent / "exports" / self.state.session_file.stem
+        root = export_root or os.environ.get(ENV_EXPORT_DIR) or default_export_root(state)
+        self.export_root = Path(root).expanduser().resolve()
 
     def build(self):
         workspace = self.state.workspace
-        self.folder = widgets.Text(value=str(self.default_folder()), description="folder",
+        self.folder = widgets.Text(value="", description="sub-folder", placeholder="(none: the export root itself)",
                                    layout=widgets.Layout(width="640px"))
+        self.folder.add_class("ss-export-folder")
+        self.root_note = widgets.HTML(
+            f"<div class='ss-export-root'>Files are written under the export root "
+            f"<code class='ss-export-root-path'>{esc(self.export_root)}</code> (set it with "
+            "<code>synthscope dashboard --export-dir DIR</code>), in the sub-folder named below. A path that leaves "
+            "the root (<code>..</code>, an absolute path, a link out) is refused. An existing file is never "
+            "replaced: a second run is written as <code>subtask1_run-2.csv</code>, then <code>-3</code>, …; "
+            "figures go to <code>figures/</code>, then <code>figures-2/</code>, ….</div>")
         buttons = []
         if workspace.membership is not None:
             self.membership_button = widgets.Button(description="Write sub-task 1 run", icon="download", button_style="primary")
             self.membership_button.add_class("ss-export-st1")
             self.membership_button.on_click(lambda _: self.show(self.export_membership()))
             buttons.append(self.membership_button)
+            self.scores_button = widgets.Button(description="Write sub-task 1 scores", icon="download",
+                                                tooltip="image_id,score,rank per real image, as `membership --scores`")
+            self.scores_button.add_class("ss-export-scores")
+            self.scores_button.on_click(lambda _: self.show(self.export_scores()))
+            buttons.append(self.scores_button)
         if workspace.attribution is not None:
             self.attribution_button = widgets.Button(description="Write sub-task 2 run", icon="download", button_style="primary")
             self.attribution_button.add_class("ss-export-st2")
             self.attribution_button.on_click(lambda _: self.show(self.export_attribution()))
             buttons.append(self.attribution_button)
         self.figures_button = widgets.Button(description="Save figures (HTML + PNG)", icon="image")
+        self.figures_button.add_class("ss-export-figures")
         self.figures_button.on_click(lambda _: self.show(self.export_figures()))
         self.result = widgets.HTML()
         self.result.add_class("ss-export-result")
         intro = ("<p>Run files use the test images (or all images when there is no test split) and include your "
                  "curation: moved, merged, split clusters and every label set by hand. Each file is validated "
                  "after writing. Presentation mode (top right) hides every control.</p>")
-        return [widgets.HTML(intro), self.control(self.folder),
+        return [widgets.HTML(intro), self.root_note, self.control(self.folder),
                 self.control(widgets.HBox(buttons + [self.figures_button])), self.result]
+
+    def target(self) -> Path:
+        """The folder the sub-folder box names, made if needed; ExportRefused when it leaves the root."""
+        self.export_root.mkdir(parents=True, exist_ok=True)
+        folder = inside(self.export_root, self.folder.value)
+        folder.mkdir(parents=True, exist_ok=True)
+        inside(self.export_root, str(folder.relative_to(self.export_root)))   # no link swapped in meanwhile
+        return folder
+
+    def refused(self, what: str, error: Exception) -> str:
+        self.state.status = f"{what} refused: {error}"
+        return banner(f"<b>{esc(what)} refused</b>: {esc(error)}<br>Export root: <code>{esc(self.export_root)}</code>",
+                      "bad")
+
+    def write_new(self, name: str, kind: str, series: pd.Series, k: int | None = None):
+        """Write and validate a run file into a temporary name, then give it the first free name."""
+        return self.write_new_file(name, lambda tmp: write_run(tmp, kind, series, k=k))
+
+    def write_new_file(self, name: str, write):
+        """`write(tmp) -> RunCheck` into a temporary name, then the first free name: never overwrite."""
+        folder = self.target()
+        stem, suffix = name.rsplit(".", 1)
+        handle, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".part", dir=folder)
+        os.close(handle)
+        tmp = Path(tmp)
+        try:
+            check = write(tmp)
+            path = link_new(tmp, folder, stem, "." + suffix) if check.ok else folder / name
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path, check
 
     def show(self, html: str) -> None:
         self.result.value = html
@@ -60,10 +180,38 @@ class ExportView(View):
         scope = self._scope(frame)
         predictions = self.state.membership_predictions()[scope]
         series = pd.Series(predictions, index=frame["image_id"].to_numpy()[scope])
-        path = Path(self.folder.value).expanduser() / "subtask1_run.csv"
-        return self._report("sub-task 1", path, write_run(path, "membership", series),
+        try:
+            path, check = self.write_new("subtask1_run.csv", "membership", series)
+        except ExportRefused as error:
+            return self.refused("sub-task 1 run", error)
+        return self._report("sub-task 1", path, check,
                             f"{int(predictions.sum()):,} of {len(series):,} called used, "
                             f"{sum(k in set(frame['key'][scope]) for k in self.state.overrides)} by hand")
+
+    def export_scores(self) -> str:
+        """image_id,score,rank per scored real image: the file `synthscope membership --scores` writes."""
+        from synthscope.score_files import write_score_file
+        from synthscope.submission import SubmissionError
+
+        run = self.state.workspace.membership.run
+        if run is None:
+            return banner("These membership scores do not come from a core run, so there is no scores file.", "info")
+        table = run.scores_table()
+
+        def write(tmp: Path) -> RunCheck:
+            try:
+                write_score_file(tmp, table, expected_ids=table["image_id"])
+            except SubmissionError as error:
+                return RunCheck(False, [str(error)])
+            return RunCheck(True)
+
+        try:
+            path, check = self.write_new_file("subtask1_scores.csv", write)
+        except ExportRefused as error:
+            return self.refused("sub-task 1 scores", error)
+        return self._report("sub-task 1 scores", path, check,
+                            f"{len(table):,} real images: score (higher = more likely used) and rank within its "
+                            f"folder (1 = most likely used); the scores do not change with the threshold")
 
     def export_attribution(self) -> str:
         frame = self.state.workspace.attribution.frame
@@ -71,27 +219,35 @@ class ExportView(View):
         _, clusters = np.unique(self.state.assignments[scope], return_inverse=True)
         series = pd.Series(clusters.astype(np.int64), index=frame["image_id"].to_numpy()[scope])
         k = int(clusters.max()) + 1 if len(clusters) else 0
-        path = Path(self.folder.value).expanduser() / "subtask2_run.csv"
         names = {int(c): self.state.cluster_name(c) for c in np.unique(self.state.assignments[scope])}
         legend = ", ".join(f"{i} = {esc(name)}" for i, name in enumerate(names.values()))
         note = (f"<br><b>note:</b> the clustering was asked for k = {self.state.k}, but your curation leaves {k} "
                 "cluster(s) in this run." if k != self.state.k else "")
-        return self._report("sub-task 2", path, write_run(path, "attribution", series, k=k),
+        try:
+            path, check = self.write_new("subtask2_run.csv", "attribution", series, k=k)
+        except ExportRefused as error:
+            return self.refused("sub-task 2 run", error)
+        return self._report("sub-task 2", path, check,
                             f"{len(series):,} images in {k} clusters ({legend}){note}")
 
     def _report(self, what: str, path: Path, check, detail: str) -> str:
-        self.state.status = f"{what} run written to {path}" if check.ok else f"{what} run NOT valid"
+        kind = "file" if what.endswith("scores") else "run"
+        self.state.status = f"{what} {kind} written to {path}" if check.ok else f"{what} {kind} NOT valid"
         if check.ok:
-            return banner(f"<b>{what} run written and valid</b>: <code class='ss-run-path'>{esc(path)}</code><br>{detail}", "ok")
-        return banner(f"<b>{what} run refused</b>: " + "<br>".join(esc(e) for e in check.errors), "bad")
+            return banner(f"<b>{what} {kind} written and valid</b>: <code class='ss-run-path'>{esc(path)}</code><br>{detail}", "ok")
+        return banner(f"<b>{what} {kind} refused</b>: " + "<br>".join(esc(e) for e in check.errors), "bad")
 
     def export_figures(self) -> str:
-        folder = Path(self.folder.value).expanduser() / "figures"
-        folder.mkdir(parents=True, exist_ok=True)
+        if not any(view.figures for view in self.figure_sources):
+            return banner("No figures yet: open the views first (figures are made when their tab is first shown).", "info")
+        try:
+            folder = new_folder(self.target(), "figures")
+        except ExportRefused as error:
+            return self.refused("saving figures", error)
         written, problems = [], []
         for view in self.figure_sources:
             for name, figure in view.figures.items():
-                plain = go.Figure(figure)
+                plain = plain_figure(figure)
                 html_path = folder / f"{name}.html"
                 plain.write_html(html_path, include_plotlyjs=True)   # self-contained: works offline
                 written.append(html_path)
@@ -103,6 +259,7 @@ class ExportView(View):
                     problems.append(f"{name}.png: {error}")
         if not written:
             return banner("No figures yet: open the views first (figures are made when their tab is first shown).", "info")
+        self.state.status = f"saved {len(written)} figure files to {folder}"
         listing = "<br>".join(f"<code>{esc(p)}</code>" for p in written)
         extra = "<br>" + "<br>".join(esc(p) for p in problems) if problems else ""
         return banner(f"<b>saved {len(written)} files</b><br>{listing}{extra}", "warn" if problems else "ok")
