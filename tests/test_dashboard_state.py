@@ -467,3 +467,24 @@ def test_single_data_sets_of_either_subtask(bench, tmp_path):
     export.folder.value = "runs"
     export.membership_button.click()
     assert "valid" in export.result.value
+
+
+def test_the_dashboard_takes_the_clis_loading_options(tmp_path, monkeypatch):
+    """`synthscope dashboard --size-policy/--layout/--manifest/--device` reach the kernel's loading."""
+    from synthscope.commands.dashboard import ENV_LOAD, voila_command
+    from synthscope_dashboard.app import build
+    from synthscope_dashboard.workspace import load_workspace
+
+    root = make_bench(tmp_path / "bench", n=3)
+    odd = root / "subtask2" / "test" / "generated_unknown" / "generated_unknown_00001.png"
+    Image.open(odd).resize((300, 280)).save(odd)              # one image of another size
+    refused = load_workspace(root / "subtask2", cache_dir=tmp_path / "c")   # the default policy refuses it
+    assert refused.attribution.n == 3 * 3 and any("resize" in m for m in refused.messages), refused.messages
+    loaded = load_workspace(root / "subtask2", cache_dir=tmp_path / "c", size_policy="resize")
+    assert loaded.attribution.n == 3 * 3 + 4 * 3
+    _, env = voila_command(root, load_options={"size_policy": "resize", "layout": None, "device": "auto"})
+    assert json.loads(env[ENV_LOAD]) == {"size_policy": "resize"}, "defaults are not passed on"
+    monkeypatch.setenv(ENV_LOAD, json.dumps({"size_policy": "resize"}))
+    assert build(root / "subtask2", cache_dir=tmp_path / "c").state.workspace.attribution.n == 21
+    monkeypatch.setenv(ENV_LOAD, json.dumps({"colour": "red"}))
+    assert "keys among size_policy, layout, manifest_csv, device" in build(root / "subtask2", cache_dir=tmp_path).value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import traceback
 from pathlib import Path
@@ -20,6 +21,9 @@ from synthscope_dashboard.workspace import Workspace, WorkspaceError, load_works
 
 ENV_PATH = "SYNTHSCOPE_DASHBOARD_PATH"
 ENV_K = "SYNTHSCOPE_DASHBOARD_K"
+#: JSON of the CLI's loading options (size_policy, layout, manifest_csv, device) for the kernel
+ENV_LOAD = "SYNTHSCOPE_DASHBOARD_LOAD"
+LOAD_OPTIONS = ("size_policy", "layout", "manifest_csv", "device")
 
 
 class PageShown(anywidget.AnyWidget):
@@ -207,8 +211,11 @@ def build(path: str | os.PathLike | None = None, *, cache_dir=None, extractor: s
                 f"or set <code>{ENV_PATH}</code>.", "bad"))
         progress = widgets.HTML()
         try:
+            loading = json.loads(os.environ.get(ENV_LOAD) or "{}")
+            if not isinstance(loading, dict) or set(loading) - set(LOAD_OPTIONS):
+                raise ValueError(f"{ENV_LOAD} must be a JSON object with keys among {', '.join(LOAD_OPTIONS)}")
             workspace = load_workspace(Path(path), extractor=extractor, cache_dir=cache_dir,
-                                       progress=lambda message: setattr(progress, "value", esc(message)))
+                                       progress=lambda message: setattr(progress, "value", esc(message)), **loading)
         except (WorkspaceError, ValueError, FileNotFoundError) as error:
             return widgets.HTML(STYLE + banner(f"<b>Could not open {esc(path)}</b><br>{esc(error)}", "bad"))
         except ImportError as error:

@@ -117,7 +117,7 @@ class AttributionData:
 def pca_2d(features: np.ndarray) -> np.ndarray:
     if len(features) < 3:
         return np.zeros((len(features), 2), dtype=np.float32)
-    from synthscope.attribution import small_input_threads
+    from synthscope.runtime import small_input_threads
 
     with small_input_threads(len(features)):   # see projection.py
         scaled = StandardScaler().fit_transform(features)
@@ -187,8 +187,11 @@ class Workspace:
 
 
 def load_workspace(path: str | os.PathLike, *, extractor: str = "fingerprint", cache_dir=None,
-                   progress: Callable[[str], None] | None = None) -> Workspace:
-    """Read every data set under `path` (core `synthscope.datatree`), embed (cached) and score."""
+                   progress: Callable[[str], None] | None = None, size_policy: str = "error",
+                   layout: str | None = None, manifest_csv=None, device: str = "auto") -> Workspace:
+    """Read every data set under `path` (core `synthscope.datatree`), embed (cached) and score.
+
+    `size_policy`, `layout`, `manifest_csv` and `device` mean what the CLI's options of those names mean."""
     from synthscope.cache import EmbeddingCache
     from synthscope.datatree import WorkspaceError as CoreWorkspaceError
     from synthscope.datatree import load_datasets
@@ -198,20 +201,20 @@ def load_workspace(path: str | os.PathLike, *, extractor: str = "fingerprint", c
     cache = EmbeddingCache(cache_dir)
     say(f"reading {path}")
     try:
-        datasets, errors = load_datasets(path)
+        datasets, errors = load_datasets(path, size_policy=size_policy, layout=layout, manifest_csv=manifest_csv)
     except CoreWorkspaceError as error:
         raise WorkspaceError(str(error)) from None
     workspace = Workspace(path=str(Path(path).resolve()), datasets=[_summarise(d) for d in datasets],
                           cache_dir=cache_dir, messages=list(errors))
     if any(d.task == "attribution" for d in datasets):
         say(f"embedding generated images with {extractor}")
-        workspace.attribution = _attribution_from(datasets, extractor, cache, str(path))
+        workspace.attribution = _attribution_from(datasets, extractor, cache, str(path), device=device)
         workspace.attribution_loader = lambda name, progress=None: _attribution_from(datasets, name, cache, str(path),
-                                                                                     progress)
+                                                                                     progress, device=device)
     membership = [d for d in datasets if d.task == "membership"]
     if membership:
         say("scoring real images")
-        workspace.membership = _membership_from(membership, cache)
+        workspace.membership = _membership_from(membership, cache, device=device)
     return workspace
 
 
@@ -229,13 +232,13 @@ def _summarise(dataset) -> DatasetSummary:
                           warnings=list(report.warnings), sample_loader=samples)
 
 
-def _attribution_from(datasets, extractor: str, cache, path: str, progress=None) -> AttributionData:
+def _attribution_from(datasets, extractor: str, cache, path: str, progress=None, device: str = "auto") -> AttributionData:
     """The pooled matrix exactly as `synthscope prepare` builds it, so its cached projections are found.
     `progress(done, total, what)` is called while images are embedded (nothing when all are cached)."""
     from synthscope.projection import NotCached, project
     from synthscope.datatree import attribution_matrix
 
-    matrix = attribution_matrix(datasets, extractor, cache=cache, progress=progress or False)
+    matrix = attribution_matrix(datasets, extractor, cache=cache, progress=progress or False, device=device)
     frame, X = matrix.frame, matrix.features
     projections, hints = {"pca": pca_2d(X)}, {}
     for method in ("umap", "tsne"):
@@ -255,7 +258,7 @@ def _attribution_from(datasets, extractor: str, cache, path: str, progress=None)
                            projections=projections, projection_hints=hints, k=k)
 
 
-def _membership_from(datasets, cache) -> MembershipData:
+def _membership_from(datasets, cache, device: str = "auto") -> MembershipData:
     """The core's `run_membership` with its default options -- the same call `synthscope membership
     TEST --dev DEV` makes -- laid out for the views. Test labels are never passed in; a ground-truth file
     beside a test folder fills the `truth` column, for evaluation mode only."""
@@ -267,7 +270,7 @@ def _membership_from(datasets, cache) -> MembershipData:
     if scored is None:          # only a labelled folder: it is scored against its own labels
         scored, dev = dev, None
     try:
-        run = run_membership(scored, dev, MembershipOptions(), cache=cache)
+        run = run_membership(scored, dev, MembershipOptions(), cache=cache, device=device)
     except ValueError as error:
         raise WorkspaceError(f"membership cannot be scored: {error}") from None
     truth = ground_truth_beside(scored.root) if scored.split == "test" else None

@@ -30,9 +30,9 @@ from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.mixture import GaussianMixture
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 
 from synthscope.features.fingerprint import log_power_spectrum, noise_residual
+from synthscope.runtime import SINGLE_THREAD_BELOW, small_input_threads  # noqa: F401  (one thread rule, shared)
 
 ALGORITHMS = ("kmeans", "gmm", "ward", "spectral")
 #: beyond this many points spectral clustering and Ward (quadratic memory) are left out of "auto"
@@ -98,13 +98,6 @@ def _check_features(X) -> np.ndarray:
 
 #: below this many points clustering runs single-threaded: OpenMP threads spin-wait on a busy 2-core
 #: machine and made k-means 50x slower (4.9 s instead of 0.08 s for 600 points) in our measurements
-SINGLE_THREAD_BELOW = 50_000
-
-
-def small_input_threads(n_points: int):
-    """Context manager: one BLAS/OpenMP thread below `SINGLE_THREAD_BELOW` points, all threads above.
-    Clustering, projections and the dashboard's PCA share this rule."""
-    return threadpool_limits(1 if n_points < SINGLE_THREAD_BELOW else None)
 
 
 def cluster_once(Z: np.ndarray, k: int, method: str, random_state: int = 0) -> np.ndarray:

@@ -108,7 +108,7 @@ def load_pooled_images(parts: Sequence[tuple[Dataset, np.ndarray]], indices) -> 
 
 
 def attribution_matrix(datasets: Sequence[Dataset], extractor: str, *, cache=None,
-                       progress=False) -> AttributionMatrix:
+                       progress=False, device: str = "auto") -> AttributionMatrix:
     """Generated images of every attribution data set, pooled (dev first), with their features.
 
     `progress`: bool (tqdm) or a callable(done, total, what) called per data set while embedding.
@@ -135,7 +135,7 @@ def attribution_matrix(datasets: Sequence[Dataset], extractor: str, *, cache=Non
         if callable(progress):
             what = f"{extractor} on {dataset.split} ({Path(dataset.root).name})"
             report = lambda done, total, what=what: progress(done, total, what)  # noqa: E731
-        features.append(embed_dataset(dataset, extractor, cache=cache, progress=report)[rows])
+        features.append(embed_dataset(dataset, extractor, cache=cache, device=device, progress=report)[rows])
         parts.append((dataset, rows))
     if not frames:
         raise WorkspaceError("no attribution (sub-task 2) data set among the loaded ones")

@@ -63,7 +63,7 @@ def _compute(X: np.ndarray, method: str, seed: int, params: dict[str, Any]) -> n
     if method == "pca":
         from sklearn.decomposition import PCA
 
-        from synthscope.attribution import small_input_threads
+        from synthscope.runtime import small_input_threads
 
         # one BLAS thread for small inputs: on a busy 2-core machine two spin-waiting threads made PCA of
         # 20k points 100x slower (0.75 s instead of 0.007 s; bench speed_scale)

@@ -6,6 +6,7 @@ Voila runs in a child process.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,11 +17,15 @@ from typing import Optional
 
 import typer
 
-from synthscope.commands._common import CacheDirOption, apply_cache_dir, fail
+from synthscope.commands._common import (
+    CacheDirOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, SizePolicy, SizePolicyOption,
+    apply_cache_dir, choice, fail,
+)
 
 ENV_PATH = "SYNTHSCOPE_DASHBOARD_PATH"
 ENV_K = "SYNTHSCOPE_DASHBOARD_K"
 ENV_EXPORT_DIR = "SYNTHSCOPE_DASHBOARD_EXPORT_DIR"
+ENV_LOAD = "SYNTHSCOPE_DASHBOARD_LOAD"      # the loading options, JSON (read by the dashboard's build())
 # Every GET / starts a kernel (about 400 MB with the data loaded). Kernels whose page is closed are
 # culled after CULL_IDLE_TIMEOUT s idle, checked every CULL_INTERVAL s; a page that is open keeps its
 # kernel (cull_connected=False), and the one preheated kernel of the pool is never culled.
@@ -61,7 +66,7 @@ def find_notebook() -> Path:
 def voila_command(path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8866, *,
                   open_browser: bool = False, preheat: bool = True, k: int | None = None,
                   export_dir: str | os.PathLike | None = None, cull_idle_timeout: int = CULL_IDLE_TIMEOUT,
-                  cull_interval: int = CULL_INTERVAL) -> tuple[list[str], dict[str, str]]:
+                  cull_interval: int = CULL_INTERVAL, load_options: dict | None = None) -> tuple[list[str], dict[str, str]]:
     """The Voila command line and environment that serve the dashboard for `path` (with `k` generators
     to cluster into, when the task states it, and `export_dir` the only folder exports may write under).
     `cull_idle_timeout` / `cull_interval` are seconds (tests shorten them)."""
@@ -73,6 +78,9 @@ def voila_command(path: str | os.PathLike, host: str = "127.0.0.1", port: int = 
         env[ENV_K] = str(int(k))
     if export_dir is not None:
         env[ENV_EXPORT_DIR] = str(Path(export_dir).expanduser().resolve())
+    loading = {key: value for key, value in (load_options or {}).items() if value not in (None, "error", "auto")}
+    if loading:   # size policy, layout, manifest, device: read by the kernel as the CLI would
+        env[ENV_LOAD] = json.dumps({k: str(v) for k, v in loading.items()})
     argv = [sys.executable, "-m", "voila", str(notebook), f"--Voila.ip={host}", f"--port={port}",
             "--Voila.port_retries=0",   # serve on the port asked for or fail: never on another one silently
             "--no-browser" if not open_browser else "--Voila.open_browser=True",
@@ -123,7 +131,7 @@ def k_problem(path: str | os.PathLike, k: int | None) -> str | None:
 
 def serve_dashboard(path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8866,
                     open_browser: bool = False, *, preheat: bool = True, k: int | None = None,
-                    export_dir: str | os.PathLike | None = None) -> int:
+                    export_dir: str | os.PathLike | None = None, load_options: dict | None = None) -> int:
     """Serve the dashboard for `path` until interrupted; returns Voila's exit code."""
     data_path = Path(path).expanduser()
     if not data_path.is_dir():
@@ -133,7 +141,7 @@ def serve_dashboard(path: str | os.PathLike, host: str = "127.0.0.1", port: int 
         typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
         return 2
     argv, env = voila_command(data_path, host, port, open_browser=open_browser, preheat=preheat, k=k,
-                              export_dir=export_dir)
+                              export_dir=export_dir, load_options=load_options)
     typer.echo(f"synthscope dashboard: serving {data_path.resolve()} at http://{host}:{port}/ (Ctrl-C stops)")
     process = subprocess.Popen(argv, env=env)
 
@@ -170,6 +178,10 @@ def register(app: typer.Typer) -> None:
         export_dir: Optional[Path] = typer.Option(
             None, "--export-dir",
             help="the only folder the page's Export tab writes under (default: <cache>/exports/<session>)"),
+        size_policy: SizePolicy = SizePolicyOption,
+        layout: Optional[Layout] = LayoutOption,
+        manifest: Optional[Path] = ManifestOption,
+        device: Device = DeviceOption,
         cache_dir: Optional[Path] = CacheDirOption,
     ) -> None:
         """Explore, curate and present both sub-tasks in the browser (Voila)."""
@@ -181,5 +193,7 @@ def register(app: typer.Typer) -> None:
             raise fail(problem)
         if export_dir is not None and export_dir.expanduser().exists() and not export_dir.expanduser().is_dir():
             raise fail(f"--export-dir {export_dir} exists and is not a folder")
-        code = serve_dashboard(path, host, port, open_browser, k=k, export_dir=export_dir)
+        load_options = {"size_policy": choice(size_policy), "layout": choice(layout), "device": choice(device),
+                        "manifest_csv": None if manifest is None else str(manifest.expanduser().resolve())}
+        code = serve_dashboard(path, host, port, open_browser, k=k, export_dir=export_dir, load_options=load_options)
         raise typer.Exit(code)
