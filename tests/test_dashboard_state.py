@@ -181,6 +181,64 @@ def test_selection_reassigns_points_and_changes_ari(app):
     assert list(view.scatter.data[0].marker.color).count(view.scatter.data[0].marker.color[dev_model_1[0]]) >= 10
 
 
+def _bridge_message(view, event, event_id, rows, page="page-1"):
+    view.bridge._on_message(view.bridge, {"event": event, "id": event_id, "page": page,
+                                          "points": [None if rows is None else list(rows)]}, [])
+
+
+def test_the_browser_selection_wins_and_a_move_on_another_one_is_refused(app):
+    state, view = app.state, app.view("Generator fingerprints")
+    before = state.assignments.copy()
+    _bridge_message(view, "ready", 1, None)
+    assert view.bridge.live and len(state.selection) == 0
+    _bridge_message(view, "selected", 2, [5, 3, 4])
+    assert list(state.selection) == [3, 4, 5]
+    _bridge_message(view, "selected", 2, [9])          # a repeated or late id changes nothing
+    assert list(state.selection) == [3, 4, 5]
+    view._on_plot_selection(view.scatter.data[0], type("Points", (), {"point_inds": [1]})(), None)
+    assert list(state.selection) == [3, 4, 5], "plotly's lossy callback is ignored once the bridge is live"
+
+    # the page shows another selection than the kernel's (an event was lost): refuse, adopt the page's
+    _bridge_message(view, "shown", 3, [3, 4, 5, 6])
+    view.target.value = -1
+    view.move.click()
+    assert np.array_equal(state.assignments, before)
+    assert state.status.startswith("not moved") and "4 selected" in state.status
+    assert list(state.selection) == [3, 4, 5, 6]
+    view.move.click()                                  # no fresh report from the page: refused too
+    assert np.array_equal(state.assignments, before) and state.status.startswith("not moved")
+    _bridge_message(view, "shown", 4, [3, 4, 5, 6])
+    view.move.click()
+    moved = np.flatnonzero(state.assignments != before)
+    assert list(moved) == [3, 4, 5, 6] and len(set(state.assignments[moved])) == 1
+    assert state.status.startswith("moved 4 images")
+
+    _bridge_message(view, "deselected", 5, None)       # double-click in the plot
+    assert len(state.selection) == 0
+    _bridge_message(view, "selected", 6, [1, 2])
+    _bridge_message(view, "escape", 7, None)
+    assert len(state.selection) == 0 and state.status == "selection cleared"
+
+
+def test_per_trace_selection_callbacks_are_combined(app):
+    state, view = app.state, app.view("Generator fingerprints")
+    view._trace_rows = lambda: [np.array([0, 2, 4]), np.array([1, 3, 5])]   # as if the rows were split in two traces
+    trace = view.scatter.data[0]
+    view.scatter.add_trace(go_scatter())
+    first, second = view.scatter.data
+    view._on_plot_selection(first, type("Points", (), {"point_inds": [0, 2]})(), None)
+    assert len(state.selection) == 0, "waits for the last trace of the event"
+    view._on_plot_selection(second, type("Points", (), {"point_inds": [1]})(), None)
+    assert list(state.selection) == [0, 3, 4]
+    assert trace is first
+
+
+def go_scatter():
+    import plotly.graph_objects as go
+
+    return go.Scattergl(x=[0, 1, 2], y=[0, 1, 2])
+
+
 def test_rename_merge_split(app):
     state = app.state
     clusters = state.clusters()

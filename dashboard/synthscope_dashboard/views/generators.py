@@ -11,6 +11,7 @@ from synthscope_dashboard.fingerprints import cluster_fingerprints, sample_membe
 from synthscope_dashboard.imaging import (UNLABELLED_COLOR, cluster_color, colormap, png_bytes, to_uint8)
 from synthscope_dashboard.live_metrics import attribution_estimates
 from synthscope_dashboard.views.common import View, banner, esc, estimate_row, fmt, metric_table
+from synthscope_dashboard.views.plot_selection import SelectionBridge
 from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
 
 GALLERY_SIZE = 16
@@ -24,7 +25,9 @@ class GeneratorsView(View):
         super().__init__(state)
         self.data = state.workspace.attribution
         self.scatter: go.FigureWidget | None = None
+        self.bridge: SelectionBridge | None = None
         self._known_colors = None
+        self._trace_selection: dict[int, np.ndarray] = {}   # per-trace parts of one plotly selection event
 
     # ------------------------------------------------------------------ build
     def build(self):
@@ -59,6 +62,11 @@ class GeneratorsView(View):
 
         self.scatter = self._make_scatter()
         self.figures["scatter"] = self.scatter
+        # the browser's selection reaches the kernel through the bridge (see plot_selection.py)
+        self.bridge = SelectionBridge(trace_rows=self._trace_rows, on_change=self._on_browser_selection,
+                                      on_escape=self._on_escape)
+        scatter_box = widgets.VBox([self.scatter, self.bridge], layout=widgets.Layout(width="56%"))
+        scatter_box.add_class("ss-scatter-box")
         self.metrics = widgets.HTML()
         self.cluster_table = widgets.HTML()
         side = widgets.VBox([self.metrics, self.cluster_table], layout=widgets.Layout(width="44%"))
@@ -68,6 +76,7 @@ class GeneratorsView(View):
         self.target = widgets.Dropdown(description="move to", layout=widgets.Layout(width="230px"))
         self.move = widgets.Button(description="Move selection", button_style="primary", icon="arrow-right")
         self.move.add_class("ss-move")
+        self.move.add_class("ss-selection-guard")   # the page reports what the plot shows before the click
         self.rename_which = widgets.Dropdown(description="rename", layout=widgets.Layout(width="230px"))
         self.rename_text = widgets.Text(placeholder="new name", layout=widgets.Layout(width="150px"))
         self.rename_button = widgets.Button(description="Rename", icon="pencil")
@@ -93,7 +102,7 @@ class GeneratorsView(View):
         self.extractor.observe(lambda c: self.switch_extractor(c["new"]), names="value")
         self.color_by.observe(lambda c: setattr(state, "color_by", c["new"]), names="value")
         self.recluster.on_click(lambda _: state.recluster(self.k.value, self.method.value))
-        self.move.on_click(lambda _: state.assign(state.selection, None if self.target.value == NEW_CLUSTER else self.target.value))
+        self.move.on_click(lambda _: self.move_selection())
         self.rename_button.on_click(lambda _: state.rename(self.rename_which.value, self.rename_text.value))
         self.merge_button.on_click(lambda _: state.merge(self.merge_source.value, self.merge_target.value))
         self.split_button.on_click(lambda _: state.split(self.split_which.value))
@@ -106,7 +115,7 @@ class GeneratorsView(View):
         self._on_assignments()
         self._on_selection()
         return [top,
-                widgets.HBox([widgets.VBox([self.scatter], layout=widgets.Layout(width="56%")), side]),
+                widgets.HBox([scatter_box, side]),
                 curation,
                 widgets.HTML("<b>Selected images</b> <span class='ss-status'>(first 16; drag a box or lasso on the scatter)</span>"),
                 self.gallery,
@@ -172,8 +181,12 @@ class GeneratorsView(View):
                              yaxis={"showgrid": False, "zeroline": False}))
         for trace in figure.data:   # every trace, or Voila drops some selections
             trace.on_selection(self._on_plot_selection)
-            trace.on_deselect(lambda *_: self.state.select([]))
+            trace.on_deselect(lambda trace, points: self._on_plot_selection(trace, points, None))
         return figure
+
+    def _trace_rows(self) -> list[np.ndarray]:
+        """The attribution rows behind each trace's points (one trace holds every row, in order)."""
+        return [np.arange(self.data.n, dtype=np.int64)]
 
     def _title(self) -> str:
         mode = "clusters" if self.state.color_by == "cluster" else "known labels (grey = unlabelled)"
@@ -204,7 +217,49 @@ class GeneratorsView(View):
 
     # ------------------------------------------------------------------ reactions
     def _on_plot_selection(self, trace, points, selector) -> None:
-        self.state.select(points.point_inds)
+        """plotly's own selection callback, called once per trace for one event: the parts are combined.
+
+        Used only where no page has attached the bridge (a notebook front end without it, tests): in a
+        browser the bridge is the one source, since these callbacks can be lost behind hover events.
+        """
+        if self.bridge is not None and self.bridge.live:
+            return
+        index = next((i for i, t in enumerate(self.scatter.data) if t is trace), 0)
+        rows_of = self._trace_rows()
+        inds = np.asarray(points.point_inds, dtype=np.int64)
+        self._trace_selection[index] = rows_of[index][inds] if index < len(rows_of) else inds
+        if index == len(self.scatter.data) - 1:   # plotly dispatches to the traces in order
+            parts = list(self._trace_selection.values())
+            self._trace_selection = {}
+            self.state.select(np.concatenate(parts) if parts else [])
+
+    def _on_browser_selection(self, rows: np.ndarray) -> None:
+        self.state.select(rows)
+
+    def _on_escape(self, rows: np.ndarray) -> None:
+        """Escape in the page: the plot has dropped its selection (rows: what it still shows)."""
+        self.state.select(rows)
+        self.state.status = "selection cleared" if rows.size == 0 else f"{rows.size:,} images still selected"
+
+    def move_selection(self) -> int:
+        """Move the selected images to the target cluster, only if they are the ones the plot shows."""
+        state = self.state
+        cluster = None if self.target.value == NEW_CLUSTER else self.target.value
+        bridge = self.bridge
+        if bridge is not None and bridge.live:
+            shown, bridge.shown = bridge.shown, None   # each press needs its own report from the page
+            selected = state.selection if state.selection is not None else np.zeros(0, dtype=np.int64)
+            if shown is None:
+                state.status = ("not moved: the page did not report what the plot shows; "
+                                "press Move selection again")
+                return -1
+            if not np.array_equal(np.sort(shown), np.sort(selected)):
+                state.select(shown)
+                state.status = (f"not moved: the plot shows {len(shown):,} selected images but {len(selected):,} "
+                                "were selected here (a selection event arrived late); the selection now follows "
+                                "the plot: check it and press Move selection again")
+                return -1
+        return state.assign(state.selection, cluster)
 
     def _update_marker(self, force: bool = False) -> None:
         marker = self._marker()
