@@ -239,6 +239,23 @@ def go_scatter():
     return go.Scattergl(x=[0, 1, 2], y=[0, 1, 2])
 
 
+def test_gallery_captions_follow_moves_merges_and_renames(app):
+    state, view = app.state, app.view("Generator fingerprints")
+    rows = np.flatnonzero(state.assignments == state.assignments[0])[:3]
+    state.select(rows)
+    captions = lambda: [card.children[1].value for card in view.gallery.children]   # noqa: E731
+    assert all(state.cluster_name(state.assignments[0]) in text for text in captions())
+    target = state.assign(rows, None)
+    assert all(f"cluster {target}<" in text for text in captions()), captions()
+    state.rename(target, "grid artefacts")
+    assert all("grid artefacts" in text for text in captions())
+    other = next(c for c in state.clusters() if c != target)
+    state.merge(target, other)
+    assert all(state.cluster_name(other) in text and "grid artefacts" not in text for text in captions())
+    state.undo()
+    assert all("grid artefacts" in text for text in captions())
+
+
 def test_rename_merge_split(app):
     state = app.state
     clusters = state.clusters()

@@ -300,23 +300,35 @@ class GeneratorsView(View):
             self.merge_target.value = clusters[1]
         self.metrics.value = self.metrics_html()
         self.cluster_table.value = self.cluster_table_html()
+        self._update_captions()   # a move, merge, split or rename changes the gallery's cluster names
 
     def _on_selection(self, change=None) -> None:
         selection = self.state.selection
         n = 0 if selection is None else len(selection)
         self.selected_label.value = f"<b>{n:,}</b> selected&nbsp;"
         if not n:
+            self._captions = []
             self.gallery.children = [widgets.HTML("<span class='ss-status'>nothing selected</span>")]
             return
         shown = selection[:GALLERY_SIZE]
         images = self.data.load_images(shown)
-        frame = self.data.frame
-        cards = []
+        cards, self._captions = [], []
         for index, image in zip(shown.tolist(), images):
-            caption = f"{frame.at[index, 'image_id']}<br>{self.state.cluster_name(self.state.assignments[index])}"
+            caption = widgets.HTML(self._caption(index))
+            self._captions.append((index, caption))
             cards.append(widgets.VBox([widgets.Image(value=png_bytes(image, 96), format="png", width=96, height=96),
-                                       widgets.HTML(f"<div class='ss-caption'>{caption}</div>")]))
+                                       caption]))
         self.gallery.children = cards
+
+    def _caption(self, index: int) -> str:
+        cluster = self.state.assignments[index]
+        return (f"<div class='ss-caption'>{esc(self.data.frame.at[index, 'image_id'])}<br>"
+                f"<span class='ss-swatch' style='background:{cluster_color(cluster)}'></span>"
+                f"{esc(self.state.cluster_name(cluster))}</div>")
+
+    def _update_captions(self) -> None:
+        for index, caption in getattr(self, "_captions", []):
+            caption.value = self._caption(index)
 
     # ------------------------------------------------------------------ panels
     def metrics_html(self) -> str:
