@@ -343,6 +343,33 @@ def test_colour_by_known_labels_and_back(app):
     assert np.array_equal(np.asarray(view.scatter.data[0].marker.color), app.state.assignments)
 
 
+def test_known_labels_have_their_own_colours_and_a_legend(app):
+    import re
+
+    from synthscope_dashboard.imaging import CLUSTER_COLORS, UNLABELLED_COLOR
+
+    view, state = app.view("Generator fingerprints"), app.state
+    assert "clusters table" in view.legend.value
+    state.color_by = "known"
+    legend = dict(re.findall(r"data-label='([^']*)' data-color='([^']*)'", view.legend.value))
+    frame = state.workspace.attribution.frame
+    labels = frame["truth"].where(frame["truth"] != "", frame["known_label"])
+    assert set(legend) - {"unlabelled"} == set(labels[labels != ""])
+    assert not set(legend.values()) & set(CLUSTER_COLORS), "a known label never wears a cluster's colour"
+    # the scatter draws each label in its legend colour
+    codes = np.asarray(view.scatter.data[0].marker.color)
+    scale = view.scatter.data[0].marker.colorscale
+    n = len(scale) // 2
+    colour_of_code = {i: scale[2 * i][1] for i in range(n)}
+    for label, colour in legend.items():
+        rows = (labels == label).to_numpy() if label != "unlabelled" else (labels == "").to_numpy()
+        assert {colour_of_code[c] for c in codes[rows]} == {colour}
+    if "unlabelled" in legend:
+        assert legend["unlabelled"] == UNLABELLED_COLOR
+    state.color_by = "cluster"
+    assert "data-label" not in view.legend.value
+
+
 def test_corrupt_session_is_reported_and_kept(workspace):
     from synthscope_dashboard.state import AppState, session_path
 

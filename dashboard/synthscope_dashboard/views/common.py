@@ -88,6 +88,7 @@ STYLE = """
 .ss-bad { background:#fdeaea; border-left:5px solid #cf3d3d; }
 .ss-info { background:#eaf1fd; border-left:5px solid #3d6fcf; }
 .ss-swatch { display:inline-block; width:12px; height:12px; border-radius:3px; margin-right:4px; vertical-align:middle; }
+.ss-legend-item { display:inline-block; font-size:12px; margin-right:10px; white-space:nowrap; }
 .ss-caption { font-size:11px; color:#5b6478; text-align:center; }
 .ss-status { font-size:12px; color:#394260; }
 .ss-card { border:1px solid #e3e6ee; border-radius:6px; padding:6px 10px; margin:4px; background:white; }

@@ -8,7 +8,8 @@ import plotly.graph_objects as go
 from sklearn.metrics import silhouette_score
 
 from synthscope_dashboard.fingerprints import cluster_fingerprints, sample_members
-from synthscope_dashboard.imaging import (UNLABELLED_COLOR, cluster_color, colormap, png_bytes, to_uint8)
+from synthscope_dashboard.imaging import (UNLABELLED_COLOR, cluster_color, colormap, known_label_color, png_bytes,
+                                          to_uint8)
 from synthscope_dashboard.live_metrics import attribution_estimates
 from synthscope_dashboard.views.common import View, banner, esc, estimate_row, fmt, metric_table
 from synthscope_dashboard.views.plot_selection import SelectionBridge
@@ -27,6 +28,7 @@ class GeneratorsView(View):
         self.scatter: go.FigureWidget | None = None
         self.bridge: SelectionBridge | None = None
         self._known_colors = None
+        self._known_values: list[str] = []
         self._trace_selection: dict[int, np.ndarray] = {}   # per-trace parts of one plotly selection event
 
     # ------------------------------------------------------------------ build
@@ -65,7 +67,10 @@ class GeneratorsView(View):
         # the browser's selection reaches the kernel through the bridge (see plot_selection.py)
         self.bridge = SelectionBridge(trace_rows=self._trace_rows, on_change=self._on_browser_selection,
                                       on_escape=self._on_escape)
-        scatter_box = widgets.VBox([self.scatter, self.bridge], layout=widgets.Layout(width="56%"))
+        self.legend = widgets.HTML()
+        self.legend.add_class("ss-legend")
+        self._show_legend()
+        scatter_box = widgets.VBox([self.legend, self.scatter, self.bridge], layout=widgets.Layout(width="56%"))
         scatter_box.add_class("ss-scatter-box")
         self.metrics = widgets.HTML()
         self.cluster_table = widgets.HTML()
@@ -202,7 +207,8 @@ class GeneratorsView(View):
                 values = sorted(v for v in set(labels.tolist()) if v)
                 lookup = {v: i for i, v in enumerate(values)}
                 codes = np.array([lookup.get(v, len(values)) for v in labels], dtype=np.int64)
-                self._known_colors = (codes, [cluster_color(i) for i in range(len(values))] + [UNLABELLED_COLOR])
+                self._known_colors = (codes, [known_label_color(i) for i in range(len(values))] + [UNLABELLED_COLOR])
+                self._known_values = values + ["unlabelled"]
             return self._known_colors
         n_colors = int(self.state.assignments.max()) + 1
         return self.state.assignments, [cluster_color(c) for c in range(n_colors)]
@@ -280,6 +286,20 @@ class GeneratorsView(View):
     def _on_color_by(self, change=None) -> None:
         self._update_marker(force=True)
         self.scatter.layout.title.text = self._title()
+        self._show_legend()
+
+    def _show_legend(self) -> None:
+        """Known labels have their own colours: say which (clusters are named in the clusters table)."""
+        if self.state.color_by != "known":
+            self.legend.value = "<span class='ss-status'>colour = cluster, as in the clusters table</span>"
+            return
+        codes, colors = self._color_codes()
+        present = set(np.unique(codes).tolist())
+        items = [f"<span class='ss-legend-item' data-label='{esc(value)}' data-color='{color}'>"
+                 f"<span class='ss-swatch' style='background:{color}'></span>{esc(value)}</span>"
+                 for i, (value, color) in enumerate(zip(self._known_values, colors)) if i in present]
+        self.legend.value = ("<span class='ss-status'>colour = known label (dev folders; ground truth for test): "
+                             "</span>" + " ".join(items))
 
     def _on_assignments(self, change=None) -> None:
         state = self.state
