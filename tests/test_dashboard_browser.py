@@ -81,6 +81,8 @@ def page(server):
         page = browser.new_page(viewport={"width": 1500, "height": 1000})
         page.set_default_timeout(60_000)
         page.kernel_relay = _relay_kernel_messages(page)
+        page.requests = []
+        page.on("request", lambda request: page.requests.append(request.url))
         page.goto(server["url"], timeout=PAGE_TIMEOUT_MS)
         try:
             page.wait_for_selector(".ss-app", timeout=PAGE_TIMEOUT_MS)
@@ -383,6 +385,16 @@ def test_double_click_and_escape_clear_the_selection(page):
     assert _browser_selection(page) == [], "Escape clears the plot's highlight too"
     page.locator(".ss-view:visible .ss-move").first.click()
     expect(page.locator(".ss-status-line")).to_contain_text("nothing selected")
+
+
+def test_no_request_leaves_the_machine(page):
+    for title in ("Overview", "Generator fingerprints", "Training-data fingerprints", "Export"):
+        _open_tab(page, title)
+        page.wait_for_timeout(800)
+    local = re.compile(r"^(https?|wss?)://127\.0\.0\.1[:/]|^(blob:http://127\.0\.0\.1[:/]|data:)")
+    outside = sorted({url for url in page.requests if not local.match(url)})
+    assert not outside, f"requests that leave 127.0.0.1 (they fail offline): {outside}"
+    assert page.locator(".jupyter-button i.fa:visible").count() == 0, "no empty icon boxes"
 
 
 def test_reload_restores_the_curation(page):

@@ -93,6 +93,8 @@ STYLE = """
 .ss-status { font-size:12px; color:#394260; }
 .ss-card { border:1px solid #e3e6ee; border-radius:6px; padding:6px 10px; margin:4px; background:white; }
 .ss-app .lm-TabBar-tab { flex: 0 0 auto !important; min-width: 190px !important; max-width: none !important; font-size:14px; }
+/* no icon font: Voila's Font Awesome comes from a CDN, which offline machines cannot reach */
+.ss-app .jupyter-button i.fa { display: none; }
 .ss-app .jupyter-button { width: auto; min-width: 90px; padding: 0 12px; }
 .ss-score-table select { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; font-size: 12px; }
 .ss-app details summary { cursor: pointer; font-size: 13px; margin: 4px 0; }

@@ -46,7 +46,7 @@ class GeneratorsView(View):
                                                 "the default is the number of dev generators")
         self.method = widgets.Dropdown(options=CLUSTER_METHODS, value=state.method if state.method in CLUSTER_METHODS else "auto",
                                        description="method", layout=widgets.Layout(width="190px"))
-        self.recluster = widgets.Button(description="Re-cluster", icon="refresh", tooltip="replaces the clusters (undo brings them back)")
+        self.recluster = widgets.Button(description="Re-cluster", tooltip="replaces the clusters (undo brings them back)")
         self.extractor = widgets.Dropdown(options=self._extractor_options(), value=data.extractor, description="features",
                                           disabled=state.workspace.attribution_loader is None,
                                           layout=widgets.Layout(width="220px"))
@@ -79,17 +79,17 @@ class GeneratorsView(View):
         # curation controls
         self.selected_label = widgets.HTML()
         self.target = widgets.Dropdown(description="move to", layout=widgets.Layout(width="230px"))
-        self.move = widgets.Button(description="Move selection", button_style="primary", icon="arrow-right")
+        self.move = widgets.Button(description="Move selection", button_style="primary")
         self.move.add_class("ss-move")
         self.move.add_class("ss-selection-guard")   # the page reports what the plot shows before the click
         self.rename_which = widgets.Dropdown(description="rename", layout=widgets.Layout(width="230px"))
         self.rename_text = widgets.Text(placeholder="new name", layout=widgets.Layout(width="150px"))
-        self.rename_button = widgets.Button(description="Rename", icon="pencil")
+        self.rename_button = widgets.Button(description="Rename")
         self.merge_source = widgets.Dropdown(description="merge", layout=widgets.Layout(width="230px"))
         self.merge_target = widgets.Dropdown(description="into", layout=widgets.Layout(width="200px"))
-        self.merge_button = widgets.Button(description="Merge", icon="compress")
+        self.merge_button = widgets.Button(description="Merge")
         self.split_which = widgets.Dropdown(description="split", layout=widgets.Layout(width="230px"))
-        self.split_button = widgets.Button(description="Split in two", icon="expand")
+        self.split_button = widgets.Button(description="Split in two")
         curation = self.control(widgets.VBox([
             widgets.HBox([self.selected_label, self.target, self.move]),
             widgets.HBox([self.rename_which, self.rename_text, self.rename_button]),
@@ -98,7 +98,7 @@ class GeneratorsView(View):
         ], layout=widgets.Layout(border="1px solid #e3e6ee", padding="6px", margin="4px 0")))
 
         self.gallery = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
-        self.fingerprint_button = widgets.Button(description="Show cluster fingerprints", icon="eye",
+        self.fingerprint_button = widgets.Button(description="Show cluster fingerprints",
                                                  tooltip="mean residual and mean log power spectrum of each cluster")
         self.fingerprint_box = widgets.VBox()
 
