@@ -397,6 +397,16 @@ def test_no_request_leaves_the_machine(page):
     assert page.locator(".jupyter-button i.fa:visible").count() == 0, "no empty icon boxes"
 
 
+def test_no_tab_scrolls_sideways(page):
+    for title in ("Generator fingerprints", "Training-data fingerprints", "Overview", "Training-data fingerprints",
+                  "Export"):
+        _open_tab(page, title)
+        page.wait_for_timeout(2500)
+        widths = page.evaluate("() => { const v = [...document.querySelectorAll('.ss-view')].find(e => e.offsetParent);"
+                               " return [v.scrollWidth, v.clientWidth]; }")
+        assert widths[0] <= widths[1], f"{title}: content {widths[0]} px wide in a {widths[1]} px tab"
+
+
 def test_reload_restores_the_curation(page):
     _open_tab(page, "Generator fingerprints")
     curated_ari = _metric(page, "ari")

@@ -96,6 +96,8 @@ STYLE = """
 /* no icon font: Voila's Font Awesome comes from a CDN, which offline machines cannot reach */
 .ss-app .jupyter-button i.fa { display: none; }
 .ss-app .jupyter-button { width: auto; min-width: 90px; padding: 0 12px; }
+/* a width: 100% widget keeps ipywidgets' 2 px side margins: 4 px too wide, the tab scrolled sideways */
+.ss-app .ss-score-table { margin-left: 0; margin-right: 0; }
 .ss-score-table select { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; font-size: 12px; }
 .ss-app details summary { cursor: pointer; font-size: 13px; margin: 4px 0; }
 </style>
