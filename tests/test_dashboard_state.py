@@ -182,6 +182,81 @@ def test_selection_reassigns_points_and_changes_ari(app):
     assert list(view.scatter.data[0].marker.color).count(view.scatter.data[0].marker.color[dev_model_1[0]]) >= 10
 
 
+def _bridge_message(view, event, event_id, rows, page="page-1"):
+    view.bridge._on_message(view.bridge, {"event": event, "id": event_id, "page": page,
+                                          "points": [None if rows is None else list(rows)]}, [])
+
+
+def test_the_browser_selection_wins_and_a_move_on_another_one_is_refused(app):
+    state, view = app.state, app.view("Generator fingerprints")
+    before = state.assignments.copy()
+    _bridge_message(view, "ready", 1, None)
+    assert view.bridge.live and len(state.selection) == 0
+    _bridge_message(view, "selected", 2, [5, 3, 4])
+    assert list(state.selection) == [3, 4, 5]
+    _bridge_message(view, "selected", 2, [9])          # a repeated or late id changes nothing
+    assert list(state.selection) == [3, 4, 5]
+    view._on_plot_selection(view.scatter.data[0], type("Points", (), {"point_inds": [1]})(), None)
+    assert list(state.selection) == [3, 4, 5], "plotly's lossy callback is ignored once the bridge is live"
+
+    # the page shows another selection than the kernel's (an event was lost): refuse, adopt the page's
+    _bridge_message(view, "shown", 3, [3, 4, 5, 6])
+    view.target.value = -1
+    view.move.click()
+    assert np.array_equal(state.assignments, before)
+    assert state.status.startswith("not moved") and "4 selected" in state.status
+    assert list(state.selection) == [3, 4, 5, 6]
+    view.move.click()                                  # no fresh report from the page: refused too
+    assert np.array_equal(state.assignments, before) and state.status.startswith("not moved")
+    _bridge_message(view, "shown", 4, [3, 4, 5, 6])
+    view.move.click()
+    moved = np.flatnonzero(state.assignments != before)
+    assert list(moved) == [3, 4, 5, 6] and len(set(state.assignments[moved])) == 1
+    assert state.status.startswith("moved 4 images")
+
+    _bridge_message(view, "deselected", 5, None)       # double-click in the plot
+    assert len(state.selection) == 0
+    _bridge_message(view, "selected", 6, [1, 2])
+    _bridge_message(view, "escape", 7, None)
+    assert len(state.selection) == 0 and state.status == "selection cleared"
+
+
+def test_per_trace_selection_callbacks_are_combined(app):
+    state, view = app.state, app.view("Generator fingerprints")
+    view._trace_rows = lambda: [np.array([0, 2, 4]), np.array([1, 3, 5])]   # as if the rows were split in two traces
+    trace = view.scatter.data[0]
+    view.scatter.add_trace(go_scatter())
+    first, second = view.scatter.data
+    view._on_plot_selection(first, type("Points", (), {"point_inds": [0, 2]})(), None)
+    assert len(state.selection) == 0, "waits for the last trace of the event"
+    view._on_plot_selection(second, type("Points", (), {"point_inds": [1]})(), None)
+    assert list(state.selection) == [0, 3, 4]
+    assert trace is first
+
+
+def go_scatter():
+    import plotly.graph_objects as go
+
+    return go.Scattergl(x=[0, 1, 2], y=[0, 1, 2])
+
+
+def test_gallery_captions_follow_moves_merges_and_renames(app):
+    state, view = app.state, app.view("Generator fingerprints")
+    rows = np.flatnonzero(state.assignments == state.assignments[0])[:3]
+    state.select(rows)
+    captions = lambda: [card.children[1].value for card in view.gallery.children]   # noqa: E731
+    assert all(state.cluster_name(state.assignments[0]) in text for text in captions())
+    target = state.assign(rows, None)
+    assert all(f"cluster {target}<" in text for text in captions()), captions()
+    state.rename(target, "grid artefacts")
+    assert all("grid artefacts" in text for text in captions())
+    other = next(c for c in state.clusters() if c != target)
+    state.merge(target, other)
+    assert all(state.cluster_name(other) in text and "grid artefacts" not in text for text in captions())
+    state.undo()
+    assert all("grid artefacts" in text for text in captions())
+
+
 def test_rename_merge_split(app):
     state = app.state
     clusters = state.clusters()
@@ -277,6 +352,33 @@ def test_colour_by_known_labels_and_back(app):
     assert len(set(codes[(frame.split == "dev").to_numpy()])) == 3
     app.state.color_by = "cluster"
     assert np.array_equal(np.asarray(view.scatter.data[0].marker.color), app.state.assignments)
+
+
+def test_known_labels_have_their_own_colours_and_a_legend(app):
+    import re
+
+    from synthscope_dashboard.imaging import CLUSTER_COLORS, UNLABELLED_COLOR
+
+    view, state = app.view("Generator fingerprints"), app.state
+    assert "clusters table" in view.legend.value
+    state.color_by = "known"
+    legend = dict(re.findall(r"data-label='([^']*)' data-color='([^']*)'", view.legend.value))
+    frame = state.workspace.attribution.frame
+    labels = frame["truth"].where(frame["truth"] != "", frame["known_label"])
+    assert set(legend) - {"unlabelled"} == set(labels[labels != ""])
+    assert not set(legend.values()) & set(CLUSTER_COLORS), "a known label never wears a cluster's colour"
+    # the scatter draws each label in its legend colour
+    codes = np.asarray(view.scatter.data[0].marker.color)
+    scale = view.scatter.data[0].marker.colorscale
+    n = len(scale) // 2
+    colour_of_code = {i: scale[2 * i][1] for i in range(n)}
+    for label, colour in legend.items():
+        rows = (labels == label).to_numpy() if label != "unlabelled" else (labels == "").to_numpy()
+        assert {colour_of_code[c] for c in codes[rows]} == {colour}
+    if "unlabelled" in legend:
+        assert legend["unlabelled"] == UNLABELLED_COLOR
+    state.color_by = "cluster"
+    assert "data-label" not in view.legend.value
 
 
 def test_corrupt_session_is_reported_and_kept(workspace):

@@ -13,10 +13,17 @@ CLUSTER_COLORS = (
     "#FF97FF", "#FECB52", "#1F77B4", "#8C564B", "#7F7F7F", "#BCBD22", "#17BECF", "#D62728",
 )
 UNLABELLED_COLOR = "#C8C8C8"
+# Known labels (dev folders, ground truth) get a palette of their own, drawn with a legend, so that a
+# colour never means a cluster in one place and a label in another (ColorBrewer Dark2, no grey).
+KNOWN_LABEL_COLORS = ("#1B9E77", "#D95F02", "#7570B3", "#E7298A", "#66A61E", "#E6AB02", "#A6761D", "#0B4F6C")
 
 
 def cluster_color(cluster: int) -> str:
     return CLUSTER_COLORS[int(cluster) % len(CLUSTER_COLORS)]
+
+
+def known_label_color(position: int) -> str:
+    return KNOWN_LABEL_COLORS[int(position) % len(KNOWN_LABEL_COLORS)]
 
 
 def png_bytes(image: np.ndarray, size: int | None = None) -> bytes:

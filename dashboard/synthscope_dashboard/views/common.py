@@ -140,11 +140,16 @@ STYLE = """
 .ss-bad { background:#fdeaea; border-left:5px solid #cf3d3d; }
 .ss-info { background:#eaf1fd; border-left:5px solid #3d6fcf; }
 .ss-swatch { display:inline-block; width:12px; height:12px; border-radius:3px; margin-right:4px; vertical-align:middle; }
+.ss-legend-item { display:inline-block; font-size:12px; margin-right:10px; white-space:nowrap; }
 .ss-caption { font-size:11px; color:#5b6478; text-align:center; }
 .ss-status { font-size:12px; color:#394260; }
 .ss-card { border:1px solid #e3e6ee; border-radius:6px; padding:6px 10px; margin:4px; background:white; }
 .ss-app .lm-TabBar-tab { flex: 0 0 auto !important; min-width: 190px !important; max-width: none !important; font-size:14px; }
+/* no icon font: Voila's Font Awesome comes from a CDN, which offline machines cannot reach */
+.ss-app .jupyter-button i.fa { display: none; }
 .ss-app .jupyter-button { width: auto; min-width: 90px; padding: 0 12px; }
+/* a width: 100% widget keeps ipywidgets' 2 px side margins: 4 px too wide, the tab scrolled sideways */
+.ss-app .ss-score-table { margin-left: 0; margin-right: 0; }
 .ss-score-table select { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; font-size: 12px; }
 .ss-app details summary { cursor: pointer; font-size: 13px; margin: 4px 0; }
 </style>

@@ -8,9 +8,11 @@ import plotly.graph_objects as go
 from sklearn.metrics import silhouette_score
 
 from synthscope_dashboard.fingerprints import cluster_fingerprints, sample_members
-from synthscope_dashboard.imaging import (UNLABELLED_COLOR, cluster_color, colormap, png_bytes, to_uint8)
+from synthscope_dashboard.imaging import (UNLABELLED_COLOR, cluster_color, colormap, known_label_color, png_bytes,
+                                          to_uint8)
 from synthscope.metrics import attribution_report
 from synthscope_dashboard.views.common import View, banner, esc, estimate_row, fmt, metric_table
+from synthscope_dashboard.views.plot_selection import SelectionBridge
 from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
 
 GALLERY_SIZE = 16
@@ -25,7 +27,10 @@ class GeneratorsView(View):
         super().__init__(state)
         self.data = state.workspace.attribution
         self.scatter: go.FigureWidget | None = None
+        self.bridge: SelectionBridge | None = None
         self._known_colors = None
+        self._known_values: list[str] = []
+        self._trace_selection: dict[int, np.ndarray] = {}   # per-trace parts of one plotly selection event
 
     # ------------------------------------------------------------------ build
     def build(self):
@@ -42,7 +47,7 @@ class GeneratorsView(View):
                                                 "the default is the number of dev generators")
         self.method = widgets.Dropdown(options=CLUSTER_METHODS, value=state.method if state.method in CLUSTER_METHODS else "auto",
                                        description="method", layout=widgets.Layout(width="190px"))
-        self.recluster = widgets.Button(description="Re-cluster", icon="refresh", tooltip="replaces the clusters (undo brings them back)")
+        self.recluster = widgets.Button(description="Re-cluster", tooltip="replaces the clusters (undo brings them back)")
         self.extractor = widgets.Dropdown(options=self._extractor_options(), value=data.extractor, description="features",
                                           disabled=state.workspace.attribution_loader is None,
                                           layout=widgets.Layout(width="220px"))
@@ -60,6 +65,14 @@ class GeneratorsView(View):
 
         self.scatter = self._make_scatter()
         self.figures["scatter"] = self.scatter
+        # the browser's selection reaches the kernel through the bridge (see plot_selection.py)
+        self.bridge = SelectionBridge(trace_rows=self._trace_rows, on_change=self._on_browser_selection,
+                                      on_escape=self._on_escape)
+        self.legend = widgets.HTML()
+        self.legend.add_class("ss-legend")
+        self._show_legend()
+        scatter_box = widgets.VBox([self.legend, self.scatter, self.bridge], layout=widgets.Layout(width="56%"))
+        scatter_box.add_class("ss-scatter-box")
         self.metrics = widgets.HTML()
         self.cluster_table = widgets.HTML()
         side = widgets.VBox([self.metrics, self.cluster_table], layout=widgets.Layout(width="44%"))
@@ -67,16 +80,17 @@ class GeneratorsView(View):
         # curation controls
         self.selected_label = widgets.HTML()
         self.target = widgets.Dropdown(description="move to", layout=widgets.Layout(width="230px"))
-        self.move = widgets.Button(description="Move selection", button_style="primary", icon="arrow-right")
+        self.move = widgets.Button(description="Move selection", button_style="primary")
         self.move.add_class("ss-move")
+        self.move.add_class("ss-selection-guard")   # the page reports what the plot shows before the click
         self.rename_which = widgets.Dropdown(description="rename", layout=widgets.Layout(width="230px"))
         self.rename_text = widgets.Text(placeholder="new name", layout=widgets.Layout(width="150px"))
-        self.rename_button = widgets.Button(description="Rename", icon="pencil")
+        self.rename_button = widgets.Button(description="Rename")
         self.merge_source = widgets.Dropdown(description="merge", layout=widgets.Layout(width="230px"))
         self.merge_target = widgets.Dropdown(description="into", layout=widgets.Layout(width="200px"))
-        self.merge_button = widgets.Button(description="Merge", icon="compress")
+        self.merge_button = widgets.Button(description="Merge")
         self.split_which = widgets.Dropdown(description="split", layout=widgets.Layout(width="230px"))
-        self.split_button = widgets.Button(description="Split in two", icon="expand")
+        self.split_button = widgets.Button(description="Split in two")
         curation = self.control(widgets.VBox([
             widgets.HBox([self.selected_label, self.target, self.move]),
             widgets.HBox([self.rename_which, self.rename_text, self.rename_button]),
@@ -85,7 +99,7 @@ class GeneratorsView(View):
         ], layout=widgets.Layout(border="1px solid #e3e6ee", padding="6px", margin="4px 0")))
 
         self.gallery = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
-        self.fingerprint_button = widgets.Button(description="Show cluster fingerprints", icon="eye",
+        self.fingerprint_button = widgets.Button(description="Show cluster fingerprints",
                                                  tooltip="mean residual and mean log power spectrum of each cluster")
         self.fingerprint_box = widgets.VBox()
 
@@ -94,7 +108,7 @@ class GeneratorsView(View):
         self.extractor.observe(lambda c: self.switch_extractor(c["new"]), names="value")
         self.color_by.observe(lambda c: setattr(state, "color_by", c["new"]), names="value")
         self.recluster.on_click(lambda _: state.recluster(self.k.value, self.method.value))
-        self.move.on_click(lambda _: state.assign(state.selection, None if self.target.value == NEW_CLUSTER else self.target.value))
+        self.move.on_click(lambda _: self.move_selection())
         self.rename_button.on_click(lambda _: state.rename(self.rename_which.value, self.rename_text.value))
         self.merge_button.on_click(lambda _: state.merge(self.merge_source.value, self.merge_target.value))
         self.split_button.on_click(lambda _: state.split(self.split_which.value))
@@ -107,7 +121,7 @@ class GeneratorsView(View):
         self._on_assignments()
         self._on_selection()
         return [top,
-                widgets.HBox([widgets.VBox([self.scatter], layout=widgets.Layout(width="56%")), side]),
+                widgets.HBox([scatter_box, side]),
                 curation,
                 widgets.HTML("<b>Selected images</b> <span class='ss-status'>(first 16; drag a box or lasso on the scatter)</span>"),
                 self.gallery,
@@ -173,8 +187,12 @@ class GeneratorsView(View):
                              yaxis={"showgrid": False, "zeroline": False}))
         for trace in figure.data:   # every trace, or Voila drops some selections
             trace.on_selection(self._on_plot_selection)
-            trace.on_deselect(lambda *_: self.state.select([]))
+            trace.on_deselect(lambda trace, points: self._on_plot_selection(trace, points, None))
         return figure
+
+    def _trace_rows(self) -> list[np.ndarray]:
+        """The attribution rows behind each trace's points (one trace holds every row, in order)."""
+        return [np.arange(self.data.n, dtype=np.int64)]
 
     def _title(self) -> str:
         mode = "clusters" if self.state.color_by == "cluster" else "known labels (grey = unlabelled)"
@@ -190,7 +208,8 @@ class GeneratorsView(View):
                 values = sorted(v for v in set(labels.tolist()) if v)
                 lookup = {v: i for i, v in enumerate(values)}
                 codes = np.array([lookup.get(v, len(values)) for v in labels], dtype=np.int64)
-                self._known_colors = (codes, [cluster_color(i) for i in range(len(values))] + [UNLABELLED_COLOR])
+                self._known_colors = (codes, [known_label_color(i) for i in range(len(values))] + [UNLABELLED_COLOR])
+                self._known_values = values + ["unlabelled"]
             return self._known_colors
         n_colors = int(self.state.assignments.max()) + 1
         return self.state.assignments, [cluster_color(c) for c in range(n_colors)]
@@ -205,7 +224,49 @@ class GeneratorsView(View):
 
     # ------------------------------------------------------------------ reactions
     def _on_plot_selection(self, trace, points, selector) -> None:
-        self.state.select(points.point_inds)
+        """plotly's own selection callback, called once per trace for one event: the parts are combined.
+
+        Used only where no page has attached the bridge (a notebook front end without it, tests): in a
+        browser the bridge is the one source, since these callbacks can be lost behind hover events.
+        """
+        if self.bridge is not None and self.bridge.live:
+            return
+        index = next((i for i, t in enumerate(self.scatter.data) if t is trace), 0)
+        rows_of = self._trace_rows()
+        inds = np.asarray(points.point_inds, dtype=np.int64)
+        self._trace_selection[index] = rows_of[index][inds] if index < len(rows_of) else inds
+        if index == len(self.scatter.data) - 1:   # plotly dispatches to the traces in order
+            parts = list(self._trace_selection.values())
+            self._trace_selection = {}
+            self.state.select(np.concatenate(parts) if parts else [])
+
+    def _on_browser_selection(self, rows: np.ndarray) -> None:
+        self.state.select(rows)
+
+    def _on_escape(self, rows: np.ndarray) -> None:
+        """Escape in the page: the plot has dropped its selection (rows: what it still shows)."""
+        self.state.select(rows)
+        self.state.status = "selection cleared" if rows.size == 0 else f"{rows.size:,} images still selected"
+
+    def move_selection(self) -> int:
+        """Move the selected images to the target cluster, only if they are the ones the plot shows."""
+        state = self.state
+        cluster = None if self.target.value == NEW_CLUSTER else self.target.value
+        bridge = self.bridge
+        if bridge is not None and bridge.live:
+            shown, bridge.shown = bridge.shown, None   # each press needs its own report from the page
+            selected = state.selection if state.selection is not None else np.zeros(0, dtype=np.int64)
+            if shown is None:
+                state.status = ("not moved: the page did not report what the plot shows; "
+                                "press Move selection again")
+                return -1
+            if not np.array_equal(np.sort(shown), np.sort(selected)):
+                state.select(shown)
+                state.status = (f"not moved: the plot shows {len(shown):,} selected images but {len(selected):,} "
+                                "were selected here (a selection event arrived late); the selection now follows "
+                                "the plot: check it and press Move selection again")
+                return -1
+        return state.assign(state.selection, cluster)
 
     def _update_marker(self, force: bool = False) -> None:
         marker = self._marker()
@@ -226,6 +287,20 @@ class GeneratorsView(View):
     def _on_color_by(self, change=None) -> None:
         self._update_marker(force=True)
         self.scatter.layout.title.text = self._title()
+        self._show_legend()
+
+    def _show_legend(self) -> None:
+        """Known labels have their own colours: say which (clusters are named in the clusters table)."""
+        if self.state.color_by != "known":
+            self.legend.value = "<span class='ss-status'>colour = cluster, as in the clusters table</span>"
+            return
+        codes, colors = self._color_codes()
+        present = set(np.unique(codes).tolist())
+        items = [f"<span class='ss-legend-item' data-label='{esc(value)}' data-color='{color}'>"
+                 f"<span class='ss-swatch' style='background:{color}'></span>{esc(value)}</span>"
+                 for i, (value, color) in enumerate(zip(self._known_values, colors)) if i in present]
+        self.legend.value = ("<span class='ss-status'>colour = known label (dev folders; ground truth for test): "
+                             "</span>" + " ".join(items))
 
     def _on_assignments(self, change=None) -> None:
         state = self.state
@@ -246,23 +321,35 @@ class GeneratorsView(View):
             self.merge_target.value = clusters[1]
         self.metrics.value = self.metrics_html()
         self.cluster_table.value = self.cluster_table_html()
+        self._update_captions()   # a move, merge, split or rename changes the gallery's cluster names
 
     def _on_selection(self, change=None) -> None:
         selection = self.state.selection
         n = 0 if selection is None else len(selection)
         self.selected_label.value = f"<b>{n:,}</b> selected&nbsp;"
         if not n:
+            self._captions = []
             self.gallery.children = [widgets.HTML("<span class='ss-status'>nothing selected</span>")]
             return
         shown = selection[:GALLERY_SIZE]
         images = self.data.load_images(shown)
-        frame = self.data.frame
-        cards = []
+        cards, self._captions = [], []
         for index, image in zip(shown.tolist(), images):
-            caption = f"{frame.at[index, 'image_id']}<br>{self.state.cluster_name(self.state.assignments[index])}"
+            caption = widgets.HTML(self._caption(index))
+            self._captions.append((index, caption))
             cards.append(widgets.VBox([widgets.Image(value=png_bytes(image, 96), format="png", width=96, height=96),
-                                       widgets.HTML(f"<div class='ss-caption'>{caption}</div>")]))
+                                       caption]))
         self.gallery.children = cards
+
+    def _caption(self, index: int) -> str:
+        cluster = self.state.assignments[index]
+        return (f"<div class='ss-caption'>{esc(self.data.frame.at[index, 'image_id'])}<br>"
+                f"<span class='ss-swatch' style='background:{cluster_color(cluster)}'></span>"
+                f"{esc(self.state.cluster_name(cluster))}</div>")
+
+    def _update_captions(self) -> None:
+        for index, caption in getattr(self, "_captions", []):
+            caption.value = self._caption(index)
 
     # ------------------------------------------------------------------ panels
     def metrics_html(self) -> str:

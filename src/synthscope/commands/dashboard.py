@@ -92,6 +92,10 @@ def voila_command(path: str | os.PathLike, host: str = "127.0.0.1", port: int = 
             "--MappingKernelManager.cull_connected=False"]
     if preheat:
         argv += ["--preheat_kernel=True", "--pool_size=1"]
+    templates = notebook.parent / "share" / "jupyter"   # Voila's lab template without its CDN links
+    if (templates / "voila" / "templates" / "synthscope").is_dir():
+        env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(templates), env.get("JUPYTER_PATH", "")]))
+        argv.append("--template=synthscope")
     return argv, env
 
 

@@ -1,0 +1,151 @@
+"""The browser's box/lasso selection, delivered to the kernel without loss.
+
+Why not plotly's `on_selection`: a FigureWidget sends hover, unhover, click, selection and deselect
+events through one synced trait (`_js2py_pointsCallback`). While the page waits for the kernel to
+acknowledge a message on a widget, ipywidgets merges that widget's further state updates into a buffer
+in which the last value of each trait wins. A selection made while a hover message is unanswered
+(a busy kernel) is therefore replaced by the hover or unhover that follows the mouse release, and the
+kernel keeps the previous selection while the plot highlights the new one.
+
+`SelectionBridge` listens to the plot in the page and sends every selection as a custom message
+(custom messages are sent at once, never merged): one message per selection event, numbered, with
+the points of every trace read from the plot's `selectedpoints` (what it highlights), and again whenever
+the highlight changes otherwise. It also reports what the plot shows when the analyst presses a guarded
+button ("Move selection"), so the kernel can refuse to act on a selection that is not the one on screen,
+and clears the selection on Escape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anywidget
+import numpy as np
+import traitlets
+
+BRIDGE_JS = r"""
+function plotOf(el) {
+  const box = el.closest('.ss-scatter-box');
+  return box ? box.querySelector('.js-plotly-plot') : null;
+}
+function shownPoints(gd) {
+  return (gd && gd.data ? gd.data : []).map(t =>
+    t.selectedpoints === undefined || t.selectedpoints === null ? null : Array.from(t.selectedpoints, Number));
+}
+function signature(points) {   // cheap, order-sensitive summary of what the plot highlights
+  return points.map(p => p === null ? 'n' : p.length + ':' + p.reduce((a, v, i) => (a + (i + 1) * v) % 1000000007, 0)).join('|');
+}
+export default {
+  render({ model, el }) {
+    let id = 0, gd = null, last = null, dragging = false;
+    const page = Math.random().toString(36).slice(2);   // ids count per page view
+    const report = (event) => {
+      id += 1;
+      const points = shownPoints(gd);
+      last = signature(points);
+      model.send({ event, id, page, points });
+    };
+    const attach = () => {
+      const plot = plotOf(el);
+      if (!plot || !plot.on || plot === gd) return;
+      gd = plot;
+      // selectedpoints are up to date once plotly's own handlers have run: report on the next tick
+      gd.on('plotly_selected', () => setTimeout(() => report('selected'), 0));
+      gd.on('plotly_deselect', () => setTimeout(() => report('deselected'), 0));
+      gd.addEventListener('pointerdown', () => { dragging = true; }, true);
+      report('ready');
+    };
+    const up = () => { dragging = false; };
+    document.addEventListener('pointerup', up, true);
+    const tick = () => {
+      attach();
+      // whatever else changes the highlight (a redraw, a relayout of the selections) is reported too
+      if (gd && !dragging && signature(shownPoints(gd)) !== last) report('changed');
+    };
+    tick();
+    const timer = setInterval(tick, 400);   // the plot renders after this widget, and may re-render
+    const view = el.closest('.ss-view') || document;
+    const guard = (e) => {
+      if (!gd || !e.target.closest) return;
+      if (e.type === 'keydown' && !(e.key === 'Enter' || e.key === ' ')) return;
+      if (e.target.closest('.ss-selection-guard')) report('shown');   // before the button's click message
+    };
+    const escape = (e) => {
+      // Escape = plotly's own deselect (a double-click on the plot's drag layer); its plotly_deselect
+      // then reports the cleared selection like any other
+      if (e.key !== 'Escape' || !gd || !gd.offsetParent) return;
+      const drag = gd.querySelector('.nsewdrag');
+      if (!drag) return;
+      const r = drag.getBoundingClientRect();
+      const fire = (type) => drag.dispatchEvent(new MouseEvent(type, { bubbles: true, cancelable: true, view: window,
+        clientX: r.left + 2, clientY: r.top + 2, button: 0, buttons: type === 'mousedown' ? 1 : 0 }));
+      fire('mousedown'); fire('mouseup'); fire('mousedown'); fire('mouseup');
+      setTimeout(() => report('escape'), 0);
+    };
+    view.addEventListener('pointerdown', guard, true);
+    view.addEventListener('keydown', guard, true);
+    document.addEventListener('keydown', escape);
+    return () => {
+      clearInterval(timer);
+      document.removeEventListener('pointerup', up, true);
+      view.removeEventListener('pointerdown', guard, true);
+      view.removeEventListener('keydown', guard, true);
+      document.removeEventListener('keydown', escape);
+    };
+  }
+}
+"""
+
+
+class SelectionBridge(anywidget.AnyWidget):
+    """Put it in the same `.ss-scatter-box` container as the FigureWidget it watches.
+
+    `on_change(rows)` gets the selected rows (over every trace, mapped by `trace_rows`) after each
+    browser selection or deselection. `live` is True once a page has attached it to its plot;
+    `shown` holds the rows the plot showed at the last guarded button press (None before any).
+    """
+
+    _esm = BRIDGE_JS
+    live = traitlets.Bool(False)
+
+    def __init__(self, trace_rows: Callable[[], list[np.ndarray]], on_change: Callable[[np.ndarray], None],
+                 on_escape: Callable[[np.ndarray], None], **kwargs):
+        super().__init__(**kwargs)
+        self._trace_rows = trace_rows
+        self._on_change = on_change
+        self._on_escape = on_escape
+        self.shown: np.ndarray | None = None
+        self._last_id: dict[str, int] = {}          # page view -> id of the last event applied
+        self.events: list[tuple[str, int, int]] = []   # (event, id, n rows): what arrived, for debugging
+        self.on_msg(self._on_message)
+
+    def rows(self, points) -> np.ndarray:
+        """The selected rows of every trace together (a trace without selectedpoints has none)."""
+        rows_of = self._trace_rows()
+        chosen = []
+        for trace, indices in enumerate(points or []):
+            if indices and trace < len(rows_of):
+                indices = np.asarray(indices, dtype=np.int64)
+                indices = indices[(indices >= 0) & (indices < len(rows_of[trace]))]
+                chosen.append(rows_of[trace][indices])
+        return np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+    def _on_message(self, widget, content, buffers) -> None:
+        if not isinstance(content, dict) or "event" not in content:
+            return
+        event, event_id, page = content["event"], int(content.get("id", 0)), str(content.get("page", ""))
+        rows = self.rows(content.get("points"))
+        self.events.append((event, event_id, int(rows.size)))
+        del self.events[:-200]
+        if event_id <= self._last_id.get(page, 0):
+            return                  # a late message from an older event never overrides a newer one
+        self._last_id[page] = event_id
+        if event == "ready":
+            self.live = True
+            self._on_change(rows)   # a (re)drawn plot starts from what it shows
+        elif event in ("selected", "deselected", "changed"):
+            self._on_change(rows)
+        elif event == "shown":
+            self.shown = rows
+        elif event == "escape":
+            self._on_escape(rows)
