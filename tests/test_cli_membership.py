@@ -163,3 +163,20 @@ def test_membership_on_the_v2_benchmark(shared_dir, tmp_path):
     low, high = (float(x) for x in grouped.split("roc_auc [")[1].split("]")[0].split(", "))
     image_low, image_high = (float(x) for x in auc_line.split("[")[1].split("]")[0].split(","))
     assert high - low > image_high - image_low    # whole scans resampled: a wider, honest interval
+
+
+def test_a_dev_set_too_small_to_score_names_the_set_and_the_group(tmp_path):
+    """One real image per class: the reference needs more, and the message says which set and group."""
+    dev = tmp_path / "dev" / "model_1"
+    _write(dev / "real_used", "real_used_1", _images(1, 40))
+    _write(dev / "real_not_used", "real_not_used_1", _images(1, 41))
+    _write(dev / "generated", "generated_1", _images(6, 42))
+    test_root = tmp_path / "test" / "folder_1"
+    _write(test_root / "real_unknown", "real_unknown_1", _images(6, 43))
+    _write(test_root / "generated", "generated_1", _images(6, 44))
+    result = _invoke("membership", tmp_path / "test", "--dev", tmp_path / "dev", "--space", "pixels",
+                     "--out", tmp_path / "r.csv")
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert f"dev set {(tmp_path / 'dev').resolve()}, group model_1 (2 real images)" in message
+    assert "Traceback" not in result.output and not (tmp_path / "r.csv").exists()
