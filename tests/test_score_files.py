@@ -115,3 +115,28 @@ def test_a_confounded_split_gets_a_caution_even_when_the_score_is_stronger():
     assert "CAUTION" not in chance.message and "not significant" in chance.message
     matched = with_baseline_caveat(strong, ("px:pool_baseline", _verdict(0.98, 1e-6)), n_baselines=4)
     assert "as high as this score" in matched.message
+
+
+def test_a_finished_run_is_cached_by_content_options_and_code(leak_tree, tmp_path):
+    """The dashboard reads a run back on every page load; it must be the run a fresh call gives."""
+    from synthscope.data import load_dataset
+    from synthscope.membership import MembershipOptions, run_membership, run_membership_cached
+    from synthscope.membership.pipeline import run_key
+
+    dev, test, _ = leak_tree
+    dev_set, test_set = load_dataset(dev), load_dataset(test)
+    options = MembershipOptions(spaces=("pixels-norm",))
+    first, cached = run_membership_cached(test_set, dev_set, options, cache_dir=tmp_path)
+    again, cached_again = run_membership_cached(test_set, dev_set, options, cache_dir=tmp_path)
+    assert (cached, cached_again) == (False, True)
+    fresh = run_membership(test_set, dev_set, options, cache=None)
+    pd.testing.assert_series_equal(again.predictions, fresh.predictions)
+    pd.testing.assert_frame_equal(again.scores_table(), fresh.scores_table())
+    assert again.groups[0].verdict == fresh.groups[0].verdict
+    other, cached_other = run_membership_cached(test_set, dev_set, MembershipOptions(spaces=("pixels",)),
+                                                cache_dir=tmp_path)
+    assert not cached_other and len(list((tmp_path / "runs").glob("membership-*.pkl"))) == 2
+    stored = tmp_path / "runs" / f"membership-{run_key(test_set, dev_set, options)}.pkl"
+    stored.write_bytes(b"truncated")                     # a damaged file is recomputed, not trusted
+    rebuilt, was_cached = run_membership_cached(test_set, dev_set, options, cache_dir=tmp_path)
+    assert not was_cached and rebuilt.predictions.equals(fresh.predictions)

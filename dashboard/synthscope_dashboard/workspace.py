@@ -262,15 +262,13 @@ def _membership_from(datasets, cache, device: str = "auto") -> MembershipData:
     """The core's `run_membership` with its default options -- the same call `synthscope membership
     TEST --dev DEV` makes -- laid out for the views. Test labels are never passed in; a ground-truth file
     beside a test folder fills the `truth` column, for evaluation mode only."""
-    from synthscope.membership import MembershipOptions, membership_story, run_membership
-    from synthscope.datatree import ground_truth_beside
+    from synthscope.datatree import ground_truth_beside, membership_pair
+    from synthscope.membership import MembershipOptions, membership_story, run_membership_cached
 
-    dev = next((d for d in datasets if d.split == "dev"), None)
-    scored = next((d for d in datasets if d.split == "test"), None)
-    if scored is None:          # only a labelled folder: it is scored against its own labels
-        scored, dev = dev, None
+    scored, dev = membership_pair(datasets)    # only a labelled folder: scored against its own labels
     try:
-        run = run_membership(scored, dev, MembershipOptions(), cache=cache, device=device)
+        # cached by content, options and code: a reload reads it back (`synthscope prepare` computes it)
+        run, _ = run_membership_cached(scored, dev, MembershipOptions(), cache_dir=cache.cache_dir, device=device)
     except ValueError as error:
         raise WorkspaceError(f"membership cannot be scored: {error}") from None
     truth = ground_truth_beside(scored.root) if scored.split == "test" else None

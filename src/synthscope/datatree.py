@@ -143,6 +143,17 @@ def attribution_matrix(datasets: Sequence[Dataset], extractor: str, *, cache=Non
                              features=np.concatenate(features).astype(np.float32), parts=parts)
 
 
+def membership_pair(datasets: Sequence[Dataset]) -> tuple[Dataset, Dataset | None] | None:
+    """The sub-task 1 data set to score and the labelled dev set its thresholds come from (the test split,
+    with dev; only a labelled folder is scored against its own labels). None without sub-task 1 data."""
+    membership = [d for d in datasets if d.task == "membership"]
+    if not membership:
+        return None
+    dev = next((d for d in membership if d.split == "dev"), None)
+    scored = next((d for d in membership if d.split == "test"), None)
+    return (dev, None) if scored is None else (scored, dev)
+
+
 @dataclass
 class PreparedItem:
     what: str          # e.g. "embed fingerprint on .../subtask1/dev" or "umap of fingerprint (1,000 x 2,113)"
@@ -188,4 +199,14 @@ def prepare(path: str | os.PathLike, *, extractors: Sequence[str] = ("fingerprin
                 computed = True
             done.append(PreparedItem(f"{method} of {extractor} ({X.shape[0]:,} x {X.shape[1]:,})",
                                      time.perf_counter() - start, computed))
+    pair = membership_pair(datasets)
+    if pair is not None:    # the sub-task 1 run the dashboard shows, with the CLI's default options
+        from synthscope.membership import run_membership_cached
+
+        start = time.perf_counter()
+        try:
+            _, cached = run_membership_cached(pair[0], pair[1], cache_dir=cache.cache_dir, device=device)
+            done.append(PreparedItem(f"membership run on {pair[0].root}", time.perf_counter() - start, not cached))
+        except ValueError as error:   # e.g. a group without generated images: the dashboard says so too
+            say(f"membership not scored: {error}")
     return done

@@ -129,6 +129,7 @@ from synthscope.membership.pipeline import (  # noqa: F401
     MembershipOptions,
     MembershipRun,
     predict,
+    run_membership_cached,
     within_group_rank,
     membership_story,
     REFERENCES,
@@ -147,6 +148,7 @@ from synthscope.membership.evaluation import (  # noqa: F401
 )
 
 __all__ = [
+    "run_membership_cached",
     "MembershipOptions",
     "MembershipRun",
     "predict",

@@ -397,3 +397,80 @@ def _used_labels(dataset, rows) -> np.ndarray | None:
     if not np.isin(labels, ["used", "not_used"]).all():
         return None
     return (labels == "used").astype(int)
+
+
+# --------------------------------------------------------------------------------------------------
+# A finished run, cached: what the dashboard reads on every page load and `synthscope prepare` computes
+# --------------------------------------------------------------------------------------------------
+
+RUN_CACHE_SCHEMA = 1
+#: code whose change must invalidate a cached run (scores, features, decoding)
+_RUN_CODE = ("membership", "features", "imageio.py", "data.py", "cache.py")
+
+
+def _code_digest() -> str:
+    import hashlib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in _RUN_CODE:
+        target = root / name
+        for path in sorted(target.rglob("*.py")) if target.is_dir() else [target]:
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def run_key(dataset, dev, options: MembershipOptions) -> str:
+    """What a run depends on: the images (by content), their roles and labels, the options, the code."""
+    import dataclasses
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps({"schema": RUN_CACHE_SCHEMA, "options": dataclasses.asdict(options),
+                                        "code": _code_digest()}, sort_keys=True, default=str).encode())
+    for data in (dataset, dev):
+        if data is None:
+            digest.update(b"<no dev>")
+            continue
+        columns = data.manifest[["image_id", "role", "group", "label", "sha256"]]
+        digest.update(columns.to_csv(index=False).encode())
+        digest.update(str(getattr(data, "size_policy", "error")).encode())
+    return digest.hexdigest()[:32]
+
+
+def run_membership_cached(dataset, dev=None, options: MembershipOptions | None = None, *, cache_dir,
+                          device: str = "auto", progress=False) -> tuple[MembershipRun, bool]:
+    """`run_membership` with its result kept under `<cache_dir>/runs/`: the same images, labels, options and
+    code give the stored run back (bit for bit what a fresh run returns). Returns (run, was_cached).
+    A damaged file is recomputed and replaced."""
+    import os
+    import pickle
+    import tempfile
+    from pathlib import Path
+
+    from synthscope.cache import EmbeddingCache
+
+    options = options or MembershipOptions()
+    folder = Path(cache_dir) / "runs"
+    path = folder / f"membership-{run_key(dataset, dev, options)}.pkl"
+    if path.is_file():
+        try:
+            with open(path, "rb") as handle:
+                run = pickle.load(handle)
+            if isinstance(run, MembershipRun):
+                return run, True
+        except Exception:   # truncated or from another version: recompute below
+            pass
+    run = run_membership(dataset, dev, options, cache=EmbeddingCache(cache_dir), device=device, progress=progress)
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            pickle.dump(run, stream, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return run, False
