@@ -129,13 +129,18 @@ class ExportView(View):
         self.figures_button = widgets.Button(description="Save figures (HTML + PNG)", icon="image")
         self.figures_button.add_class("ss-export-figures")
         self.figures_button.on_click(lambda _: self.show(self.export_figures()))
+        self.report_button = widgets.Button(description="Export report (HTML)", icon="file-text-o",
+                                            tooltip="one self-contained HTML file (no kernel, no network needed): "
+                                                    "scatter, fingerprints, tables, verdicts, galleries")
+        self.report_button.add_class("ss-export-report")
+        self.report_button.on_click(lambda _: self.show(self.export_report()))
         self.result = widgets.HTML()
         self.result.add_class("ss-export-result")
         intro = ("<p>Run files use the test images (or all images when there is no test split) and include your "
                  "curation: moved, merged, split clusters and every label set by hand. Each file is validated "
                  "after writing. Presentation mode (top right) hides every control.</p>")
         return [widgets.HTML(intro), self.root_note, self.control(self.folder),
-                self.control(widgets.HBox(buttons + [self.figures_button])), self.result]
+                self.control(widgets.HBox(buttons + [self.figures_button, self.report_button])), self.result]
 
     def target(self) -> Path:
         """The folder the sub-folder box names, made if needed; ExportRefused when it leaves the root."""
@@ -236,6 +241,31 @@ class ExportView(View):
         if check.ok:
             return banner(f"<b>{what} {kind} written and valid</b>: <code class='ss-run-path'>{esc(path)}</code><br>{detail}", "ok")
         return banner(f"<b>{what} {kind} refused</b>: " + "<br>".join(esc(e) for e in check.errors), "bad")
+
+    def export_report(self) -> str:
+        """The static report (`synthscope_dashboard.report`) of the current curation, never overwriting."""
+        import time
+
+        from synthscope_dashboard.report import external_references, write_report
+
+        def write(tmp: Path) -> RunCheck:
+            write_report(self.state, tmp)
+            found = external_references(tmp.read_text(encoding="utf-8"))
+            return RunCheck(not found, [f"the report would fetch {ref!r}" for ref in found])
+
+        start = time.perf_counter()
+        try:
+            path, check = self.write_new_file("synthscope_report.html", write)
+        except ExportRefused as error:
+            return self.refused("report", error)
+        seconds = time.perf_counter() - start
+        if not check.ok:
+            self.state.status = "report NOT written"
+            return banner("<b>report refused</b>: " + "<br>".join(esc(e) for e in check.errors), "bad")
+        self.state.status = f"report written to {path}"
+        return banner(f"<b>report written</b>: <code class='ss-report-path'>{esc(path)}</code><br>"
+                      f"{path.stat().st_size / 1024:,.0f} KB in {seconds:.1f} s; one file that opens in any browser "
+                      "without the dashboard or a network", "ok")
 
     def export_figures(self) -> str:
         if not any(view.figures for view in self.figure_sources):
