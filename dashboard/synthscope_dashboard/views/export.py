@@ -126,6 +126,14 @@ class ExportView(View):
             self.attribution_button.add_class("ss-export-st2")
             self.attribution_button.on_click(lambda _: self.show(self.export_attribution()))
             buttons.append(self.attribution_button)
+        if workspace.subsets is not None and workspace.subsets.run is not None:
+            self.subset_button = widgets.Button(description="Write 2025 sub-task 2 run", icon="download",
+                                                button_style="primary",
+                                                tooltip="<image_id>,<subset> per test image, as `synthscope attribute "
+                                                        "TEST --dev DEV`")
+            self.subset_button.add_class("ss-export-subsets")
+            self.subset_button.on_click(lambda _: self.show(self.export_subsets()))
+            buttons.append(self.subset_button)
         self.figures_button = widgets.Button(description="Save figures (HTML + PNG)", icon="image")
         self.figures_button.add_class("ss-export-figures")
         self.figures_button.on_click(lambda _: self.show(self.export_figures()))
@@ -234,6 +242,32 @@ class ExportView(View):
             return self.refused("sub-task 2 run", error)
         return self._report("sub-task 2", path, check,
                             f"{len(series):,} images in {k} clusters ({legend}){note}")
+
+    def export_subsets(self) -> str:
+        """The 2025 sub-task 2 run (`<image_id>,<subset>`): the core run's own writer, then validated
+        against the test ids and the dev subsets -- the file `synthscope attribute` writes."""
+        from synthscope.submission import SubmissionError, validate_run
+
+        subsets = self.state.workspace.subsets
+        run = subsets.run
+        ids = [str(i) for i in run.labels.index]
+
+        def write(tmp: Path) -> RunCheck:
+            try:
+                run.write(tmp, expected_ids=ids)
+            except SubmissionError as error:
+                return RunCheck(False, [str(error)])
+            result = validate_run(tmp, "subset", ids, allowed_labels=subsets.classes)
+            return RunCheck(bool(result.ok), list(result.errors))
+
+        try:
+            path, check = self.write_new_file("subtask2_subsets_run.csv", write)
+        except ExportRefused as error:
+            return self.refused("2025 sub-task 2 run", error)
+        counts = run.labels.value_counts()
+        return self._report("2025 sub-task 2", path, check,
+                            f"{len(ids):,} images: " + ", ".join(f"{esc(s)} {int(counts.get(s, 0)):,}"
+                                                                 for s in subsets.classes))
 
     def _report(self, what: str, path: Path, check, detail: str) -> str:
         kind = "file" if what.endswith("scores") else "run"
