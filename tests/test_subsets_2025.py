@@ -158,6 +158,20 @@ def test_export_is_validated_and_equals_the_cli_run_byte_for_byte(app, tree, tmp
     assert second.name == "subtask2_subsets_run-2.csv"   # never overwritten
 
 
+def test_the_report_holds_the_2025_section(app, tmp_path):
+    from synthscope_dashboard.report import external_references, write_report
+
+    text = write_report(app.state, tmp_path / "report.html").read_text(encoding="utf-8")
+    section = text[text.index("id='subsets'"):]
+    cells = [int(v) for v in re.findall(r"data-predicted='[^']+'[^>]*>(\d+)<", section)]
+    assert cells == app.state.workspace.subsets.cv.confusion.to_numpy().ravel().tolist()
+    lowest = section[section.index("ss-subset-lowest"):]
+    lowest = lowest[:lowest.index("</table>")]
+    confidences = [float(v) for v in re.findall(r"class='ss-value'>([0-9.]+)<", lowest)]
+    assert len(confidences) == 20 and confidences == sorted(confidences)
+    assert external_references(text) == []
+
+
 def test_a_dev_tree_alone_shows_the_cross_validation_without_an_export(tree, tmp_path):
     from synthscope_dashboard.app import build
 

@@ -222,6 +222,33 @@ def gallery_html(state, pair_name: str, predictions: np.ndarray, size: int = GAL
             "it = used), each beside its nearest generated images</h4>" + "".join(out))
 
 
+# -- 2025 sub-task 2 ------------------------------------------------------------------------------
+
+def subsets_html(subsets, lowest: int = 20) -> str:
+    """The 2025 tab: dev cross-validation (accuracy with baselines, confusion matrix) and the test
+    assignments, least confident first."""
+    from synthscope_dashboard.views.subsets import accuracy_table, confusion_html
+
+    cv = subsets.cv
+    parts = ["<section id='subsets'><h2>Sub-task 2 (2025) · training subsets</h2>",
+             f"<p class='ss-status'>{len(subsets.classes)} subsets in <code>{esc(subsets.dev_root)}</code>: "
+             + ", ".join(esc(c) for c in subsets.classes) + "</p>",
+             accuracy_table(cv.report, f"dev, {cv.n_splits}-fold stratified cross-validation (out-of-fold) · "
+                                       f"n = {len(cv.predictions):,}"),
+             confusion_html(cv.confusion)]
+    if subsets.run is not None:
+        predictions = subsets.predictions.sort_values(["confidence", "image_id"], kind="stable")
+        rows = "".join(f"<tr><td>{esc(r.image_id)}</td><td>{esc(r.subset)}</td>"
+                       f"<td class='ss-value'>{fmt(r.confidence)}</td></tr>" for r in predictions.head(lowest).itertuples())
+        counts = predictions["subset"].value_counts()
+        parts.append(f"<p>{len(predictions):,} test images assigned: "
+                     + ", ".join(f"{esc(c)} {int(counts.get(c, 0)):,}" for c in subsets.classes) + "</p>"
+                     f"<table class='ss-table ss-subset-lowest'><caption>the {min(lowest, len(predictions))} least "
+                     "confident assignments</caption><tr><th>image</th><th>subset</th><th>confidence</th></tr>"
+                     + rows + "</table>")
+    return "".join(parts) + "</section>"
+
+
 # -- the page -------------------------------------------------------------------------------------
 
 def report_html(state) -> str:
@@ -246,6 +273,9 @@ def report_html(state) -> str:
                     + "<h3>Fingerprints per cluster</h3>" + fingerprints_html(state) + "</section>")
         if truth_table:
             evaluation.append(truth_table)
+    subsets = workspace.subsets
+    if subsets is not None:
+        body.append(subsets_html(subsets))
     membership = workspace.membership
     if membership is not None:
         predictions = state.membership_predictions()
