@@ -16,6 +16,7 @@ from synthscope_dashboard.views.common import STYLE, banner, esc, guarded
 from synthscope_dashboard.views.export import ExportView
 from synthscope_dashboard.views.generators import GeneratorsView
 from synthscope_dashboard.views.overview import OverviewView
+from synthscope_dashboard.views.subsets import SubsetsView
 from synthscope_dashboard.views.training import TrainingView
 from synthscope_dashboard.workspace import Workspace, WorkspaceError, load_workspace
 
@@ -134,6 +135,8 @@ class Dashboard(widgets.VBox):
             self.views.append(GeneratorsView(state))
         if workspace.membership is not None:
             self.views.append(TrainingView(state))
+        if workspace.subsets is not None:
+            self.views.append(SubsetsView(state))
         self.views.append(ExportView(state, figure_sources=self.views[:], export_root=export_dir))
         self.tabs = widgets.Tab(children=[view.root for view in self.views])
         for index, view in enumerate(self.views):

@@ -170,6 +170,27 @@ class MembershipData:
 
 
 @dataclass
+class SubsetData:
+    """2025 sub-task 2: each test image assigned to the training subset it came from, by the core's
+    `run_attribution(test, dev)` (the call `synthscope attribute TEST --dev DEV` makes), and the same
+    classifier cross-validated on the dev images (`cross_validated_subsets`)."""
+    dev_root: str
+    classes: list[str]
+    cv: object                                   # core SubsetCrossValidation (dev, out-of-fold)
+    run: object | None = None                    # core AttributionRun(kind="subset"); None without a test folder
+    test_root: str = ""
+    load_test_images: ImageLoader | None = None  # positional index in run.labels -> images
+
+    @property
+    def predictions(self) -> pd.DataFrame:
+        """image_id, subset, confidence per test image, in the run file's order."""
+        if self.run is None:
+            return pd.DataFrame({"image_id": [], "subset": [], "confidence": []})
+        return pd.DataFrame({"image_id": self.run.labels.index.astype(str), "subset": self.run.labels.to_numpy(),
+                             "confidence": self.run.confidence.to_numpy()})
+
+
+@dataclass
 class Workspace:
     path: str
     datasets: list[DatasetSummary]
@@ -180,6 +201,7 @@ class Workspace:
     # extractor name -> AttributionData over the same rows (None: the extractor cannot be changed)
     #: (extractor name, progress callback or None) -> the same images in other features
     attribution_loader: Callable[..., AttributionData] | None = None
+    subsets: SubsetData | None = None      # a 2025 sub-task 2 dev tree (real/<subset>, generated/<subset>)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,6 +233,9 @@ def load_workspace(path: str | os.PathLike, *, extractor: str = "fingerprint", c
         workspace.attribution = _attribution_from(datasets, extractor, cache, str(path), device=device)
         workspace.attribution_loader = lambda name, progress=None: _attribution_from(datasets, name, cache, str(path),
                                                                                      progress, device=device)
+    if any(d.task == "attribution" and d.split == "dev" and d.layout.startswith("2025-st2") for d in datasets):
+        say("assigning test images to the 2025 training subsets")
+        workspace.subsets = _subsets_from(datasets, cache, device=device)
     membership = [d for d in datasets if d.task == "membership"]
     if membership:
         say("scoring real images")
@@ -256,6 +281,28 @@ def _attribution_from(datasets, extractor: str, cache, path: str, progress=None,
     k = max(int(known), 2)
     return AttributionData(frame=frame, features=X, extractor=extractor, load_images=matrix.load_images,
                            projections=projections, projection_hints=hints, k=k)
+
+
+def _subsets_from(datasets, cache, device: str = "auto") -> SubsetData:
+    """The core's supervised subset run with default options (as `synthscope attribute TEST --dev DEV`)
+    and its dev cross-validation. Test labels are never read."""
+    from synthscope.attribution import AttributionOptions, cross_validated_subsets, run_attribution
+
+    dev = next(d for d in datasets if d.task == "attribution" and d.split == "dev" and d.layout.startswith("2025-st2"))
+    test = next((d for d in datasets if d.task == "attribution" and d.split == "test"), None)
+    options = AttributionOptions()
+    try:
+        cv = cross_validated_subsets(dev, options, cache=cache, device=device)
+        run = run_attribution(test, dev, options, cache=cache, device=device) if test is not None else None
+    except ValueError as error:
+        raise WorkspaceError(f"the 2025 subsets cannot be assigned: {error}") from None
+    data = SubsetData(dev_root=str(dev.root), classes=list(cv.classes), cv=cv, run=run)
+    if test is not None:
+        manifest = test.manifest
+        rows = pd.Index(manifest["image_id"].astype(str)).get_indexer(run.labels.index.astype(str))
+        data.test_root = str(test.root)
+        data.load_test_images = lambda indices: test.images(rows[np.asarray(indices, dtype=np.int64)])
+    return data
 
 
 def _membership_from(datasets, cache, device: str = "auto") -> MembershipData:

@@ -31,7 +31,7 @@ _EXPORTS = {
     # sub-task 2
     "run_attribution": "synthscope.attribution", "AttributionOptions": "synthscope.attribution",
     "AttributionRun": "synthscope.attribution", "evaluate_attribution": "synthscope.attribution",
-    "cluster_fingerprints": "synthscope.attribution",
+    "cluster_fingerprints": "synthscope.attribution", "cross_validated_subsets": "synthscope.attribution",
     # sub-task 1
     "run_membership": "synthscope.membership", "MembershipOptions": "synthscope.membership",
     "MembershipRun": "synthscope.membership", "evaluate_membership": "synthscope.membership",

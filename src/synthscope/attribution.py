@@ -605,6 +605,67 @@ def run_attribution(dataset, dev=None, options: AttributionOptions | None = None
                           chosen=dict(model.chosen_))
 
 
+@dataclass
+class SubsetCrossValidation:
+    """Out-of-fold subset predictions on the labelled dev images (2025 sub-task 2): how well the
+    classifier `run_attribution` fits on dev assigns images it has not seen."""
+
+    predictions: pd.DataFrame      # image_id (index), subset (dev label), predicted, confidence, fold
+    classes: list[str]
+    n_splits: int
+    report: object                 # MetricReport: accuracy with CI, majority / uniform baselines
+
+    @property
+    def confusion(self) -> pd.DataFrame:
+        """Counts, dev subset (rows) x predicted subset (columns), every class on both axes."""
+        table = pd.crosstab(self.predictions["subset"], self.predictions["predicted"])
+        return table.reindex(index=self.classes, columns=self.classes, fill_value=0).rename_axis(
+            index="subset", columns="predicted")
+
+
+def cross_validated_subsets(dev, options: AttributionOptions | None = None, *, n_splits: int = 5, cache=None,
+                            device: str = "auto", progress=False, dev_features=None,
+                            n_boot: int = 1000) -> SubsetCrossValidation:
+    """Stratified K-fold on the generated images of a 2025 dev tree, each fold's `SubsetClassifier`
+    fit (with the options' seed and first extractor, as `run_attribution`) on the other folds.
+    `n_splits` is lowered to the smallest subset's size; a subset with a single image is an error."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from synthscope.metrics import subset_accuracy_report
+
+    options = options or AttributionOptions()
+    dev_set = _generated_only(dev)
+    if not dev_set.layout.startswith("2025-st2"):
+        raise ValueError(f"{dev.root} is a {dev.layout} tree, not a 2025 sub-task 2 dev tree (real/<subset>, "
+                         "generated/<subset>)")
+    view = options.extractors[0]
+    X = _embed_views(dev_set, (view,), cache, device, progress, dev_features)[view]
+    y = dev_generator_labels(dev_set).astype(str)
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise ValueError("need dev images from at least two subsets to cross-validate a classifier")
+    splits = int(min(n_splits, counts.min()))
+    if splits < 2:
+        raise ValueError(f"subset {classes[counts.argmin()]!r} has a single generated image: it cannot be both "
+                         "fit on and held out")
+    predicted = np.empty(len(y), dtype=object)
+    confidence = np.zeros(len(y))
+    fold = np.zeros(len(y), dtype=np.int64)
+    folds = StratifiedKFold(n_splits=splits, shuffle=True, random_state=options.seed)
+    for number, (train, held) in enumerate(folds.split(X, y)):
+        model = SubsetClassifier(random_state=options.seed).fit(X[train], y[train])
+        probabilities = model.predict_proba(X[held])
+        predicted[held] = model.classes_[probabilities.argmax(axis=1)]
+        confidence[held] = probabilities.max(axis=1)
+        fold[held] = number
+    ids = pd.Index(dev_set.manifest["image_id"].astype(str).to_numpy(), name="image_id")
+    frame = pd.DataFrame({"subset": y, "predicted": predicted.astype(str), "confidence": confidence, "fold": fold},
+                         index=ids)
+    return SubsetCrossValidation(frame, [str(c) for c in classes], splits,
+                                 subset_accuracy_report(y, frame["predicted"].to_numpy(), n_boot=n_boot,
+                                                        seed=options.seed))
+
+
 def evaluate_attribution(run: AttributionRun, truth: pd.Series, *, n_boot: int = 1000, seed: int = 0):
     """ARI/NMI (clusters) or accuracy (subsets) against the ground truth, with bootstrap CIs."""
     from synthscope.metrics import subset_accuracy_report

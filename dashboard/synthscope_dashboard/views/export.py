@@ -126,16 +126,29 @@ class ExportView(View):
             self.attribution_button.add_class("ss-export-st2")
             self.attribution_button.on_click(lambda _: self.show(self.export_attribution()))
             buttons.append(self.attribution_button)
+        if workspace.subsets is not None and workspace.subsets.run is not None:
+            self.subset_button = widgets.Button(description="Write 2025 sub-task 2 run", icon="download",
+                                                button_style="primary",
+                                                tooltip="<image_id>,<subset> per test image, as `synthscope attribute "
+                                                        "TEST --dev DEV`")
+            self.subset_button.add_class("ss-export-subsets")
+            self.subset_button.on_click(lambda _: self.show(self.export_subsets()))
+            buttons.append(self.subset_button)
         self.figures_button = widgets.Button(description="Save figures (HTML + PNG)", icon="image")
         self.figures_button.add_class("ss-export-figures")
         self.figures_button.on_click(lambda _: self.show(self.export_figures()))
+        self.report_button = widgets.Button(description="Export report (HTML)", icon="file-text-o",
+                                            tooltip="one self-contained HTML file (no kernel, no network needed): "
+                                                    "scatter, fingerprints, tables, verdicts, galleries")
+        self.report_button.add_class("ss-export-report")
+        self.report_button.on_click(lambda _: self.show(self.export_report()))
         self.result = widgets.HTML()
         self.result.add_class("ss-export-result")
         intro = ("<p>Run files use the test images (or all images when there is no test split) and include your "
                  "curation: moved, merged, split clusters and every label set by hand. Each file is validated "
                  "after writing. Presentation mode (top right) hides every control.</p>")
         return [widgets.HTML(intro), self.root_note, self.control(self.folder),
-                self.control(widgets.HBox(buttons + [self.figures_button])), self.result]
+                self.control(widgets.HBox(buttons + [self.figures_button, self.report_button])), self.result]
 
     def target(self) -> Path:
         """The folder the sub-folder box names, made if needed; ExportRefused when it leaves the root."""
@@ -230,12 +243,63 @@ class ExportView(View):
         return self._report("sub-task 2", path, check,
                             f"{len(series):,} images in {k} clusters ({legend}){note}")
 
+    def export_subsets(self) -> str:
+        """The 2025 sub-task 2 run (`<image_id>,<subset>`): the core run's own writer, then validated
+        against the test ids and the dev subsets -- the file `synthscope attribute` writes."""
+        from synthscope.submission import SubmissionError, validate_run
+
+        subsets = self.state.workspace.subsets
+        run = subsets.run
+        ids = [str(i) for i in run.labels.index]
+
+        def write(tmp: Path) -> RunCheck:
+            try:
+                run.write(tmp, expected_ids=ids)
+            except SubmissionError as error:
+                return RunCheck(False, [str(error)])
+            result = validate_run(tmp, "subset", ids, allowed_labels=subsets.classes)
+            return RunCheck(bool(result.ok), list(result.errors))
+
+        try:
+            path, check = self.write_new_file("subtask2_subsets_run.csv", write)
+        except ExportRefused as error:
+            return self.refused("2025 sub-task 2 run", error)
+        counts = run.labels.value_counts()
+        return self._report("2025 sub-task 2", path, check,
+                            f"{len(ids):,} images: " + ", ".join(f"{esc(s)} {int(counts.get(s, 0)):,}"
+                                                                 for s in subsets.classes))
+
     def _report(self, what: str, path: Path, check, detail: str) -> str:
         kind = "file" if what.endswith("scores") else "run"
         self.state.status = f"{what} {kind} written to {path}" if check.ok else f"{what} {kind} NOT valid"
         if check.ok:
             return banner(f"<b>{what} {kind} written and valid</b>: <code class='ss-run-path'>{esc(path)}</code><br>{detail}", "ok")
         return banner(f"<b>{what} {kind} refused</b>: " + "<br>".join(esc(e) for e in check.errors), "bad")
+
+    def export_report(self) -> str:
+        """The static report (`synthscope_dashboard.report`) of the current curation, never overwriting."""
+        import time
+
+        from synthscope_dashboard.report import external_references, write_report
+
+        def write(tmp: Path) -> RunCheck:
+            write_report(self.state, tmp)
+            found = external_references(tmp.read_text(encoding="utf-8"))
+            return RunCheck(not found, [f"the report would fetch {ref!r}" for ref in found])
+
+        start = time.perf_counter()
+        try:
+            path, check = self.write_new_file("synthscope_report.html", write)
+        except ExportRefused as error:
+            return self.refused("report", error)
+        seconds = time.perf_counter() - start
+        if not check.ok:
+            self.state.status = "report NOT written"
+            return banner("<b>report refused</b>: " + "<br>".join(esc(e) for e in check.errors), "bad")
+        self.state.status = f"report written to {path}"
+        return banner(f"<b>report written</b>: <code class='ss-report-path'>{esc(path)}</code><br>"
+                      f"{path.stat().st_size / 1024:,.0f} KB in {seconds:.1f} s; one file that opens in any browser "
+                      "without the dashboard or a network", "ok")
 
     def export_figures(self) -> str:
         if not any(view.figures for view in self.figure_sources):

@@ -56,7 +56,10 @@ def attribute(
     if k is not None and k >= n_images:
         raise fail(f"--k {k} with {n_images} generated images in {path}: each image would be a cluster "
                    f"of its own; k must be smaller than the number of images (2..{n_images - 1} here)")
-    dev_set = load_for(dev, **loading, what="dev set") if dev is not None else None
+    # --layout names PATH's layout (e.g. 2025-st2-test, which looks like 2024-st2-test); the dev tree is
+    # detected from its own folders unless a dev layout is forced
+    dev_loading = {**loading, "layout": layout if layout is not None and choice(layout).endswith("-dev") else None}
+    dev_set = load_for(dev, **dev_loading, what="dev set") if dev is not None else None
     if k is None and (dev_set is None or not dev_set.layout.startswith("2025-st2")):
         raise fail("--k is required for clustering: the number of generators the task states")
     try:

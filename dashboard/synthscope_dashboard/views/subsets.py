@@ -1,0 +1,123 @@
+"""2025 sub-task 2: supervised attribution of generated images to the training subsets of the dev tree.
+
+The predictions are the core's `run_attribution(test, dev)` (what `synthscope attribute TEST --dev DEV`
+writes); the confusion matrix is `cross_validated_subsets(dev)`: stratified K-fold on the dev
+generated images with the same classifier, so it says how far to trust the test assignments.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import numpy as np
+import plotly.graph_objects as go
+
+from synthscope_dashboard.imaging import png_bytes
+from synthscope_dashboard.views.common import View, banner, esc, estimate_row, fmt, metric_table
+
+TABLE_ROWS = 200
+THUMBS = 8
+SORTS = (("confidence, lowest first", "confidence"), ("image id", "image_id"), ("subset, then confidence", "subset"))
+
+
+def confusion_html(confusion) -> str:
+    """Counts, dev subset (rows) x predicted subset (columns); the diagonal is correct."""
+    head = "".join(f"<th>{esc(c)}</th>" for c in confusion.columns)
+    rows = []
+    for subset, counts in confusion.iterrows():
+        cells = "".join(
+            f"<td class='ss-value' data-true='{esc(subset)}' data-predicted='{esc(col)}' "
+            f"style='background:{'#e7f6ec' if col == subset else ('#fdeaea' if value else 'white')}'>{int(value)}</td>"
+            for col, value in counts.items())
+        rows.append(f"<tr><th>{esc(subset)}</th>{cells}<td class='ss-ci'>{int(counts.sum())}</td></tr>")
+    return ("<table class='ss-table ss-confusion'><caption>dev cross-validated confusion matrix (rows: the subset an "
+            "image came from; columns: the subset predicted by a classifier that never saw it)</caption>"
+            f"<tr><th>subset \\ predicted</th>{head}<th>images</th></tr>" + "".join(rows) + "</table>")
+
+
+def accuracy_table(report, caption: str) -> str:
+    baselines = report.baselines
+    row = estimate_row("accuracy", report.estimates["accuracy"],
+                       [("majority subset", baselines["majority_class"]["accuracy"]),
+                        ("uniform random", baselines["random"]["accuracy"])])
+    return metric_table([row], caption)
+
+
+class SubsetsView(View):
+    title = "Training subsets (2025)"
+
+    def __init__(self, state):
+        super().__init__(state)
+        self.data = state.workspace.subsets
+
+    def build(self):
+        data = self.data
+        cv = data.cv
+        self.summary = widgets.HTML(self.summary_html())
+        self.summary.add_class("ss-subset-summary")
+        self.confusion = widgets.HTML(confusion_html(cv.confusion))
+        self.confusion.add_class("ss-subset-confusion")
+        parts = [self.summary, self.confusion]
+        if data.run is None:
+            parts.append(widgets.HTML(banner("No test folder beside the dev tree: only the dev cross-validation is "
+                                             "shown. Add <code>test/generated_unknown/</code> to assign images.", "info")))
+            return parts
+        self.histogram = self._histogram()
+        self.figures["subset_confidence"] = self.histogram
+        self.sort = widgets.Dropdown(options=SORTS, value="confidence", description="sort by",
+                                     layout=widgets.Layout(width="320px"))
+        self.table = widgets.HTML()
+        self.table.add_class("ss-subset-table")
+        self.thumbs = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
+        self.sort.observe(lambda change: self._fill(), names="value")
+        self._fill()
+        return parts + [self.histogram, self.control(self.sort),
+                        widgets.HTML("<b>Test images with the lowest confidence</b> <span class='ss-status'>(check "
+                                     "these first)</span>"), self.thumbs, self.table]
+
+    def summary_html(self) -> str:
+        data, cv = self.data, self.data.cv
+        lines = [f"<b>{len(data.classes)} training subsets</b> in the dev tree <code>{esc(data.dev_root)}</code>: "
+                 + ", ".join(esc(c) for c in data.classes) + "."]
+        if data.run is not None:
+            predictions = data.predictions
+            counts = predictions["subset"].value_counts()
+            lines.append(f"{len(predictions):,} test images of <code>{esc(data.test_root)}</code> assigned: "
+                         + ", ".join(f"{esc(s)} {int(counts.get(s, 0)):,}" for s in data.classes)
+                         + f"; median confidence {fmt(float(predictions['confidence'].median()))}.")
+            lines += [esc(line) for line in data.run.description]
+        return ("<br>".join(lines) + accuracy_table(
+            cv.report, f"dev, {cv.n_splits}-fold stratified cross-validation (out-of-fold) · n = {len(cv.predictions):,}"))
+
+    def _histogram(self) -> go.FigureWidget:
+        predictions = self.data.predictions
+        figure = go.FigureWidget(layout=go.Layout(
+            height=300, barmode="stack", margin={"l": 40, "r": 10, "t": 36, "b": 40}, plot_bgcolor="white",
+            title={"text": "confidence of each test assignment (probability of the predicted subset)", "font": {"size": 14}},
+            xaxis={"title": "confidence", "range": [0, 1]}, yaxis={"title": "images"}))
+        for subset in self.data.classes:
+            values = predictions.loc[predictions["subset"] == subset, "confidence"].to_numpy()
+            figure.add_trace(go.Histogram(x=values, name=subset, xbins={"start": 0, "end": 1, "size": 0.05}))
+        return figure
+
+    def ordered(self):
+        predictions = self.data.predictions
+        key = self.sort.value if hasattr(self, "sort") else "confidence"
+        by = {"confidence": ["confidence", "image_id"], "image_id": ["image_id"], "subset": ["subset", "confidence"]}[key]
+        return predictions.sort_values(by, kind="stable")
+
+    def _fill(self) -> None:
+        ordered = self.ordered()
+        rows = "".join(f"<tr><td>{esc(r.image_id)}</td><td>{esc(r.subset)}</td>"
+                       f"<td class='ss-value' data-confidence='{r.confidence:.6f}'>{fmt(r.confidence)}</td></tr>"
+                       for r in ordered.head(TABLE_ROWS).itertuples())
+        more = (f"<div class='ss-status'>first {TABLE_ROWS} of {len(ordered):,}; the export holds all</div>"
+                if len(ordered) > TABLE_ROWS else "")
+        self.table.value = ("<table class='ss-table'><tr><th>image</th><th>subset</th><th>confidence</th></tr>"
+                            + rows + "</table>" + more)
+        lowest = self.data.predictions.sort_values(["confidence", "image_id"], kind="stable").head(THUMBS)
+        images = self.data.load_test_images(lowest.index.to_numpy())
+        self.thumbs.children = [
+            widgets.VBox([widgets.Image(value=png_bytes(image, 96), format="png", width=96, height=96),
+                          widgets.HTML(f"<div class='ss-caption'>{esc(r.image_id)}<br>{esc(r.subset)} "
+                                       f"({fmt(r.confidence, 2)})</div>")])
+            for image, r in zip(images, lowest.itertuples())]

@@ -1,0 +1,247 @@
+"""Issue 15 B: the 2025 sub-task 2 view (supervised attribution to training subsets).
+
+A small 2025 tree: dev/real/<subset>/, dev/generated/<subset>/ and test/generated_unknown/. The two
+subsets' generated images carry different artefacts (a grid, added noise), so a classifier can tell
+them apart; the test folder mixes both. Kernel side: the core's cross-validation, the view's confusion
+matrix and table, the export (validated, and byte for byte the CLI's run file). In Chromium: the tab
+renders and its export button writes the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from layout_factory import make_layout
+from test_dashboard_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, PAGE_TIMEOUT_MS, _free_port
+from test_dashboard_state import _generate, _real_slice, _save
+
+SUBSETS = {"subset_a": "grid", "subset_b": "noise"}
+N_DEV, N_TEST = 10, 8      # generated images per subset in dev; per subset in test
+N_OTHER = 4                # test images from neither subset (blurred): assigned to one anyway
+N_TEST_ALL = len(SUBSETS) * N_TEST + N_OTHER
+
+
+def make_2025_tree(root: Path, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    truth = []
+    for subset, kind in SUBSETS.items():
+        for i in range(N_DEV):
+            real = _real_slice(rng)
+            _save(root / "dev" / "real" / subset / f"real_{subset}_{i + 1:04d}.png", real)
+            _save(root / "dev" / "generated" / subset / f"generated_{subset}_{i + 1:04d}.png", _generate(kind, real, rng))
+    subsets = [s for s in SUBSETS for _ in range(N_TEST)] + ["other"] * N_OTHER
+    order = rng.permutation(len(subsets))
+    for position, index in enumerate(order):
+        subset = subsets[index]
+        image_id = f"generated_unknown_{position + 1:05d}"
+        kind = SUBSETS.get(subset, "blur")
+        _save(root / "test" / "generated_unknown" / f"{image_id}.png", _generate(kind, _real_slice(rng), rng))
+        truth.append((image_id, subset))
+    # kept apart from the tree: the dashboard must never read test labels to assign subsets
+    pd.DataFrame(truth, columns=["image_id", "subset"]).to_csv(root.parent / f"{root.name}_truth.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    return make_2025_tree(tmp_path_factory.mktemp("st2025") / "tree")
+
+
+@pytest.fixture(scope="module")
+def loaded(tree, tmp_path_factory):
+    from synthscope_dashboard.workspace import load_workspace
+
+    return load_workspace(tree, cache_dir=tmp_path_factory.mktemp("embeddings"))
+
+
+@pytest.fixture
+def app(loaded, tmp_path):
+    from synthscope_dashboard.app import build
+
+    dashboard = build(workspace=dataclasses.replace(loaded, cache_dir=tmp_path / "cache"), autosave=False,
+                      export_dir=tmp_path / "exports")
+    for view in dashboard.views:
+        view.ensure_built()
+    return dashboard
+
+
+# -- core ------------------------------------------------------------------------------------------
+
+def test_cross_validation_predicts_every_dev_image_once_out_of_fold(tree):
+    from synthscope.attribution import cross_validated_subsets
+    from synthscope.data import load_dataset
+
+    cv = cross_validated_subsets(load_dataset(tree / "dev"))
+    frame = cv.predictions
+    assert len(frame) == len(SUBSETS) * N_DEV and frame.index.is_unique
+    assert cv.n_splits == 5 and sorted(frame["fold"].unique()) == list(range(5))
+    assert frame.groupby("fold")["subset"].value_counts().unstack().eq(N_DEV // 5).all().all()   # stratified
+    confusion = cv.confusion
+    assert list(confusion.index) == list(confusion.columns) == sorted(SUBSETS)
+    assert int(confusion.to_numpy().sum()) == len(frame)
+    assert confusion.sum(axis=1).to_dict() == {s: N_DEV for s in SUBSETS}
+    accuracy = cv.report.estimates["accuracy"]
+    assert accuracy.value == pytest.approx(np.trace(confusion.to_numpy()) / len(frame))
+    # the subsets differ (grid vs noise): held-out images are told apart beyond the majority baseline
+    assert accuracy.ci_low > cv.report.baselines["majority_class"]["accuracy"]
+    assert ((frame["confidence"] >= 0.5) & (frame["confidence"] <= 1)).all()
+
+
+def test_cross_validation_lowers_k_to_the_smallest_subset_and_refuses_other_trees(tmp_path):
+    from synthscope.attribution import cross_validated_subsets
+    from synthscope.data import load_dataset
+
+    small = load_dataset(make_layout(tmp_path, "2025-st2-dev", n=3))
+    cv = cross_validated_subsets(small, n_splits=5)
+    assert cv.n_splits == 3 and int(cv.confusion.to_numpy().sum()) == 6
+    with pytest.raises(ValueError, match="not a 2025 sub-task 2 dev tree"):
+        cross_validated_subsets(load_dataset(make_layout(tmp_path, "2024-st2-dev", n=3)))
+    with pytest.raises(ValueError, match="single generated image"):
+        cross_validated_subsets(load_dataset(make_layout(tmp_path, "2025-st2-dev", n=1, name="one")))
+
+
+# -- dashboard, kernel side ------------------------------------------------------------------------
+
+def test_the_tab_shows_predictions_low_confidence_first_and_the_dev_confusion(app, tree):
+    assert "Training subsets (2025)" in [v.title for v in app.views]
+    view = app.view("Training subsets (2025)")
+    subsets = app.state.workspace.subsets
+    assert subsets.run.kind == "subset" and len(subsets.run.labels) == N_TEST_ALL
+    cells = {(t, p): int(v) for t, p, v in re.findall(r"data-true='([^']+)' data-predicted='([^']+)'[^>]*>(\d+)<",
+                                                      view.confusion.value)}
+    assert sum(cells.values()) == len(SUBSETS) * N_DEV
+    assert {t: sum(v for (tt, _), v in cells.items() if tt == t) for t in SUBSETS} == {s: N_DEV for s in SUBSETS}
+    assert cells == {(t, p): int(subsets.cv.confusion.loc[t, p]) for t in SUBSETS for p in SUBSETS}
+    shown = [float(v) for v in re.findall(r"data-confidence='([0-9.]+)'", view.table.value)]
+    assert len(shown) == N_TEST_ALL and shown == sorted(shown)
+    assert shown[0] == pytest.approx(subsets.run.confidence.min(), abs=1e-6)
+    assert len(view.thumbs.children) == 8
+    assert "majority subset" in view.summary.value and "cross-validation" in view.summary.value
+    view.sort.value = "image_id"
+    ids = re.findall(r"<tr><td>([^<]+)</td>", view.table.value)
+    assert ids == sorted(ids)
+    # the test assignments, scored afterwards against the kept-apart truth: the classifier works
+    truth = pd.read_csv(tree.parent / "tree_truth.csv").set_index("image_id")["subset"]
+    known = truth[truth.isin(list(SUBSETS))]
+    assert (subsets.run.labels.loc[known.index] == known).mean() >= 0.9
+    assert shown[0] < shown[-1]              # the order is not trivially that of equal values
+
+
+def test_export_is_validated_and_equals_the_cli_run_byte_for_byte(app, tree, tmp_path):
+    from synthscope.cli import app as cli
+    from synthscope.submission import validate_run
+
+    export = app.view("Export")
+    message = export.export_subsets()
+    assert "written and valid" in message
+    path = Path(re.search(r"class='ss-run-path'>([^<]+)<", message).group(1))
+    assert path.name == "subtask2_subsets_run.csv" and path.parent == export.export_root
+    ids = [f"generated_unknown_{i:05d}" for i in range(1, N_TEST_ALL + 1)]
+    assert validate_run(path, "subset", ids, allowed_labels=list(SUBSETS)).ok
+    out = tmp_path / "cli_run.csv"
+    result = CliRunner().invoke(cli, ["attribute", str(tree / "test"), "--dev", str(tree / "dev"),
+                                      "--layout", "2025-st2-test", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert path.read_bytes() == out.read_bytes()
+    second = Path(re.search(r"class='ss-run-path'>([^<]+)<", export.export_subsets()).group(1))
+    assert second.name == "subtask2_subsets_run-2.csv"   # never overwritten
+
+
+def test_the_report_holds_the_2025_section(app, tmp_path):
+    from synthscope_dashboard.report import external_references, write_report
+
+    text = write_report(app.state, tmp_path / "report.html").read_text(encoding="utf-8")
+    section = text[text.index("id='subsets'"):]
+    cells = [int(v) for v in re.findall(r"data-predicted='[^']+'[^>]*>(\d+)<", section)]
+    assert cells == app.state.workspace.subsets.cv.confusion.to_numpy().ravel().tolist()
+    lowest = section[section.index("ss-subset-lowest"):]
+    lowest = lowest[:lowest.index("</table>")]
+    confidences = [float(v) for v in re.findall(r"class='ss-value'>([0-9.]+)<", lowest)]
+    assert len(confidences) == 20 and confidences == sorted(confidences)
+    assert external_references(text) == []
+
+
+def test_a_dev_tree_alone_shows_the_cross_validation_without_an_export(tree, tmp_path):
+    from synthscope_dashboard.app import build
+
+    dashboard = build(str(tree / "dev"), cache_dir=tmp_path / "cache", autosave=False, export_dir=tmp_path / "x")
+    view = dashboard.view("Training subsets (2025)")
+    view.ensure_built()
+    assert "No test folder" in "".join(getattr(c, "value", "") for c in view.root.children)
+    export = dashboard.view("Export")
+    export.ensure_built()
+    assert not hasattr(export, "subset_button")
+
+
+# -- in the browser --------------------------------------------------------------------------------
+
+@pytest.mark.browser
+def test_the_tab_renders_and_its_export_writes_a_file(tree, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    from synthscope.commands.dashboard import voila_command
+
+    exports = tmp_path / "exports"
+    port = _free_port()
+    argv, env = voila_command(tree, "127.0.0.1", port, export_dir=exports)
+    env["SYNTHSCOPE_CACHE_DIR"] = str(tmp_path / "cache")
+    log = open(tmp_path / "voila.log", "w+")
+    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(url + "voila/static/", timeout=2)
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                assert process.poll() is None and time.time() < deadline, "Voila did not start"
+                time.sleep(0.5)
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.set_default_timeout(60_000)
+                page.goto(url, timeout=PAGE_TIMEOUT_MS)
+                page.wait_for_selector(".ss-app", timeout=PAGE_TIMEOUT_MS)
+                page.locator(".lm-TabBar-tab", has_text="Training subsets (2025)").first.click()
+                confusion = page.locator(".ss-view:visible .ss-confusion")
+                confusion.wait_for()
+                counts = [int(t) for t in page.locator(".ss-view:visible .ss-confusion td[data-true]").all_inner_texts()]
+                page.wait_for_selector(".ss-view:visible .js-plotly-plot .bars path")
+                rows = page.locator(".ss-view:visible .ss-subset-table tr").count()
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.wait_for_timeout(600)
+                page.screenshot(path=str(ARTIFACTS / "dashboard-subsets-2025.png"), full_page=True)
+                page.locator(".lm-TabBar-tab", has_text="Export").first.click()
+                page.locator(".ss-export-subsets").click()
+                page.wait_for_selector(".ss-export-result .ss-run-path")
+                written = Path(page.locator(".ss-export-result .ss-run-path").inner_text())
+            finally:
+                browser.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+    assert sum(counts) == len(SUBSETS) * N_DEV and len(counts) == len(SUBSETS) ** 2
+    assert rows == 1 + N_TEST_ALL
+    assert written.parent == exports.resolve() and written.is_file()
+    lines = written.read_text().splitlines()
+    assert len(lines) == N_TEST_ALL and all(line.split(",")[1] in SUBSETS for line in lines)
