@@ -117,9 +117,9 @@ def test_overview_renders(page):
     assert page.locator(".ss-view:visible img").count() >= 6, "sample thumbnails per group"
     expect(page.locator(".ss-guide")).to_contain_text("set k from the task → cluster → curate → export")
     expect(page.locator(".ss-guide")).to_contain_text("read the gate (the dev leakage test)")
-    assert not page.locator(".ss-glossary dd").first.is_visible(), "the glossary starts folded"
+    assert not page.locator(".ss-glossary td").first.is_visible(), "the glossary starts folded"
     page.locator(".ss-glossary summary").click()
-    expect(page.locator(".ss-glossary dt", has_text="Bonferroni ×N")).to_be_visible()
+    expect(page.locator(".ss-glossary th", has_text="Bonferroni ×N")).to_be_visible()
     _shot(page, "overview")
 
 

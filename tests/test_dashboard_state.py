@@ -639,7 +639,7 @@ def test_overview_guides_the_first_steps_with_a_glossary_and_tooltips(app):
     assert "<details" in overview.glossary.value
     for name in ("pixels-norm:distance", "Bonferroni ×N", "scan-group bootstrap", "generator-free baseline",
                  "(fx, fy) cycles/px", "images:patches", "images:registered"):
-        assert f"<dt>{name}</dt>" in overview.glossary.value.replace("&#x27;", "'"), name
+        assert f"<th class='ss-term-name'>{name}</th>" in overview.glossary.value.replace("&#x27;", "'"), name
     marked = with_terms("score pixels-norm:distance, Bonferroni x4, <b title='generator-free baseline'>x</b>")
     assert marked.count("<abbr class='ss-term'") == 2 and "title='generator-free baseline'" in marked
     training = app.view("Training-data fingerprints")

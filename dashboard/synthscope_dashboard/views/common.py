@@ -161,8 +161,9 @@ def with_terms(html_text: str) -> str:
 
 
 def glossary_html() -> str:
-    items = "".join(f"<dt>{esc(name)}</dt><dd>{esc(text)}</dd>" for name, text in GLOSSARY.items())
-    return f"<details class='ss-glossary'><summary>Glossary: the terms this page uses</summary><dl>{items}</dl></details>"
+    items = "".join(f"<tr><th class='ss-term-name'>{esc(name)}</th><td>{esc(text)}</td></tr>" for name, text in GLOSSARY.items())
+    return (f"<details class='ss-glossary'><summary>Glossary: the terms this page uses</summary>"
+            f"<table class='ss-table'>{items}</table></details>")
 
 
 def difference_colorbar(scale: int, left: str = "generated brighter", right: str = "real brighter") -> str:
@@ -227,8 +228,8 @@ STYLE = """
 .ss-app details summary { cursor: pointer; font-size: 13px; margin: 4px 0; }
 .ss-presenting .modebar-container, .ss-presenting .modebar { display:none !important; }
 .ss-term { text-decoration: underline dotted #5b6478; cursor: help; }
-.ss-glossary dt { font-weight:600; font-size:13px; margin-top:4px; }
-.ss-glossary dd { margin:0 0 2px 16px; font-size:12px; color:#394260; max-width:900px; }
+.ss-glossary th { white-space:nowrap; vertical-align:top; background:none; }
+.ss-glossary td { font-size:12px; color:#394260; max-width:900px; }
 .ss-eval-label { font-size:11px; line-height:1.2; color:#8a2a2a; }
 .ss-eval-banner { background:#fdeaea; border:2px solid #cf3d3d; font-weight:600; }
 .ss-colorbar { width:150px; font-size:10px; color:#5b6478; }
