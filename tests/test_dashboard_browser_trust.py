@@ -229,7 +229,7 @@ def test_two_tabs_the_first_tabs_curation_survives_and_the_second_is_told(pages,
     expect(second.locator(".ss-status-line")).to_contain_text("restored")
     _open_tab(second, "Training-data fingerprints")
     second.locator(".ss-threshold .widget-readout").first.wait_for()
-    shown = float(second.locator(".ss-threshold .widget-readout").first.inner_text())
+    shown = float(second.locator(".ss-threshold .widget-readout").first.inner_text().replace("\u2212", "-"))
     assert shown == pytest.approx(moved, rel=1e-3), "the reloaded tab shows the first tab's threshold"
 
 
