@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import ipywidgets as widgets
 import pytest
 from PIL import Image
 from scipy.ndimage import gaussian_filter
@@ -156,7 +158,7 @@ def test_every_view_renders_with_scores_cis_and_baselines(app):
     training = app.view("Training-data fingerprints")
     assert "all used" in training.metrics.value and "ROC AUC" in training.metrics.value
     assert "Leakage" in training.verdict.value
-    assert "subtask1" in app.view("Overview").root.children[0].value
+    assert "subtask1" in app.view("Overview").datasets.value
 
 
 def _metric(html: str, name: str, occurrence: int = 0) -> float:
@@ -299,7 +301,6 @@ def test_override_changes_the_call_of_one_image(app):
     state, view = app.state, app.view("Training-data fingerprints")
     frame = state.workspace.membership.frame
     row = int(np.flatnonzero((frame.split == "test").to_numpy())[0])
-    view.table.value = None
     state.focused_real = row
     assert view.pair_box.children, "the nearest-pair gallery shows"
     assert "SSIM" in view.pair_box.children[1].children[2].children[1].value
@@ -590,3 +591,193 @@ def test_the_dashboard_takes_the_clis_loading_options(tmp_path, monkeypatch):
     assert build(root / "subtask2", cache_dir=tmp_path / "c").state.workspace.attribution.n == 21
     monkeypatch.setenv(ENV_LOAD, json.dumps({"colour": "red"}))
     assert "keys among size_policy, layout, manifest_csv, device" in build(root / "subtask2", cache_dir=tmp_path).value
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue 15: evaluation mode, the score grid, presentation mode, the guided start
+
+
+def _training_tables(html: str) -> list[str]:
+    return re.findall(r"<caption>([^<]*)</caption>", html)
+
+
+def test_evaluation_mode_hides_test_label_scores_until_switched_on(app, workspace):
+    from synthscope_dashboard.state import AppState
+    from synthscope_dashboard.views.common import evaluation_only
+
+    state, view = app.state, app.view("Training-data fingerprints")
+    assert state.evaluation_mode is False, "a page opens with evaluation mode off"
+    captions = _training_tables(view.metrics.value)
+    assert len(captions) == 1 and captions[0].startswith("dev (labelled"), captions
+    assert "ground-truth file, evaluation only" not in view.metrics.value
+    assert "ss-eval-hidden" in view.metrics.value and "Evaluation mode" in view.metrics.value
+    assert app.evaluation_banner.value == ""
+    assert "secret" not in evaluation_only(state, "secret") and "hidden" in evaluation_only(state, "secret")
+
+    app.evaluation.value = True                       # the header toggle
+    assert state.evaluation_mode is True
+    assert "evaluation mode ON" in state.status and "do not tune" in state.status
+    assert "do not tune with it on" in app.evaluation_banner.value
+    captions = _training_tables(view.metrics.value)
+    assert [c.split(" · ")[0] for c in captions] == ["dev (labelled; the thresholds were fit here)",
+                                                     "test (ground-truth file, evaluation only)"]
+    assert "ss-eval-hidden" not in view.metrics.value
+    assert evaluation_only(state, "secret") == "secret"
+    # the test table is the test rows' truth against the page's calls
+    frame, pair = state.workspace.membership.frame, state.membership_group
+    rows = state.workspace.membership.pair_rows[pair]
+    test = rows[(frame.split.to_numpy()[rows] == "test") & (frame.truth.to_numpy()[rows] >= 0)]
+    predictions = state.membership_predictions()
+    assert _metric(view.metrics.value, "f1", 1) == pytest.approx(f1_score(frame.truth[test], predictions[test]), abs=1e-3)
+    assert view.metrics.value.count("ss-scan-ci") == 2   # the dev and the test scan-group bootstrap lines
+
+    # it is not saved: a reload (a new state on the same session file) opens with it off
+    state.set_threshold(pair, state.thresholds[pair] + 0.01)
+    state.flush()
+    assert "evaluation_mode" not in json.loads(state.session_file.read_text())
+    again = AppState(workspace)
+    assert again.thresholds[pair] == state.thresholds[pair] and again.evaluation_mode is False
+
+    app.evaluation.value = False
+    assert "evaluation mode off" in state.status and app.evaluation_banner.value == ""
+    assert len(_training_tables(view.metrics.value)) == 1
+    state.presentation = True
+    assert app.evaluation.layout.visibility == "hidden" and "ss-presenting" in app._dom_classes
+
+
+def test_score_grid_pages_sorts_searches_and_filters(app):
+    from synthscope_dashboard.imaging import png_bytes
+    from synthscope_dashboard.views.training import ALL_GROUPS, PAGE_SIZE
+
+    state, view = app.state, app.view("Training-data fingerprints")
+    membership = state.workspace.membership
+    frame = membership.frame
+    rows = membership.pair_rows[state.membership_group]
+    assert len(rows) == 64 and PAGE_SIZE == 24
+    shown = lambda: [c for c in view.cells if c.layout.display != "none"]   # noqa: E731
+    assert len(shown()) == 24 and "page 1 of 3" in view.page_label.value and "of 64" in view.page_label.value
+    assert view.prev_page.disabled and not view.next_page.disabled
+    scores = frame.score.to_numpy()[view.grid_rows]
+    assert sorted(view.grid_rows.tolist()) == sorted(rows.tolist()) and np.all(np.diff(scores) <= 0)
+    first = int(view.page_rows[0])
+    assert view.cells[0].children[0].value == png_bytes(membership.load_real(np.array([first]))[0], 96)
+    assert frame.image_id[first] in view.cells[0].children[1].value
+    misses = view.thumbnail.cache_info().misses
+    view.next_page.click()
+    view.next_page.click()
+    assert "page 3 of 3" in view.page_label.value and len(shown()) == 64 - 48 and view.next_page.disabled
+    view.prev_page.click()
+    view.prev_page.click()
+    assert view.thumbnail.cache_info().misses == misses + 40, "each thumbnail is decoded once"
+
+    view.descending.value = False
+    assert np.all(np.diff(frame.score.to_numpy()[view.grid_rows]) >= 0) and "page 1 of 3" in view.page_label.value
+    view.sort.value = "nearest_distance"
+    distances = frame.nearest_distance.to_numpy()[view.grid_rows]
+    assert np.all(np.diff(distances) >= 0)
+    closest = int(view.grid_rows[0])
+    assert membership.nearest(closest, 1)[0]["distance"] == pytest.approx(distances[0])
+    assert [label for label, _ in view.sort.options] == ["membership score", "rank in its folder",
+                                                         "percentile in its folder",
+                                                         "distance to the nearest generated image"]
+    view.sort.value = "rank"
+    view.descending.value = True
+    assert np.all(np.diff(frame["rank"].to_numpy()[view.grid_rows]) <= 0)
+
+    view.search.value = "UNKNOWN_1_00001"            # substring, any case
+    ids = frame.image_id.to_numpy()[view.grid_rows]
+    assert len(ids) == 10 and all("real_unknown_1_00001" in i for i in ids)   # 000010 .. 000019
+    view.search.value = ""
+    view.split_filter.value = "dev"
+    assert set(frame.split.to_numpy()[view.grid_rows]) == {"dev"} and len(view.grid_rows) == 32
+    view.split_filter.value = ""
+    predictions = state.membership_predictions()
+    view.call_filter.value = "used"
+    used = view.grid_rows
+    assert len(used) and (predictions[used] == 1).all()
+    view.call_filter.value = "not used"
+    assert (predictions[view.grid_rows] == 0).all() and len(view.grid_rows) + len(used) == 64
+    view.call_filter.value = ""
+
+    # click a thumbnail: it is focused, its nearest generated images show, the override buttons act on it
+    view.cells[3].children[2].click()
+    row = int(view.page_rows[3])
+    assert state.focused_real == row and frame.image_id[row] in view.pair_box.children[0].value
+    assert "ss-thumb-focused" in view.cells[3]._dom_classes
+    wanted = 1 - int(predictions[row])
+    (view.mark_used if wanted else view.mark_not_used).click()
+    assert state.overrides == {frame.key[row]: wanted}
+    view.hand_filter.value = "hand"
+    assert view.grid_rows.tolist() == [row] and "*" in view.cells[0].children[1].value
+    view.hand_filter.value = "rule"
+    assert len(view.grid_rows) == 63 and row not in view.grid_rows
+    view.hand_filter.value = ""
+    view.clear_override.click()
+    assert state.overrides == {}
+
+    view.group.value = ALL_GROUPS                     # every model pair: no 200-row cap, every image is reachable
+    assert len(view.grid_rows) == membership.n == 128 and "page 1 of 6" in view.page_label.value
+
+
+def test_presentation_mode_hides_every_control_and_shows_each_threshold(app):
+    from synthscope_dashboard.views.training import ALL_GROUPS
+
+    state = app.state
+    training, overview = app.view("Training-data fingerprints"), app.view("Overview")
+    pair = state.membership_group
+    fitted = state.thresholds[pair]
+    assert f"threshold {fitted:.4g} (fit on dev)" in training.threshold_text.value
+    state.presentation = True
+    interactive = (widgets.Button, widgets.Dropdown, widgets.Text, widgets.FloatSlider, widgets.ToggleButton)
+
+    def hidden(widget, ancestors):
+        return any(w.layout.display == "none" for w in [widget, *ancestors])
+
+    def walk(widget, ancestors=()):
+        yield widget, ancestors
+        for child in getattr(widget, "children", ()) or ():
+            yield from walk(child, (*ancestors, widget))
+
+    for view in (training, overview):
+        found = [(w, a) for w, a in walk(view.root) if isinstance(w, interactive)]
+        assert view is overview or len(found) > 10
+        assert all(hidden(w, a) for w, a in found), [w.description for w, a in found if not hidden(w, a)]
+    assert not hidden(training.threshold_text, ()) and not hidden(training.grid, ())
+    state.set_threshold(pair, fitted + 0.5)
+    assert f"threshold {fitted + 0.5:.4g} (moved by hand; fit on dev: {fitted:.4g})" in training.threshold_text.value
+    training.group.value = ALL_GROUPS
+    assert training.threshold_text.value.count("ss-threshold-value") == 2
+    assert "model_2 -&gt; folder_2</b>: threshold" in training.threshold_text.value
+
+
+def test_overview_guides_the_first_steps_with_a_glossary_and_tooltips(app):
+    from synthscope_dashboard.imaging import difference_image, difference_scale
+    from synthscope_dashboard.views.common import GLOSSARY, with_terms
+
+    overview = app.view("Overview")
+    guide = overview.guide.value
+    assert "set k from the task → cluster → curate → export" in guide
+    assert ("read the gate (the dev leakage test) → check the CAUTION and the baseline → move the threshold only on "
+            "dev → export run and scores") in guide
+    assert "<details" in overview.glossary.value
+    for name in ("pixels-norm:distance", "Bonferroni ×N", "scan-group bootstrap", "generator-free baseline",
+                 "(fx, fy) cycles/px", "images:patches", "images:registered"):
+        assert f"<th class='ss-term-name'>{name}</th>" in overview.glossary.value.replace("&#x27;", "'"), name
+    marked = with_terms("score pixels-norm:distance, Bonferroni x4, <b title='generator-free baseline'>x</b>")
+    assert marked.count("<abbr class='ss-term'") == 2 and "title='generator-free baseline'" in marked
+    training = app.view("Training-data fingerprints")
+    assert "<abbr class='ss-term'" in training.verdict.value and "scan-group bootstrap</abbr>" in training.metrics.value
+    assert "number of score columns" in GLOSSARY["Bonferroni ×N"]
+
+    # the difference cards carry a colour bar with their scale: blue -s .. white .. red +s grey levels
+    state = app.state
+    row = int(np.flatnonzero((state.workspace.membership.frame.split == "dev").to_numpy())[0])
+    state.focused_real = row
+    real = state.workspace.membership.load_real(np.array([row]))[0]
+    nearest = state.workspace.membership.nearest(row, 1)[0]["image"]
+    scale = difference_scale(real, nearest)
+    caption = training.pair_box.children[1].children[2].children[1].value
+    assert "ss-colorbar" in caption and f"−{scale}</span>" in caption and f"+{scale}</span>" in caption
+    a, b = np.array([[100, 50, 80]], np.uint8), np.array([[60, 50, 120]], np.uint8)
+    assert difference_scale(a, b) == 40            # what the bar's ends read
+    assert difference_image(a, b)[0].tolist() == [[255, 0, 0], [255, 255, 255], [0, 0, 255]]

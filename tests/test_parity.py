@@ -32,6 +32,7 @@ def _dashboard(path: Path, cache_dir: Path, **options):
 
     workspace = load_workspace(path, cache_dir=cache_dir)
     dashboard = build(workspace=workspace, autosave=False, **options)
+    dashboard.state.evaluation_mode = True   # the test-label tables are shown only in evaluation mode
     for view in dashboard.views:
         view.ensure_built()
     return dashboard

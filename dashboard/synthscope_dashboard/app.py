@@ -149,9 +149,26 @@ class Dashboard(widgets.VBox):
         self.present = widgets.ToggleButton(value=state.presentation, description="Presentation mode", icon="television",
                                             layout=widgets.Layout(width="180px"))
         widgets.link((self.present, "value"), (state, "presentation"))
+        self.evaluation = widgets.ToggleButton(
+            value=state.evaluation_mode, description="Evaluation mode", icon="flask",
+            tooltip="Evaluation mode: shows test-label scores; do not tune with it on",
+            layout=widgets.Layout(width="180px"))
+        self.evaluation.add_class("ss-evaluation-toggle")
+        self.evaluation_label = widgets.HTML("<div class='ss-eval-label'>Evaluation mode: shows test-label scores; "
+                                             "do not tune with it on</div>", layout=widgets.Layout(width="180px"))
+        self.evaluation.observe(lambda c: state.set_evaluation_mode(c["new"]), names="value")
+        state.observe(lambda c: setattr(self.evaluation, "value", c["new"]), names="evaluation_mode")
+        self.evaluation_banner = widgets.HTML()
+        state.observe(self._on_evaluation, names="evaluation_mode")
+        self._on_evaluation()
         self.status = widgets.HTML()
-        state.observe(lambda c: setattr(self.undo_button.layout, "visibility", "hidden" if c["new"] else "visible"),
-                      names="presentation")
+
+        def present(change):
+            for button in (self.undo_button, self.evaluation, self.evaluation_label):
+                button.layout.visibility = "hidden" if change["new"] else "visible"
+            (self.add_class if change["new"] else self.remove_class)("ss-presenting")   # hides plotly's toolbars
+
+        state.observe(present, names="presentation")
         self.status.add_class("ss-status-line")
         header = widgets.HTML(
             "<div class='ss-header'><h2>synthscope · fingerprints of generative models in lung CT</h2>"
@@ -161,8 +178,8 @@ class Dashboard(widgets.VBox):
         self.page_shown = PageShown()
         self.page_shown.observe(lambda _: state.sync_with_session(), names="shown")
         self.connection = ConnectionWatch()
-        super().__init__([widgets.HTML(STYLE), self.page_shown, self.connection, widgets.HBox([header, widgets.VBox([self.present, self.undo_button])]),
-                          self.status, self.tabs])
+        super().__init__([widgets.HTML(STYLE), self.page_shown, self.connection, widgets.HBox([header, widgets.VBox([self.present, self.evaluation, self.evaluation_label, self.undo_button])]),
+                          self.evaluation_banner, self.status, self.tabs])
         self.add_class("ss-app")
         self._on_tab()
 
@@ -170,6 +187,13 @@ class Dashboard(widgets.VBox):
         # Plotly figures must be created while their tab is visible, or Voila renders them empty.
         index = self.tabs.selected_index or 0
         self.views[index].ensure_built()
+
+    def _on_evaluation(self, change=None) -> None:
+        self.evaluation_banner.value = (
+            "<div class='ss-banner ss-eval-banner' role='alert'>Evaluation mode: shows test-label scores; do not tune "
+            "with it on. The numbers under \"test (ground-truth file, evaluation only)\" come from the test labels: "
+            "a threshold or cluster moved while reading them is fit on test. Switch it off before curating.</div>"
+            if self.state.evaluation_mode else "")
 
     def _on_status(self, change=None) -> None:
         if self.state.conflict is not None:

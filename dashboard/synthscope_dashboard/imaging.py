@@ -62,10 +62,16 @@ def colormap(values_uint8: np.ndarray) -> np.ndarray:
     return (_VIRIDIS[low] * (1 - frac) + _VIRIDIS[high] * frac).astype(np.uint8)
 
 
+def difference_scale(a: np.ndarray, b: np.ndarray) -> int:
+    """The grey-level difference that `difference_image` shows at full colour (its colour bar's end)."""
+    return max(int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max()), 1)
+
+
 def difference_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Signed difference a - b as an RGB map: red where a is brighter, blue where b is."""
+    """Signed difference a - b as an RGB map: red where a is brighter, blue where b is, white where
+    equal; full red / blue at +/- `difference_scale(a, b)` grey levels."""
     diff = a.astype(np.int16) - b.astype(np.int16)
-    scale = max(int(np.abs(diff).max()), 1)
+    scale = difference_scale(a, b)
     red = np.clip(diff, 0, None) * 255 // scale
     blue = np.clip(-diff, 0, None) * 255 // scale
     rgb = np.stack([255 - blue, 255 - red - blue, 255 - red], axis=-1)

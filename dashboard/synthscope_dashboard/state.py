@@ -31,6 +31,8 @@ import traitlets
 from synthscope_dashboard.workspace import Workspace
 
 SESSION_VERSION = 1
+EVALUATION_ON_MESSAGE = ("evaluation mode ON: test-label scores are shown; do not tune the threshold "
+                         "(or the clusters) with it on")
 UNDO_DEPTH = 30
 
 
@@ -231,6 +233,9 @@ class AppState(traitlets.HasTraits):
     selection = traitlets.Instance(np.ndarray, allow_none=True)     # attribution rows
     focused_real = traitlets.Int(-1)                                # membership row shown in the gallery
     presentation = traitlets.Bool(False)
+    # Shows the scores against test labels (a ground-truth file beside the test folder). Never saved in
+    # the session: every page opens with it off, so nobody tunes a threshold on test labels by accident.
+    evaluation_mode = traitlets.Bool(False)
     status = traitlets.Unicode("")
     can_undo = traitlets.Bool(False)
     last_saved = traitlets.Unicode("")     # local time the last autosave reached the disk
@@ -425,6 +430,20 @@ class AppState(traitlets.HasTraits):
             message = f"{key}: marked {'used' if label else 'not used'} by hand"
         self.overrides = overrides
         self._done(message)
+
+    # ---------------------------------------------------------------- evaluation mode
+    def set_evaluation_mode(self, on: bool) -> None:
+        """Show (True) or hide (False) every number computed from test labels; logged in the status line."""
+        on = bool(on)
+        if on == self.evaluation_mode:
+            return
+        self.evaluation_mode = on
+        self.status = (EVALUATION_ON_MESSAGE if on else
+                       "evaluation mode off: test-label scores are hidden again")
+
+    def shows_test_labels(self) -> bool:
+        """Whether a view may show a number computed from test labels (ground truth) right now."""
+        return bool(self.evaluation_mode)
 
     # ---------------------------------------------------------------- undo and session
     def undo(self) -> None:

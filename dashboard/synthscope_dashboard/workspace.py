@@ -327,6 +327,7 @@ def _membership_from(datasets, cache, device: str = "auto") -> MembershipData:
                       else frame["label"]).where(frame["split"] == scored.split, frame["label"])
     frame.insert(0, "key", frame["split"] + ":" + frame["image_id"])
     frame["percentile"] = frame.groupby(["split", "group"])["score"].rank(pct=True).to_numpy()
+    frame["nearest_distance"] = _nearest_distances(frame, run, scored.split)
     pairs = {}
     for group in run.groups:
         name = frame.loc[frame["group"] == group.group, "pair"].iloc[0]
@@ -358,6 +359,17 @@ def _membership_from(datasets, cache, device: str = "auto") -> MembershipData:
 def _real_rows(dataset, ids) -> np.ndarray:
     index = pd.Index(dataset.manifest["image_id"].astype(str))
     return index.get_indexer(pd.Index(ids.astype(str)))
+
+
+def _nearest_distances(frame: pd.DataFrame, run, scored_split: str) -> np.ndarray:
+    """Per frame row, the distance to its nearest generated image the core's run found (NaN when none)."""
+    nearest = pd.concat([g.nearest for g in run.groups], ignore_index=True)
+    if nearest.empty:
+        return np.full(len(frame), np.nan)
+    nearest["split"] = nearest["split"].replace({"scored": scored_split})
+    closest = nearest.groupby(["split", "real_id"])["distance"].min()
+    index = pd.MultiIndex.from_arrays([frame["split"], frame["image_id"].astype(str)])
+    return closest.reindex(index).to_numpy(dtype=float)
 
 
 def _nearest_finder(frame: pd.DataFrame, run, by_split: dict, scored_split: str):

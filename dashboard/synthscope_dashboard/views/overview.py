@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 
 from synthscope_dashboard.imaging import png_bytes
-from synthscope_dashboard.views.common import View, banner, esc
+from synthscope_dashboard.views.common import View, banner, esc, glossary_html, term
 
 SAMPLES_PER_GROUP = 6
 
@@ -15,7 +15,10 @@ class OverviewView(View):
 
     def build(self):
         workspace = self.state.workspace
-        parts = [widgets.HTML(self._datasets_html())]
+        self.guide = widgets.HTML(self.guide_html())
+        self.glossary = widgets.HTML(glossary_html())
+        self.datasets = widgets.HTML(self._datasets_html())
+        parts = [self.guide, self.glossary, self.datasets]
         if workspace.messages:
             parts.append(widgets.HTML(banner("<br>".join(esc(m) for m in workspace.messages), "warn")))
         for summary in workspace.datasets:
@@ -31,6 +34,33 @@ class OverviewView(View):
                                      layout=widgets.Layout(width="190px"))
                 parts.append(widgets.HBox([label, *thumbs]))
         return parts
+
+    def guide_html(self) -> str:
+        """What to do first, per sub-task loaded."""
+        workspace = self.state.workspace
+        steps = []
+        if workspace.membership is not None:
+            steps.append(("Sub-task 1 (training-data fingerprints)",
+                          "read the gate (the dev leakage test) → check the CAUTION and the baseline → move the "
+                          "threshold only on dev → export run and scores", [
+                "<b>Read the gate</b>: the leakage test on dev (Training-data tab, the Leakage banner). Without a "
+                "significant signal there is no membership finding.",
+                "<b>Check the CAUTION and the baseline</b>: the " + term("generator-free baseline")
+                + " and the trivial baselines (all used, all not used) beside every score.",
+                "<b>Move the threshold only on dev</b>: the dev table is where it was fit; test-label scores stay "
+                "hidden unless Evaluation mode is on (do not tune with it on).",
+                "<b>Export</b> the run file and the scores file (Export tab)."]))
+        if workspace.attribution is not None:
+            steps.append(("Sub-task 2 (generator fingerprints)", "set k from the task → cluster → curate → export", [
+                "<b>Set k from the task</b>: the number of generators the task states (the k box, or "
+                "<code>synthscope dashboard --k N</code>).",
+                "<b>Cluster</b>: re-cluster with that k (Generator fingerprints tab).",
+                "<b>Curate</b>: lasso points, move, rename, merge or split clusters; undo is in the header.",
+                "<b>Export</b> the run file (Export tab)."]))
+        blocks = "".join(f"<div class='ss-guide-task'><b>{esc(name)}</b>: {esc(summary)}"
+                         + "<ol>" + "".join(f"<li>{item}</li>" for item in items) + "</ol></div>"
+                         for name, summary, items in steps)
+        return banner("<div class='ss-guide'><b>Where to start</b>" + blocks + "</div>", "info")
 
     def _datasets_html(self) -> str:
         workspace = self.state.workspace

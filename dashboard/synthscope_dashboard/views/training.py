@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import functools
+
 import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 from skimage.metrics import structural_similarity
 
-from synthscope_dashboard.imaging import difference_image, png_bytes
+from synthscope_dashboard.imaging import difference_image, difference_scale, png_bytes
 from synthscope.membership import evaluate_predictions
 from synthscope.metrics import membership_report
-from synthscope_dashboard.views.common import View, banner, esc, estimate_row, fmt, metric_table
+from synthscope_dashboard.views.common import (View, banner, difference_colorbar, esc, estimate_row, fmt,
+                                                metric_table, with_terms)
 
-TABLE_ROWS = 200
+PAGE_SIZE = 24          # thumbnails per page of the score grid
+THUMB_PX = 96
+LABEL_FREE_METHODS = ("mixture", "prevalence")   # threshold fits that need no labels (no dev group)
+SORT_COLUMNS = (("score", "membership score"), ("rank", "rank in its folder"), ("percentile", "percentile in its folder"),
+                ("nearest_distance", "distance to the nearest generated image"))
 N_BOOT = 1000   # as `synthscope membership`'s default --n-boot, so the page and the CLI print the same CIs
 ALL_GROUPS = ""
 METRIC_LABELS = (("f1", "F1"), ("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"),
@@ -52,8 +59,9 @@ class TrainingView(View):
         self.figures["scores"] = self.histogram
         self.metrics = widgets.HTML()
         self.metrics.add_class("ss-membership-metrics")
-        self.table = widgets.Select(rows=14, layout=widgets.Layout(width="100%"))
-        self.table.add_class("ss-score-table")
+        self.threshold_text = widgets.HTML()
+        self.threshold_text.add_class("ss-threshold-values")
+        self._build_grid()
         self.pair_box = widgets.VBox()
         self.mark_used = widgets.Button(description="Mark used", icon="check")
         self.mark_not_used = widgets.Button(description="Mark not used", icon="times")
@@ -63,7 +71,6 @@ class TrainingView(View):
         self.group.observe(lambda c: setattr(state, "membership_group", c["new"]), names="value")
         self.slider.observe(self._on_slider, names="value")
         self.fit_button.on_click(lambda _: state.reset_thresholds())
-        self.table.observe(self._on_table_pick, names="value")
         self.mark_used.on_click(lambda _: self._override(1))
         self.mark_not_used.on_click(lambda _: self._override(0))
         self.clear_override.on_click(lambda _: self._override(None))
@@ -71,13 +78,130 @@ class TrainingView(View):
         state.observe(self._on_group, names="membership_group")
         state.observe(self._on_overrides, names="overrides")
         state.observe(self._on_focus, names="focused_real")
+        state.observe(lambda _: self._refresh_numbers(), names="evaluation_mode")
         self._on_group()
-        return [controls, self.verdict,
+        return [controls, self.threshold_text, self.verdict,
                 widgets.HBox([widgets.VBox([self.histogram], layout=widgets.Layout(width="50%")),
                               widgets.VBox([self.metrics], layout=widgets.Layout(width="50%"))]),
-                widgets.HTML("<b>Real images by score</b> <span class='ss-status'>(highest first; * = set by hand; "
-                             "pick one to see its nearest generated images)</span>"),
-                self.table, override_bar, self.pair_box]
+                widgets.HTML("<b>Real images by score</b> <span class='ss-status'>(* = set by hand; "
+                             "click one to see its nearest generated images)</span>"),
+                self.grid_controls, self.page_label, self.grid, override_bar, self.pair_box]
+
+    # ------------------------------------------------------------------ the score grid
+    def _build_grid(self) -> None:
+        frame = self.data.frame
+        columns = [(label, column) for column, label in SORT_COLUMNS if column in frame]
+        small = widgets.Layout(width="auto")
+        self.sort = widgets.Dropdown(options=columns, value="score", description="sort by", layout=small)
+        self.descending = widgets.Dropdown(options=[("highest first", True), ("lowest first", False)], value=True,
+                                           layout=small)
+        self.search = widgets.Text(placeholder="image id contains…", description="search", continuous_update=True,
+                                   layout=widgets.Layout(width="260px"))
+        splits = [s for s in ("dev", "test") if (frame["split"] == s).any()]
+        self.split_filter = widgets.Dropdown(options=[("every split", "")] + [(s, s) for s in splits], value="",
+                                             description="split", layout=small)
+        self.call_filter = widgets.Dropdown(options=[("any call", ""), ("called used", "used"),
+                                                     ("called not used", "not used")], value="", layout=small)
+        self.hand_filter = widgets.Dropdown(options=[("by hand or not", ""), ("set by hand", "hand"),
+                                                     ("not set by hand", "rule")], value="", layout=small)
+        self.prev_page = widgets.Button(description="Previous", icon="chevron-left")
+        self.next_page = widgets.Button(description="Next", icon="chevron-right")
+        self.page_label = widgets.HTML()
+        self.page_label.add_class("ss-page-label")
+        self.grid_controls = self.control(widgets.VBox([
+            widgets.HBox([self.sort, self.descending, self.search], layout=widgets.Layout(flex_flow="row wrap")),
+            widgets.HBox([self.split_filter, self.call_filter, self.hand_filter, self.prev_page, self.next_page],
+                         layout=widgets.Layout(flex_flow="row wrap")),
+        ]))
+        self.cells = []
+        for index in range(PAGE_SIZE):
+            image = widgets.Image(format="png", width=THUMB_PX, height=THUMB_PX)
+            caption = widgets.HTML()
+            button = self.control(widgets.Button(description="show", layout=widgets.Layout(width="124px")))
+            button.on_click(lambda _, index=index: self._on_cell(index))
+            cell = widgets.VBox([image, caption, button], layout=widgets.Layout(width="140px", align_items="center"))
+            cell.add_class("ss-thumb")
+            self.cells.append(cell)
+        self.grid = widgets.HBox(self.cells, layout=widgets.Layout(flex_flow="row wrap", width="100%"))
+        self.grid.add_class("ss-score-grid")
+        self.page = 0
+        self.grid_rows = np.zeros(0, dtype=np.int64)   # every row the filters keep, in the sort order
+        self.page_rows = np.zeros(0, dtype=np.int64)   # the rows on the page shown
+        self.thumbnail = functools.lru_cache(maxsize=2048)(self._thumbnail_png)
+        for widget in (self.sort, self.descending, self.search, self.split_filter, self.call_filter, self.hand_filter):
+            widget.observe(lambda _: self._fill_grid(page=0), names="value")
+        self.prev_page.on_click(lambda _: self._fill_grid(page=self.page - 1))
+        self.next_page.on_click(lambda _: self._fill_grid(page=self.page + 1))
+
+    def _thumbnail_png(self, row: int) -> bytes:
+        """PNG bytes of one real image's thumbnail (cached per row: a page is decoded once)."""
+        return png_bytes(self.data.load_real(np.array([row]))[0], THUMB_PX)
+
+    @property
+    def n_pages(self) -> int:
+        return max(1, -(-len(self.grid_rows) // PAGE_SIZE))
+
+    def filtered_rows(self, predictions: np.ndarray | None = None) -> np.ndarray:
+        """The rows of the chosen model pair that pass the search and filters, in the chosen order."""
+        frame = self.data.frame
+        predictions = self.state.membership_predictions() if predictions is None else predictions
+        rows = self._rows()
+        keep = np.ones(len(rows), dtype=bool)
+        if self.split_filter.value:
+            keep &= frame["split"].to_numpy()[rows] == self.split_filter.value
+        if self.call_filter.value:
+            keep &= predictions[rows] == (1 if self.call_filter.value == "used" else 0)
+        if self.hand_filter.value:
+            by_hand = frame["key"].iloc[rows].isin(list(self.state.overrides)).to_numpy()
+            keep &= by_hand if self.hand_filter.value == "hand" else ~by_hand
+        needle = self.search.value.strip().lower()
+        if needle:
+            keep &= frame["image_id"].iloc[rows].astype(str).str.lower().str.contains(needle, regex=False).to_numpy()
+        rows = rows[keep]
+        values = frame[self.sort.value].to_numpy(dtype=float)[rows]
+        ids = frame["image_id"].astype(str).to_numpy()[rows]
+        values = np.where(np.isnan(values), -np.inf if self.descending.value else np.inf, values)
+        order = np.lexsort((ids, -values if self.descending.value else values))
+        return rows[order]
+
+    def _fill_grid(self, predictions: np.ndarray | None = None, page: int | None = None) -> None:
+        frame = self.data.frame
+        predictions = self.state.membership_predictions() if predictions is None else predictions
+        self.grid_rows = self.filtered_rows(predictions)
+        self.page = min(max(self.page if page is None else page, 0), self.n_pages - 1)
+        self.page_rows = self.grid_rows[self.page * PAGE_SIZE:(self.page + 1) * PAGE_SIZE]
+        overrides = self.state.overrides
+        column, label = self.sort.value, dict(SORT_COLUMNS)[self.sort.value]
+        for index, cell in enumerate(self.cells):
+            if index >= len(self.page_rows):
+                cell.layout.display = "none"
+                continue
+            row = int(self.page_rows[index])
+            image, caption, _ = cell.children
+            image.value = self.thumbnail(row)
+            key = frame.at[row, "key"]
+            truth = {1: "dev: used", 0: "dev: not used"}.get(int(frame.at[row, "label"]), "unlabelled")
+            call = "used" if predictions[row] else "not used"
+            extra = "" if column in ("score", "rank") else f"<br>{esc(label.split(' ')[0])} {frame.at[row, column]:.4g}"
+            caption.value = (f"<div class='ss-caption ss-thumb-caption' data-row='{row}'><b>{esc(frame.at[row, 'image_id'])}</b>"
+                             f"<br>{esc(frame.at[row, 'split'])} · {frame.at[row, 'score']:.4g} · #{frame.at[row, 'rank']}"
+                             f"{extra}<br><b>{call}</b>{' *' if key in overrides else ''} · {truth}</div>")
+            cell.layout.display = None
+            if row == self.state.focused_real:
+                cell.add_class("ss-thumb-focused")
+            else:
+                cell.remove_class("ss-thumb-focused")
+        shown = len(self.grid_rows)
+        first = self.page * PAGE_SIZE + 1 if shown else 0
+        self.page_label.value = (f"<span class='ss-status'>page {self.page + 1} of {self.n_pages} · images "
+                                 f"{first:,}–{self.page * PAGE_SIZE + len(self.page_rows):,} of {shown:,}"
+                                 f"{'' if shown else ' (no image matches the search and filters)'}</span>")
+        self.prev_page.disabled = self.page == 0
+        self.next_page.disabled = self.page >= self.n_pages - 1
+
+    def _on_cell(self, index: int) -> None:
+        if index < len(self.page_rows):
+            self.state.focused_real = int(self.page_rows[index])
 
     # ------------------------------------------------------------------ figures
     def _rows(self) -> np.ndarray:
@@ -164,9 +288,27 @@ class TrainingView(View):
     def _refresh_numbers(self) -> None:
         predictions = self.state.membership_predictions()
         self.metrics.value = self.metrics_html(predictions)
-        self._fill_table(predictions)
+        self.threshold_text.value = self.threshold_html()
+        self._fill_grid(predictions)
 
     # ------------------------------------------------------------------ panels
+    def threshold_html(self) -> str:
+        """Each shown pair's threshold value as text (kept in presentation mode, where the slider is hidden)."""
+        frame = self.data.frame
+        shown = [self._pair()] if self._pair() is not None else list(self.data.pairs.values())
+        parts = []
+        for pair in shown:
+            value = self.state.thresholds[pair.name]
+            rows = self.data.pair_rows[pair.name]
+            has_dev = bool(((frame["split"].to_numpy()[rows] == "dev") & (frame["label"].to_numpy()[rows] >= 0)).any())
+            fitted = "fit on dev" if has_dev and pair.threshold_method not in LABEL_FREE_METHODS else \
+                f"label-free, {pair.threshold_method}"
+            source = (fitted if value == pair.default_threshold
+                      else f"moved by hand; {fitted}: {pair.default_threshold:.4g}")
+            parts.append(f"<span class='ss-threshold-value' data-pair='{esc(pair.name)}'><b>{esc(pair.name)}</b>: "
+                         f"threshold {value:.4g} ({esc(source)})</span>")
+        return "<div class='ss-status'>" + " · ".join(parts) + "</div>"
+
     def verdict_html(self) -> str:
         pairs = self.data.pairs
         shown = [self._pair()] if self._pair() is not None else list(pairs.values())
@@ -176,21 +318,23 @@ class TrainingView(View):
             kind = "bad" if verdict.significant else "warn"
             head = "Leakage: YES" if verdict.significant else "Leakage: no significant signal"
             story = "".join(f"<li>{esc(line)}</li>" for line in pair.story)
-            parts.append(banner(f"<b>{esc(pair.name)} · {head}</b> — {esc(verdict.message)}<br>"
+            parts.append(banner(with_terms(f"<b>{esc(pair.name)} · {head}</b> — {esc(verdict.message)}<br>"
                                 f"<span class='ss-status'>{esc(verdict.method)} · score {esc(pair.primary)}, chosen as "
-                                f"{esc(pair.choice)}</span><ul class='ss-story'>{story}</ul>", kind))
+                                f"{esc(pair.choice)}</span><ul class='ss-story'>{story}</ul>"), kind))
         return "".join(parts)
 
-    def evaluations(self, predictions: np.ndarray) -> list[tuple[str, object]]:
+    def evaluations(self, predictions: np.ndarray, include_test: bool | None = None) -> list[tuple[str, object]]:
         """(caption, core evaluation) per table on the page: dev labels (in-sample), then the ground-truth
-        file (evaluation only) -- the same functions and numbers `synthscope membership --truth` prints."""
+        file (evaluation only, and only in evaluation mode unless `include_test`) -- the same functions and
+        numbers `synthscope membership --truth` prints."""
+        include_test = self.state.shows_test_labels() if include_test is None else include_test
         frame = self.data.frame
         pair = self._pair()
         rows = self._rows()
         out = []
         for column, split, caption in (("label", "dev", "dev (labelled; the thresholds were fit here)"),
                                        ("truth", self.data.scored_split, "test (ground-truth file, evaluation only)")):
-            if column == "truth" and split == "dev":
+            if column == "truth" and (split == "dev" or not include_test):
                 continue
             mask = (frame["split"].to_numpy()[rows] == split) & (frame[column].to_numpy()[rows] >= 0)
             if mask.sum() == 0:
@@ -205,6 +349,12 @@ class TrainingView(View):
                 labels="dev" if split == "dev" else "test", baseline_table=pair.baselines.get(split),
                 scan_groups=pair.scan_groups.get(split), n_boot=N_BOOT)))
         return out
+
+    def _has_test_labels(self) -> bool:
+        frame, rows = self.data.frame, self._rows()
+        split = self.data.scored_split
+        return split != "dev" and bool(((frame["split"].to_numpy()[rows] == split)
+                                        & (frame["truth"].to_numpy()[rows] >= 0)).any())
 
     def metrics_html(self, predictions: np.ndarray) -> str:
         parts = []
@@ -228,7 +378,9 @@ class TrainingView(View):
                          + ", ".join(f"{m} [{scan.estimates[m].ci_low:.3f}, {scan.estimates[m].ci_high:.3f}]"
                                      for m in ("roc_auc", "f1", "kappa") if m in scan.estimates) + "</span>")
             n = next(iter(report.estimates.values())).n
-            parts.append(metric_table(table_rows, f"{caption} · n = {n:,}") + note)
+            parts.append(with_terms(metric_table(table_rows, f"{caption} · n = {n:,}") + note))
+        if not self.state.shows_test_labels() and self._has_test_labels():
+            parts.append(self.evaluation_only("", "Test-label scores and their scan-group bootstrap"))
         frame = self.data.frame
         rows = self._rows()
         scored = frame["split"].to_numpy()[rows] == self.data.scored_split
@@ -238,39 +390,17 @@ class TrainingView(View):
                          f"images called used; {len(self.state.overrides)} set by hand</div>")
         return "".join(parts) or banner("no labelled images in this selection", "info")
 
-    def _fill_table(self, predictions: np.ndarray) -> None:
-        frame = self.data.frame
-        rows = self._rows()
-        order = rows[np.lexsort((-frame["score"].to_numpy()[rows], -frame["percentile"].to_numpy()[rows]))][:TABLE_ROWS]
-        overrides = self.state.overrides
-        options = []
-        for row in order.tolist():
-            key = frame.at[row, "key"]
-            label = frame.at[row, "label"]
-            truth = {1: "dev label: used", 0: "dev label: not used"}.get(int(label), "unlabelled")
-            call = "used" if predictions[row] else "not used"
-            star = "*" if key in overrides else " "
-            options.append((f"{frame.at[row, 'split']:<4} {frame.at[row, 'group']:<10} {frame.at[row, 'image_id']:<28} "
-                            f"score {frame.at[row, 'score']:.4g} (#{frame.at[row, 'rank']})  call {call:<8}{star} {truth}", row))
-        previous = self.table.value
-        with self.table.hold_trait_notifications():
-            self.table.options = options
-            if previous in order:
-                self.table.value = previous
-
-    def _on_table_pick(self, change) -> None:
-        if change["new"] is not None:
-            self.state.focused_real = int(change["new"])
-
     def _override(self, label) -> None:
         row = self.state.focused_real
         if row < 0:
-            self.state.status = "pick a real image in the table first"
+            self.state.status = "click a real image in the grid first"
             return
         self.state.set_override(self.data.frame.at[row, "key"], label)
 
     def _on_focus(self, change=None) -> None:
         row = self.state.focused_real
+        for cell, shown in zip(self.cells, self.page_rows.tolist() + [-2] * PAGE_SIZE):
+            (cell.add_class if shown == row else cell.remove_class)("ss-thumb-focused")
         if row < 0:
             self.pair_box.children = []
             return
@@ -287,7 +417,9 @@ class TrainingView(View):
         for pair in pairs:
             ssim = structural_similarity(real, pair["image"], data_range=255)
             cards.append(self._card(pair["image"], f"nearest generated<br>{esc(pair['image_id'])}<br>distance {fmt(pair['distance'])}"))
-            cards.append(self._card(difference_image(real, pair["image"]), f"real − generated<br>SSIM {ssim:.3f}"))
+            cards.append(self._card(difference_image(real, pair["image"]),
+                                    f"real − generated<br>SSIM {ssim:.3f}"
+                                    + difference_colorbar(difference_scale(real, pair["image"]))))
         self.pair_box.children = [widgets.HTML(header), widgets.HBox(cards, layout=widgets.Layout(flex_flow="row wrap"))]
 
     @staticmethod
