@@ -34,7 +34,8 @@ class GeneratorsView(View):
 
     # ------------------------------------------------------------------ build
     def build(self):
-        state, data = self.state, self.data
+        state = self.state
+        data = self.data = state.workspace.attribution   # a restore may have loaded other features
         available = [m for m in PROJECTION_METHODS if m in data.projections]
         if state.projection not in available:
             state.projection = "pca"
@@ -52,6 +53,16 @@ class GeneratorsView(View):
                                           disabled=state.workspace.attribution_loader is None,
                                           layout=widgets.Layout(width="220px"))
         self.hint = widgets.HTML()
+        # k is part of the task statement: without `--k` the page asks for it before anything else
+        self.k_prompt_text = widgets.HTML()
+        self.k_answer = widgets.BoundedIntText(value=state.k, min=1, max=max(1, min(64, data.n)),
+                                               layout=widgets.Layout(width="90px"))
+        self.k_confirm = widgets.Button(description="Cluster with this k", button_style="warning")
+        self.k_prompt = widgets.HBox([self.k_prompt_text, self.k_answer, self.k_confirm],
+                                     layout=widgets.Layout(align_items="center"))
+        self.k_prompt.add_class("ss-k-prompt")
+        self.k_warning = widgets.HTML()
+        self.k_warning.add_class("ss-k-warning")
         # shown only while a new extractor embeds images that are not cached yet
         self.embedding_progress = widgets.IntProgress(value=0, min=0, max=1, description="embedding",
                                                       bar_style="info", layout=widgets.Layout(display="none", width="420px"))
@@ -107,7 +118,8 @@ class GeneratorsView(View):
         self.projection.observe(lambda c: setattr(state, "projection", c["new"]), names="value")
         self.extractor.observe(lambda c: self.switch_extractor(c["new"]), names="value")
         self.color_by.observe(lambda c: setattr(state, "color_by", c["new"]), names="value")
-        self.recluster.on_click(lambda _: state.recluster(self.k.value, self.method.value))
+        self.recluster.on_click(lambda _: self.recluster_with(self.k.value))
+        self.k_confirm.on_click(lambda _: self.recluster_with(self.k_answer.value))
         self.move.on_click(lambda _: self.move_selection())
         self.rename_button.on_click(lambda _: state.rename(self.rename_which.value, self.rename_text.value))
         self.merge_button.on_click(lambda _: state.merge(self.merge_source.value, self.merge_target.value))
@@ -118,9 +130,16 @@ class GeneratorsView(View):
         state.observe(self._on_projection, names="projection")
         state.observe(self._on_color_by, names="color_by")
         state.observe(lambda c: setattr(self.k, "value", c["new"]), names="k")
+        # the controls follow the state (a restored session, undo), not only the other way round
+        state.observe(lambda c: self._follow(self.method, c["new"]), names="method")
+        state.observe(lambda c: self._follow(self.projection, c["new"]), names="projection")
+        state.observe(lambda c: self._follow(self.color_by, c["new"]), names="color_by")
+        state.observe(self._on_data, names="data_version")
+        state.observe(self._show_k_prompt, names=["k", "k_source", "presentation"])
+        self._show_k_prompt()
         self._on_assignments()
         self._on_selection()
-        return [top,
+        return [self.k_prompt, self.k_warning, top,
                 widgets.HBox([scatter_box, side]),
                 curation,
                 widgets.HTML("<b>Selected images</b> <span class='ss-status'>(first 16; drag a box or lasso on the scatter)</span>"),
@@ -147,22 +166,66 @@ class GeneratorsView(View):
             return
         state.status = f"embedding with {name} (cached after the first time; `synthscope prepare` does it ahead)…"
         try:
-            data = state.workspace.attribution_loader(name, progress=self._show_embedding_progress)
+            state.load_extractor(name, progress=self._show_embedding_progress)
         finally:
             self.embedding_progress.layout.display = "none"
             self.embedding_what.value = ""
-        state.workspace.attribution = self.data = data
-        state.extractor = name
+        state.status = f"features are now {name}; press Re-cluster to cluster on them (your clusters are kept until then)"
+
+    def dev_generators(self) -> int:
+        """How many generators the dev folders name (the default k)."""
+        known = self.data.frame["known_label"]
+        return int(known[known != ""].nunique())
+
+    def recluster_with(self, k: int) -> None:
+        """Re-cluster with k from the page: the analyst's answer replaces the default guess."""
+        state = self.state
+        if state.k_source == "default":
+            state.k_source = "analyst"
+        state.recluster(k, self.method.value)
+
+    def _show_k_prompt(self, change=None) -> None:
+        state, dev = self.state, self.dev_generators()
+        asking = state.k_source == "default"
+        guess = (f"k = {state.k} now, the number of dev generator folders" if dev and state.k == dev
+                 else f"k = {state.k} now, a default")
+        self.k_prompt_text.value = banner(
+            "<b>How many generators does the task state?</b> The number of clusters is part of the task "
+            f"statement ({esc(guess)}); give it here, or start the page with "
+            "<code>synthscope dashboard PATH --k N</code>.", "warn")
+        self.k_prompt.layout.display = "" if asking and not state.presentation else "none"
+        if asking:
+            self.k_answer.value = state.k
+        warn = state.k_source != "task" and dev > 0 and state.k == dev
+        self.k_warning.value = banner(
+            f"k = {state.k} equals the number of dev folders: the test set may hold generators that dev does not "
+            "(then they are forced into the dev generators' clusters). Use the k the task states.",
+            "warn") if warn else ""
+
+    @staticmethod
+    def _follow(widget, value) -> None:
+        if widget.value != value and value in [v if not isinstance(v, tuple) else v[1] for v in widget.options]:
+            widget.value = value
+
+    def _on_data(self, change=None) -> None:
+        """workspace.attribution was replaced (other features, a restored session, re-read caches)."""
+        data = self.state.workspace.attribution
+        if not self.built:
+            self.data = data
+            return
+        self.data = data
         self._known_colors = None
+        if self.extractor.value != data.extractor:
+            self.extractor.options = sorted(set(self.extractor.options) | {data.extractor})
+            self.extractor.value = data.extractor   # switch_extractor sees the same name: nothing reloads
         available = [m for m in PROJECTION_METHODS if m in data.projections]
+        if self.state.projection not in available:
+            self.state.projection = "pca"
         self.projection.options = available
-        if state.projection not in available:
-            state.projection = "pca"
-        self.projection.value = state.projection
+        self.projection.value = self.state.projection
         self._on_projection()
         self._show_hint()
         self._on_assignments()
-        state.status = f"features are now {name}; press Re-cluster to cluster on them (your clusters are kept until then)"
 
     def _show_embedding_progress(self, done: int, total: int, what: str) -> None:
         """Widget messages go out while the kernel embeds, so the bar moves during the call."""
@@ -379,7 +442,9 @@ class GeneratorsView(View):
         if self.data.selection_table is not None and len(self.data.selection_table) > 1:
             chosen = self.data.chosen or {}
             parts.append(f"<details><summary>method chosen without labels: <b>{esc(chosen.get('method', '?'))}</b> on "
-                         f"<b>{esc(chosen.get('view', '?'))}</b> (most stable under resampling, then best silhouette)"
+                         f"<b>{esc(chosen.get('view', '?'))}</b> of the <b>{esc(self.data.extractor)}</b> features, "
+                         f"k = {self.data.clustered_with[0] if self.data.clustered_with else '?'} "
+                         "(most stable under resampling, then best silhouette)"
                          "</summary>" + self.data.selection_table.to_html(
                              index=False, classes="ss-table", border=0, float_format=lambda v: f"{v:.3f}") + "</details>")
         return "".join(parts)

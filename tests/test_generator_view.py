@@ -1,0 +1,105 @@
+"""The generator view (issue 15): every control restored with the curation, the task's k asked for
+up front, caches re-read after `synthscope prepare`. Kernel side; the browser side is in
+test_dashboard_browser.py."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from test_dashboard_state import app, bench, loaded, workspace  # noqa: F401  (fixtures)
+
+VIEW = "Generator fingerprints"
+
+
+def _page(workspace, **options):
+    from synthscope_dashboard.app import build
+
+    dashboard = build(workspace=workspace, **options)
+    dashboard.view(VIEW).ensure_built()
+    return dashboard
+
+
+def _chosen_text(view) -> str:
+    html = view.metrics.value
+    start = html.find("method chosen")
+    return html[start:html.find("</summary>", start)] if start >= 0 else ""
+
+
+def _assert_pixels_page(dashboard, pixel_assignments, pixel_labels):
+    state, view = dashboard.state, dashboard.view(VIEW)
+    assert state.workspace.attribution.extractor == "pixels" and state.extractor == "pixels"
+    assert view.data is state.workspace.attribution
+    assert view.extractor.value == "pixels", "the features dropdown says what the clusters were made on"
+    assert view.method.value == "auto" and view.k.value == 4 and state.k == 4
+    assert view.color_by.value == "known" and state.color_by == "known"
+    assert view.projection.value == state.projection == "pca"
+    assert np.array_equal(state.assignments, pixel_assignments)
+    assert "pixels" in _chosen_text(view), _chosen_text(view)
+
+
+def _assert_reclusters_on_pixels(dashboard, pixel_labels):
+    dashboard.view(VIEW).recluster.click()   # on the restored features, not on the default ones
+    assert np.array_equal(dashboard.state.assignments, pixel_labels)
+
+
+def test_a_reload_restores_every_control_with_the_curation(workspace):
+    fingerprint = workspace.attribution
+    preheated = _page(dataclasses.replace(workspace))   # a Voila kernel started before the curation
+
+    first = _page(workspace)
+    view = first.view(VIEW)
+    view.extractor.value = "pixels"
+    view.k.value = 4
+    view.method.value = "auto"
+    view.recluster.click()
+    first.state.color_by = "known"
+    pixel_labels = first.state.assignments.copy()
+    first.state.assign(np.arange(3), None)
+    pixel_assignments = first.state.assignments.copy()
+    first.state.flush()
+    assert "pixels" in _chosen_text(view)
+
+    # a reload: a new kernel loads the default (fingerprint) features, then restores the session
+    second = _page(dataclasses.replace(workspace, attribution=fingerprint))
+    assert "restored" in second.state.status
+    _assert_pixels_page(second, pixel_assignments, pixel_labels)
+
+    # the preheated kernel is shown the page: it picks up the newer curation, features included
+    assert preheated.state.sync_with_session()
+    _assert_pixels_page(preheated, pixel_assignments, pixel_labels)
+    _assert_reclusters_on_pixels(second, pixel_labels)
+    _assert_reclusters_on_pixels(preheated, pixel_labels)
+
+
+def test_without_the_tasks_k_the_page_asks_for_it_and_warns_about_unseen_generators(workspace):
+    dashboard = _page(workspace)
+    state, view = dashboard.state, dashboard.view(VIEW)
+    dev_generators = 3                          # make_bench: three dev folders, four generators in test
+    assert state.k == dev_generators and state.k_source == "default"
+    assert view.k_prompt.layout.display != "none"
+    assert "How many generators does the task state?" in view.k_prompt_text.value
+    assert "the test set may hold generators that dev does not" in view.k_warning.value
+    view.k_answer.value = 4
+    view.k_confirm.click()
+    assert state.k == 4 and state.k_source == "analyst" and len(state.clusters()) == 4
+    assert view.k_prompt.layout.display == "none" and view.k_warning.value == ""
+    state.flush()
+    again = _page(dataclasses.replace(workspace))   # a reload does not ask again
+    assert again.state.k_source == "analyst" and again.view(VIEW).k_prompt.layout.display == "none"
+
+
+def test_the_warning_stays_while_k_equals_the_dev_folders(workspace):
+    dashboard = _page(workspace)
+    view = dashboard.view(VIEW)
+    view.k_answer.value = 3                     # the analyst says 3: allowed, but the warning stays
+    view.k_confirm.click()
+    assert view.k_prompt.layout.display == "none"
+    assert "the test set may hold generators that dev does not" in view.k_warning.value
+
+
+def test_the_tasks_k_is_not_asked_for(workspace):
+    view = _page(workspace, k=4).view(VIEW)
+    assert view.state.k_source == "task"
+    assert view.k_prompt.layout.display == "none" and view.k_warning.value == ""
