@@ -103,3 +103,29 @@ def test_the_tasks_k_is_not_asked_for(workspace):
     view = _page(workspace, k=4).view(VIEW)
     assert view.state.k_source == "task"
     assert view.k_prompt.layout.display == "none" and view.k_warning.value == ""
+
+
+def test_reload_data_reads_layouts_that_prepare_cached_after_the_page_loaded(bench, tmp_path):
+    """`synthscope prepare` run while the page is open (or after a preheated kernel loaded the data):
+    the page finds the new layout without a reload and keeps the curation."""
+    from synthscope.cache import EmbeddingCache
+    from synthscope.projection import project
+    from synthscope_dashboard.workspace import load_workspace
+
+    for shown_by in ("button", "page shown"):
+        cache = tmp_path / shown_by / "embeddings"
+        workspace = dataclasses.replace(load_workspace(bench, cache_dir=cache), cache_dir=tmp_path / shown_by)
+        dashboard = _page(workspace)
+        state, view = dashboard.state, dashboard.view(VIEW)
+        assert "tsne" not in view.projection.options and "TSNE" in view.hint.value
+        state.assign(np.arange(4), None)
+        curated = state.assignments.copy()
+        # what `synthscope prepare` leaves in the cache (t-SNE here: no numba JIT)
+        project(workspace.attribution.features, "tsne", cache=EmbeddingCache(cache))
+        if shown_by == "button":
+            view.reload_button.click()
+        else:
+            dashboard.page_shown.shown += 1   # the browser shows the page
+        assert "tsne" in view.projection.options and "TSNE" not in view.hint.value
+        assert state.projection == "tsne" and np.array_equal(state.assignments, curated)
+        assert "TSNE now cached" in state.status

@@ -53,6 +53,9 @@ class GeneratorsView(View):
                                           disabled=state.workspace.attribution_loader is None,
                                           layout=widgets.Layout(width="220px"))
         self.hint = widgets.HTML()
+        self.reload_button = widgets.Button(description="Reload data", disabled=state.workspace.attribution_loader is None,
+                                            tooltip="read the embedding and projection caches again (after "
+                                                    "`synthscope prepare`); the curation is kept")
         # k is part of the task statement: without `--k` the page asks for it before anything else
         self.k_prompt_text = widgets.HTML()
         self.k_answer = widgets.BoundedIntText(value=state.k, min=1, max=max(1, min(64, data.n)),
@@ -68,7 +71,8 @@ class GeneratorsView(View):
                                                       bar_style="info", layout=widgets.Layout(display="none", width="420px"))
         self.embedding_what = widgets.HTML()
         top = self.control(widgets.VBox([
-            widgets.HBox([self.extractor, self.projection, self.color_by, self.k, self.method, self.recluster]),
+            widgets.HBox([self.extractor, self.projection, self.color_by, self.k, self.method, self.recluster,
+                          self.reload_button]),
             widgets.HBox([self.embedding_progress, self.embedding_what]),
             self.hint,
         ]))
@@ -120,6 +124,7 @@ class GeneratorsView(View):
         self.color_by.observe(lambda c: setattr(state, "color_by", c["new"]), names="value")
         self.recluster.on_click(lambda _: self.recluster_with(self.k.value))
         self.k_confirm.on_click(lambda _: self.recluster_with(self.k_answer.value))
+        self.reload_button.on_click(lambda _: state.reload_data())
         self.move.on_click(lambda _: self.move_selection())
         self.rename_button.on_click(lambda _: state.rename(self.rename_which.value, self.rename_text.value))
         self.merge_button.on_click(lambda _: state.merge(self.merge_source.value, self.merge_target.value))
@@ -157,6 +162,8 @@ class GeneratorsView(View):
 
     def _show_hint(self) -> None:
         hint = "; ".join(self.data.projection_hints.values())
+        if hint and self.state.workspace.attribution_loader is not None:
+            hint += " Then press Reload data (the curation is kept)."
         self.hint.value = f"<span class='ss-status'>{esc(hint)}</span>" if hint else ""
 
     def switch_extractor(self, name: str) -> None:
