@@ -129,3 +129,28 @@ def test_reload_data_reads_layouts_that_prepare_cached_after_the_page_loaded(ben
         assert "tsne" in view.projection.options and "TSNE" not in view.hint.value
         assert state.projection == "tsne" and np.array_equal(state.assignments, curated)
         assert "TSNE now cached" in state.status
+
+
+def _key(view, event, event_id, rows, **extra):
+    view.bridge._on_message(view.bridge, {"event": event, "id": event_id, "page": "p", "points": [list(rows)],
+                                          **extra}, [])
+
+
+def test_digit_keys_move_the_shown_selection_and_ctrl_z_undoes(app):
+    state, view = app.state, app.view(VIEW)
+    before = state.assignments.copy()
+    _key(view, "ready", 1, [])
+    _key(view, "selected", 2, [3, 4, 5])
+    target = next(c for c in state.clusters() if c != before[3])
+    _key(view, "assign", 3, [3, 4, 5, 6], cluster=target)    # the plot shows another selection: refused
+    assert np.array_equal(state.assignments, before) and state.status.startswith("not moved")
+    assert list(state.selection) == [3, 4, 5, 6]
+    _key(view, "assign", 4, [3, 4, 5, 6], cluster=99)        # no such cluster: refused
+    assert np.array_equal(state.assignments, before) and "no cluster 99" in state.status
+    _key(view, "assign", 5, [3, 4, 5, 6], cluster=target)
+    assert set(state.assignments[[3, 4, 5, 6]]) == {target} and state.status.startswith("moved 4 images")
+    _key(view, "undo", 6, [3, 4, 5, 6])
+    assert np.array_equal(state.assignments, before) and state.status == "undone"
+    state.presentation = True                                # presentation mode: keys change nothing
+    _key(view, "assign", 7, [3, 4, 5, 6], cluster=target)
+    assert np.array_equal(state.assignments, before)

@@ -11,7 +11,7 @@ from synthscope_dashboard.fingerprints import cluster_fingerprints, sample_membe
 from synthscope_dashboard.imaging import (UNLABELLED_COLOR, cluster_color, colormap, known_label_color, png_bytes,
                                           to_uint8)
 from synthscope.metrics import attribution_report
-from synthscope_dashboard.views.common import View, banner, esc, estimate_row, fmt, metric_table
+from synthscope_dashboard.views.common import View, banner, esc, estimate_row, fmt, guarded, metric_table
 from synthscope_dashboard.views.plot_selection import SelectionBridge
 from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
 
@@ -82,7 +82,7 @@ class GeneratorsView(View):
         self.figures["scatter"] = self.scatter
         # the browser's selection reaches the kernel through the bridge (see plot_selection.py)
         self.bridge = SelectionBridge(trace_rows=self._trace_rows, on_change=self._on_browser_selection,
-                                      on_escape=self._on_escape)
+                                      on_escape=self._on_escape, on_key=guarded(self._on_key, state, "the key"))
         self.legend = widgets.HTML()
         self.legend.add_class("ss-legend")
         self._show_legend()
@@ -318,6 +318,22 @@ class GeneratorsView(View):
         self.state.select(rows)
         self.state.status = "selection cleared" if rows.size == 0 else f"{rows.size:,} images still selected"
 
+    def _refuse_unless_shown(self, shown: np.ndarray | None) -> bool:
+        """True (and the status says why) when the kernel's selection is not the one the plot shows."""
+        state = self.state
+        selected = state.selection if state.selection is not None else np.zeros(0, dtype=np.int64)
+        if shown is None:
+            state.status = ("not moved: the page did not report what the plot shows; "
+                            "press Move selection again")
+            return True
+        if not np.array_equal(np.sort(shown), np.sort(selected)):
+            state.select(shown)
+            state.status = (f"not moved: the plot shows {len(shown):,} selected images but {len(selected):,} "
+                            "were selected here (a selection event arrived late); the selection now follows "
+                            "the plot: check it and press Move selection again")
+            return True
+        return False
+
     def move_selection(self) -> int:
         """Move the selected images to the target cluster, only if they are the ones the plot shows."""
         state = self.state
@@ -325,18 +341,27 @@ class GeneratorsView(View):
         bridge = self.bridge
         if bridge is not None and bridge.live:
             shown, bridge.shown = bridge.shown, None   # each press needs its own report from the page
-            selected = state.selection if state.selection is not None else np.zeros(0, dtype=np.int64)
-            if shown is None:
-                state.status = ("not moved: the page did not report what the plot shows; "
-                                "press Move selection again")
-                return -1
-            if not np.array_equal(np.sort(shown), np.sort(selected)):
-                state.select(shown)
-                state.status = (f"not moved: the plot shows {len(shown):,} selected images but {len(selected):,} "
-                                "were selected here (a selection event arrived late); the selection now follows "
-                                "the plot: check it and press Move selection again")
+            if self._refuse_unless_shown(shown):
                 return -1
         return state.assign(state.selection, cluster)
+
+    def _on_key(self, event: str, shown: np.ndarray, content: dict) -> None:
+        """Keys in the page (plot_selection.py): Ctrl+Z undoes, a digit moves the selection the plot
+        shows to the cluster of that number, with the checks of Move selection."""
+        state = self.state
+        if state.presentation:
+            return
+        if event == "undo":
+            state.undo()
+            return
+        cluster = content.get("cluster")
+        if not isinstance(cluster, int) or isinstance(cluster, bool) or cluster not in state.clusters():
+            state.status = (f"not moved: there is no cluster {cluster} (keys 0-9 move the selection to the cluster "
+                            "of that id; use Move selection for a new cluster)")
+            return
+        if self._refuse_unless_shown(shown):
+            return
+        state.assign(state.selection, cluster)
 
     def _update_marker(self, force: bool = False) -> None:
         marker = self._marker()
