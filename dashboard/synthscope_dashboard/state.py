@@ -436,7 +436,11 @@ class AppState(traitlets.HasTraits):
         data = self.workspace.attribution if self.workspace is not None else None
         if data is None or not data.projection_hints or self.workspace.attribution_loader is None:
             return []
-        return self.reload_data()
+        status = self.status
+        found = self.reload_data()
+        if not found:
+            self.status = status   # nothing new: the page says what it said before
+        return found
 
     def compact_assignments(self) -> np.ndarray:
         """Cluster ids renumbered 0..k-1 in order of first appearance of each id, as run files need."""
