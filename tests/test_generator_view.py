@@ -120,6 +120,10 @@ def test_reload_data_reads_layouts_that_prepare_cached_after_the_page_loaded(ben
         assert "tsne" not in view.projection.options and "TSNE" in view.hint.value
         state.assign(np.arange(4), None)
         curated = state.assignments.copy()
+        if shown_by == "page shown":   # nothing new yet: the page keeps what it said
+            status = state.status
+            dashboard.page_shown.shown += 1
+            assert state.status == status and "tsne" not in view.projection.options
         # what `synthscope prepare` leaves in the cache (t-SNE here: no numba JIT)
         project(workspace.attribution.features, "tsne", cache=EmbeddingCache(cache))
         if shown_by == "button":
@@ -154,3 +158,33 @@ def test_digit_keys_move_the_shown_selection_and_ctrl_z_undoes(app):
     state.presentation = True                                # presentation mode: keys change nothing
     _key(view, "assign", 7, [3, 4, 5, 6], cluster=target)
     assert np.array_equal(state.assignments, before)
+
+
+def test_hover_shows_the_image_and_a_click_its_nearest_neighbours(app):
+    from sklearn.metrics import pairwise_distances
+
+    from synthscope_dashboard.imaging import png_bytes
+
+    state, view = app.state, app.view(VIEW)
+    data, trace = state.workspace.attribution, view.scatter.data[0]
+    points = type("Points", (), {"point_inds": [7]})()
+    decoded = []
+    original = data.load_images
+    data.load_images = lambda rows: decoded.append(len(rows)) or original(rows)
+    try:
+        view._on_hover(trace, points, None)
+        assert view.preview.value == png_bytes(original(np.array([7]))[0], 128)
+        assert data.frame.at[7, "image_id"] in view.preview_caption.value
+        view._on_hover(trace, points, None)          # hovering back: from the cache, nothing decoded
+        assert len(decoded) == 1
+        view._on_click(trace, points, None)
+    finally:
+        data.load_images = original
+    full, neighbours = view.detail.children[1].children
+    assert str(full.width) == "512" and full.value == png_bytes(original(np.array([7]))[0], 512)
+    assert len(neighbours.children) == 6
+    distances = pairwise_distances(data.reduced_features()[[7]], data.reduced_features())[0]
+    distances[7] = np.inf
+    expected = data.frame["image_id"].to_numpy()[np.argsort(distances, kind="stable")[:6]]
+    shown = [card.children[1].value for card in neighbours.children]
+    assert all(image_id in caption for image_id, caption in zip(expected, shown))

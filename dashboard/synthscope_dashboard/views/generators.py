@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
@@ -16,6 +18,9 @@ from synthscope_dashboard.views.plot_selection import SelectionBridge
 from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
 
 GALLERY_SIZE = 16
+THUMB_PX, FULL_PX = 128, 512
+N_NEIGHBOURS = 6
+PNG_CACHE = 512   # PNG bytes kept per page (LRU): hovering back and forth decodes nothing
 N_BOOT = 1000   # as `synthscope attribute --truth`, so the page and the CLI print the same CIs
 NEW_CLUSTER = -1
 
@@ -31,6 +36,8 @@ class GeneratorsView(View):
         self._known_colors = None
         self._known_values: list[str] = []
         self._trace_selection: dict[int, np.ndarray] = {}   # per-trace parts of one plotly selection event
+        self._png_cache: collections.OrderedDict = collections.OrderedDict()   # (row, px) -> PNG bytes
+        self._neighbours = None   # NearestNeighbors on data.reduced_features(), fit on the first click
 
     # ------------------------------------------------------------------ build
     def build(self):
@@ -60,7 +67,8 @@ class GeneratorsView(View):
         self.k_prompt_text = widgets.HTML()
         self.k_answer = widgets.BoundedIntText(value=state.k, min=1, max=max(1, min(64, data.n)),
                                                layout=widgets.Layout(width="90px"))
-        self.k_confirm = widgets.Button(description="Cluster with this k", button_style="warning")
+        self.k_confirm = widgets.Button(description="Cluster with this k", button_style="warning",
+                                        layout=widgets.Layout(width="170px", min_width="170px"))
         self.k_prompt = widgets.HBox([self.k_prompt_text, self.k_answer, self.k_confirm],
                                      layout=widgets.Layout(align_items="center"))
         self.k_prompt.add_class("ss-k-prompt")
@@ -90,7 +98,16 @@ class GeneratorsView(View):
         scatter_box.add_class("ss-scatter-box")
         self.metrics = widgets.HTML()
         self.cluster_table = widgets.HTML()
-        side = widgets.VBox([self.metrics, self.cluster_table], layout=widgets.Layout(width="44%"))
+        # images first: the point under the mouse, beside the plot; a click opens it with its neighbours
+        self.preview = widgets.Image(format="png", width=THUMB_PX, height=THUMB_PX,
+                                     layout=widgets.Layout(width=f"{THUMB_PX}px", height=f"{THUMB_PX}px"))
+        self.preview_caption = widgets.HTML("<span class='ss-status'>hover over a point to see its image; "
+                                            "click it for the full image and its nearest neighbours</span>")
+        self.preview_box = widgets.HBox([self.preview, self.preview_caption], layout=widgets.Layout(min_height="130px"))
+        self.preview_box.add_class("ss-preview")
+        side = widgets.VBox([self.preview_box, self.metrics, self.cluster_table], layout=widgets.Layout(width="44%"))
+        self.detail = widgets.VBox()
+        self.detail.add_class("ss-detail")
 
         # curation controls
         self.selected_label = widgets.HTML()
@@ -149,6 +166,7 @@ class GeneratorsView(View):
                 curation,
                 widgets.HTML("<b>Selected images</b> <span class='ss-status'>(first 16; drag a box or lasso on the scatter)</span>"),
                 self.gallery,
+                self.detail,
                 self.control(self.fingerprint_button),
                 self.fingerprint_box]
 
@@ -222,6 +240,7 @@ class GeneratorsView(View):
             return
         self.data = data
         self._known_colors = None
+        self._neighbours = None   # other features: other neighbours
         if self.extractor.value != data.extractor:
             self.extractor.options = sorted(set(self.extractor.options) | {data.extractor})
             self.extractor.value = data.extractor   # switch_extractor sees the same name: nothing reloads
@@ -258,6 +277,8 @@ class GeneratorsView(View):
         for trace in figure.data:   # every trace, or Voila drops some selections
             trace.on_selection(self._on_plot_selection)
             trace.on_deselect(lambda trace, points: self._on_plot_selection(trace, points, None))
+            trace.on_hover(self._on_hover)
+            trace.on_click(self._on_click)
         return figure
 
     def _trace_rows(self) -> list[np.ndarray]:
@@ -309,6 +330,75 @@ class GeneratorsView(View):
             parts = list(self._trace_selection.values())
             self._trace_selection = {}
             self.state.select(np.concatenate(parts) if parts else [])
+
+    def png(self, row: int, px: int) -> bytes:
+        """PNG bytes of one generated image at `px` pixels, from a small LRU cache."""
+        key = (int(row), int(px))
+        cached = self._png_cache.get(key)
+        if cached is None:
+            cached = png_bytes(self.data.load_images(np.array([row], dtype=np.int64))[0], px)
+            self._png_cache[key] = cached
+            while len(self._png_cache) > PNG_CACHE:
+                self._png_cache.popitem(last=False)
+        else:
+            self._png_cache.move_to_end(key)
+        return cached
+
+    def _point_row(self, trace, points) -> int | None:
+        inds = list(getattr(points, "point_inds", []) or [])
+        if not inds:
+            return None
+        index = next((i for i, t in enumerate(self.scatter.data) if t is trace), 0)
+        rows_of = self._trace_rows()
+        return int(rows_of[index][inds[0]]) if index < len(rows_of) else int(inds[0])
+
+    def _describe(self, row: int) -> str:
+        frame, cluster = self.data.frame, int(self.state.assignments[row])
+        known = frame.at[row, "known_label"]
+        return (f"<b>{esc(frame.at[row, 'image_id'])}</b> · {esc(frame.at[row, 'split'])}"
+                f"{' · ' + esc(known) if known else ''}<br><span class='ss-swatch' "
+                f"style='background:{cluster_color(cluster)}'></span>{esc(self.state.cluster_name(cluster))}")
+
+    def _on_hover(self, trace, points, state=None) -> None:
+        row = self._point_row(trace, points)
+        if row is None:
+            return
+        self.preview.value = self.png(row, THUMB_PX)
+        self.preview_caption.value = f"<div class='ss-caption' style='text-align:left'>{self._describe(row)}</div>"
+
+    def _on_click(self, trace, points, state=None) -> None:
+        row = self._point_row(trace, points)
+        if row is not None:
+            self.show_detail(row)
+
+    def nearest(self, row: int, k: int = N_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest other generated images in the clustering's feature space (rows, distances)."""
+        from sklearn.neighbors import NearestNeighbors
+
+        X = self.data.reduced_features()
+        if self._neighbours is None:
+            self._neighbours = NearestNeighbors(n_neighbors=min(k + 1, len(X))).fit(X)
+        distances, rows = self._neighbours.kneighbors(X[[row]], n_neighbors=min(k + 1, len(X)))
+        keep = rows[0] != row
+        return rows[0][keep][:k], distances[0][keep][:k]
+
+    def show_detail(self, row: int) -> None:
+        """The image at full size beside its nearest neighbours in the feature space."""
+        rows, distances = self.nearest(row)
+        full = widgets.Image(value=self.png(row, FULL_PX), format="png", width=FULL_PX, height=FULL_PX)
+        full.add_class("ss-detail-full")
+        cards = []
+        for other, distance in zip(rows.tolist(), distances.tolist()):
+            cards.append(widgets.VBox([
+                widgets.Image(value=self.png(other, THUMB_PX), format="png", width=THUMB_PX, height=THUMB_PX),
+                widgets.HTML(f"<div class='ss-caption'>{self._describe(other)}<br>distance {distance:.2f}</div>")]))
+        neighbours = widgets.HBox(cards, layout=widgets.Layout(flex_flow="row wrap", align_content="flex-start"))
+        neighbours.add_class("ss-neighbours")
+        self.detail.children = [
+            widgets.HTML(f"<b>Clicked image</b> <span class='ss-status'>{self._describe(row)} · its "
+                         f"{len(rows)} nearest generated neighbours in the {esc(self.data.extractor)} features "
+                         "(what the clustering sees)</span>"),
+            widgets.HBox([full, neighbours])]
 
     def _on_browser_selection(self, rows: np.ndarray) -> None:
         self.state.select(rows)
@@ -474,8 +564,9 @@ class GeneratorsView(View):
         if self.data.selection_table is not None and len(self.data.selection_table) > 1:
             chosen = self.data.chosen or {}
             parts.append(f"<details><summary>method chosen without labels: <b>{esc(chosen.get('method', '?'))}</b> on "
-                         f"<b>{esc(chosen.get('view', '?'))}</b> of the <b>{esc(self.data.extractor)}</b> features, "
-                         f"k = {self.data.clustered_with[0] if self.data.clustered_with else '?'} "
+                         + (f"the <b>{esc(self.data.extractor)}</b> features, " if chosen.get('view') == self.data.extractor
+                            else f"<b>{esc(chosen.get('view', '?'))}</b> of the <b>{esc(self.data.extractor)}</b> features, ")
+                         + f"k = {self.data.clustered_with[0] if self.data.clustered_with else '?'} "
                          "(most stable under resampling, then best silhouette)"
                          "</summary>" + self.data.selection_table.to_html(
                              index=False, classes="ss-table", border=0, float_format=lambda v: f"{v:.3f}") + "</details>")
