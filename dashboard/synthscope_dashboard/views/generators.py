@@ -94,12 +94,14 @@ class GeneratorsView(View):
         self.legend = widgets.HTML()
         self.legend.add_class("ss-legend")
         self._show_legend()
-        scatter_box = widgets.VBox([self.legend, self.scatter, self.bridge], layout=widgets.Layout(width="56%"))
+        scatter_box = widgets.VBox([self.legend, self.scatter, self.bridge],
+                                   layout=widgets.Layout(width="56%", align_self="flex-start"))
         scatter_box.add_class("ss-scatter-box")
         self.metrics = widgets.HTML()
         self.cluster_table = widgets.HTML()
         # images first: the point under the mouse, beside the plot; a click opens it with its neighbours
-        self.preview = widgets.Image(format="png", width=THUMB_PX, height=THUMB_PX,
+        self.preview = widgets.Image(value=png_bytes(np.full((THUMB_PX, THUMB_PX), 238, dtype=np.uint8)),
+                                     format="png", width=THUMB_PX, height=THUMB_PX,
                                      layout=widgets.Layout(width=f"{THUMB_PX}px", height=f"{THUMB_PX}px"))
         self.preview_caption = widgets.HTML("<span class='ss-status'>hover over a point to see its image; "
                                             "click it for the full image and its nearest neighbours</span>")
