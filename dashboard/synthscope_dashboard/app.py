@@ -176,7 +176,9 @@ class Dashboard(widgets.VBox):
         state.observe(self._on_status, names=["status", "last_saved", "saving", "can_undo"])
         self._on_status()
         self.page_shown = PageShown()
-        self.page_shown.observe(lambda _: state.sync_with_session(), names="shown")
+        # a preheated kernel loaded the data long before this: re-read the caches if a layout was missing
+        # then (`synthscope prepare` may have run since), and take up newer curation
+        self.page_shown.observe(lambda _: (state.refresh_stale_caches(), state.sync_with_session()), names="shown")
         self.connection = ConnectionWatch()
         super().__init__([widgets.HTML(STYLE), self.page_shown, self.connection, widgets.HBox([header, widgets.VBox([self.present, self.evaluation, self.evaluation_label, self.undo_button])]),
                           self.evaluation_banner, self.status, self.tabs])

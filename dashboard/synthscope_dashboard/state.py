@@ -221,6 +221,10 @@ class AppState(traitlets.HasTraits):
     k = traitlets.Int(4)
     method = traitlets.Unicode("auto")
     color_by = traitlets.Unicode("cluster")      # "cluster" | "known" (dev labels / ground truth)
+    #: where k comes from: "task" (`synthscope dashboard --k`), "analyst" (typed in the page), or
+    #: "default" (the number of dev generators, a guess the page asks the analyst to replace)
+    k_source = traitlets.Unicode("default")
+    data_version = traitlets.Int(0)               # +1 whenever workspace.attribution is replaced
     membership_group = traitlets.Unicode("")      # a pair ("model_1 -> folder_1"); "" = every pair
 
     # curation (saved)
@@ -262,6 +266,8 @@ class AppState(traitlets.HasTraits):
                     # the best cached layout: UMAP, then t-SNE (what `prepare` computed), else live PCA
                     self.projection = next((m for m in ("umap", "tsne") if m in attribution.projections), "pca")
                 self.k = kwargs.get("k", attribution.k)
+                if "k" in kwargs:
+                    self.k_source = "task"
                 self.assignments = attribution.cluster(self.k, self.method)
             if workspace.membership is not None:
                 self.thresholds = workspace.membership.default_thresholds()
@@ -391,6 +397,56 @@ class AppState(traitlets.HasTraits):
         self.assignments = np.asarray(labels, dtype=np.int64)
         self._done(f"re-clustered with {method}, k = {k} (manual moves and names were reset; undo brings them back)")
 
+    def use_attribution(self, data) -> None:
+        """Replace the sub-task 2 data by the same images in other features, or by the same features
+        with their caches re-read: the curation (clusters, names) is kept."""
+        old = self.workspace.attribution
+        if old is not None and not np.array_equal(old.keys, data.keys):
+            raise ValueError("the generated images changed on disk; reload the page to read them again")
+        self.workspace.attribution = data
+        self.data_version += 1
+
+    def load_extractor(self, name: str, progress=None) -> bool:
+        """The same images in the features of extractor `name` (embedded now unless cached);
+        the clusters stay until the next re-cluster. False when nothing changed."""
+        loader = self.workspace.attribution_loader
+        if loader is None or self.workspace.attribution is None or name == self.workspace.attribution.extractor:
+            return False
+        self.use_attribution(loader(name, progress=progress))
+        self.extractor = name
+        return True
+
+    def reload_data(self) -> list[str]:
+        """Read the embedding and projection caches again (after `synthscope prepare` ran while this
+        page was open, or before it was shown); the curation is kept. Returns the layouts it found."""
+        loader, old = self.workspace.attribution_loader, self.workspace.attribution
+        if loader is None or old is None:
+            self.status = "nothing to reload: this page cannot re-read its data"
+            return []
+        data = loader(old.extractor)
+        found = [m for m in data.projections if m not in old.projections]
+        if np.array_equal(data.features, old.features):   # same clustering input: keep its label-free choice
+            data.selection_table, data.chosen = old.selection_table, old.chosen
+            data.clustered_with = old.clustered_with
+        self.use_attribution(data)
+        if found and self.projection == "pca":
+            self.projection = next(m for m in ("umap", "tsne") if m in found)
+        self.status = ("data re-read: " + (f"{', '.join(m.upper() for m in found)} now cached" if found
+                                           else "nothing new in the caches"))
+        return found
+
+    def refresh_stale_caches(self) -> list[str]:
+        """When the page is shown: re-read the caches if a layout was missing when the data was loaded
+        (a preheated kernel loads the data long before the page is opened, perhaps before `prepare`)."""
+        data = self.workspace.attribution if self.workspace is not None else None
+        if data is None or not data.projection_hints or self.workspace.attribution_loader is None:
+            return []
+        status = self.status
+        found = self.reload_data()
+        if not found:
+            self.status = status   # nothing new: the page says what it said before
+        return found
+
     def compact_assignments(self) -> np.ndarray:
         """Cluster ids renumbered 0..k-1 in order of first appearance of each id, as run files need."""
         _, codes = np.unique(self.assignments, return_inverse=True)
@@ -466,6 +522,7 @@ class AppState(traitlets.HasTraits):
         payload = {"version": SESSION_VERSION, "data_path": self.workspace.path,
                    "saved_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                    "extractor": self.extractor, "projection": self.projection, "k": self.k, "method": self.method,
+                   "k_source": self.k_source, "color_by": self.color_by,
                    "cluster_names": dict(self.cluster_names), "thresholds": dict(self.thresholds),
                    "overrides": dict(self.overrides)}
         if self.workspace.attribution is not None and self.assignments is not None:
@@ -578,9 +635,12 @@ class AppState(traitlets.HasTraits):
         return True
 
     def _apply_session(self, payload: dict) -> None:
+        extractor_problem = self._apply_saved_extractor(payload.get("extractor"))
         clean, bad = validate_session(payload, self)
+        if "k_source" in clean and self.k_source == "task":
+            del clean["k_source"]           # the task's k (--k) is not a guess, whatever was saved
         with self.hold_trait_notifications():
-            for name in ("projection", "k", "method", "cluster_names", "overrides"):
+            for name in ("projection", "k", "method", "k_source", "color_by", "cluster_names", "overrides"):
                 if name in clean:
                     setattr(self, name, clean[name])
             if "thresholds" in clean:         # pairs this workspace knows; the rest keep their dev fit
@@ -592,10 +652,16 @@ class AppState(traitlets.HasTraits):
                 found = np.array([key in saved for key in keys])
                 assignments[found] = [saved[key] for key in keys[found]]
                 self.assignments = assignments
+        attribution = self.workspace.attribution
+        if attribution is not None and attribution.clustered_with != (self.k, self.method):
+            attribution.cluster(self.k, self.method)   # the label-free choice the page shows, for these settings
+            self.data_version += 1
         self._restored_from = (payload.get("writer"), payload.get("sequence"))
         with self._revision_lock:
             self._revision = max(self._revision, _as_int(payload.get("revision"), 0))
         self.status = f"restored your curation saved at {payload.get('saved_at', '?')}"
+        if extractor_problem:
+            self.status += f" · {extractor_problem}"
         if bad:
             path = self.session_file
             try:
@@ -604,6 +670,20 @@ class AppState(traitlets.HasTraits):
                 where = f"the file could not be copied ({error})"
             self.status += (f" · ignored {', '.join(bad)} in the saved session (wrong type or out of range); "
                             f"{where}")
+
+
+    def _apply_saved_extractor(self, name) -> str:
+        """Load the features the saved curation was made on; '' or what went wrong."""
+        attribution = self.workspace.attribution if self.workspace is not None else None
+        if attribution is None or not isinstance(name, str) or not name or name == attribution.extractor:
+            return ""
+        if self.workspace.attribution_loader is None:
+            return f"the curation was made on {name} features, which this page cannot load"
+        try:
+            self.load_extractor(name)
+        except Exception as error:   # an extractor gone from this machine, a damaged cache
+            return f"could not load the {name} features the curation was made on ({error}); showing {attribution.extractor}"
+        return ""
 
 
 def _running_loop():
@@ -677,7 +757,19 @@ def validate_session(payload: dict, state: AppState) -> tuple[dict, list[str]]:
             raise TypeError(value)
         return {str(key): _strict_int(v) for key, v in value.items()}
 
+    def k_source(value):
+        if value not in ("task", "analyst", "default"):
+            raise ValueError(value)
+        return value
+
+    def color_by(value):
+        if not isinstance(value, str) or not value:
+            raise ValueError(value)
+        return value
+
     take("projection", projection)
+    take("k_source", k_source)
+    take("color_by", color_by)
     take("k", k)
     take("method", method)
     take("cluster_names", names)

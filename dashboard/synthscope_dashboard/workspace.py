@@ -67,6 +67,7 @@ class AttributionData:
             self.projections["pca"] = pca_2d(self.features)
         self._reduced: np.ndarray | None = None
         self.chosen: dict | None = None
+        self.clustered_with: tuple[int, str] | None = None   # (k, method) behind selection_table / chosen
 
     @property
     def n(self) -> int:
@@ -101,6 +102,7 @@ class AttributionData:
         model = cluster_generators({self.extractor: self.features[scored]}, options)
         self.selection_table = model.selection_
         self.chosen = dict(model.chosen_)
+        self.clustered_with = (int(k), method)
         labels = np.zeros(len(self.frame), dtype=np.int64)
         labels[scored] = model.labels_
         if not scored.all():

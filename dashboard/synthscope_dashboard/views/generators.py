@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
@@ -11,11 +13,14 @@ from synthscope_dashboard.fingerprints import cluster_fingerprints, sample_membe
 from synthscope_dashboard.imaging import (UNLABELLED_COLOR, cluster_color, colormap, known_label_color, png_bytes,
                                           to_uint8)
 from synthscope.metrics import attribution_report
-from synthscope_dashboard.views.common import View, banner, esc, estimate_row, fmt, metric_table
+from synthscope_dashboard.views.common import View, banner, esc, estimate_row, fmt, guarded, metric_table
 from synthscope_dashboard.views.plot_selection import SelectionBridge
 from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
 
 GALLERY_SIZE = 16
+THUMB_PX, FULL_PX = 128, 512
+N_NEIGHBOURS = 6
+PNG_CACHE = 512   # PNG bytes kept per page (LRU): hovering back and forth decodes nothing
 N_BOOT = 1000   # as `synthscope attribute --truth`, so the page and the CLI print the same CIs
 NEW_CLUSTER = -1
 
@@ -31,10 +36,13 @@ class GeneratorsView(View):
         self._known_colors = None
         self._known_values: list[str] = []
         self._trace_selection: dict[int, np.ndarray] = {}   # per-trace parts of one plotly selection event
+        self._png_cache: collections.OrderedDict = collections.OrderedDict()   # (row, px) -> PNG bytes
+        self._neighbours = None   # NearestNeighbors on data.reduced_features(), fit on the first click
 
     # ------------------------------------------------------------------ build
     def build(self):
-        state, data = self.state, self.data
+        state = self.state
+        data = self.data = state.workspace.attribution   # a restore may have loaded other features
         available = [m for m in PROJECTION_METHODS if m in data.projections]
         if state.projection not in available:
             state.projection = "pca"
@@ -52,12 +60,27 @@ class GeneratorsView(View):
                                           disabled=state.workspace.attribution_loader is None,
                                           layout=widgets.Layout(width="220px"))
         self.hint = widgets.HTML()
+        self.reload_button = widgets.Button(description="Reload data", disabled=state.workspace.attribution_loader is None,
+                                            tooltip="read the embedding and projection caches again (after "
+                                                    "`synthscope prepare`); the curation is kept")
+        # k is part of the task statement: without `--k` the page asks for it before anything else
+        self.k_prompt_text = widgets.HTML()
+        self.k_answer = widgets.BoundedIntText(value=state.k, min=1, max=max(1, min(64, data.n)),
+                                               layout=widgets.Layout(width="90px"))
+        self.k_confirm = widgets.Button(description="Cluster with this k", button_style="warning",
+                                        layout=widgets.Layout(width="170px", min_width="170px"))
+        self.k_prompt = widgets.HBox([self.k_prompt_text, self.k_answer, self.k_confirm],
+                                     layout=widgets.Layout(align_items="center"))
+        self.k_prompt.add_class("ss-k-prompt")
+        self.k_warning = widgets.HTML()
+        self.k_warning.add_class("ss-k-warning")
         # shown only while a new extractor embeds images that are not cached yet
         self.embedding_progress = widgets.IntProgress(value=0, min=0, max=1, description="embedding",
                                                       bar_style="info", layout=widgets.Layout(display="none", width="420px"))
         self.embedding_what = widgets.HTML()
         top = self.control(widgets.VBox([
-            widgets.HBox([self.extractor, self.projection, self.color_by, self.k, self.method, self.recluster]),
+            widgets.HBox([self.extractor, self.projection, self.color_by, self.k, self.method, self.recluster,
+                          self.reload_button]),
             widgets.HBox([self.embedding_progress, self.embedding_what]),
             self.hint,
         ]))
@@ -67,15 +90,26 @@ class GeneratorsView(View):
         self.figures["scatter"] = self.scatter
         # the browser's selection reaches the kernel through the bridge (see plot_selection.py)
         self.bridge = SelectionBridge(trace_rows=self._trace_rows, on_change=self._on_browser_selection,
-                                      on_escape=self._on_escape)
+                                      on_escape=self._on_escape, on_key=guarded(self._on_key, state, "the key"))
         self.legend = widgets.HTML()
         self.legend.add_class("ss-legend")
         self._show_legend()
-        scatter_box = widgets.VBox([self.legend, self.scatter, self.bridge], layout=widgets.Layout(width="56%"))
+        scatter_box = widgets.VBox([self.legend, self.scatter, self.bridge],
+                                   layout=widgets.Layout(width="56%", align_self="flex-start"))
         scatter_box.add_class("ss-scatter-box")
         self.metrics = widgets.HTML()
         self.cluster_table = widgets.HTML()
-        side = widgets.VBox([self.metrics, self.cluster_table], layout=widgets.Layout(width="44%"))
+        # images first: the point under the mouse, beside the plot; a click opens it with its neighbours
+        self.preview = widgets.Image(value=png_bytes(np.full((THUMB_PX, THUMB_PX), 238, dtype=np.uint8)),
+                                     format="png", width=THUMB_PX, height=THUMB_PX,
+                                     layout=widgets.Layout(width=f"{THUMB_PX}px", height=f"{THUMB_PX}px"))
+        self.preview_caption = widgets.HTML("<span class='ss-status'>hover over a point to see its image; "
+                                            "click it for the full image and its nearest neighbours</span>")
+        self.preview_box = widgets.HBox([self.preview, self.preview_caption], layout=widgets.Layout(min_height="130px"))
+        self.preview_box.add_class("ss-preview")
+        side = widgets.VBox([self.preview_box, self.metrics, self.cluster_table], layout=widgets.Layout(width="44%"))
+        self.detail = widgets.VBox()
+        self.detail.add_class("ss-detail")
 
         # curation controls
         self.selected_label = widgets.HTML()
@@ -107,7 +141,9 @@ class GeneratorsView(View):
         self.projection.observe(lambda c: setattr(state, "projection", c["new"]), names="value")
         self.extractor.observe(lambda c: self.switch_extractor(c["new"]), names="value")
         self.color_by.observe(lambda c: setattr(state, "color_by", c["new"]), names="value")
-        self.recluster.on_click(lambda _: state.recluster(self.k.value, self.method.value))
+        self.recluster.on_click(lambda _: self.recluster_with(self.k.value))
+        self.k_confirm.on_click(lambda _: self.recluster_with(self.k_answer.value))
+        self.reload_button.on_click(lambda _: state.reload_data())
         self.move.on_click(lambda _: self.move_selection())
         self.rename_button.on_click(lambda _: state.rename(self.rename_which.value, self.rename_text.value))
         self.merge_button.on_click(lambda _: state.merge(self.merge_source.value, self.merge_target.value))
@@ -118,13 +154,21 @@ class GeneratorsView(View):
         state.observe(self._on_projection, names="projection")
         state.observe(self._on_color_by, names="color_by")
         state.observe(lambda c: setattr(self.k, "value", c["new"]), names="k")
+        # the controls follow the state (a restored session, undo), not only the other way round
+        state.observe(lambda c: self._follow(self.method, c["new"]), names="method")
+        state.observe(lambda c: self._follow(self.projection, c["new"]), names="projection")
+        state.observe(lambda c: self._follow(self.color_by, c["new"]), names="color_by")
+        state.observe(self._on_data, names="data_version")
+        state.observe(self._show_k_prompt, names=["k", "k_source", "presentation"])
+        self._show_k_prompt()
         self._on_assignments()
         self._on_selection()
-        return [top,
+        return [self.k_prompt, self.k_warning, top,
                 widgets.HBox([scatter_box, side]),
                 curation,
                 widgets.HTML("<b>Selected images</b> <span class='ss-status'>(first 16; drag a box or lasso on the scatter)</span>"),
                 self.gallery,
+                self.detail,
                 self.control(self.fingerprint_button),
                 self.fingerprint_box]
 
@@ -138,6 +182,8 @@ class GeneratorsView(View):
 
     def _show_hint(self) -> None:
         hint = "; ".join(self.data.projection_hints.values())
+        if hint and self.state.workspace.attribution_loader is not None:
+            hint += " Then press Reload data (the curation is kept)."
         self.hint.value = f"<span class='ss-status'>{esc(hint)}</span>" if hint else ""
 
     def switch_extractor(self, name: str) -> None:
@@ -147,22 +193,67 @@ class GeneratorsView(View):
             return
         state.status = f"embedding with {name} (cached after the first time; `synthscope prepare` does it ahead)…"
         try:
-            data = state.workspace.attribution_loader(name, progress=self._show_embedding_progress)
+            state.load_extractor(name, progress=self._show_embedding_progress)
         finally:
             self.embedding_progress.layout.display = "none"
             self.embedding_what.value = ""
-        state.workspace.attribution = self.data = data
-        state.extractor = name
+        state.status = f"features are now {name}; press Re-cluster to cluster on them (your clusters are kept until then)"
+
+    def dev_generators(self) -> int:
+        """How many generators the dev folders name (the default k)."""
+        known = self.data.frame["known_label"]
+        return int(known[known != ""].nunique())
+
+    def recluster_with(self, k: int) -> None:
+        """Re-cluster with k from the page: the analyst's answer replaces the default guess."""
+        state = self.state
+        if state.k_source == "default":
+            state.k_source = "analyst"
+        state.recluster(k, self.method.value)
+
+    def _show_k_prompt(self, change=None) -> None:
+        state, dev = self.state, self.dev_generators()
+        asking = state.k_source == "default"
+        guess = (f"k = {state.k} now, the number of dev generator folders" if dev and state.k == dev
+                 else f"k = {state.k} now, a default")
+        self.k_prompt_text.value = banner(
+            "<b>How many generators does the task state?</b> The number of clusters is part of the task "
+            f"statement ({esc(guess)}); give it here, or start the page with "
+            "<code>synthscope dashboard PATH --k N</code>.", "warn")
+        self.k_prompt.layout.display = "" if asking and not state.presentation else "none"
+        if asking:
+            self.k_answer.value = state.k
+        warn = state.k_source != "task" and dev > 0 and state.k == dev
+        self.k_warning.value = banner(
+            f"k = {state.k} equals the number of dev folders: the test set may hold generators that dev does not "
+            "(then they are forced into the dev generators' clusters). Use the k the task states.",
+            "warn") if warn else ""
+
+    @staticmethod
+    def _follow(widget, value) -> None:
+        if widget.value != value and value in [v if not isinstance(v, tuple) else v[1] for v in widget.options]:
+            widget.value = value
+
+    def _on_data(self, change=None) -> None:
+        """workspace.attribution was replaced (other features, a restored session, re-read caches)."""
+        data = self.state.workspace.attribution
+        if not self.built:
+            self.data = data
+            return
+        self.data = data
         self._known_colors = None
+        self._neighbours = None   # other features: other neighbours
+        if self.extractor.value != data.extractor:
+            self.extractor.options = sorted(set(self.extractor.options) | {data.extractor})
+            self.extractor.value = data.extractor   # switch_extractor sees the same name: nothing reloads
         available = [m for m in PROJECTION_METHODS if m in data.projections]
+        if self.state.projection not in available:
+            self.state.projection = "pca"
         self.projection.options = available
-        if state.projection not in available:
-            state.projection = "pca"
-        self.projection.value = state.projection
+        self.projection.value = self.state.projection
         self._on_projection()
         self._show_hint()
         self._on_assignments()
-        state.status = f"features are now {name}; press Re-cluster to cluster on them (your clusters are kept until then)"
 
     def _show_embedding_progress(self, done: int, total: int, what: str) -> None:
         """Widget messages go out while the kernel embeds, so the bar moves during the call."""
@@ -188,6 +279,8 @@ class GeneratorsView(View):
         for trace in figure.data:   # every trace, or Voila drops some selections
             trace.on_selection(self._on_plot_selection)
             trace.on_deselect(lambda trace, points: self._on_plot_selection(trace, points, None))
+            trace.on_hover(self._on_hover)
+            trace.on_click(self._on_click)
         return figure
 
     def _trace_rows(self) -> list[np.ndarray]:
@@ -240,6 +333,75 @@ class GeneratorsView(View):
             self._trace_selection = {}
             self.state.select(np.concatenate(parts) if parts else [])
 
+    def png(self, row: int, px: int) -> bytes:
+        """PNG bytes of one generated image at `px` pixels, from a small LRU cache."""
+        key = (int(row), int(px))
+        cached = self._png_cache.get(key)
+        if cached is None:
+            cached = png_bytes(self.data.load_images(np.array([row], dtype=np.int64))[0], px)
+            self._png_cache[key] = cached
+            while len(self._png_cache) > PNG_CACHE:
+                self._png_cache.popitem(last=False)
+        else:
+            self._png_cache.move_to_end(key)
+        return cached
+
+    def _point_row(self, trace, points) -> int | None:
+        inds = list(getattr(points, "point_inds", []) or [])
+        if not inds:
+            return None
+        index = next((i for i, t in enumerate(self.scatter.data) if t is trace), 0)
+        rows_of = self._trace_rows()
+        return int(rows_of[index][inds[0]]) if index < len(rows_of) else int(inds[0])
+
+    def _describe(self, row: int) -> str:
+        frame, cluster = self.data.frame, int(self.state.assignments[row])
+        known = frame.at[row, "known_label"]
+        return (f"<b>{esc(frame.at[row, 'image_id'])}</b> · {esc(frame.at[row, 'split'])}"
+                f"{' · ' + esc(known) if known else ''}<br><span class='ss-swatch' "
+                f"style='background:{cluster_color(cluster)}'></span>{esc(self.state.cluster_name(cluster))}")
+
+    def _on_hover(self, trace, points, state=None) -> None:
+        row = self._point_row(trace, points)
+        if row is None:
+            return
+        self.preview.value = self.png(row, THUMB_PX)
+        self.preview_caption.value = f"<div class='ss-caption' style='text-align:left'>{self._describe(row)}</div>"
+
+    def _on_click(self, trace, points, state=None) -> None:
+        row = self._point_row(trace, points)
+        if row is not None:
+            self.show_detail(row)
+
+    def nearest(self, row: int, k: int = N_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest other generated images in the clustering's feature space (rows, distances)."""
+        from sklearn.neighbors import NearestNeighbors
+
+        X = self.data.reduced_features()
+        if self._neighbours is None:
+            self._neighbours = NearestNeighbors(n_neighbors=min(k + 1, len(X))).fit(X)
+        distances, rows = self._neighbours.kneighbors(X[[row]], n_neighbors=min(k + 1, len(X)))
+        keep = rows[0] != row
+        return rows[0][keep][:k], distances[0][keep][:k]
+
+    def show_detail(self, row: int) -> None:
+        """The image at full size beside its nearest neighbours in the feature space."""
+        rows, distances = self.nearest(row)
+        full = widgets.Image(value=self.png(row, FULL_PX), format="png", width=FULL_PX, height=FULL_PX)
+        full.add_class("ss-detail-full")
+        cards = []
+        for other, distance in zip(rows.tolist(), distances.tolist()):
+            cards.append(widgets.VBox([
+                widgets.Image(value=self.png(other, THUMB_PX), format="png", width=THUMB_PX, height=THUMB_PX),
+                widgets.HTML(f"<div class='ss-caption'>{self._describe(other)}<br>distance {distance:.2f}</div>")]))
+        neighbours = widgets.HBox(cards, layout=widgets.Layout(flex_flow="row wrap", align_content="flex-start"))
+        neighbours.add_class("ss-neighbours")
+        self.detail.children = [
+            widgets.HTML(f"<b>Clicked image</b> <span class='ss-status'>{self._describe(row)} · its "
+                         f"{len(rows)} nearest generated neighbours in the {esc(self.data.extractor)} features "
+                         "(what the clustering sees)</span>"),
+            widgets.HBox([full, neighbours])]
+
     def _on_browser_selection(self, rows: np.ndarray) -> None:
         self.state.select(rows)
 
@@ -248,6 +410,22 @@ class GeneratorsView(View):
         self.state.select(rows)
         self.state.status = "selection cleared" if rows.size == 0 else f"{rows.size:,} images still selected"
 
+    def _refuse_unless_shown(self, shown: np.ndarray | None) -> bool:
+        """True (and the status says why) when the kernel's selection is not the one the plot shows."""
+        state = self.state
+        selected = state.selection if state.selection is not None else np.zeros(0, dtype=np.int64)
+        if shown is None:
+            state.status = ("not moved: the page did not report what the plot shows; "
+                            "press Move selection again")
+            return True
+        if not np.array_equal(np.sort(shown), np.sort(selected)):
+            state.select(shown)
+            state.status = (f"not moved: the plot shows {len(shown):,} selected images but {len(selected):,} "
+                            "were selected here (a selection event arrived late); the selection now follows "
+                            "the plot: check it and press Move selection again")
+            return True
+        return False
+
     def move_selection(self) -> int:
         """Move the selected images to the target cluster, only if they are the ones the plot shows."""
         state = self.state
@@ -255,18 +433,27 @@ class GeneratorsView(View):
         bridge = self.bridge
         if bridge is not None and bridge.live:
             shown, bridge.shown = bridge.shown, None   # each press needs its own report from the page
-            selected = state.selection if state.selection is not None else np.zeros(0, dtype=np.int64)
-            if shown is None:
-                state.status = ("not moved: the page did not report what the plot shows; "
-                                "press Move selection again")
-                return -1
-            if not np.array_equal(np.sort(shown), np.sort(selected)):
-                state.select(shown)
-                state.status = (f"not moved: the plot shows {len(shown):,} selected images but {len(selected):,} "
-                                "were selected here (a selection event arrived late); the selection now follows "
-                                "the plot: check it and press Move selection again")
+            if self._refuse_unless_shown(shown):
                 return -1
         return state.assign(state.selection, cluster)
+
+    def _on_key(self, event: str, shown: np.ndarray, content: dict) -> None:
+        """Keys in the page (plot_selection.py): Ctrl+Z undoes, a digit moves the selection the plot
+        shows to the cluster of that number, with the checks of Move selection."""
+        state = self.state
+        if state.presentation:
+            return
+        if event == "undo":
+            state.undo()
+            return
+        cluster = content.get("cluster")
+        if not isinstance(cluster, int) or isinstance(cluster, bool) or cluster not in state.clusters():
+            state.status = (f"not moved: there is no cluster {cluster} (keys 0-9 move the selection to the cluster "
+                            "of that id; use Move selection for a new cluster)")
+            return
+        if self._refuse_unless_shown(shown):
+            return
+        state.assign(state.selection, cluster)
 
     def _update_marker(self, force: bool = False) -> None:
         marker = self._marker()
@@ -379,7 +566,10 @@ class GeneratorsView(View):
         if self.data.selection_table is not None and len(self.data.selection_table) > 1:
             chosen = self.data.chosen or {}
             parts.append(f"<details><summary>method chosen without labels: <b>{esc(chosen.get('method', '?'))}</b> on "
-                         f"<b>{esc(chosen.get('view', '?'))}</b> (most stable under resampling, then best silhouette)"
+                         + (f"the <b>{esc(self.data.extractor)}</b> features, " if chosen.get('view') == self.data.extractor
+                            else f"<b>{esc(chosen.get('view', '?'))}</b> of the <b>{esc(self.data.extractor)}</b> features, ")
+                         + f"k = {self.data.clustered_with[0] if self.data.clustered_with else '?'} "
+                         "(most stable under resampling, then best silhouette)"
                          "</summary>" + self.data.selection_table.to_html(
                              index=False, classes="ss-table", border=0, float_format=lambda v: f"{v:.3f}") + "</details>")
         return "".join(parts)

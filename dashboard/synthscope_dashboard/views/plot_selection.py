@@ -13,6 +13,10 @@ the points of every trace read from the plot's `selectedpoints` (what it highlig
 the highlight changes otherwise. It also reports what the plot shows when the analyst presses a guarded
 button ("Move selection"), so the kernel can refuse to act on a selection that is not the one on screen,
 and clears the selection on Escape.
+
+Keys (while the plot is on screen and no text box has the focus): Ctrl+Z (or Cmd+Z) sends "undo",
+a digit 0-9 sends "assign" with that cluster number and the points the plot highlights at the key
+press, so the kernel can make the same check as for "Move selection".
 """
 
 from __future__ import annotations
@@ -82,10 +86,26 @@ export default {
       fire('mousedown'); fire('mouseup'); fire('mousedown'); fire('mouseup');
       setTimeout(() => report('escape'), 0);
     };
+    const typing = (t) => t && t.closest && (t.closest('input, textarea, select, [contenteditable="true"]') !== null);
+    const keys = (e) => {
+      if (!gd || !gd.offsetParent || typing(e.target) || e.altKey) return;
+      if ((e.ctrlKey || e.metaKey) && !e.shiftKey && (e.key === 'z' || e.key === 'Z')) {
+        e.preventDefault();
+        report('undo');
+      } else if (!e.ctrlKey && !e.metaKey && /^[0-9]$/.test(e.key)) {
+        e.preventDefault();
+        id += 1;
+        const points = shownPoints(gd);
+        last = signature(points);
+        model.send({ event: 'assign', cluster: Number(e.key), id, page, points });
+      }
+    };
     view.addEventListener('pointerdown', guard, true);
     view.addEventListener('keydown', guard, true);
     document.addEventListener('keydown', escape);
+    document.addEventListener('keydown', keys);
     return () => {
+      document.removeEventListener('keydown', keys);
       clearInterval(timer);
       document.removeEventListener('pointerup', up, true);
       view.removeEventListener('pointerdown', guard, true);
@@ -109,8 +129,10 @@ class SelectionBridge(anywidget.AnyWidget):
     live = traitlets.Bool(False)
 
     def __init__(self, trace_rows: Callable[[], list[np.ndarray]], on_change: Callable[[np.ndarray], None],
-                 on_escape: Callable[[np.ndarray], None], **kwargs):
+                 on_escape: Callable[[np.ndarray], None],
+                 on_key: Callable[[str, np.ndarray, dict], None] | None = None, **kwargs):
         super().__init__(**kwargs)
+        self._on_key = on_key
         self._trace_rows = trace_rows
         self._on_change = on_change
         self._on_escape = on_escape
@@ -149,3 +171,5 @@ class SelectionBridge(anywidget.AnyWidget):
             self.shown = rows
         elif event == "escape":
             self._on_escape(rows)
+        elif event in ("undo", "assign") and self._on_key is not None:
+            self._on_key(event, rows, content)
