@@ -67,6 +67,7 @@ def test_report_holds_the_page_numbers_verdicts_and_curation(exported):
     training = app.view("Training-data fingerprints")
     membership = state.workspace.membership
     report_f1, page_f1 = [], []
+    state.evaluation_mode = True        # the page shows its ground-truth tables only in evaluation mode
     for pair in membership.pairs:
         state.membership_group = pair
         page_f1 += _values(training.metrics.value, "f1")
