@@ -781,3 +781,19 @@ def test_overview_guides_the_first_steps_with_a_glossary_and_tooltips(app):
     a, b = np.array([[100, 50, 80]], np.uint8), np.array([[60, 50, 120]], np.uint8)
     assert difference_scale(a, b) == 40            # what the bar's ends read
     assert difference_image(a, b)[0].tolist() == [[255, 0, 0], [255, 255, 255], [0, 0, 255]]
+
+
+def test_the_generator_view_shows_test_truth_only_in_evaluation_mode(app):
+    state, view = app.state, app.view("Generator fingerprints")
+    frame = state.workspace.attribution.frame
+    test = (frame.split == "test").to_numpy()
+    assert "test images (ground-truth file" not in view.metrics.value and "ss-eval-hidden" in view.metrics.value
+    state.color_by = "known"
+    codes, colors = view._color_codes()
+    assert set(codes[test].tolist()) == {len(colors) - 1}, "test points are unlabelled while tuning"
+    state.evaluation_mode = True
+    assert "test images (ground-truth file, evaluation only)" in view.metrics.value
+    codes, colors = view._color_codes()
+    assert len(set(codes[test].tolist())) == 4, "in evaluation mode the test truth colours the test points"
+    state.evaluation_mode = False
+    assert "test images (ground-truth file" not in view.metrics.value

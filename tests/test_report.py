@@ -59,6 +59,7 @@ def test_report_holds_the_page_numbers_verdicts_and_curation(exported):
     state = app.state
     assert path.name == "synthscope_report.html" and path.parent.is_relative_to(app.view("Export").export_root)
     # sub-task 2: the generator view's tables (dev, then ground truth) -- the same ARI and NMI
+    state.evaluation_mode = True        # the page shows its ground-truth tables only in evaluation mode
     generators = app.view("Generator fingerprints").metrics.value
     assert _values(generators, "ari") and _values(text, "ari") == _values(generators, "ari")
     assert _values(text, "nmi") == _values(generators, "nmi")
@@ -67,7 +68,6 @@ def test_report_holds_the_page_numbers_verdicts_and_curation(exported):
     training = app.view("Training-data fingerprints")
     membership = state.workspace.membership
     report_f1, page_f1 = [], []
-    state.evaluation_mode = True        # the page shows its ground-truth tables only in evaluation mode
     for pair in membership.pairs:
         state.membership_group = pair
         page_f1 += _values(training.metrics.value, "f1")

@@ -159,6 +159,7 @@ class GeneratorsView(View):
         state.observe(lambda c: self._follow(self.projection, c["new"]), names="projection")
         state.observe(lambda c: self._follow(self.color_by, c["new"]), names="color_by")
         state.observe(self._on_data, names="data_version")
+        state.observe(self._on_evaluation_mode, names="evaluation_mode")
         state.observe(self._show_k_prompt, names=["k", "k_source", "presentation"])
         self._show_k_prompt()
         self._on_assignments()
@@ -291,13 +292,27 @@ class GeneratorsView(View):
         mode = "clusters" if self.state.color_by == "cluster" else "known labels (grey = unlabelled)"
         return f"{self.data.n:,} generated images · {self.state.projection.upper()} · colour = {mode}"
 
+    def _labels(self) -> np.ndarray:
+        """Known label per point: the dev folders', and the test ground truth only in evaluation mode
+        (test labels are never shown while an analyst tunes)."""
+        frame = self.data.frame
+        if self.state.shows_test_labels():
+            return frame["truth"].where(frame["truth"] != "", frame["known_label"]).to_numpy()
+        return frame["known_label"].to_numpy()
+
+    def _on_evaluation_mode(self, change=None) -> None:
+        self._known_colors = None
+        if self.state.color_by == "known":
+            self._on_color_by()
+        self.metrics.value = self.metrics_html()
+        self.cluster_table.value = self.cluster_table_html()
+
     def _color_codes(self) -> tuple[np.ndarray, list[str]]:
         """One integer per point and the colour of each integer (numbers, not 20,000 colour strings:
         plotly validates every string, which costs seconds)."""
         if self.state.color_by == "known":
             if self._known_colors is None:
-                frame = self.data.frame
-                labels = frame["truth"].where(frame["truth"] != "", frame["known_label"]).to_numpy()
+                labels = self._labels()
                 values = sorted(v for v in set(labels.tolist()) if v)
                 lookup = {v: i for i, v in enumerate(values)}
                 codes = np.array([lookup.get(v, len(values)) for v in labels], dtype=np.int64)
@@ -486,7 +501,7 @@ class GeneratorsView(View):
         items = [f"<span class='ss-legend-item' data-label='{esc(value)}' data-color='{color}'>"
                  f"<span class='ss-swatch' style='background:{color}'></span>{esc(value)}</span>"
                  for i, (value, color) in enumerate(zip(self._known_values, colors)) if i in present]
-        self.legend.value = ("<span class='ss-status'>colour = known label (dev folders; ground truth for test): "
+        self.legend.value = ("<span class='ss-status'>colour = known label (dev folders; test ground truth only in evaluation mode): "
                              "</span>" + " ".join(items))
 
     def _on_assignments(self, change=None) -> None:
@@ -550,6 +565,9 @@ class GeneratorsView(View):
             mask = (frame[column] != "").to_numpy()
             if column == "truth":
                 mask = mask & (frame["split"] == "test").to_numpy()
+                if mask.sum() >= 2 and not state.shows_test_labels():
+                    parts.append(self.evaluation_only("", "Test ARI / NMI (ground-truth file)"))
+                    continue
             if mask.sum() < 2:
                 continue
             estimates = attribution_report(frame[column].to_numpy()[mask], assignments[mask], n_boot=N_BOOT).estimates
@@ -576,7 +594,7 @@ class GeneratorsView(View):
 
     def cluster_table_html(self) -> str:
         state, frame = self.state, self.data.frame
-        labels = frame["truth"].where(frame["truth"] != "", frame["known_label"]).to_numpy()
+        labels = self._labels()
         rows = []
         for cluster in state.clusters():
             members = state.assignments == cluster
