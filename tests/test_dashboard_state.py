@@ -362,6 +362,7 @@ def test_known_labels_have_their_own_colours_and_a_legend(app):
 
     view, state = app.view("Generator fingerprints"), app.state
     assert "clusters table" in view.legend.value
+    state.evaluation_mode = True      # test points carry their ground truth only in evaluation mode
     state.color_by = "known"
     legend = dict(re.findall(r"data-label='([^']*)' data-color='([^']*)'", view.legend.value))
     frame = state.workspace.attribution.frame
