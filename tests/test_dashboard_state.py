@@ -513,7 +513,8 @@ def test_figures_are_saved_as_html_and_png(app, tmp_path):
     view.figures_button.click()
     figures = view.export_root / "figures"
     saved = sorted(p.name for p in figures.iterdir())
-    assert saved == ["scatter.html", "scatter.png", "scores.html", "scores.png"], view.result.value
+    assert saved == ["column-histogram.html", "column-histogram.png", "scatter.html", "scatter.png", "scores.html",
+                     "scores.png"], view.result.value
     assert (figures / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Plotly" in (figures / "scatter.html").read_text()[:5_000_000]
 

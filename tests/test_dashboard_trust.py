@@ -320,7 +320,8 @@ def test_figures_are_saved_after_a_scatter_selection(export_app, tmp_path):
     view.folder.value = "figs"
     view.figures_button.click()
     folder = tmp_path / "exports" / "figs" / "figures"
-    assert sorted(p.name for p in folder.iterdir()) == ["scatter.html", "scatter.png", "scores.html", "scores.png"], \
+    assert sorted(p.name for p in folder.iterdir()) == ["column-histogram.html", "column-histogram.png", "scatter.html",
+                                                         "scatter.png", "scores.html", "scores.png"], \
         view.result.value
     view.figures_button.click()                      # a second save does not replace the first
     assert (tmp_path / "exports" / "figs" / "figures-2" / "scatter.html").is_file()

@@ -220,7 +220,8 @@ class AppState(traitlets.HasTraits):
     projection = traitlets.Unicode("pca")
     k = traitlets.Int(4)
     method = traitlets.Unicode("auto")
-    color_by = traitlets.Unicode("cluster")      # "cluster" | "known" (dev labels / ground truth)
+    color_by = traitlets.Unicode("cluster")      # a key of columns.COLUMNS ("cluster", "known", "silhouette", ...)
+    point_filter = traitlets.Dict()              # {} or {"column": key, "values": [...]} / {"column", "low", "high"}
     #: where k comes from: "task" (`synthscope dashboard --k`), "analyst" (typed in the page), or
     #: "default" (the number of dev generators, a guess the page asks the analyst to replace)
     k_source = traitlets.Unicode("default")

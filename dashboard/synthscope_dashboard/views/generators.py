@@ -9,6 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from sklearn.metrics import silhouette_score
 
+from synthscope_dashboard.columns import BY_KEY, CATEGORY, NUMBER, PointColumns, categories, make_bins
 from synthscope_dashboard.fingerprints import cluster_fingerprints, sample_members
 from synthscope_dashboard.imaging import (UNLABELLED_COLOR, cluster_color, colormap, known_label_color, png_bytes,
                                           to_uint8)
@@ -17,7 +18,8 @@ from synthscope_dashboard.views.common import View, banner, esc, estimate_row, f
 from synthscope_dashboard.views.plot_selection import SelectionBridge
 from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
 
-GALLERY_SIZE = 16
+GALLERY_SIZE = 16   # images per page of the selection grid
+NUMBER_SCALE = "Viridis"
 THUMB_PX, FULL_PX = 128, 512
 N_NEIGHBOURS = 6
 PNG_CACHE = 512   # PNG bytes kept per page (LRU): hovering back and forth decodes nothing
@@ -38,6 +40,10 @@ class GeneratorsView(View):
         self._trace_selection: dict[int, np.ndarray] = {}   # per-trace parts of one plotly selection event
         self._png_cache: collections.OrderedDict = collections.OrderedDict()   # (row, px) -> PNG bytes
         self._neighbours = None   # NearestNeighbors on data.reduced_features(), fit on the first click
+        self.columns = PointColumns(state)
+        self.visible = np.arange(self.data.n, dtype=np.int64)   # rows the filter keeps, as the scatter holds them
+        self._revision = 0        # +1 whenever the scatter's points are other rows (a filter); sent as trace meta
+        self.gallery_page = 0
 
     # ------------------------------------------------------------------ build
     def build(self):
@@ -48,8 +54,24 @@ class GeneratorsView(View):
             state.projection = "pca"
         self.projection = widgets.Dropdown(options=available, value=state.projection, description="projection",
                                            layout=widgets.Layout(width="190px"))
-        self.color_by = widgets.ToggleButtons(options=[("clusters", "cluster"), ("known labels", "known")],
-                                              value=state.color_by, style={"button_width": "100px"})
+        self.color_by = widgets.Dropdown(options=self._column_options(), description="colour by",
+                                         value=state.color_by if state.color_by in self._column_keys() else "cluster",
+                                         layout=widgets.Layout(width="290px"))
+        self.color_by.add_class("ss-color-by")
+        # filter by any column: the scatter, histogram and selection keep only the rows it passes
+        self.filter_column = widgets.Dropdown(options=[("no filter", "")] + self._column_options(), value="",
+                                              description="filter", layout=widgets.Layout(width="290px"))
+        self.filter_column.add_class("ss-filter-column")
+        self.filter_values = widgets.SelectMultiple(options=[], rows=4, layout=widgets.Layout(width="220px",
+                                                                                           display="none"))
+        self.filter_values.add_class("ss-filter-values")
+        self.filter_range = widgets.FloatRangeSlider(value=(0.0, 1.0), min=0.0, max=1.0, step=0.001,
+                                                     readout_format=".3g", continuous_update=False,
+                                                     layout=widgets.Layout(width="380px", display="none"))
+        self.filter_range.add_class("ss-filter-range")
+        self.filter_clear = widgets.Button(description="Clear filter", layout=widgets.Layout(width="110px"))
+        self.filter_label = widgets.HTML()
+        self.filter_label.add_class("ss-filter-label")
         self.k = widgets.BoundedIntText(value=state.k, min=1, max=64, description="k", layout=widgets.Layout(width="120px"),
                                         tooltip="number of generators: the task states it (synthscope dashboard --k N); "
                                                 "the default is the number of dev generators")
@@ -82,6 +104,8 @@ class GeneratorsView(View):
             widgets.HBox([self.extractor, self.projection, self.color_by, self.k, self.method, self.recluster,
                           self.reload_button]),
             widgets.HBox([self.embedding_progress, self.embedding_what]),
+            widgets.HBox([self.filter_column, self.filter_values, self.filter_range, self.filter_clear,
+                          self.filter_label], layout=widgets.Layout(align_items="center")),
             self.hint,
         ]))
         self._show_hint()
@@ -90,15 +114,28 @@ class GeneratorsView(View):
         self.figures["scatter"] = self.scatter
         # the browser's selection reaches the kernel through the bridge (see plot_selection.py)
         self.bridge = SelectionBridge(trace_rows=self._trace_rows, on_change=self._on_browser_selection,
-                                      on_escape=self._on_escape, on_key=guarded(self._on_key, state, "the key"))
+                                      on_escape=self._on_escape, on_key=guarded(self._on_key, state, "the key"),
+                                      revision=self.revision)
         self.legend = widgets.HTML()
         self.legend.add_class("ss-legend")
         self._show_legend()
         scatter_box = widgets.VBox([self.legend, self.scatter, self.bridge],
                                    layout=widgets.Layout(width="56%", align_self="flex-start"))
         scatter_box.add_class("ss-scatter-box")
+        # the colour column's histogram: a box over its bars selects their images everywhere
+        self.histogram = self._make_histogram()
+        self.figures["column-histogram"] = self.histogram
+        self.histogram_bridge = SelectionBridge(trace_rows=lambda: [], rows_for=self._histogram_rows,
+                                                on_change=self._on_histogram_selection, on_escape=lambda rows: None,
+                                                revision=lambda: f"bins-{self._histogram_revision}",
+                                                follow_changes=False)
+        histogram_box = widgets.VBox([self.histogram, self.histogram_bridge])
+        histogram_box.add_class("ss-scatter-box")
+        histogram_box.add_class("ss-column-histogram")
         self.metrics = widgets.HTML()
         self.cluster_table = widgets.HTML()
+        self.cluster_select = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
+        self.cluster_select.add_class("ss-cluster-select")
         # images first: the point under the mouse, beside the plot; a click opens it with its neighbours
         self.preview = widgets.Image(value=png_bytes(np.full((THUMB_PX, THUMB_PX), 238, dtype=np.uint8)),
                                      format="png", width=THUMB_PX, height=THUMB_PX,
@@ -107,7 +144,8 @@ class GeneratorsView(View):
                                             "click it for the full image and its nearest neighbours</span>")
         self.preview_box = widgets.HBox([self.preview, self.preview_caption], layout=widgets.Layout(min_height="130px"))
         self.preview_box.add_class("ss-preview")
-        side = widgets.VBox([self.preview_box, self.metrics, self.cluster_table], layout=widgets.Layout(width="44%"))
+        side = widgets.VBox([self.preview_box, self.metrics, self.cluster_table, self.control(self.cluster_select),
+                             histogram_box], layout=widgets.Layout(width="44%"))
         self.detail = widgets.VBox()
         self.detail.add_class("ss-detail")
 
@@ -133,6 +171,15 @@ class GeneratorsView(View):
         ], layout=widgets.Layout(border="1px solid #e3e6ee", padding="6px", margin="4px 0")))
 
         self.gallery = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
+        self.gallery.add_class("ss-gallery")
+        self.gallery_sort = widgets.Dropdown(options=self._sort_options(), value="", description="sort by",
+                                             layout=widgets.Layout(width="300px"))
+        self.gallery_descending = widgets.Dropdown(options=[("highest first", True), ("lowest first", False)],
+                                                   value=True, layout=widgets.Layout(width="130px"))
+        self.gallery_previous = widgets.Button(description="Previous", layout=widgets.Layout(width="90px"))
+        self.gallery_next = widgets.Button(description="Next", layout=widgets.Layout(width="90px"))
+        self.gallery_label = widgets.HTML()
+        self.gallery_label.add_class("ss-gallery-label")
         self.fingerprint_button = widgets.Button(description="Show cluster fingerprints",
                                                  tooltip="mean residual and mean log power spectrum of each cluster")
         self.fingerprint_box = widgets.VBox()
@@ -141,6 +188,15 @@ class GeneratorsView(View):
         self.projection.observe(lambda c: setattr(state, "projection", c["new"]), names="value")
         self.extractor.observe(lambda c: self.switch_extractor(c["new"]), names="value")
         self.color_by.observe(lambda c: setattr(state, "color_by", c["new"]), names="value")
+        self.filter_column.observe(self._on_filter_column, names="value")
+        self.filter_values.observe(lambda c: self._filter_from_controls(), names="value")
+        self.filter_range.observe(lambda c: self._filter_from_controls(), names="value")
+        self.filter_clear.on_click(lambda _: setattr(self.filter_column, "value", ""))
+        state.observe(self._on_point_filter, names="point_filter")
+        for widget in (self.gallery_sort, self.gallery_descending):
+            widget.observe(lambda c: self._show_gallery(page=0), names="value")
+        self.gallery_previous.on_click(lambda _: self._show_gallery(page=self.gallery_page - 1))
+        self.gallery_next.on_click(lambda _: self._show_gallery(page=self.gallery_page + 1))
         self.recluster.on_click(lambda _: self.recluster_with(self.k.value))
         self.k_confirm.on_click(lambda _: self.recluster_with(self.k_answer.value))
         self.reload_button.on_click(lambda _: state.reload_data())
@@ -163,11 +219,15 @@ class GeneratorsView(View):
         state.observe(self._show_k_prompt, names=["k", "k_source", "presentation"])
         self._show_k_prompt()
         self._on_assignments()
+        self._show_histogram()
         self._on_selection()
         return [self.k_prompt, self.k_warning, top,
                 widgets.HBox([scatter_box, side]),
                 curation,
-                widgets.HTML("<b>Selected images</b> <span class='ss-status'>(first 16; drag a box or lasso on the scatter)</span>"),
+                widgets.HTML("<b>Selected images</b> <span class='ss-status'>(drag a box or lasso on the scatter, "
+                             "a box over the histogram's bars, or select a cluster)</span>"),
+                widgets.HBox([self.gallery_sort, self.gallery_descending, self.gallery_previous, self.gallery_next,
+                              self.gallery_label], layout=widgets.Layout(align_items="center", flex_flow="row wrap")),
                 self.gallery,
                 self.detail,
                 self.control(self.fingerprint_button),
@@ -244,6 +304,12 @@ class GeneratorsView(View):
         self.data = data
         self._known_colors = None
         self._neighbours = None   # other features: other neighbours
+        self.columns = PointColumns(self.state)   # silhouette, outliers: on the new features
+        self._refresh_column_options()
+        self.visible = np.arange(data.n, dtype=np.int64)
+        self._revision += 1
+        self.scatter.data[0].meta = self.revision()
+        self.scatter.data[0].text = self._hover_text()
         if self.extractor.value != data.extractor:
             self.extractor.options = sorted(set(self.extractor.options) | {data.extractor})
             self.extractor.value = data.extractor   # switch_extractor sees the same name: nothing reloads
@@ -255,6 +321,10 @@ class GeneratorsView(View):
         self._on_projection()
         self._show_hint()
         self._on_assignments()
+        self._update_marker()
+        self._show_histogram()
+        if self.state.point_filter:
+            self.apply_filter()
 
     def _show_embedding_progress(self, done: int, total: int, what: str) -> None:
         """Widget messages go out while the kernel embeds, so the bar moves during the call."""
@@ -266,10 +336,10 @@ class GeneratorsView(View):
     def _make_scatter(self) -> go.FigureWidget:
         data, state = self.data, self.state
         xy = data.projections[state.projection]
-        hover = (data.frame["split"] + " · " + data.frame["image_id"] + "<br>" + data.frame["group"]).to_numpy()
+        rows = self.visible
         figure = go.FigureWidget(
-            data=[go.Scattergl(x=xy[:, 0], y=xy[:, 1], mode="markers", text=hover,
-                               hovertemplate="%{text}<extra></extra>",
+            data=[go.Scattergl(x=xy[rows, 0], y=xy[rows, 1], mode="markers", text=self._hover_text()[rows],
+                               hovertemplate="%{text}<extra></extra>", meta=self.revision(),
                                marker={"size": 5 if data.n > 5000 else 7, "opacity": 0.85,
                                        "line": {"width": 0}, **self._marker()},
                                selected={"marker": {"opacity": 1.0}}, unselected={"marker": {"opacity": 0.25}})],
@@ -284,51 +354,203 @@ class GeneratorsView(View):
             trace.on_click(self._on_click)
         return figure
 
+    def _hover_text(self) -> np.ndarray:
+        frame = self.data.frame
+        return (frame["split"] + " · " + frame["image_id"] + "<br>" + frame["group"]).to_numpy()
+
+    def revision(self) -> str:
+        """The version of the scatter's points (trace meta): other rows after every refilter."""
+        return f"points-{self._revision}"
+
     def _trace_rows(self) -> list[np.ndarray]:
-        """The attribution rows behind each trace's points (one trace holds every row, in order)."""
-        return [np.arange(self.data.n, dtype=np.int64)]
+        """The attribution rows behind each trace's points (one trace holds the rows the filter keeps)."""
+        return [self.visible]
 
     def _title(self) -> str:
-        mode = "clusters" if self.state.color_by == "cluster" else "known labels (grey = unlabelled)"
-        return f"{self.data.n:,} generated images · {self.state.projection.upper()} · colour = {mode}"
+        key = self._color_key()
+        mode = self.columns.label(key) + (" (grey = unlabelled)" if key == "known" else "")
+        shown = (f"{len(self.visible):,} of {self.data.n:,}" if len(self.visible) < self.data.n
+                 else f"{self.data.n:,}")
+        return f"{shown} generated images · {self.state.projection.upper()} · colour = {mode}"
+
+    def _column_keys(self) -> list[str]:
+        return [column.key for column in self.columns.available()]
+
+    def _column_options(self) -> list[tuple[str, str]]:
+        return [(column.label, column.key) for column in self.columns.available()]
+
+    def _sort_options(self) -> list[tuple[str, str]]:
+        numbers = [(column.label, column.key) for column in self.columns.available() if column.kind == NUMBER]
+        return [("as selected", ""), ("image id", "image_id"), ("cluster", "cluster")] + numbers
+
+    def _color_key(self) -> str:
+        key = self.state.color_by
+        return key if key in self._column_keys() else "cluster"
 
     def _labels(self) -> np.ndarray:
         """Known label per point: the dev folders', and the test ground truth only in evaluation mode
         (test labels are never shown while an analyst tunes)."""
-        frame = self.data.frame
-        if self.state.shows_test_labels():
-            return frame["truth"].where(frame["truth"] != "", frame["known_label"]).to_numpy()
-        return frame["known_label"].to_numpy()
+        return self.columns.values("known")
 
     def _on_evaluation_mode(self, change=None) -> None:
         self._known_colors = None
-        if self.state.color_by == "known":
+        self._refresh_column_options()
+        if self._color_key() == "known" or self.state.point_filter.get("column") == "known":
             self._on_color_by()
         self.metrics.value = self.metrics_html()
         self.cluster_table.value = self.cluster_table_html()
 
+    def _refresh_column_options(self) -> None:
+        options = self._column_options()
+        for dropdown, extra in ((self.color_by, []), (self.filter_column, [("no filter", "")])):
+            keep = dropdown.value
+            dropdown.options = extra + options
+            valid = [value for _, value in dropdown.options]
+            dropdown.value = keep if keep in valid else valid[0]
+        self.gallery_sort.options = self._sort_options()
+
+    def _category_colors(self, key: str) -> tuple[np.ndarray, list[str], list[str]]:
+        """(code per row, colour per code, name per code) of a category column."""
+        if key == "cluster":
+            assignments = np.asarray(self.state.assignments)
+            n_colors = int(assignments.max()) + 1
+            return assignments, [cluster_color(c) for c in range(n_colors)], \
+                [self.state.cluster_name(c) for c in range(n_colors)]
+        if key == "known" and self._known_colors is not None:
+            return self._known_colors
+        values, codes = categories(self.columns.values(key))
+        named = [v for v in values if v != ""]
+        colors = [known_label_color(i) for i in range(len(named))] + ([UNLABELLED_COLOR] if "" in values else [])
+        names = [str(v) for v in named] + (["unlabelled"] if "" in values else [])
+        result = (codes, colors, names)
+        if key == "known":
+            self._known_colors = result
+        return result
+
     def _color_codes(self) -> tuple[np.ndarray, list[str]]:
         """One integer per point and the colour of each integer (numbers, not 20,000 colour strings:
         plotly validates every string, which costs seconds)."""
-        if self.state.color_by == "known":
-            if self._known_colors is None:
-                labels = self._labels()
-                values = sorted(v for v in set(labels.tolist()) if v)
-                lookup = {v: i for i, v in enumerate(values)}
-                codes = np.array([lookup.get(v, len(values)) for v in labels], dtype=np.int64)
-                self._known_colors = (codes, [known_label_color(i) for i in range(len(values))] + [UNLABELLED_COLOR])
-                self._known_values = values + ["unlabelled"]
-            return self._known_colors
-        n_colors = int(self.state.assignments.max()) + 1
-        return self.state.assignments, [cluster_color(c) for c in range(n_colors)]
+        codes, colors, names = self._category_colors(self._color_key())
+        self._known_values = names
+        return codes, colors
 
     def _marker(self) -> dict:
+        key = self._color_key()
+        if BY_KEY[key].kind == NUMBER:
+            values = self.columns.values(key)
+            shown = values[self.visible]
+            finite = shown[np.isfinite(shown)]
+            low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+            return {"color": shown, "colorscale": NUMBER_SCALE, "cmin": low, "cmax": high if high > low else low + 1,
+                    "showscale": True, "colorbar": {"title": {"text": self.columns.label(key)}, "thickness": 12}}
         codes, colors = self._color_codes()
         n = max(len(colors), 1)
         scale = []
         for i, color in enumerate(colors):
             scale += [[i / n, color], [(i + 1) / n, color]]
-        return {"color": codes, "colorscale": scale, "cmin": -0.5, "cmax": n - 0.5, "showscale": False}
+        return {"color": codes[self.visible], "colorscale": scale, "cmin": -0.5, "cmax": n - 0.5, "showscale": False}
+
+    # ------------------------------------------------------------------ filter
+    def _on_filter_column(self, change=None) -> None:
+        """A new filter column: its controls show every value (nothing is hidden until one is changed)."""
+        key = self.filter_column.value
+        self.filter_values.layout.display = "none"
+        self.filter_range.layout.display = "none"
+        if not key:
+            self.state.point_filter = {}
+            return
+        values = self.columns.values(key)
+        self._setting_filter = True
+        try:
+            if BY_KEY[key].kind == CATEGORY:
+                distinct, _ = categories(values)
+                names = self._value_names(key)
+                self.filter_values.options = [(names(v), v) for v in distinct]
+                self.filter_values.value = tuple(distinct)
+                self.filter_values.layout.display = None
+            else:
+                finite = values[np.isfinite(values)]
+                low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+                high = high if high > low else low + 1.0
+                self.filter_range.min, self.filter_range.max = -1e300, 1e300
+                self.filter_range.min, self.filter_range.max = low, high
+                self.filter_range.step = (high - low) / 500
+                self.filter_range.value = (low, high)
+                self.filter_range.layout.display = None
+        finally:
+            self._setting_filter = False
+        self._filter_from_controls()
+
+    _setting_filter = False
+
+    def _value_names(self, key: str):
+        if key == "cluster":
+            return lambda v: f"{self.state.cluster_name(int(v))} ({int(v)})"
+        return lambda v: str(v) if v != "" else "unlabelled"
+
+    def _filter_from_controls(self) -> None:
+        if self._setting_filter:
+            return
+        key = self.filter_column.value
+        if not key:
+            self.state.point_filter = {}
+        elif BY_KEY[key].kind == CATEGORY:
+            self.state.point_filter = {"column": key, "values": [v.item() if hasattr(v, "item") else v
+                                                                 for v in self.filter_values.value]}
+        else:
+            low, high = self.filter_range.value
+            # the slider's ends mean "no bound": the ends are rounded to its step
+            at_min, at_max = low <= self.filter_range.min, high >= self.filter_range.max
+            self.state.point_filter = {"column": key, "low": None if at_min else float(low),
+                                       "high": None if at_max else float(high)}
+
+    def filter_mask(self) -> np.ndarray:
+        """Which rows the current filter keeps."""
+        spec = self.state.point_filter or {}
+        key = spec.get("column")
+        if not key or key not in BY_KEY:
+            return np.ones(self.data.n, dtype=bool)
+        values = self.columns.values(key)
+        if BY_KEY[key].kind == CATEGORY:
+            return np.isin(values, np.asarray(spec.get("values", []), dtype=values.dtype))
+        keep = np.isfinite(values)
+        if spec.get("low") is not None:
+            keep &= values >= spec["low"]
+        if spec.get("high") is not None:
+            keep &= values <= spec["high"]
+        return keep
+
+    def _on_point_filter(self, change=None) -> None:
+        self.apply_filter()
+
+    def apply_filter(self) -> None:
+        """The scatter holds the rows the filter keeps; the selection keeps only those rows."""
+        visible = np.flatnonzero(self.filter_mask()).astype(np.int64)
+        if np.array_equal(visible, self.visible) and self.scatter is not None:
+            return
+        self.visible = visible
+        self._revision += 1
+        xy = self.data.projections[self.state.projection]
+        selection = self.state.selection if self.state.selection is not None else np.zeros(0, dtype=np.int64)
+        kept = selection[np.isin(selection, visible)]
+        with self.scatter.batch_update():
+            trace = self.scatter.data[0]
+            trace.selectedpoints = None
+            trace.x, trace.y = xy[visible, 0], xy[visible, 1]
+            trace.text = self._hover_text()[visible]
+            trace.meta = self.revision()
+            self._set_marker(trace, self._marker())
+            self.scatter.layout.selections = ()
+            self.scatter.layout.title.text = self._title()
+        n = self.data.n
+        self.filter_label.value = ("" if len(visible) == n else
+                                   f"<span class='ss-status'><b>{len(visible):,}</b> of {n:,} images shown</span>")
+        self.bridge.reported = None
+        self.state.select(kept)
+        if len(kept) < len(selection):
+            self.state.status = (f"the filter hides {len(selection) - len(kept):,} selected images: "
+                                 f"{len(kept):,} stay selected")
+        self._show_histogram()
 
     # ------------------------------------------------------------------ reactions
     def _on_plot_selection(self, trace, points, selector) -> None:
@@ -470,44 +692,154 @@ class GeneratorsView(View):
             return
         state.assign(state.selection, cluster)
 
+    @staticmethod
+    def _set_marker(trace, marker: dict) -> None:
+        current = trace.marker
+        current.color = marker["color"]
+        current.colorscale = marker["colorscale"]
+        current.cmin, current.cmax = marker["cmin"], marker["cmax"]
+        current.showscale = marker["showscale"]
+        if marker.get("colorbar"):
+            current.colorbar = marker["colorbar"]
+
     def _update_marker(self, force: bool = False) -> None:
-        marker = self._marker()
-        current = self.scatter.data[0].marker
         with self.scatter.batch_update():
-            current.color = marker["color"]
-            if force or current.cmax != marker["cmax"]:
-                current.colorscale = marker["colorscale"]
-                current.cmax = marker["cmax"]
+            self._set_marker(self.scatter.data[0], self._marker())
 
     def _on_projection(self, change=None) -> None:
         xy = self.data.projections[self.state.projection]
         with self.scatter.batch_update():
-            self.scatter.data[0].x = xy[:, 0]
-            self.scatter.data[0].y = xy[:, 1]
+            self.scatter.data[0].x = xy[self.visible, 0]
+            self.scatter.data[0].y = xy[self.visible, 1]
             self.scatter.layout.title.text = self._title()
 
     def _on_color_by(self, change=None) -> None:
+        if self.color_by.value != self._color_key():
+            self._follow(self.color_by, self._color_key())
         self._update_marker(force=True)
         self.scatter.layout.title.text = self._title()
         self._show_legend()
+        self._show_histogram()
 
     def _show_legend(self) -> None:
-        """Known labels have their own colours: say which (clusters are named in the clusters table)."""
-        if self.state.color_by != "known":
+        """Every colouring says what its colours mean: swatches for a category, a colour bar for a number."""
+        key = self._color_key()
+        column = BY_KEY[key]
+        if column.kind == NUMBER:
+            self.legend.value = (f"<span class='ss-status'>colour = {esc(self.columns.label(key))} (colour bar at the "
+                                 f"right): {esc(column.help)}</span>")
+            return
+        if key == "cluster":
             self.legend.value = "<span class='ss-status'>colour = cluster, as in the clusters table</span>"
             return
         codes, colors = self._color_codes()
-        present = set(np.unique(codes).tolist())
+        present = set(np.unique(codes[self.visible]).tolist())
         items = [f"<span class='ss-legend-item' data-label='{esc(value)}' data-color='{color}'>"
                  f"<span class='ss-swatch' style='background:{color}'></span>{esc(value)}</span>"
                  for i, (value, color) in enumerate(zip(self._known_values, colors)) if i in present]
-        self.legend.value = ("<span class='ss-status'>colour = known label (dev folders; test ground truth only in evaluation mode): "
-                             "</span>" + " ".join(items))
+        what = ("known label (dev folders; test ground truth only in evaluation mode)" if key == "known"
+                else esc(column.label))
+        self.legend.value = f"<span class='ss-status'>colour = {what}: </span>" + " ".join(items)
+
+    # ------------------------------------------------------------------ the column histogram
+    def _make_histogram(self) -> go.FigureWidget:
+        figure = go.FigureWidget(layout=go.Layout(
+            height=230, barmode="overlay", dragmode="select", margin={"l": 40, "r": 10, "t": 30, "b": 40},
+            title={"text": "", "font": {"size": 12}}, showlegend=False, plot_bgcolor="white",
+            yaxis={"title": "images"}, bargap=0.05))
+        figure.add_trace(go.Bar(x=[], y=[], name="shown", marker={"color": "#9aa0ad"},
+                                selected={"marker": {"opacity": 1.0}}, unselected={"marker": {"opacity": 0.45}},
+                                hovertemplate="%{customdata}: %{y} images<extra></extra>"))
+        figure.add_trace(go.Bar(x=[], y=[], name="selected", marker={"color": "#1f2430"}, opacity=0.75,
+                                hovertemplate="%{customdata}: %{y} selected<extra></extra>"))
+        self._bins = None
+        self._histogram_revision = 0
+        self._histogram_selected = None   # rows the histogram's own box selected
+        return figure
+
+    def _histogram_rows(self, points) -> np.ndarray:
+        """The images of the bars the histogram highlights (each bar is many images)."""
+        if self._bins is None:
+            return np.zeros(0, dtype=np.int64)
+        bars = sorted({int(i) for trace in points if trace for i in trace})
+        return self._bins.rows(bars)
+
+    def _show_histogram(self) -> None:
+        """Bars of the colour column over the images the filter keeps, the selection drawn on top."""
+        if getattr(self, "histogram", None) is None:
+            return
+        key = self._color_key()
+        column = BY_KEY[key]
+        names = self._value_names(key) if key == "cluster" else None
+        self._bins = bins = make_bins(self.columns.values(key), self.visible, column.kind, names=names)
+        self._histogram_revision += 1
+        self._histogram_selected = None
+        meta = f"bins-{self._histogram_revision}"
+        selected = self.state.selection if self.state.selection is not None else np.zeros(0, dtype=np.int64)
+        colors = "#9aa0ad"
+        if column.kind == CATEGORY:
+            all_codes, palette, _ = self._category_colors(key)
+            colors = [palette[int(all_codes[members[0]])] if len(members) else "#9aa0ad" for members in bins.members]
+        with self.histogram.batch_update():
+            shown, overlay = self.histogram.data
+            for trace in (shown, overlay):
+                trace.selectedpoints = None
+                trace.x = bins.x
+                trace.width = bins.width
+                trace.customdata = bins.labels
+                trace.meta = meta
+            shown.y = bins.counts()
+            shown.marker.color = colors
+            overlay.y = bins.counts(selected)
+            self.histogram.layout.selections = ()
+            self.histogram.layout.title.text = (f"{self.columns.label(key)}: drag a box over bars to select "
+                                                "their images")
+            self.histogram.layout.xaxis.type = "category" if column.kind == CATEGORY else "linear"
+
+    def _on_histogram_selection(self, rows: np.ndarray) -> None:
+        rows = rows[np.isin(rows, self.visible)]
+        self._histogram_selected = rows
+        self.state.select(rows)
+
+    def _update_histogram_selection(self) -> None:
+        if getattr(self, "histogram", None) is None or self._bins is None:
+            return
+        selected = self.state.selection if self.state.selection is not None else np.zeros(0, dtype=np.int64)
+        with self.histogram.batch_update():
+            self.histogram.data[1].y = self._bins.counts(selected)
+            mine = self._histogram_selected
+            if mine is not None and not np.array_equal(mine, selected):
+                self._histogram_selected = None   # another view selected: the histogram's box no longer holds
+                for trace in self.histogram.data:
+                    trace.selectedpoints = None
+                self.histogram.layout.selections = ()
+
+    # ------------------------------------------------------------------ selection, everywhere
+    def select_cluster(self, cluster: int) -> None:
+        """Select the images of one cluster (those the filter keeps)."""
+        members = np.flatnonzero(self.state.assignments == cluster)
+        self.state.select(members[np.isin(members, self.visible)])
+
+    def _push_selection_to_plot(self) -> None:
+        """Show in the scatter a selection made elsewhere (histogram, clusters, Escape, undo)."""
+        selected = self.state.selection if self.state.selection is not None else np.zeros(0, dtype=np.int64)
+        reported = self.bridge.reported if self.bridge is not None else None
+        if reported is not None and np.array_equal(reported, selected):
+            return   # the plot already shows it (it was selected there)
+        positions = np.flatnonzero(np.isin(self.visible, selected))
+        with self.scatter.batch_update():
+            self.scatter.data[0].selectedpoints = positions.tolist() if positions.size else None
+            if reported is None or not np.array_equal(reported, selected):
+                self.scatter.layout.selections = ()   # the lasso outline drawn earlier is not this selection
 
     def _on_assignments(self, change=None) -> None:
         state = self.state
-        if state.color_by == "cluster":
+        key = self._color_key()
+        if key in ("cluster", "silhouette", "centre_distance"):
             self._update_marker()
+            self._show_histogram()
+        if key == "cluster":
+            self._show_legend()
         options = [(f"{state.cluster_name(c)} ({c})", c) for c in state.clusters()]
         clusters = state.clusters()
         for dropdown, extra in ((self.target, [("+ new cluster", NEW_CLUSTER)]), (self.rename_which, []),
@@ -523,31 +855,83 @@ class GeneratorsView(View):
             self.merge_target.value = clusters[1]
         self.metrics.value = self.metrics_html()
         self.cluster_table.value = self.cluster_table_html()
+        self._show_cluster_buttons()
         self._update_captions()   # a move, merge, split or rename changes the gallery's cluster names
+        if self.state.point_filter.get("column") in ("cluster", "silhouette", "centre_distance"):
+            self.apply_filter()
+
+    def _show_cluster_buttons(self) -> None:
+        buttons = [widgets.HTML("<span class='ss-status'>select&nbsp;</span>")]
+        for cluster in self.state.clusters():
+            button = widgets.Button(description=f"{self.state.cluster_name(cluster)}", tooltip=f"select cluster {cluster}",
+                                    layout=widgets.Layout(width="auto"))
+            button.add_class("ss-select-cluster")
+            button.on_click(guarded(lambda _, c=cluster: self.select_cluster(c), self.state, "Select cluster"))
+            buttons.append(button)
+        self.cluster_select.children = buttons
 
     def _on_selection(self, change=None) -> None:
         selection = self.state.selection
         n = 0 if selection is None else len(selection)
         self.selected_label.value = f"<b>{n:,}</b> selected&nbsp;"
-        if not n:
+        self._push_selection_to_plot()
+        self._update_histogram_selection()
+        self._show_gallery(page=0)
+
+    def gallery_rows(self) -> np.ndarray:
+        """The selected rows in the grid's order."""
+        selection = self.state.selection
+        if selection is None or not len(selection):
+            return np.zeros(0, dtype=np.int64)
+        key = self.gallery_sort.value
+        if not key:
+            return selection
+        if key == "image_id":
+            order = np.argsort(self.data.frame["image_id"].astype(str).to_numpy()[selection], kind="stable")
+            return selection[order if not self.gallery_descending.value else order[::-1]]
+        values = np.asarray(self.columns.values(key), dtype=float)[selection]
+        values = np.where(np.isnan(values), -np.inf, values)
+        order = np.argsort(-values if self.gallery_descending.value else values, kind="stable")
+        return selection[order]
+
+    def _show_gallery(self, page: int = 0) -> None:
+        rows = self.gallery_rows()
+        n_pages = max(1, -(-len(rows) // GALLERY_SIZE))
+        self.gallery_page = page = min(max(page, 0), n_pages - 1)
+        self.gallery_previous.disabled = page == 0
+        self.gallery_next.disabled = page >= n_pages - 1
+        if not len(rows):
             self._captions = []
+            self.gallery_label.value = ""
             self.gallery.children = [widgets.HTML("<span class='ss-status'>nothing selected</span>")]
             return
-        shown = selection[:GALLERY_SIZE]
+        shown = rows[page * GALLERY_SIZE:(page + 1) * GALLERY_SIZE]
+        self.gallery_label.value = (f"<span class='ss-status'>page {page + 1} of {n_pages} · images "
+                                    f"{page * GALLERY_SIZE + 1:,}–{page * GALLERY_SIZE + len(shown):,} of "
+                                    f"{len(rows):,}</span>")
         images = self.data.load_images(shown)
         cards, self._captions = [], []
         for index, image in zip(shown.tolist(), images):
             caption = widgets.HTML(self._caption(index))
             self._captions.append((index, caption))
-            cards.append(widgets.VBox([widgets.Image(value=png_bytes(image, 96), format="png", width=96, height=96),
-                                       caption]))
+            open_button = widgets.Button(description="show", tooltip="full size, beside its nearest neighbours",
+                                         layout=widgets.Layout(width="96px"))
+            open_button.on_click(guarded(lambda _, row=index: self.show_detail(row), self.state, "show"))
+            card = widgets.VBox([widgets.Image(value=png_bytes(image, 96), format="png", width=96, height=96),
+                                 caption, open_button])
+            card.add_class("ss-gallery-card")
+            cards.append(card)
         self.gallery.children = cards
 
     def _caption(self, index: int) -> str:
         cluster = self.state.assignments[index]
-        return (f"<div class='ss-caption'>{esc(self.data.frame.at[index, 'image_id'])}<br>"
+        key = self.gallery_sort.value if hasattr(self, "gallery_sort") else ""
+        extra = ""
+        if key and key not in ("image_id", "cluster"):
+            extra = f"<br>{esc(BY_KEY[key].label)} {float(self.columns.values(key)[index]):.3g}"
+        return (f"<div class='ss-caption' data-row='{index}'>{esc(self.data.frame.at[index, 'image_id'])}<br>"
                 f"<span class='ss-swatch' style='background:{cluster_color(cluster)}'></span>"
-                f"{esc(self.state.cluster_name(cluster))}</div>")
+                f"{esc(self.state.cluster_name(cluster))}{extra}</div>")
 
     def _update_captions(self) -> None:
         for index, caption in getattr(self, "_captions", []):
@@ -593,7 +977,7 @@ class GeneratorsView(View):
         return "".join(parts)
 
     def cluster_table_html(self) -> str:
-        state, frame = self.state, self.data.frame
+        state = self.state
         labels = self._labels()
         rows = []
         for cluster in state.clusters():

@@ -36,8 +36,12 @@ function shownPoints(gd) {
   return (gd && gd.data ? gd.data : []).map(t =>
     t.selectedpoints === undefined || t.selectedpoints === null ? null : Array.from(t.selectedpoints, Number));
 }
-function signature(points) {   // cheap, order-sensitive summary of what the plot highlights
-  return points.map(p => p === null ? 'n' : p.length + ':' + p.reduce((a, v, i) => (a + (i + 1) * v) % 1000000007, 0)).join('|');
+function metas(gd) {   // which version of the traces' data the indices refer to (set by the kernel)
+  return (gd && gd.data ? gd.data : []).map(t => t.meta === undefined || t.meta === null ? null : String(t.meta));
+}
+function signature(points, gd) {   // cheap, order-sensitive summary of what the plot highlights
+  return metas(gd).join(',') + '/' +
+    points.map(p => p === null ? 'n' : p.length + ':' + p.reduce((a, v, i) => (a + (i + 1) * v) % 1000000007, 0)).join('|');
 }
 export default {
   render({ model, el }) {
@@ -46,8 +50,8 @@ export default {
     const report = (event) => {
       id += 1;
       const points = shownPoints(gd);
-      last = signature(points);
-      model.send({ event, id, page, points });
+      last = signature(points, gd);
+      model.send({ event, id, page, points, metas: metas(gd) });
     };
     const attach = () => {
       const plot = plotOf(el);
@@ -64,7 +68,7 @@ export default {
     const tick = () => {
       attach();
       // whatever else changes the highlight (a redraw, a relayout of the selections) is reported too
-      if (gd && !dragging && signature(shownPoints(gd)) !== last) report('changed');
+      if (gd && !dragging && signature(shownPoints(gd), gd) !== last) report('changed');
     };
     tick();
     const timer = setInterval(tick, 400);   // the plot renders after this widget, and may re-render
@@ -88,6 +92,7 @@ export default {
     };
     const typing = (t) => t && t.closest && (t.closest('input, textarea, select, [contenteditable="true"]') !== null);
     const keys = (e) => {
+      if (!model.get('answers_keys')) return;
       if (!gd || !gd.offsetParent || typing(e.target) || e.altKey) return;
       if ((e.ctrlKey || e.metaKey) && !e.shiftKey && (e.key === 'z' || e.key === 'Z')) {
         e.preventDefault();
@@ -96,8 +101,8 @@ export default {
         e.preventDefault();
         id += 1;
         const points = shownPoints(gd);
-        last = signature(points);
-        model.send({ event: 'assign', cluster: Number(e.key), id, page, points });
+        last = signature(points, gd);
+        model.send({ event: 'assign', cluster: Number(e.key), id, page, points, metas: metas(gd) });
       }
     };
     view.addEventListener('pointerdown', guard, true);
@@ -120,19 +125,31 @@ export default {
 class SelectionBridge(anywidget.AnyWidget):
     """Put it in the same `.ss-scatter-box` container as the FigureWidget it watches.
 
-    `on_change(rows)` gets the selected rows (over every trace, mapped by `trace_rows`) after each
-    browser selection or deselection. `live` is True once a page has attached it to its plot;
-    `shown` holds the rows the plot showed at the last guarded button press (None before any).
+    `on_change(rows)` gets the selected rows (over every trace, mapped by `trace_rows`, or by
+    `rows_for(points)` where one point stands for several rows, e.g. a histogram bar) after each
+    browser selection or deselection, and, with `follow_changes`, whenever the highlight changed
+    otherwise. `live` is True once a page has attached it to its plot; `shown` holds the rows the plot
+    showed at the last guarded button press (None before any); `reported` the rows of the last report.
+
+    `revision()` names the version of the traces' data (each trace's `meta`): a message about older
+    data (the kernel has refiltered the points since) is dropped, since its indices mean other rows.
     """
 
     _esm = BRIDGE_JS
     live = traitlets.Bool(False)
+    answers_keys = traitlets.Bool(True).tag(sync=True)   # only one bridge per page answers the keyboard
 
     def __init__(self, trace_rows: Callable[[], list[np.ndarray]], on_change: Callable[[np.ndarray], None],
                  on_escape: Callable[[np.ndarray], None],
-                 on_key: Callable[[str, np.ndarray, dict], None] | None = None, **kwargs):
-        super().__init__(**kwargs)
+                 on_key: Callable[[str, np.ndarray, dict], None] | None = None, *,
+                 rows_for: Callable[[list], np.ndarray] | None = None,
+                 revision: Callable[[], str | None] = lambda: None, follow_changes: bool = True, **kwargs):
+        super().__init__(answers_keys=on_key is not None, **kwargs)
         self._on_key = on_key
+        self._rows_for = rows_for
+        self._revision = revision
+        self._follow_changes = follow_changes
+        self.reported: np.ndarray | None = None
         self._trace_rows = trace_rows
         self._on_change = on_change
         self._on_escape = on_escape
@@ -143,6 +160,8 @@ class SelectionBridge(anywidget.AnyWidget):
 
     def rows(self, points) -> np.ndarray:
         """The selected rows of every trace together (a trace without selectedpoints has none)."""
+        if self._rows_for is not None:
+            return np.unique(np.asarray(self._rows_for(points or []), dtype=np.int64))
         rows_of = self._trace_rows()
         chosen = []
         for trace, indices in enumerate(points or []):
@@ -156,16 +175,26 @@ class SelectionBridge(anywidget.AnyWidget):
         if not isinstance(content, dict) or "event" not in content:
             return
         event, event_id, page = content["event"], int(content.get("id", 0)), str(content.get("page", ""))
+        revision = self._revision()
+        metas = content.get("metas") or []
+        if revision is not None and metas and any(meta not in (None, revision) for meta in metas):
+            self.events.append((f"{event} (stale data)", event_id, -1))
+            if event == "shown":
+                self.shown = None     # the guarded action is refused: the page must report again
+            return                    # the indices refer to the points before the last refilter
         rows = self.rows(content.get("points"))
         self.events.append((event, event_id, int(rows.size)))
         del self.events[:-200]
         if event_id <= self._last_id.get(page, 0):
             return                  # a late message from an older event never overrides a newer one
         self._last_id[page] = event_id
+        if event != "shown":
+            self.reported = rows
         if event == "ready":
             self.live = True
-            self._on_change(rows)   # a (re)drawn plot starts from what it shows
-        elif event in ("selected", "deselected", "changed"):
+            if self._follow_changes:
+                self._on_change(rows)   # a (re)drawn plot starts from what it shows
+        elif event in ("selected", "deselected") or (event == "changed" and self._follow_changes):
             self._on_change(rows)
         elif event == "shown":
             self.shown = rows

@@ -8,7 +8,6 @@ generated images with the same classifier, so it says how far to trust the test 
 from __future__ import annotations
 
 import ipywidgets as widgets
-import numpy as np
 import plotly.graph_objects as go
 
 from synthscope_dashboard.imaging import png_bytes
