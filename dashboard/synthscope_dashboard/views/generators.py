@@ -15,7 +15,7 @@ from synthscope_dashboard.imaging import (UNLABELLED_COLOR, cluster_color, color
                                           to_uint8)
 from synthscope.metrics import attribution_report
 from synthscope_dashboard.views.common import View, banner, esc, estimate_row, fmt, guarded, metric_table
-from synthscope_dashboard.views.plot_selection import SelectionBridge
+from synthscope_dashboard.views.plot_selection import SelectionBridge, clear_outline, mirror_selection
 from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
 
 GALLERY_SIZE = 16   # images per page of the selection grid
@@ -115,7 +115,8 @@ class GeneratorsView(View):
         # the browser's selection reaches the kernel through the bridge (see plot_selection.py)
         self.bridge = SelectionBridge(trace_rows=self._trace_rows, on_change=self._on_browser_selection,
                                       on_escape=self._on_escape, on_key=guarded(self._on_key, state, "the key"),
-                                      revision=self.revision)
+                                      revision=self.revision,
+                                      on_report=lambda points: mirror_selection(self.scatter, points))
         self.legend = widgets.HTML()
         self.legend.add_class("ss-legend")
         self._show_legend()
@@ -128,7 +129,8 @@ class GeneratorsView(View):
         self.histogram_bridge = SelectionBridge(trace_rows=lambda: [], rows_for=self._histogram_rows,
                                                 on_change=self._on_histogram_selection, on_escape=lambda rows: None,
                                                 revision=lambda: f"bins-{self._histogram_revision}",
-                                                follow_changes=False)
+                                                follow_changes=False, follow_deselect=False,
+                                                on_report=lambda points: mirror_selection(self.histogram, points))
         histogram_box = widgets.VBox([self.histogram, self.histogram_bridge])
         histogram_box.add_class("ss-scatter-box")
         histogram_box.add_class("ss-column-histogram")
@@ -533,6 +535,7 @@ class GeneratorsView(View):
         xy = self.data.projections[self.state.projection]
         selection = self.state.selection if self.state.selection is not None else np.zeros(0, dtype=np.int64)
         kept = selection[np.isin(selection, visible)]
+        clear_outline(self.scatter)
         with self.scatter.batch_update():
             trace = self.scatter.data[0]
             trace.selectedpoints = None
@@ -540,7 +543,6 @@ class GeneratorsView(View):
             trace.text = self._hover_text()[visible]
             trace.meta = self.revision()
             self._set_marker(trace, self._marker())
-            self.scatter.layout.selections = ()
             self.scatter.layout.title.text = self._title()
         n = self.data.n
         self.filter_label.value = ("" if len(visible) == n else
@@ -780,6 +782,7 @@ class GeneratorsView(View):
         if column.kind == CATEGORY:
             all_codes, palette, _ = self._category_colors(key)
             colors = [palette[int(all_codes[members[0]])] if len(members) else "#9aa0ad" for members in bins.members]
+        clear_outline(self.histogram)
         with self.histogram.batch_update():
             shown, overlay = self.histogram.data
             for trace in (shown, overlay):
@@ -791,7 +794,6 @@ class GeneratorsView(View):
             shown.y = bins.counts()
             shown.marker.color = colors
             overlay.y = bins.counts(selected)
-            self.histogram.layout.selections = ()
             self.histogram.layout.title.text = (f"{self.columns.label(key)}: drag a box over bars to select "
                                                 "their images")
             self.histogram.layout.xaxis.type = "category" if column.kind == CATEGORY else "linear"
@@ -805,19 +807,22 @@ class GeneratorsView(View):
         if getattr(self, "histogram", None) is None or self._bins is None:
             return
         selected = self.state.selection if self.state.selection is not None else np.zeros(0, dtype=np.int64)
+        mine = self._histogram_selected
+        clearing = mine is not None and not np.array_equal(mine, selected)
+        if clearing:
+            clear_outline(self.histogram)   # another view selected: the histogram's box no longer holds
         with self.histogram.batch_update():
             self.histogram.data[1].y = self._bins.counts(selected)
-            mine = self._histogram_selected
-            if mine is not None and not np.array_equal(mine, selected):
-                self._histogram_selected = None   # another view selected: the histogram's box no longer holds
+            if clearing:
+                self._histogram_selected = None
                 for trace in self.histogram.data:
                     trace.selectedpoints = None
-                self.histogram.layout.selections = ()
 
     # ------------------------------------------------------------------ selection, everywhere
     def select_cluster(self, cluster: int) -> None:
         """Select the images of one cluster (those the filter keeps)."""
         members = np.flatnonzero(self.state.assignments == cluster)
+
         self.state.select(members[np.isin(members, self.visible)])
 
     def _push_selection_to_plot(self) -> None:
@@ -827,10 +832,8 @@ class GeneratorsView(View):
         if reported is not None and np.array_equal(reported, selected):
             return   # the plot already shows it (it was selected there)
         positions = np.flatnonzero(np.isin(self.visible, selected))
-        with self.scatter.batch_update():
-            self.scatter.data[0].selectedpoints = positions.tolist() if positions.size else None
-            if reported is None or not np.array_equal(reported, selected):
-                self.scatter.layout.selections = ()   # the lasso outline drawn earlier is not this selection
+        clear_outline(self.scatter)   # the lasso outline drawn earlier is not this selection
+        self.scatter.data[0].selectedpoints = positions.tolist() if positions.size else None
 
     def _on_assignments(self, change=None) -> None:
         state = self.state

@@ -128,11 +128,13 @@ class SelectionBridge(anywidget.AnyWidget):
     `on_change(rows)` gets the selected rows (over every trace, mapped by `trace_rows`, or by
     `rows_for(points)` where one point stands for several rows, e.g. a histogram bar) after each
     browser selection or deselection, and, with `follow_changes`, whenever the highlight changed
-    otherwise. `live` is True once a page has attached it to its plot; `shown` holds the rows the plot
+    otherwise. Without `follow_deselect` a deselect is not passed on (a plot whose highlight the kernel
+    clears when another view selects: plotly.js reports that clearing as a deselect). `live` is True once a page has attached it to its plot; `shown` holds the rows the plot
     showed at the last guarded button press (None before any); `reported` the rows of the last report.
 
     `revision()` names the version of the traces' data (each trace's `meta`): a message about older
     data (the kernel has refiltered the points since) is dropped, since its indices mean other rows.
+    `on_report(points)` hears every accepted report with the raw per-trace indices (see `mirror_selection`).
     """
 
     _esm = BRIDGE_JS
@@ -143,12 +145,15 @@ class SelectionBridge(anywidget.AnyWidget):
                  on_escape: Callable[[np.ndarray], None],
                  on_key: Callable[[str, np.ndarray, dict], None] | None = None, *,
                  rows_for: Callable[[list], np.ndarray] | None = None,
-                 revision: Callable[[], str | None] = lambda: None, follow_changes: bool = True, **kwargs):
+                 revision: Callable[[], str | None] = lambda: None, follow_changes: bool = True,
+                 follow_deselect: bool = True, on_report: Callable[[list], None] | None = None, **kwargs):
         super().__init__(answers_keys=on_key is not None, **kwargs)
         self._on_key = on_key
         self._rows_for = rows_for
         self._revision = revision
         self._follow_changes = follow_changes
+        self._follow_deselect = follow_deselect
+        self._on_report = on_report
         self.reported: np.ndarray | None = None
         self._trace_rows = trace_rows
         self._on_change = on_change
@@ -188,13 +193,16 @@ class SelectionBridge(anywidget.AnyWidget):
         if event_id <= self._last_id.get(page, 0):
             return                  # a late message from an older event never overrides a newer one
         self._last_id[page] = event_id
+        if self._on_report is not None:
+            self._on_report(content.get("points") or [])   # what the plot highlights now, per trace
         if event != "shown":
             self.reported = rows
         if event == "ready":
             self.live = True
             if self._follow_changes:
                 self._on_change(rows)   # a (re)drawn plot starts from what it shows
-        elif event in ("selected", "deselected") or (event == "changed" and self._follow_changes):
+        elif (event == "selected" or (event == "deselected" and self._follow_deselect)
+              or (event == "changed" and self._follow_changes)):
             self._on_change(rows)
         elif event == "shown":
             self.shown = rows
@@ -202,3 +210,23 @@ class SelectionBridge(anywidget.AnyWidget):
             self._on_escape(rows)
         elif event in ("undo", "assign") and self._on_key is not None:
             self._on_key(event, rows, content)
+
+
+def mirror_selection(figure, points) -> None:
+    """Make the kernel's copy of `figure` hold the selectedpoints the page reported, without sending
+    anything back. plotly.js never syncs a browser selection to plotly.py, and plotly.py drops an update
+    that equals its own copy: without this, highlighting again what was highlighted before the analyst
+    selected elsewhere would silently do nothing."""
+    for index, indices in enumerate(points[:len(figure.data)]):
+        value = None if indices is None else [int(i) for i in indices]
+        if figure.data[index].selectedpoints != value:
+            figure._perform_plotly_restyle({"selectedpoints": [value]}, [index])
+
+
+def clear_outline(figure) -> None:
+    """Remove the box or lasso outline from the page's plot. Sent even when plotly.py's copy holds no
+    outline (the page does not always sync it back): plotly.js re-selects the points inside a remaining
+    outline at every redraw, which would bring back a selection the analyst replaced elsewhere."""
+    if figure.layout.selections:
+        figure._perform_plotly_relayout({"selections": []})
+    figure._send_relayout_msg({"selections": []})
