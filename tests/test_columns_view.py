@@ -181,3 +181,39 @@ def test_the_grid_pages_the_selection_sorted_by_any_score(app):
     card = view.gallery.children[0]
     card.children[2].click()   # "show": the image with its neighbours
     assert "Clicked image" in view.detail.children[0].value
+
+
+# ---------------------------------------------------------------- sub-task 1: histogram and grid linked
+def test_a_box_over_score_bars_picks_their_real_images_in_the_grid(app):
+    state, view = app.state, app.view("Training-data fingerprints")
+    view.ensure_built()
+    frame = state.workspace.membership.frame
+    rows = view._rows()
+    trace = view.histogram.data[0]
+    counts = list(trace.y)
+    bars = [i for i, c in enumerate(counts) if c][:2]
+    assert bars, "the fixture has dev-used images"
+    _message(view.histogram_bridge, "ready", 1, [None, None, None], [trace.meta] * 3)
+    _message(view.histogram_bridge, "selected", 2, [bars, [], None], [trace.meta] * 3)
+    picked = state.real_selection
+    assert len(picked) == sum(counts[b] for b in bars)
+    scores = frame["score"].to_numpy()[picked]
+    edges_low = trace.x[bars[0]] - trace.width[bars[0]] / 2
+    edges_high = trace.x[bars[-1]] + trace.width[bars[-1]] / 2
+    assert np.all((scores >= edges_low - 1e-9) & (scores <= edges_high + 1e-9))
+    assert np.all(frame["label"].to_numpy()[picked] == 1), "bars of the dev-used trace hold dev-used images"
+    assert set(view.grid_rows.tolist()) == set(picked.tolist()) and set(picked.tolist()) <= set(rows.tolist())
+    assert f"<b>{len(picked):,}</b> images picked" in view.picked_label.value
+    view.picked_clear.click()
+    assert state.real_selection is None and len(view.grid_rows) == len(rows)
+
+
+def test_the_focused_real_image_is_marked_on_the_histogram(app):
+    state, view = app.state, app.view("Training-data fingerprints")
+    view.ensure_built()
+    row = int(view._rows()[0])
+    state.focused_real = row
+    marker = view.histogram.layout.shapes[1]
+    assert marker.visible and marker.x0 == pytest.approx(state.workspace.membership.frame.at[row, "score"])
+    state.focused_real = -1
+    assert not view.histogram.layout.shapes[1].visible

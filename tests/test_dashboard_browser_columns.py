@@ -106,3 +106,41 @@ def test_a_cluster_button_selects_the_cluster_in_the_scatter(page):
     page.wait_for_function(f"() => !({_PLOT}.data[0].selectedpoints || []).length", timeout=20_000)
     _wait_settled(page, 0)
     assert _page_selected(page) == 0
+
+
+_SCORES = "document.querySelector('.ss-score-histogram .js-plotly-plot')"
+
+
+def test_a_box_over_score_bars_shows_only_their_images_in_the_grid(page):
+    _open_tab(page, "Training-data fingerprints")
+    page.wait_for_selector(".ss-view:visible .ss-score-histogram .js-plotly-plot .trace.bars")
+    page.locator(".ss-view:visible .ss-score-histogram .js-plotly-plot").first.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    box = page.evaluate(f"""() => {{ const gd = {_SCORES}; const ya = gd._fullLayout.yaxis, xa = gd._fullLayout.xaxis;
+        const r = gd.getBoundingClientRect();
+        return [r.left + xa._offset + 2, r.top + ya._offset + 2, r.left + xa._offset + xa._length * 0.6,
+                r.top + ya._offset + ya._length - 2]; }}""")
+    x0, y0, x1, y1 = box
+    for attempt in range(3):
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        for step in range(1, 11):
+            page.mouse.move(x0 + (x1 - x0) * step / 10, y0 + (y1 - y0) * step / 10)
+        page.mouse.up()
+        try:
+            page.wait_for_function(f"() => {_SCORES}.data.some(t => (t.selectedpoints || []).length)", timeout=5_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
+    # what the bars hold that the plot highlights, over its visible traces
+    expected = page.evaluate(f"""() => {{ const gd = {_SCORES}; let n = 0;
+        gd._fullData.forEach((t, i) => {{ if (t.visible !== true) return;
+            (gd.data[i].selectedpoints || []).forEach(b => {{ n += gd.data[i].y[b]; }}); }});
+        return n; }}""")
+    assert expected > 0
+    label = page.locator(".ss-view:visible .ss-picked-label")
+    expect(label).to_contain_text(f"{expected:,} images picked in the histogram")
+    expect(page.locator(".ss-view:visible .ss-page-label")).to_contain_text(f"of {expected:,}")
+    page.locator(".ss-view:visible button", has_text="Show every image").first.click()
+    expect(label).to_have_text("")

@@ -237,6 +237,7 @@ class AppState(traitlets.HasTraits):
     # transient
     selection = traitlets.Instance(np.ndarray, allow_none=True)     # attribution rows
     focused_real = traitlets.Int(-1)                                # membership row shown in the gallery
+    real_selection = traitlets.Instance(np.ndarray, allow_none=True)  # membership rows picked in the histogram
     presentation = traitlets.Bool(False)
     # Shows the scores against test labels (a ground-truth file beside the test folder). Never saved in
     # the session: every page opens with it off, so nobody tunes a threshold on test labels by accident.

@@ -14,6 +14,11 @@ from synthscope.membership import evaluate_predictions
 from synthscope.metrics import membership_report
 from synthscope_dashboard.views.common import (View, banner, difference_colorbar, esc, estimate_row, fmt,
                                                 metric_table, with_terms)
+from synthscope_dashboard.views.plot_selection import SelectionBridge, clear_outline, mirror_selection
+
+N_BINS = 30
+HISTOGRAM_TRACES = (("dev used", "#cf3d3d", True), ("dev not used", "#3d6fcf", True),
+                    ("test (unlabelled; click to show)", "#9aa0ad", "legendonly"))
 
 PAGE_SIZE = 24          # thumbnails per page of the score grid
 THUMB_PX = 96
@@ -57,6 +62,15 @@ class TrainingView(View):
         self.verdict = widgets.HTML()
         self.histogram = self._make_histogram()
         self.figures["scores"] = self.histogram
+        # a box over the histogram's bars selects their real images in the grid below
+        self.histogram_bridge = SelectionBridge(trace_rows=lambda: [], rows_for=self._histogram_rows,
+                                                on_change=self._on_histogram_selection, on_escape=lambda rows: None,
+                                                revision=lambda: f"bins-{self._bins_revision}",
+                                                follow_changes=False, follow_deselect=False,
+                                                on_report=lambda points: mirror_selection(self.histogram, points))
+        histogram_box = widgets.VBox([self.histogram, self.histogram_bridge], layout=widgets.Layout(width="50%"))
+        histogram_box.add_class("ss-scatter-box")
+        histogram_box.add_class("ss-score-histogram")
         self.metrics = widgets.HTML()
         self.metrics.add_class("ss-membership-metrics")
         self.threshold_text = widgets.HTML()
@@ -78,11 +92,11 @@ class TrainingView(View):
         state.observe(self._on_group, names="membership_group")
         state.observe(self._on_overrides, names="overrides")
         state.observe(self._on_focus, names="focused_real")
+        state.observe(self._on_real_selection, names="real_selection")
         state.observe(lambda _: self._refresh_numbers(), names="evaluation_mode")
         self._on_group()
         return [controls, self.threshold_text, self.verdict,
-                widgets.HBox([widgets.VBox([self.histogram], layout=widgets.Layout(width="50%")),
-                              widgets.VBox([self.metrics], layout=widgets.Layout(width="50%"))]),
+                widgets.HBox([histogram_box, widgets.VBox([self.metrics], layout=widgets.Layout(width="50%"))]),
                 widgets.HTML("<b>Real images by score</b> <span class='ss-status'>(* = set by hand; "
                              "click one to see its nearest generated images)</span>"),
                 self.grid_controls, self.page_label, self.grid, override_bar, self.pair_box]
@@ -108,10 +122,16 @@ class TrainingView(View):
         self.next_page = widgets.Button(description="Next", icon="chevron-right")
         self.page_label = widgets.HTML()
         self.page_label.add_class("ss-page-label")
+        self.picked_label = widgets.HTML()
+        self.picked_label.add_class("ss-picked-label")
+        self.picked_clear = widgets.Button(description="Show every image", layout=widgets.Layout(width="auto",
+                                                                                                 display="none"))
+        self.picked_clear.on_click(lambda _: setattr(self.state, "real_selection", None))
         self.grid_controls = self.control(widgets.VBox([
             widgets.HBox([self.sort, self.descending, self.search], layout=widgets.Layout(flex_flow="row wrap")),
             widgets.HBox([self.split_filter, self.call_filter, self.hand_filter, self.prev_page, self.next_page],
                          layout=widgets.Layout(flex_flow="row wrap")),
+            widgets.HBox([self.picked_label, self.picked_clear], layout=widgets.Layout(align_items="center")),
         ]))
         self.cells = []
         for index in range(PAGE_SIZE):
@@ -147,6 +167,9 @@ class TrainingView(View):
         predictions = self.state.membership_predictions() if predictions is None else predictions
         rows = self._rows()
         keep = np.ones(len(rows), dtype=bool)
+        picked = self.state.real_selection
+        if picked is not None:
+            keep &= np.isin(rows, picked)
         if self.split_filter.value:
             keep &= frame["split"].to_numpy()[rows] == self.split_filter.value
         if self.call_filter.value:
@@ -218,23 +241,68 @@ class TrainingView(View):
             title={"text": "membership score: used vs not-used (dev)", "font": {"size": 14}},
             xaxis={"title": "score (higher = more likely used)"},
             yaxis={"title": "images"}, legend={"orientation": "h", "y": -0.25}, plot_bgcolor="white"))
-        for name, color, visible in (("dev used", "#cf3d3d", True), ("dev not used", "#3d6fcf", True),
-                                     ("test (unlabelled; click to show)", "#9aa0ad", "legendonly")):
-            figure.add_trace(go.Histogram(x=[], name=name, opacity=0.55, marker={"color": color}, visible=visible,
-                                          nbinsx=30))
+        figure.layout.dragmode = "select"
+        for name, color, visible in HISTOGRAM_TRACES:
+            figure.add_trace(go.Bar(x=[], y=[], name=name, opacity=0.55, marker={"color": color}, visible=visible,
+                                    selected={"marker": {"opacity": 0.9}}, unselected={"marker": {"opacity": 0.25}},
+                                    hovertemplate="%{customdata}: %{y} images<extra>%{fullData.name}</extra>"))
         figure.layout.shapes = [{"type": "line", "x0": 0, "x1": 0, "y0": 0, "y1": 1, "yref": "paper",
-                                 "line": {"color": "#1f2430", "width": 2, "dash": "dash"}}]
+                                 "line": {"color": "#1f2430", "width": 2, "dash": "dash"}},
+                                {"type": "line", "x0": 0, "x1": 0, "y0": 0, "y1": 1, "yref": "paper", "visible": False,
+                                 "line": {"color": "#e8a317", "width": 2, "dash": "dot"}}]   # the focused image
+        self._bins_revision = 0
+        self._bin_members: list[list[np.ndarray]] = [[] for _ in HISTOGRAM_TRACES]
         return figure
 
+    def _histogram_rows(self, points) -> np.ndarray:
+        """The real images of the bars the histogram highlights (each bar holds many)."""
+        chosen = [self._bin_members[trace][int(bar)] for trace, bars in enumerate(points[:len(self._bin_members)])
+                  if bars for bar in bars if 0 <= int(bar) < len(self._bin_members[trace])]
+        return np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+    def _on_histogram_selection(self, rows: np.ndarray) -> None:
+        self.state.real_selection = rows if rows.size else None
+
+    def _on_real_selection(self, change=None) -> None:
+        picked = self.state.real_selection
+        if picked is None:
+            self.picked_label.value = ""
+            self.picked_clear.layout.display = "none"
+            if any(trace.selectedpoints for trace in self.histogram.data):
+                clear_outline(self.histogram)
+                with self.histogram.batch_update():
+                    for trace in self.histogram.data:
+                        trace.selectedpoints = None
+        else:
+            self.picked_label.value = (f"<span class='ss-status'><b>{len(picked):,}</b> images picked in the "
+                                       "histogram: the grid shows only them</span>")
+            self.picked_clear.layout.display = None
+        self._fill_grid(page=0)
+
     def _on_group(self, change=None) -> None:
-        frame = self.data.frame.iloc[self._rows()]
+        rows = self._rows()
+        frame = self.data.frame.iloc[rows]
         pooled = self._pair() is None      # several models: raw scores differ in scale, show percentiles
-        values = frame["percentile" if pooled else "score"].to_numpy()
+        values = frame["percentile" if pooled else "score"].to_numpy(dtype=float)
         labels = frame["label"].to_numpy()
+        finite = values[np.isfinite(values)]
+        edges = np.histogram_bin_edges(finite if finite.size else [0.0, 1.0], bins=N_BINS)
+        centres, widths = ((edges[:-1] + edges[1:]) / 2).tolist(), np.diff(edges).tolist()
+        bin_of = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, N_BINS - 1)
+        names = [f"{a:.4g} – {b:.4g}" for a, b in zip(edges[:-1], edges[1:])]
+        self._bins_revision += 1
+        self._bin_members = []
+        self.state.real_selection = None   # another model: other images
+        clear_outline(self.histogram)
         with self.histogram.batch_update():
-            self.histogram.data[0].x = values[labels == 1]
-            self.histogram.data[1].x = values[labels == 0]
-            self.histogram.data[2].x = values[labels < 0]
+            for trace, part in zip(self.histogram.data, (labels == 1, labels == 0, labels < 0)):
+                part = part & np.isfinite(values)
+                members = [rows[part & (bin_of == b)] for b in range(N_BINS)]
+                self._bin_members.append(members)
+                trace.selectedpoints = None
+                trace.x, trace.width, trace.customdata = centres, widths, names
+                trace.y = [len(m) for m in members]
+                trace.meta = f"bins-{self._bins_revision}"
             self.histogram.layout.xaxis.title.text = ("percentile of the score within its model (pooled models)"
                                                       if pooled else "score (higher = more likely used)")
         if not pooled:
@@ -399,6 +467,10 @@ class TrainingView(View):
 
     def _on_focus(self, change=None) -> None:
         row = self.state.focused_real
+        marker = self.histogram.layout.shapes[1]
+        marker.visible = row >= 0 and self._pair() is not None
+        if row >= 0:
+            marker.x0 = marker.x1 = float(self.data.frame.at[row, "score"])
         for cell, shown in zip(self.cells, self.page_rows.tolist() + [-2] * PAGE_SIZE):
             (cell.add_class if shown == row else cell.remove_class)("ss-thumb-focused")
         if row < 0:
