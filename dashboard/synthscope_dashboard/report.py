@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 
 from synthscope_dashboard.imaging import cluster_color, colormap, png_bytes, to_uint8
 from synthscope_dashboard.views.common import STYLE, banner, esc, estimate_row, fmt, metric_table
+from synthscope_dashboard.tables import cluster_table_html
 
 N_BOOT = 1000              # as the views and the CLI: the same CIs
 GALLERY_SIZE = 12          # real images per model pair, highest score first
@@ -104,21 +105,9 @@ def attribution_tables(state) -> tuple[str, str]:
 
 
 def cluster_table(state) -> str:
-    frame = state.workspace.attribution.frame
-    rows = []
-    for cluster in state.clusters():
-        members = state.assignments == cluster
-        dev = frame["known_label"].to_numpy()[members]
-        dev = dev[dev != ""]
-        if dev.size:
-            values, counts = np.unique(dev, return_counts=True)
-            majority = f"{esc(values[counts.argmax()])} ({counts.max() / dev.size:.0%} of {dev.size})"
-        else:
-            majority = "–"
-        rows.append(f"<tr><td><span class='ss-swatch' style='background:{cluster_color(cluster)}'></span>{cluster}</td>"
-                    f"<td>{esc(state.cluster_name(cluster))}</td><td>{int(members.sum()):,}</td><td>{majority}</td></tr>")
-    return ("<table class='ss-table ss-clusters'><caption>curated clusters</caption><tr><th>id</th><th>name</th>"
-            "<th>images</th><th>majority dev label</th></tr>" + "".join(rows) + "</table>")
+    labels = state.workspace.attribution.frame["known_label"].to_numpy()
+    return cluster_table_html(state, labels, caption="curated clusters", label_header="majority dev label",
+                              css_class="ss-clusters")
 
 
 def fingerprints_html(state) -> str:

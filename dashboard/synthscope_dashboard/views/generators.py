@@ -9,11 +9,12 @@ import numpy as np
 import plotly.graph_objects as go
 from sklearn.metrics import silhouette_score
 
+from synthscope.metrics import attribution_report
 from synthscope_dashboard.columns import BY_KEY, CATEGORY, NUMBER, PointColumns, categories, make_bins
 from synthscope_dashboard.fingerprints import cluster_fingerprints, sample_members
 from synthscope_dashboard.imaging import (UNLABELLED_COLOR, cluster_color, colormap, known_label_color, png_bytes,
                                           to_uint8)
-from synthscope.metrics import attribution_report
+from synthscope_dashboard.tables import cluster_table_html
 from synthscope_dashboard.views.common import View, banner, esc, estimate_row, fmt, guarded, metric_table
 from synthscope_dashboard.views.plot_selection import SelectionBridge, clear_outline, mirror_selection
 from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
@@ -980,22 +981,7 @@ class GeneratorsView(View):
         return "".join(parts)
 
     def cluster_table_html(self) -> str:
-        state = self.state
-        labels = self._labels()
-        rows = []
-        for cluster in state.clusters():
-            members = state.assignments == cluster
-            known = labels[members]
-            known = known[known != ""]
-            if known.size:
-                values, counts = np.unique(known, return_counts=True)
-                majority = f"{esc(values[counts.argmax()])} ({counts.max() / known.size:.0%} of {known.size})"
-            else:
-                majority = "–"
-            rows.append(f"<tr><td><span class='ss-swatch' style='background:{cluster_color(cluster)}'></span>{cluster}</td>"
-                        f"<td>{esc(state.cluster_name(cluster))}</td><td>{int(members.sum()):,}</td><td>{majority}</td></tr>")
-        return ("<table class='ss-table'><caption>clusters</caption><tr><th>id</th><th>name</th><th>images</th>"
-                "<th>majority known label</th></tr>" + "".join(rows) + "</table>")
+        return cluster_table_html(self.state, self._labels())
 
     def show_fingerprints(self) -> None:
         state = self.state
