@@ -321,6 +321,8 @@ class Step:
             values = [t[key] for t in self.traffic]
             if values:
                 out[key] = statistics.median(values)
+        if self.traffic and len(self.traffic) == len(self.ms):   # the rest: browser, transfer, JSON on both ends
+            out["browser_ms"] = statistics.median(max(ms - t["kernel_busy_ms"], 0.0) for ms, t in zip(self.ms, self.traffic))
         if self.traffic:
             out["largest_messages"] = self.traffic[-1]["largest"]   # of the last repeat
         return out
@@ -595,7 +597,7 @@ def markdown(results: dict, n_points: int) -> str:
         if name in LOADS:
             verdict = "(load)" if median is not None else "–"
         errors = f" ({len(step['errors'])} failed: {step['errors'][0]})" if step["errors"] else ""
-        rest = None if median is None or busy is None else max(median - busy, 0.0)
+        rest = step.get("browser_ms")
         rows.append(f"| {name}: {step['what']}{errors} | {_fmt(median)} | {_fmt(step.get('max_ms'))} | {step['repeats']} | "
                     f"{_fmt(busy)} | {_fmt(rest)} | {_fmt(step.get('kernel_to_page_kb'))} | "
                     f"{_fmt(step.get('page_to_kernel_kb'))} | {verdict} |")
@@ -631,7 +633,7 @@ def markdown(results: dict, n_points: int) -> str:
         "",
         "Times run from the action (mouse release, click, choice) until the page shows the result and a frame "
         "has passed. Kernel busy = the kernel's own busy → idle time (the dates of its status messages) in that "
-        "window; browser + transfer = the rest (plotly.js, WebGL, widget rendering, JSON on both ends). kB = bytes "
+        "window; browser + transfer = the rest, median over repeats (plotly.js, WebGL, widget rendering, JSON on both ends). kB = bytes "
         "on the kernel websocket from the action until its traffic ends; page load counts every frame from "
         "navigation to the scatter drawn.",
         "",
