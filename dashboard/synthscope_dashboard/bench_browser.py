@@ -603,7 +603,7 @@ LOADS = ("page load", "generator tab", "training tab")
 def markdown(results: dict, n_points: int) -> str:
     info, steps = results["info"], results["steps"]
     rows = ["| interaction (user action → page shows it) | median ms | max ms | repeats | kernel busy ms (after) | "
-            "browser + transfer ms | kernel→page kB | page→kernel kB | < 1 s |", "|---|---|---|---|---|---|---|---|---|"]
+            "rest ms (browser, transfer) | kernel→page kB | page→kernel kB | < 1 s |", "|---|---|---|---|---|---|---|---|---|"]
     for name, step in steps.items():
         median, busy = step.get("median_ms"), step.get("kernel_busy_ms")
         after = step.get("kernel_after_ms")
@@ -647,8 +647,9 @@ def markdown(results: dict, n_points: int) -> str:
         "",
         "Times run from the action (mouse release, click, choice) until the page shows the result and a frame "
         "has passed. Kernel busy = the kernel's own busy → idle time (the dates of its status messages) until the "
-        "page showed the result (in brackets: after it, e.g. metrics sent after the colours); browser + transfer = "
-        "the rest, median over repeats (plotly.js, WebGL, widget rendering, JSON on both ends). kB = bytes "
+        "page showed the result (in brackets: after it, e.g. metrics sent after the colours); rest = total minus "
+        "that, median over repeats: plotly.js, WebGL, widget rendering, JSON on both ends, waiting for a CPU (where "
+        "the page works while the kernel does, the browser's share is larger). kB = bytes "
         "on the kernel websocket from the action until its traffic ends; page load counts every frame from "
         "navigation to the scatter drawn (its kernel busy time is only what the page's websocket sees: Voila ran "
         "the notebook before the page connected, see the kernel line below).",
