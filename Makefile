@@ -36,7 +36,8 @@ test-fast: setup
 	$(PY) -m pytest -m "not browser and not slow"
 
 bench: setup
-	$(PY) -m synthscope.benchmark.runner --out bench --section synthscope_dashboard.bench_section
+	$(PY) -m synthscope.benchmark.runner --out bench --section synthscope_dashboard.bench_section \
+	  --section synthscope_dashboard.bench_browser
 
 clean-venv:
 	rm -rf $(VENV)

@@ -19,8 +19,11 @@ from synthscope_dashboard.workspace import AttributionData, DatasetSummary, Memb
 
 
 def synthetic_workspace(n_points: int = 20_000, *, n_clusters: int = 6, dim: int = 64, seed: int = 0,
-                        cache_dir: Path | None = None) -> Workspace:
-    """`n_points` generated images (a fifth labelled dev) and `n_points` real images with scores."""
+                        cache_dir: Path | None = None, projections: tuple[str, ...] = ("pca",)) -> Workspace:
+    """`n_points` generated images (a fifth labelled dev) and `n_points` real images with scores.
+
+    `projections` beyond "pca" (e.g. "umap") get cheap stand-ins (a fixed random 2-D map of the
+    features, warped), so the page's projection switch has somewhere to go."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 4, (n_clusters, dim))
     truth = rng.integers(0, n_clusters, n_points)
@@ -34,7 +37,13 @@ def synthetic_workspace(n_points: int = 20_000, *, n_clusters: int = 6, dim: int
     def images(indices) -> np.ndarray:
         return np.random.default_rng(len(indices)).integers(0, 256, (len(indices), 256, 256), dtype=np.uint8)
 
-    attribution = AttributionData(frame=frame, features=features, extractor="synthetic", load_images=images, k=n_clusters)
+    stand_ins = {}
+    for index, name in enumerate(p for p in projections if p != "pca"):
+        weights = np.random.default_rng(seed + 1 + index).normal(0, 1, (dim, 2)) / np.sqrt(dim)
+        xy = features @ weights
+        stand_ins[name] = np.tanh(xy / (2 * xy.std(axis=0))).astype(np.float32)
+    attribution = AttributionData(frame=frame, features=features, extractor="synthetic", load_images=images,
+                                  projections=stand_ins, k=n_clusters)
     real_split = np.where(rng.random(n_points) < 0.5, "dev", "test")
     group = np.where(rng.random(n_points) < 0.5, "model_1", "model_2")
     used = rng.integers(0, 2, n_points)

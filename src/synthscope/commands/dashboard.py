@@ -66,11 +66,15 @@ def find_notebook() -> Path:
 def voila_command(path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8866, *,
                   open_browser: bool = False, preheat: bool = True, k: int | None = None,
                   export_dir: str | os.PathLike | None = None, cull_idle_timeout: int = CULL_IDLE_TIMEOUT,
-                  cull_interval: int = CULL_INTERVAL, load_options: dict | None = None) -> tuple[list[str], dict[str, str]]:
+                  cull_interval: int = CULL_INTERVAL, load_options: dict | None = None,
+                  notebook: str | os.PathLike | None = None) -> tuple[list[str], dict[str, str]]:
     """The Voila command line and environment that serve the dashboard for `path` (with `k` generators
     to cluster into, when the task states it, and `export_dir` the only folder exports may write under).
-    `cull_idle_timeout` / `cull_interval` are seconds (tests shorten them)."""
-    notebook = find_notebook()
+    `cull_idle_timeout` / `cull_interval` are seconds (tests shorten them). `notebook` replaces
+    dashboard/app.ipynb (the browser benchmark serves a notebook of its own; its folder is the root)."""
+    app_notebook = find_notebook()
+    notebook = Path(notebook).resolve() if notebook is not None else app_notebook
+    templates = app_notebook.parent / "share" / "jupyter"   # Voila's lab template without its CDN links
     data_path = Path(path).expanduser().resolve()
     env = dict(os.environ)
     env[ENV_PATH] = str(data_path)
@@ -92,7 +96,6 @@ def voila_command(path: str | os.PathLike, host: str = "127.0.0.1", port: int = 
             "--MappingKernelManager.cull_connected=False"]
     if preheat:
         argv += ["--preheat_kernel=True", "--pool_size=1"]
-    templates = notebook.parent / "share" / "jupyter"   # Voila's lab template without its CDN links
     if (templates / "voila" / "templates" / "synthscope").is_dir():
         env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(templates), env.get("JUPYTER_PATH", "")]))
         argv.append("--template=synthscope")

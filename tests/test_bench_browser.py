@@ -1,0 +1,62 @@
+"""`make bench`'s browser section (issue 15: a 50,000-point workspace in Chromium): run small, check that
+every interaction was measured and that the selection the page counts is the one the plot highlights.
+Speed is only reported (bench/report.md), never asserted."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from synthscope.benchmark.base import BenchContext
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _context(tmp_path: Path) -> BenchContext:
+    return BenchContext(shared_dir=None, cache_dir=tmp_path, out_dir=tmp_path / "bench", quick=True)
+
+
+@pytest.mark.browser
+def test_the_browser_section_measures_every_interaction(tmp_path):
+    if not CHROMIUM.exists() and not shutil.which("chromium"):
+        pytest.skip("Debian chromium is not installed (apt-get install chromium; `make browser` does it)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    from synthscope_dashboard import bench_browser
+
+    section = bench_browser.run(_context(tmp_path), n_points=2_000, repeats=2)
+    assert section.skipped is None
+    steps = section.data["steps"]
+    assert set(steps) == {"page load", "generator tab", "box selection", "move selection", "projection switch",
+                          "training tab", "threshold"}
+    for name, step in steps.items():
+        assert not step["errors"], f"{name}: {step['errors']}"
+        expected = 1 if name in bench_browser.LOADS else 2
+        assert step["repeats"] == expected and step["median_ms"] > 0, f"{name}: {step}"
+        assert step["kernel_to_page_kb"] > 0 and step["page_to_kernel_kb"] > 0, f"{name}: no websocket bytes counted"
+        assert step["kernel_busy_ms"] > 0, f"{name}: no kernel busy time read"
+    selection = steps["box selection"]
+    assert selection["selection_matched"], selection["selection_check"]
+    assert len(selection["selection_check"]) == 2
+    assert all(0 < check["highlighted"] == check["page_says"] < 2_000 for check in selection["selection_check"])
+    assert "moved" in steps["move selection"]["status_line"]
+    assert steps["projection switch"]["projections"] == ["pca", "umap"]
+    info = section.data["info"]
+    assert info["webgl"]["trace_type"] == "scattergl" and info["webgl"]["plot_canvases"] > 0
+    assert info["kernel_build_s"]["build_s"] > 0 and "Generator fingerprints" in info["kernel_view_build_s"]
+    assert {"first draw", "recolour", "new x/y"} <= set(info["plotly_alone"])
+    assert "| box selection:" in section.markdown and "< 1 s" in section.markdown
+
+
+def test_the_runner_takes_the_browser_section_by_name_and_says_why_it_skips(tmp_path, monkeypatch):
+    from synthscope.benchmark.runner import main
+    from synthscope_dashboard import bench_browser
+
+    monkeypatch.setattr(bench_browser, "_missing", lambda: "Debian chromium is not installed (test)")
+    out = tmp_path / "bench"
+    assert main(["--out", str(out), "--quick", "--shared-dir", str(tmp_path / "no-shared"),
+                 "--only", "bench_browser", "--section", "synthscope_dashboard.bench_browser"]) == 0
+    report = (out / "report.md").read_text()
+    assert "## Dashboard in the browser (Chromium, WebGL)" in report
+    assert "Skipped: Debian chromium is not installed (test)" in report
