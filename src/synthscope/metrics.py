@@ -7,6 +7,7 @@ operations instead of a Python loop (1,000 resamples of 1,000 items take a few t
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -296,6 +297,27 @@ def _estimate(name: str, value: float, boot: np.ndarray, alpha: float, n: int) -
 # Reports.
 
 
+_SCORE_BOOTSTRAPS: "collections.OrderedDict[tuple, dict]" = collections.OrderedDict()
+
+
+def _score_bootstrap(y_true: np.ndarray, scores: np.ndarray, n_boot: int, seed: int, groups) -> dict:
+    """Bootstrap of the threshold-free score metrics (AUC, TPR at 1% FPR). They do not depend on the
+    predictions, so a threshold moved in the dashboard reuses them (a small LRU keyed by the bytes)."""
+    key = (y_true.astype(np.int8).tobytes(), scores.astype(np.float64).tobytes(), int(n_boot), int(seed),
+           None if groups is None else np.asarray(groups).astype(str).tobytes())
+    hit = _SCORE_BOOTSTRAPS.get(key)
+    if hit is None:
+        stats = _bootstrap_stats(len(y_true), n_boot, seed, lambda counts: _weighted_roc_stats(y_true, scores, counts),
+                                 groups)
+        hit = dict(zip(SCORE_METRICS, stats))
+        _SCORE_BOOTSTRAPS[key] = hit
+        while len(_SCORE_BOOTSTRAPS) > 64:
+            _SCORE_BOOTSTRAPS.popitem(last=False)
+    else:
+        _SCORE_BOOTSTRAPS.move_to_end(key)
+    return hit
+
+
 def membership_report(
     y_true, y_pred, scores=None, *, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05, groups=None
 ) -> MetricReport:
@@ -337,12 +359,12 @@ def membership_report(
     def resample_stats(counts):
         confusion = counts @ cells
         rates = _rates_from_counts(*confusion.T)
-        stats = tuple(rates[name] for name in MEMBERSHIP_METRICS)
-        if scores is not None:
-            stats += _weighted_roc_stats(y_true, scores, counts)
-        return stats
+        return tuple(rates[name] for name in MEMBERSHIP_METRICS)
 
-    boot = dict(zip(MEMBERSHIP_METRICS + SCORE_METRICS, _bootstrap_stats(n, n_boot, seed, resample_stats, groups)))
+    boot = dict(zip(MEMBERSHIP_METRICS, _bootstrap_stats(n, n_boot, seed, resample_stats, groups)))
+    if scores is not None:
+        # the same seed draws the same resamples, so these pair with the ones above
+        boot.update(_score_bootstrap(y_true, scores, n_boot, seed, groups))
     estimates = {name: _estimate(name, point[name], boot[name], alpha, n) for name in MEMBERSHIP_METRICS}
 
     positives, negatives = int(y_true.sum()), int(n - y_true.sum())

@@ -16,7 +16,7 @@ from synthscope_dashboard.imaging import (UNLABELLED_COLOR, cluster_color, color
                                           to_uint8)
 from synthscope_dashboard.tables import cluster_table_html
 from synthscope_dashboard.views.common import View, banner, esc, estimate_row, fmt, guarded, metric_table
-from synthscope_dashboard.views.plot_selection import SelectionBridge, clear_outline, mirror_selection
+from synthscope_dashboard.views.plot_selection import BridgedFigureWidget, SelectionBridge, clear_outline, mirror_selection
 from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
 
 GALLERY_SIZE = 16   # images per page of the selection grid
@@ -132,6 +132,7 @@ class GeneratorsView(View):
                                                 revision=lambda: f"bins-{self._histogram_revision}",
                                                 follow_changes=False, follow_deselect=False,
                                                 on_report=lambda points: mirror_selection(self.histogram, points))
+        self.scatter.bridge, self.histogram.bridge = self.bridge, self.histogram_bridge
         histogram_box = widgets.VBox([self.histogram, self.histogram_bridge])
         histogram_box.add_class("ss-scatter-box")
         histogram_box.add_class("ss-column-histogram")
@@ -340,7 +341,7 @@ class GeneratorsView(View):
         data, state = self.data, self.state
         xy = data.projections[state.projection]
         rows = self.visible
-        figure = go.FigureWidget(
+        figure = BridgedFigureWidget(
             data=[go.Scattergl(x=xy[rows, 0], y=xy[rows, 1], mode="markers", text=self._hover_text()[rows],
                                hovertemplate="%{text}<extra></extra>", meta=self.revision(),
                                marker={"size": 5 if data.n > 5000 else 7, "opacity": 0.85,
@@ -451,7 +452,9 @@ class GeneratorsView(View):
         scale = []
         for i, color in enumerate(colors):
             scale += [[i / n, color], [(i + 1) / n, color]]
-        return {"color": codes[self.visible], "colorscale": scale, "cmin": -0.5, "cmax": n - 0.5, "showscale": False}
+        # int32 travels as a binary array; int64 would go as a JSON list (JavaScript has no int64 arrays)
+        return {"color": codes[self.visible].astype(np.int32), "colorscale": scale, "cmin": -0.5, "cmax": n - 0.5,
+                "showscale": False}
 
     # ------------------------------------------------------------------ filter
     def _on_filter_column(self, change=None) -> None:
@@ -711,6 +714,7 @@ class GeneratorsView(View):
 
     def _on_projection(self, change=None) -> None:
         xy = self.data.projections[self.state.projection]
+        clear_outline(self.scatter)   # an outline drawn in the old coordinates would select other points here
         with self.scatter.batch_update():
             self.scatter.data[0].x = xy[self.visible, 0]
             self.scatter.data[0].y = xy[self.visible, 1]
@@ -746,8 +750,8 @@ class GeneratorsView(View):
 
     # ------------------------------------------------------------------ the column histogram
     def _make_histogram(self) -> go.FigureWidget:
-        figure = go.FigureWidget(layout=go.Layout(
-            height=230, barmode="overlay", dragmode="select", margin={"l": 40, "r": 10, "t": 30, "b": 40},
+        figure = BridgedFigureWidget(layout=go.Layout(
+            height=230, width=560, barmode="overlay", dragmode="select", margin={"l": 40, "r": 10, "t": 30, "b": 40},
             title={"text": "", "font": {"size": 12}}, showlegend=False, plot_bgcolor="white",
             yaxis={"title": "images"}, bargap=0.05))
         figure.add_trace(go.Bar(x=[], y=[], name="shown", marker={"color": "#9aa0ad"},

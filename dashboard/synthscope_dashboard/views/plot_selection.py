@@ -25,7 +25,9 @@ from collections.abc import Callable
 
 import anywidget
 import numpy as np
+import plotly.graph_objects as go
 import traitlets
+from plotly.serializers import custom_serializers
 
 BRIDGE_JS = r"""
 function plotOf(el) {
@@ -57,6 +59,12 @@ export default {
       const plot = plotOf(el);
       if (!plot || !plot.on || plot === gd) return;
       gd = plot;
+      if (model.get('exclusive') && gd.removeAllListeners) {
+        // the bridge is the one source of selections: the figure's own listeners would send every selected
+        // point with its x and y again (megabytes at 50,000 points) through the lossy path
+        gd.removeAllListeners('plotly_selected');
+        gd.removeAllListeners('plotly_deselect');
+      }
       // selectedpoints are up to date once plotly's own handlers have run: report on the next tick
       gd.on('plotly_selected', () => setTimeout(() => report('selected'), 0));
       gd.on('plotly_deselect', () => setTimeout(() => report('deselected'), 0));
@@ -140,6 +148,7 @@ class SelectionBridge(anywidget.AnyWidget):
     _esm = BRIDGE_JS
     live = traitlets.Bool(False)
     answers_keys = traitlets.Bool(True).tag(sync=True)   # only one bridge per page answers the keyboard
+    exclusive = traitlets.Bool(True).tag(sync=True)      # the figure's own selection events are switched off
 
     def __init__(self, trace_rows: Callable[[], list[np.ndarray]], on_change: Callable[[np.ndarray], None],
                  on_escape: Callable[[np.ndarray], None],
@@ -230,3 +239,35 @@ def clear_outline(figure) -> None:
     if figure.layout.selections:
         figure._perform_plotly_relayout({"selections": []})
     figure._send_relayout_msg({"selections": []})
+
+
+def _no_echo(trait):
+    return trait.tag(sync=True, echo_update=False, **custom_serializers)
+
+
+class BridgedFigureWidget(go.FigureWidget):
+    """A FigureWidget for a plot whose selections come through a SelectionBridge.
+
+    ipywidgets echoes every state update from the page back to it (at 50,000 points a box selection came
+    back as 2 MB), and plotly.py answers a selection event by writing selectedpoints back, which redraws
+    the plot once more. Neither is needed here: the page already shows its selection, and
+    `mirror_selection` keeps the kernel's copy up to date.
+    """
+
+    _js2py_traceDeltas = _no_echo(traitlets.Dict(allow_none=True))
+    _js2py_layoutDelta = _no_echo(traitlets.Dict(allow_none=True))
+    _js2py_restyle = _no_echo(traitlets.Dict(allow_none=True))
+    _js2py_relayout = _no_echo(traitlets.Dict(allow_none=True))
+    _js2py_update = _no_echo(traitlets.Dict(allow_none=True))
+    _js2py_pointsCallback = _no_echo(traitlets.Dict(allow_none=True))
+
+    bridge: SelectionBridge | None = None   # set by the view; its selections count once it is live
+
+    @traitlets.observe("_js2py_pointsCallback")
+    def _handler_js2py_pointsCallback(self, change):
+        data = change["new"]
+        live = self.bridge is not None and self.bridge.live
+        if live and data and data.get("event_type") in ("plotly_selected", "plotly_deselect"):
+            self._js2py_pointsCallback = None   # the bridge reports selections; hover and click pass on
+            return
+        super()._handler_js2py_pointsCallback(change)

@@ -14,7 +14,7 @@ from synthscope.membership import evaluate_predictions
 from synthscope.metrics import membership_report
 from synthscope_dashboard.views.common import (View, banner, difference_colorbar, esc, estimate_row, fmt,
                                                 metric_table, with_terms)
-from synthscope_dashboard.views.plot_selection import SelectionBridge, clear_outline, mirror_selection
+from synthscope_dashboard.views.plot_selection import BridgedFigureWidget, SelectionBridge, clear_outline, mirror_selection
 
 N_BINS = 30
 HISTOGRAM_TRACES = (("dev used", "#cf3d3d", True), ("dev not used", "#3d6fcf", True),
@@ -68,6 +68,7 @@ class TrainingView(View):
                                                 revision=lambda: f"bins-{self._bins_revision}",
                                                 follow_changes=False, follow_deselect=False,
                                                 on_report=lambda points: mirror_selection(self.histogram, points))
+        self.histogram.bridge = self.histogram_bridge
         histogram_box = widgets.VBox([self.histogram, self.histogram_bridge], layout=widgets.Layout(width="50%"))
         histogram_box.add_class("ss-scatter-box")
         histogram_box.add_class("ss-score-histogram")
@@ -236,7 +237,7 @@ class TrainingView(View):
         return self.data.pairs.get(self.state.membership_group)
 
     def _make_histogram(self) -> go.FigureWidget:
-        figure = go.FigureWidget(layout=go.Layout(
+        figure = BridgedFigureWidget(layout=go.Layout(
             height=360, barmode="overlay", margin={"l": 40, "r": 10, "t": 36, "b": 40},
             title={"text": "membership score: used vs not-used (dev)", "font": {"size": 14}},
             xaxis={"title": "score (higher = more likely used)"},
