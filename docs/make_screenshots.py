@@ -32,12 +32,10 @@ def free_port() -> int:
 
 
 def serve(demo: Path, cache: Path, exports: Path) -> tuple[subprocess.Popen, str]:
-    import json
-
     from synthscope.commands.dashboard import voila_command
 
-    config = json.loads((demo / "config.json").read_text())
-    k = len(config.get("lab", {}).get("models", [])) or None
+    truth = demo / "subtask2" / "test_ground_truth.csv"   # k = the generators the task states
+    k = len({line.split(",")[1].strip() for line in truth.read_text().splitlines()[1:] if "," in line}) or None
     port = free_port()
     argv, env = voila_command(demo, "127.0.0.1", port, k=k, export_dir=exports)
     env["SYNTHSCOPE_CACHE_DIR"] = str(cache)
@@ -74,6 +72,22 @@ def box_over_bars(page, plot_css: str, fraction: tuple[float, float]) -> None:
     page.wait_for_timeout(2500)
 
 
+TO_TOP = """() => { for (const e of document.querySelectorAll('*')) if (e.scrollTop > 0 && !e.closest('.js-plotly-plot'))
+  e.scrollTop = 0; }"""
+
+
+def full_page(page, path: Path, height: int = 2400) -> None:
+    """Voila's page scrolls inside its panel, so a full-page screenshot would hold one screen: make the
+    window as tall as the page instead (the panel fills the window), then shoot from the top."""
+    page.set_viewport_size({"width": 1500, "height": height})
+    page.wait_for_timeout(1500)
+    page.evaluate(TO_TOP)
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1500, "height": 1000})
+    page.wait_for_timeout(800)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", type=Path, required=True)
@@ -100,17 +114,14 @@ def main(argv=None) -> int:
                 box_over_bars(page, ".ss-column-histogram .js-plotly-plot", (0.02, 0.2))
                 page.locator(".ss-view:visible .ss-gallery-card button").first.click()
                 page.wait_for_timeout(2500)
-                page.evaluate("window.scrollTo(0, 0)")
-                page.screenshot(path=str(args.out / "dashboard.png"), full_page=True)
+                full_page(page, args.out / "dashboard.png")
 
                 page.keyboard.press("Escape")
                 page.locator(".ss-view:visible .ss-color-by select").first.select_option(label="silhouette")
                 page.locator(".ss-view:visible .ss-filter-column select").first.select_option(label="split")
                 page.locator(".ss-view:visible .ss-filter-values select").first.select_option(label="test")
                 page.wait_for_timeout(2500)
-                page.evaluate("window.scrollTo(0, 0)")
-                page.screenshot(path=str(args.out / "dashboard-columns.png"),
-                                clip={"x": 0, "y": 0, "width": 1500, "height": 1000})
+                full_page(page, args.out / "dashboard-columns.png", height=1150)
 
                 page.locator(".lm-TabBar-tab", has_text="Training-data fingerprints").first.click()
                 page.wait_for_selector(".ss-view:visible .ss-score-histogram .trace.bars")
@@ -119,8 +130,7 @@ def main(argv=None) -> int:
                 box_over_bars(page, ".ss-score-histogram .js-plotly-plot", (0.55, 1.0))
                 page.locator(".ss-view:visible .ss-thumb button").first.click()
                 page.wait_for_timeout(3000)
-                page.evaluate("window.scrollTo(0, 0)")
-                page.screenshot(path=str(args.out / "dashboard-membership.png"), full_page=True)
+                full_page(page, args.out / "dashboard-membership.png")
                 browser.close()
         finally:
             process.terminate()

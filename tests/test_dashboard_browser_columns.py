@@ -102,6 +102,11 @@ def test_a_cluster_button_selects_the_cluster_in_the_scatter(page):
     shown = len(_browser_selection(page))
     _wait_settled(page, shown)
     assert _page_selected(page) == shown > 0
+    # the histogram draws the selection in its own colour over the bars (a batched restyle once sent the
+    # overlay's colour as null, and plotly.js painted it in the default red)
+    page.wait_for_function(f"() => {_HISTOGRAM}.data[1].y.some(v => v > 0)", timeout=20_000)
+    assert page.evaluate(f"() => {_HISTOGRAM}.data[1].marker.color") == "#1f2430"
+    assert page.evaluate(f"() => {_HISTOGRAM}.data[0].marker.color[0]") != "#1f2430"
     page.keyboard.press("Escape")
     page.wait_for_function(f"() => !({_PLOT}.data[0].selectedpoints || []).length", timeout=20_000)
     _wait_settled(page, 0)

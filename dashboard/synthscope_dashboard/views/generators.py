@@ -797,11 +797,13 @@ class GeneratorsView(View):
                 trace.customdata = bins.labels
                 trace.meta = meta
             shown.y = bins.counts()
-            shown.marker.color = colors
             overlay.y = bins.counts(selected)
             self.histogram.layout.title.text = (f"{self.columns.label(key)}: drag a box over bars to select "
                                                 "their images")
             self.histogram.layout.xaxis.type = "category" if column.kind == CATEGORY else "linear"
+        # not inside the batch: plotly.py would send the other trace's colour as null there, and plotly.js
+        # would reset it to the default colourway's
+        shown.marker.color = colors
 
     def _on_histogram_selection(self, rows: np.ndarray) -> None:
         rows = rows[np.isin(rows, self.visible)]
