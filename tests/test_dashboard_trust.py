@@ -177,6 +177,27 @@ def test_autosaved_is_shown_only_after_the_write_reached_the_disk(workspace, mon
     assert f"autosaved {state.last_saved}" in dashboard.status.value and "saving" not in dashboard.status.value
 
 
+def test_a_report_applied_at_once_does_not_leave_saving_on(workspace):
+    """The kernel's loop may apply the writer's report before the writer has marked itself idle; the
+    page then asked "writes pending?", got yes, and showed "saving..." forever (seen once in CI)."""
+    import synthscope_dashboard.state as state_module
+
+    state = state_module.AppState(workspace)
+    state._loop = None                       # no loop: apply on the writer thread, the moment it reports
+    applied = threading.Event()
+    report = state._on_outcome
+
+    def report_and_apply(outcome):
+        report(outcome)
+        state._apply_outcomes()
+        applied.set()
+
+    state._on_outcome = report_and_apply
+    state.set_threshold(PAIR, 0.6)
+    assert applied.wait(30)
+    assert state.last_saved and state.saving is False
+
+
 def test_a_failed_write_is_shown_and_never_called_autosaved(workspace, monkeypatch):
     import synthscope_dashboard.state as state_module
 

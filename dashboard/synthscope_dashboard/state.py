@@ -188,17 +188,25 @@ class SessionWriter:
                 key = next(iter(self._pending))   # oldest first
                 job = self._pending.pop(key)
                 self._busy = True
+            outcome = None
             try:
                 try:
                     outcome = commit_session(job.path, job.payload, job.base())
                 except OSError as error:   # the state stays in memory; the page says so
                     outcome = SaveOutcome("error", message=f"could not save the session to {job.path}: {error}")
-                job.report(outcome)
-            except Exception:   # a bug in a callback must not kill the only writer thread
+            except Exception:   # a bug must not kill the only writer thread
                 pass
             finally:
                 with self._condition:
+                    # idle before the report, under the lock: a page that applies the report at once asks
+                    # whether writes are pending (it waits for this lock) and must not see this one as still
+                    # busy, or it would show "saving…" with no further report to clear it
                     self._busy = False
+                    if outcome is not None:
+                        try:
+                            job.report(outcome)
+                        except Exception:   # a bug in a callback must not kill the writer thread
+                            pass
                     self._condition.notify_all()
 
 
@@ -540,8 +548,8 @@ class AppState(traitlets.HasTraits):
         payload["writer"], payload["sequence"] = self._writer_token, self._save_sequence
         # serialised now (a consistent snapshot), written on the background thread; "autosaved" is
         # shown only when the writer reports that the file reached the disk
+        self.saving = True   # before the submit: the report may come back at once
         session_writer().submit(self.session_file, payload, base=self._base_revision, report=self._on_outcome)
-        self.saving = True
 
     def _base_revision(self) -> int:
         with self._revision_lock:
