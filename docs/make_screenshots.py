@@ -14,9 +14,6 @@ import argparse
 import socket
 import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
@@ -32,7 +29,7 @@ def free_port() -> int:
 
 
 def serve(demo: Path, cache: Path, exports: Path) -> tuple[subprocess.Popen, str]:
-    from synthscope.commands.dashboard import voila_command
+    from synthscope.commands.dashboard import voila_command, wait_until_serving
 
     truth = demo / "subtask2" / "test_ground_truth.csv"   # k = the generators the task states
     k = len({line.split(",")[1].strip() for line in truth.read_text().splitlines()[1:] if "," in line}) or None
@@ -41,17 +38,12 @@ def serve(demo: Path, cache: Path, exports: Path) -> tuple[subprocess.Popen, str
     env["SYNTHSCOPE_CACHE_DIR"] = str(cache)
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "voila/static/", timeout=2)
-            return process, url
-        except urllib.error.HTTPError:
-            return process, url
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise SystemExit("Voila did not start")
+    try:
+        wait_until_serving(url, process)
+    except RuntimeError as error:
+        process.kill()
+        raise SystemExit(str(error))
+    return process, url
 
 
 def drag(page, x0, y0, x1, y1) -> None:

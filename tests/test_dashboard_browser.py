@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import json
 
-import os
 import re
 import shutil
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -41,7 +38,7 @@ def server(tmp_path_factory):
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     from test_dashboard_state import make_bench
 
-    from synthscope.commands.dashboard import voila_command
+    from synthscope.commands.dashboard import voila_command, wait_until_serving
 
     bench = make_bench(tmp_path_factory.mktemp("bench"), n=12)
     cache = tmp_path_factory.mktemp("cache")
@@ -51,19 +48,11 @@ def server(tmp_path_factory):
     log = open(tmp_path_factory.mktemp("voila") / "voila.log", "w+")
     process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url + "voila/static/", timeout=2)
-            break
-        except urllib.error.HTTPError:   # any answer means the server is up
-            break
-        except OSError:
-            if process.poll() is not None or time.time() > deadline:
-                log.seek(0)
-                process.kill()
-                pytest.fail("Voila did not start:\n" + log.read()[-3000:])
-            time.sleep(0.5)
+    try:
+        wait_until_serving(url, process, log)
+    except RuntimeError as error:
+        process.kill()
+        pytest.fail(str(error))
     yield {"url": url, "cache": cache, "bench": bench, "log": log}
     process.terminate()
     try:

@@ -12,9 +12,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -191,7 +188,7 @@ def test_the_tab_renders_and_its_export_writes_a_file(tree, tmp_path):
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    from synthscope.commands.dashboard import voila_command
+    from synthscope.commands.dashboard import voila_command, wait_until_serving
 
     exports = tmp_path / "exports"
     port = _free_port()
@@ -201,16 +198,7 @@ def test_the_tab_renders_and_its_export_writes_a_file(tree, tmp_path):
     process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url + "voila/static/", timeout=2)
-                break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                assert process.poll() is None and time.time() < deadline, "Voila did not start"
-                time.sleep(0.5)
+        wait_until_serving(url, process, log)
         with sync_api.sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
             try:

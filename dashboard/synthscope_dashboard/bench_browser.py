@@ -28,8 +28,6 @@ import statistics
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from synthscope.benchmark.base import BenchContext, BenchSection
@@ -119,7 +117,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def _voila(folder: Path, n_points: int):
     """Voila serving the bench notebook with `synthscope dashboard`'s command line; yields the URL."""
-    from synthscope.commands.dashboard import voila_command
+    from synthscope.commands.dashboard import voila_command, wait_until_serving
 
     notebook = folder / "bench.ipynb"
     log = folder / "kernel-timings.jsonl"
@@ -139,18 +137,7 @@ def _voila(folder: Path, n_points: int):
     process = subprocess.Popen(argv, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=folder)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url + "voila/static/", timeout=2)
-                break
-            except urllib.error.HTTPError:   # any answer means the server is up
-                break
-            except OSError:
-                if process.poll() is not None or time.time() > deadline:
-                    output.seek(0)
-                    raise RuntimeError("Voila did not start:\n" + output.read()[-3000:])
-                time.sleep(0.5)
+        wait_until_serving(url, process, output)
         yield {"url": url, "log": log, "voila_log": output}
     finally:
         process.terminate()   # Voila shuts its kernels down on SIGTERM

@@ -102,6 +102,30 @@ def voila_command(path: str | os.PathLike, host: str = "127.0.0.1", port: int = 
     return argv, env
 
 
+def wait_until_serving(url: str, process: subprocess.Popen, log=None, timeout: float = 120.0) -> None:
+    """Return once the Voila server started by `process` answers at `url` (any HTTP answer counts);
+    raise RuntimeError, with the tail of `log` (a readable file) when given, if it exits or times out."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url + "voila/static/", timeout=2)
+            return
+        except urllib.error.HTTPError:   # any answer means the server is up
+            return
+        except OSError:
+            if process.poll() is not None or time.time() > deadline:
+                tail = ""
+                if log is not None:
+                    log.seek(0)
+                    tail = ":\n" + log.read()[-3000:]
+                raise RuntimeError("Voila did not start" + tail)
+            time.sleep(0.5)
+
+
 def port_problem(host: str, port: int) -> str | None:
     """Why `host:port` cannot be served on, or None when it is free (checked by binding it, as Voila will)."""
     import socket
