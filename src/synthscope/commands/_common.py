@@ -76,6 +76,40 @@ def check_output_file(path: Path, what: str = "--out") -> Path:
     return path
 
 
+def guard_outputs(outputs: dict, *, input_files: dict = {}, data_folders: dict = {}, output_folders: dict = {},
+                  cache_dir: Optional[Path] = None, check_cache: bool = True) -> None:
+    """Exit 2 now, before anything is computed or created, when an output would overwrite an input,
+    write into a data folder or land on another output (`synthscope.outputs.output_problems`).
+    The cache dir (--cache-dir, else $SYNTHSCOPE_CACHE_DIR or the user cache dir) counts as a folder
+    that is written into."""
+    from synthscope.outputs import output_problems
+    from synthscope.runtime import default_cache_dir
+
+    folders = dict(output_folders)
+    if check_cache:
+        folders["--cache-dir" if cache_dir is not None else "the cache dir"] = (
+            cache_dir if cache_dir is not None else default_cache_dir())
+    problems = output_problems(outputs, input_files=input_files, data_folders=data_folders, output_folders=folders)
+    if problems:
+        raise fail(problems[0] if len(problems) == 1 else
+                   f"{len(problems)} output problems:\n  " + "\n  ".join(problems))
+
+
+def guard_dataset_outputs(dataset, outputs: dict, what: str = "the data set") -> None:
+    """After loading: no output may be one of the data set's images or sit in a folder that holds them
+    (matters for a manifest, whose images can live anywhere)."""
+    from synthscope.outputs import image_folders, output_problems
+
+    if "path" not in dataset.manifest:
+        return
+    problems = []
+    for folder in image_folders(dataset.manifest["path"]):
+        problems += output_problems(outputs, data_folders={f"it holds images of {what}": folder})
+    if problems:
+        raise fail(problems[0] if len(problems) == 1 else
+                   f"{len(problems)} output problems:\n  " + "\n  ".join(problems))
+
+
 def fail(message: str, code: int = 2) -> "typer.Exit":
     """Print one clear error line and return the exit to raise."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
