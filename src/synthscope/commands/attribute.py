@@ -11,7 +11,8 @@ import typer
 from synthscope.attribution import CLUSTER_METHODS
 from synthscope.commands._common import (
     CacheDirOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, NBootOption, SizePolicy,
-    SizePolicyOption, apply_cache_dir, check_output_file, choice, fail, load_for, read_truth_or_fail,
+    SizePolicyOption, apply_cache_dir, check_output_file, choice, fail, guard_dataset_outputs, guard_outputs, load_for,
+    read_truth_or_fail,
 )
 
 Method = Enum("Method", {name: name for name in CLUSTER_METHODS}, type=str)
@@ -39,8 +40,12 @@ def attribute(
     from synthscope.features import ExtractorUnavailable
     from synthscope.submission import SubmissionError
 
+    outputs = {"--out": out}
+    # before anything is created or computed: no output may be an input, sit in a data folder or be another output
+    guard_outputs(outputs, input_files={"--truth": truth, "--manifest": manifest},
+                  data_folders={"PATH": path, "--dev": dev}, cache_dir=cache_dir)
     apply_cache_dir(cache_dir)
-    check_output_file(out)   # before any computing
+    check_output_file(out)
     if k is not None and k < 2:
         raise fail(f"--k {k}: one cluster holds every image, so there is nothing to attribute; "
                    "give the number of generators (at least 2)")
@@ -60,6 +65,9 @@ def attribute(
     # detected from its own folders unless a dev layout is forced
     dev_loading = {**loading, "layout": layout if layout is not None and choice(layout).endswith("-dev") else None}
     dev_set = load_for(dev, **dev_loading, what="dev set") if dev is not None else None
+    for data, what in ((test, "PATH"), (dev_set, "--dev")):
+        if data is not None:
+            guard_dataset_outputs(data, outputs, what)
     if k is None and (dev_set is None or not dev_set.layout.startswith("2025-st2")):
         raise fail("--k is required for clustering: the number of generators the task states")
     try:
@@ -97,6 +105,7 @@ def project_command(
     cache_dir: Optional[Path] = CacheDirOption,
 ) -> None:
     """Precompute and cache a 2-D projection of PATH's embeddings (the dashboard only reads it)."""
+    guard_outputs({}, input_files={"--manifest": manifest}, data_folders={"PATH": path}, cache_dir=cache_dir)
     apply_cache_dir(cache_dir)
     import time
 

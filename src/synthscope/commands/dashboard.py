@@ -19,7 +19,7 @@ import typer
 
 from synthscope.commands._common import (
     CacheDirOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, SizePolicy, SizePolicyOption,
-    apply_cache_dir, choice, fail,
+    apply_cache_dir, choice, fail, guard_outputs,
 )
 
 ENV_PATH = "SYNTHSCOPE_DASHBOARD_PATH"
@@ -216,6 +216,9 @@ def register(app: typer.Typer) -> None:
         cache_dir: Optional[Path] = CacheDirOption,
     ) -> None:
         """Explore, curate and present both sub-tasks in the browser (Voila)."""
+        # the session store and the page's exports never land in the data folder
+        guard_outputs({}, input_files={"--manifest": manifest}, data_folders={"PATH": path},
+                      output_folders={"--export-dir": export_dir}, cache_dir=cache_dir)
         apply_cache_dir(cache_dir)
         if not path.expanduser().is_dir():
             raise fail(f"data folder not found: {path}")

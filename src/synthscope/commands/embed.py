@@ -10,7 +10,7 @@ import typer
 
 from synthscope.commands._common import (
     CacheDirOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, SizePolicy, SizePolicyOption,
-    apply_cache_dir, choice, fail, load_for,
+    apply_cache_dir, choice, fail, guard_outputs, load_for,
 )
 
 
@@ -40,6 +40,7 @@ def embed(
     cache_dir: Optional[Path] = CacheDirOption,
 ) -> None:
     """Compute the embeddings of every image in PATH (only those not cached yet) and store them in the cache."""
+    guard_outputs({}, input_files={"--manifest": manifest}, data_folders={"PATH": path}, cache_dir=cache_dir)
     apply_cache_dir(cache_dir)
     device = choice(device)
     from synthscope.cache import CacheStats, EmbeddingCache, embed_dataset

@@ -15,7 +15,7 @@ import typer
 
 from synthscope.commands._common import (
     CacheDirOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, NBootOption, SizePolicy, SizePolicyOption,
-    apply_cache_dir, check_output_file, choice, fail, load_for, read_truth_or_fail,
+    apply_cache_dir, check_output_file, choice, fail, guard_dataset_outputs, guard_outputs, load_for, read_truth_or_fail,
 )
 from synthscope.membership.pipeline import OBJECTIVE_CHOICES, REFERENCES
 from synthscope.membership.registration import IMAGE_SCORES
@@ -85,8 +85,12 @@ def membership(
     from synthscope.membership import MembershipOptions, evaluate_dev, evaluate_membership, run_membership
     from synthscope.submission import SubmissionError, expected_ids, write_membership_run
 
+    outputs = {"--out": out, "--scores": scores_out}
+    # before anything is created or computed: no output may be an input, sit in a data folder or be another output
+    guard_outputs(outputs, input_files={"--truth": truth, "--manifest": manifest},
+                  data_folders={"PATH": path, "--dev": dev}, cache_dir=cache_dir)
     apply_cache_dir(cache_dir)
-    check_output_file(out)   # before any computing
+    check_output_file(out)
     if scores_out is not None:
         check_output_file(scores_out, "--scores")
     try:
@@ -99,6 +103,9 @@ def membership(
     loading = dict(size_policy=size_policy, layout=layout, manifest=manifest, task="membership")
     dataset = load_for(path, **loading)
     dev_set = load_for(dev, **loading, what="dev set") if dev is not None else None
+    for data, what in ((dataset, "PATH"), (dev_set, "--dev")):
+        if data is not None:
+            guard_dataset_outputs(data, outputs, what)
     try:
         run = run_membership(dataset, dev_set, options, device=choice(device), progress=True)
     except ExtractorUnavailable as error:
@@ -162,6 +169,7 @@ def controls(
     from synthscope.features import ExtractorUnavailable
     from synthscope.membership import ControlOptions, run_controls
 
+    guard_outputs({}, input_files={"--manifest": manifest}, data_folders={"PATH": path, "--dev": dev}, cache_dir=cache_dir)
     apply_cache_dir(cache_dir)
     try:
         options = ControlOptions(space=choice(space), positive_scores=_values(positive_score),

@@ -10,7 +10,7 @@ import typer
 from synthscope.commands.attribute import ProjectionMethod
 from synthscope.commands._common import (
     CacheDirOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, SizePolicy, SizePolicyOption,
-    apply_cache_dir, choice, fail,
+    apply_cache_dir, choice, fail, guard_outputs,
 )
 
 
@@ -31,6 +31,7 @@ def prepare_command(
     UMAP spends about a minute compiling (numba) in each new process, so the dashboard never runs
     it; run this once instead. A second run only reads the caches.
     """
+    guard_outputs({}, input_files={"--manifest": manifest}, data_folders={"PATH": path}, cache_dir=cache_dir)
     apply_cache_dir(cache_dir)
     from synthscope.datatree import WorkspaceError, prepare
 
