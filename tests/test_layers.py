@@ -72,3 +72,26 @@ def test_core_modules_import_one_another_without_a_circle(repo_root):
     assert graph.number_of_edges() > 50, "the import graph was not read"
     cycles = [sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1]
     assert not cycles, f"import circles: {cycles}"
+
+
+def test_every_private_function_of_the_core_is_used(repo_root):
+    """A module-level `_helper` of the core that nothing names any more is dead code (decorated ones are
+    registered by their decorator, so they count as used)."""
+    sources = sorted((repo_root / "src").rglob("*.py")) + sorted((repo_root / "dashboard").rglob("*.py"))
+    defined, used = [], set()
+    for path in sources:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        core = (repo_root / "src" / "synthscope") in path.parents
+        for node in tree.body:
+            if (core and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                    and node.name.startswith("_") and not node.name.startswith("__") and not node.decorator_list):
+                defined.append((node.name, path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name):
+                used.add(node.id)
+            elif isinstance(node, ast.Attribute):
+                used.add(node.attr)
+            elif isinstance(node, ast.alias):
+                used.add(node.name.rsplit(".", 1)[-1])
+    dead = sorted(f"{path.relative_to(repo_root)}: {name}" for name, path in defined if name not in used)
+    assert not dead, "unused private functions:\n" + "\n".join(dead)

@@ -113,13 +113,6 @@ def azimuthal_average(spectra: np.ndarray, n_bins: int | None = None) -> np.ndar
     return flat @ weights
 
 
-def _block_mean(batch: np.ndarray, bins: int) -> np.ndarray:
-    n, height, width = batch.shape
-    if height % bins or width % bins:
-        raise ValueError(f"spectrum size {height}x{width} is not divisible into {bins}x{bins} blocks")
-    return batch.reshape(n, bins, height // bins, bins, width // bins).mean(axis=(2, 4))
-
-
 class FingerprintExtractor(Extractor):
     """Noise-residual spectrum + azimuthal average + residual autocorrelation + intensity statistics.
 
