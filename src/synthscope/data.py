@@ -307,12 +307,31 @@ def _match_2023_test(root, listing):
     return match
 
 
-def _match_2025_dev(root, listing):
-    if "real_unknown" in listing.dirs and ("real_used" in listing.dirs or "real_not_used" in listing.dirs):
+_DEV_REAL_FOLDERS = ("real_used", "real_not_used")
+
+
+def _check_2025_st1_splits(root, listing) -> None:
+    """A flat sub-task 1 root with a dev folder: refuse it when it also holds the test folder, or when
+    it lacks the other dev folder, naming only the folders that are there."""
+    dev = [name for name in _DEV_REAL_FOLDERS if name in listing.dirs]
+    if not dev:
+        return
+    named = ", ".join(name + "/" for name in dev)
+    if "real_unknown" in listing.dirs:
         raise DatasetError(
-            f"{root} mixes dev folders (real_used/, real_not_used/) with the test folder real_unknown/; "
+            f"{root} mixes dev folder{'s' if len(dev) > 1 else ''} {named} with the test folder real_unknown/; "
             "load the labelled and unlabelled images separately"
         )
+    missing = [name + "/" for name in ("generated",) + _DEV_REAL_FOLDERS if name not in listing.dirs]
+    if missing:
+        raise DatasetError(
+            f"{root} holds {', '.join(name + '/' for name in sorted(listing.dirs))} but lacks {', '.join(missing)}: "
+            "a 2025 sub-task 1 dev folder needs generated/, real_used/ and real_not_used/"
+        )
+
+
+def _match_2025_dev(root, listing):
+    _check_2025_st1_splits(root, listing)
     return _match_fixed(
         root,
         listing,
@@ -322,11 +341,7 @@ def _match_2025_dev(root, listing):
 
 
 def _match_2025_test(root, listing):
-    if "real_used" in listing.dirs or "real_not_used" in listing.dirs:
-        raise DatasetError(
-            f"{root} mixes dev folders (real_used/, real_not_used/) with the test folder real_unknown/; "
-            "load the labelled and unlabelled images separately"
-        )
+    _check_2025_st1_splits(root, listing)
     return _match_fixed(root, listing, {"generated": ("generated", "unknown"), "real_unknown": ("real", "unknown")}, "test")
 
 
