@@ -153,6 +153,20 @@ def test_evaluate_reads_truth_columns_by_name(app, tmp_path):
     assert result.exit_code == 2 and "swapped" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("line_end", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "bare-cr"])
+def test_truth_and_run_files_count_their_rows_whatever_the_line_ends(app, tmp_path, line_end):
+    """24 ids with old Mac line ends (bare CR) are 24 rows, not 48 or 1."""
+    ids = [f"r{i}" for i in range(24)]
+    truth = tmp_path / "truth.csv"
+    truth.write_bytes(line_end.join(["image_id,used"] + [f"{i},{n % 2}" for n, i in enumerate(ids)]).encode() + line_end.encode())
+    run = tmp_path / "run.csv"
+    run.write_bytes(line_end.join(f"{i},{n % 2}" for n, i in enumerate(ids)).encode())
+    result = runner.invoke(app, ["evaluate", str(run), "--truth", str(truth), "--n-boot", "100"])
+    assert result.exit_code == 0, result.output
+    assert f"membership run, 24 lines; ground truth {truth}: 24 ids" in result.output
+    assert "scored on 24 images" in result.output and "1.000  [1.000, 1.000]" in result.output
+
+
 def _organisers_2023_tree(tmp_path):
     """A 2025 sub-task 1 test tree whose 200 real ids are those of the organisers' 2023 validator."""
     from layout_factory import write_png
