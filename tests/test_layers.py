@@ -30,6 +30,17 @@ def test_core_has_no_widget_imports(repo_root):
     assert not offenders, "\n".join(offenders)
 
 
+def test_core_never_imports_a_package_of_the_dashboard_extra(repo_root):
+    """`pip install synthscope` has no notebook stack: the core may not import voila, plotly, traitlets, ..."""
+    from dashboard_extra import dashboard_only_modules
+
+    hidden = dashboard_only_modules(repo_root)
+    offenders = [f"{path.relative_to(repo_root)} imports {name}"
+                 for path in sorted((repo_root / "src" / "synthscope").rglob("*.py"))
+                 for name in _imports(path) if name.split(".")[0] in hidden]
+    assert not offenders, "\n".join(offenders)
+
+
 def test_dashboard_notebook_only_calls_build(repo_root):
     import nbformat
 

@@ -4,6 +4,7 @@ every package the tests import."""
 from __future__ import annotations
 
 import ast
+import fnmatch
 import re
 import sys
 import tomllib
@@ -68,3 +69,21 @@ def test_every_test_has_a_timeout_and_each_run_lists_the_slowest(repo_root):
     options = tomllib.loads((repo_root / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert int(options["timeout"]) == 600   # pytest-timeout: a hung test fails instead of stalling `make test`
     assert "--durations=15" in options["addopts"].split()
+
+
+def test_type_checkers_see_the_public_api(repo_root):
+    """py.typed marks the package as typed, and __init__.pyi (which the lazy __init__ loads its names from)
+    re-exports each public name explicitly (`from .data import load_dataset as load_dataset`); both ship."""
+    import synthscope
+
+    package = repo_root / "src" / "synthscope"
+    shipped = tomllib.loads((repo_root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["synthscope"]
+    for name in ("py.typed", "__init__.pyi"):
+        assert (package / name).is_file(), f"src/synthscope/{name} is missing"
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in shipped), f"{name} is not in package-data"
+    stub = ast.parse((package / "__init__.pyi").read_text())
+    exported = [alias.name for node in stub.body if isinstance(node, ast.ImportFrom) for alias in node.names]
+    implicit = [alias.name for node in stub.body if isinstance(node, ast.ImportFrom)
+                for alias in node.names if alias.asname != alias.name]
+    assert not implicit, f"not re-exported for type checkers (write `name as name`): {implicit}"
+    assert sorted(exported) == synthscope.__all__ and len(exported) == len(set(exported))

@@ -41,6 +41,11 @@ def demo(
 ) -> None:
     """Build the offline demo data set (procedural CT slices + a really trained generator zoo) in the
     ImageCLEF 2024 layouts of both sub-tasks; cached, so a second run returns at once."""
+    if serve:   # before building: the page cannot be served without the [dashboard] extra
+        from synthscope.commands.dashboard import dashboard_extra_problem
+
+        if problem := dashboard_extra_problem():
+            raise fail(problem)
     apply_cache_dir(cache_dir)
     if out is not None:
         check_writable_dir(out, "--out")   # before any training
