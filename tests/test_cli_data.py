@@ -48,6 +48,21 @@ def test_info_on_a_bad_folder_is_one_clear_error(app, tmp_path):
     assert result.exit_code == 2 and "--size-policy" in result.output
 
 
+def test_info_on_a_2025_subtask2_root_names_the_data_sets_it_holds(app, tmp_path):
+    """It once said 'looks like a 2024 sub-task 1 tree (one folder per model)'."""
+    import shutil
+
+    root = tmp_path / "st2"
+    root.mkdir()
+    shutil.move(str(make_layout(tmp_path / "a", "2025-st2-dev", n=2)), str(root / "dev"))
+    shutil.move(str(make_layout(tmp_path / "b", "2025-st2-test", n=2)), str(root / "test"))
+    result = runner.invoke(app, ["info", str(root)])
+    assert result.exit_code == 2
+    assert "2024 sub-task 1" not in result.output and "one folder per model" not in result.output
+    assert "holds data sets, not one: dev/ (2025-st2-dev), test/ (2024-st2-test or 2025-st2-test)" in result.output
+    assert runner.invoke(app, ["info", str(root / "dev")]).exit_code == 0
+
+
 def test_info_with_manifest_and_forced_layout(app, tmp_path):
     from layout_factory import write_manifest_tree
 

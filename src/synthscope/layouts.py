@@ -229,8 +229,8 @@ def _match_2024_st1(root, listing, want_split: str):
             kinds[name] = "dev"
         elif "generated" in inner and "real_unknown" in inner:
             kinds[name] = "test"
-        elif any(n in inner for n in ("generated", "real_used", "real_not_used", "real_unknown")):
-            kinds[name] = "broken"
+        elif any(n in inner for n in ("real_used", "real_not_used", "real_unknown")) or set(inner) == {"generated"}:
+            kinds[name] = "broken"   # a model folder with a part missing
         else:
             kinds[name] = "other"
     if all(kind == "other" for kind in kinds.values()):
@@ -361,6 +361,14 @@ def detect_layout(root: Path) -> tuple[str, LayoutMatch, list[str]]:
             return layout, matcher(root, listing), tried
         except _NoMatch as why:
             reasons.append(f"  {layout}: {why}")
+    below = _data_sets_below(root)
+    if below:
+        shown = ", ".join(f"{path.relative_to(root)}/ ({layout}{' or ' + TWIN_LAYOUTS[layout] if layout in TWIN_LAYOUTS else ''})"
+                          for path, layout in below)
+        raise DatasetError(
+            f"{root} holds data sets, not one: {shown}. Give one of them (e.g. {below[0][0]}); "
+            "`synthscope prepare` and `synthscope dashboard` read the whole tree"
+        )
     found = ", ".join([name + "/" for name in listing.dirs] + [p.name for p in listing.image_files[:5]])
     raise DatasetError(
         f"{root}: unrecognised folder layout (it holds {found or 'nothing readable'}). Layouts tried:\n"
@@ -368,6 +376,24 @@ def detect_layout(root: Path) -> tuple[str, LayoutMatch, list[str]]:
         + "\nFor any other tree, write a manifest CSV with columns path, role, label (and optionally group) "
         "and pass it as manifest_csv / --manifest."
     )
+
+
+def _data_sets_below(root: Path) -> list[tuple[Path, str]]:
+    """(folder, layout) of the data sets in a folder holding dev/ and test/, or in a bench root holding
+    subtask1/ and subtask2/ (the trees `datatree.discover_dataset_roots` reads); listings only."""
+    subtasks = [root / name for name in ("subtask1", "subtask2") if (root / name).is_dir()]
+    splits = [parent / name for parent in (subtasks or [root]) for name in ("dev", "test") if (parent / name).is_dir()]
+    found = []
+    for folder in splits or subtasks:
+        listing = _list(folder)
+        for layout, matcher in _MATCHERS.items():
+            try:
+                matcher(folder, listing)
+            except (_NoMatch, DatasetError):
+                continue
+            found.append((folder, layout))
+            break
+    return found
 
 
 def match_layout(root: Path, layout: str) -> LayoutMatch:
