@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from synthscope.commands._common import (
-    Layout, LayoutOption, ManifestOption, N_BOOT_MAX, N_BOOT_MIN, SizePolicy, SizePolicyOption, choice, fail,
+    CacheDirOption, Layout, LayoutOption, ManifestOption, N_BOOT_MAX, N_BOOT_MIN, SizePolicy, SizePolicyOption, choice,
+    fail, use_cache_dir,
 )
 from synthscope.submission import KINDS
 
@@ -31,10 +32,12 @@ def info(
     size_policy: SizePolicy = SizePolicyOption,
     manifest: Optional[Path] = ManifestOption,
     layout: Optional[Layout] = LayoutOption,
+    cache_dir: Optional[Path] = CacheDirOption,
 ) -> None:
     """Print the detected layout, image counts per group/role/label and the load report."""
     from synthscope.data import TWIN_LAYOUTS
 
+    use_cache_dir(cache_dir)
     dataset = _load(path, size_policy, manifest, layout)
     task_name = "sub-task 1, membership" if dataset.task == "membership" else "sub-task 2, attribution"
     typer.echo(f"{dataset.root}")
@@ -62,10 +65,12 @@ def validate(
     size_policy: SizePolicy = SizePolicyOption,
     manifest: Optional[Path] = ManifestOption,
     layout: Optional[Layout] = LayoutOption,
+    cache_dir: Optional[Path] = CacheDirOption,
 ) -> None:
     """Check a run file against the organisers' rules and the data set's image ids. Exit 1 when invalid."""
     from synthscope.submission import SubmissionError, default_kind, expected_ids, validate_run
 
+    use_cache_dir(cache_dir)
     kind = choice(kind)
     dataset = _load(dataset_path, size_policy, manifest, layout)
     kind = kind or default_kind(dataset)
@@ -94,11 +99,13 @@ def evaluate(
     dataset_path: Optional[Path] = typer.Option(
         None, "--dataset", help="The test data: adds one report per group (model folder), as the 2024 task scored them."
     ),
+    cache_dir: Optional[Path] = CacheDirOption,
 ) -> None:
     """Score a run file against ground truth: every metric with its 95% bootstrap CI and the trivial baselines."""
     from synthscope.data import DatasetError, read_ground_truth
     from synthscope.submission import SubmissionError, read_run, validate_run
 
+    use_cache_dir(cache_dir)
     kind = choice(kind)
     try:
         truth_series = read_ground_truth(truth)
