@@ -119,3 +119,23 @@ def test_info_validate_and_evaluate_take_cache_dir(tmp_path):
         result = runner.invoke(app, [*args, "--cache-dir", str(cache), *(["--n-boot", "100"] if "evaluate" in args else [])])
         assert result.exit_code == 0, result.output
     assert not cache.exists(), "commands that only read create no cache dir"
+
+
+def test_validate_on_a_score_file_says_what_it_is(tmp_path):
+    """It once said '13 malformed lines' (735 on a real benchmark)."""
+    from synthscope.data import load_dataset
+    from synthscope.score_files import write_score_file
+    from synthscope.submission import expected_ids
+
+    root = make_layout(tmp_path, "2025-st1-test", n=3)
+    ids = expected_ids(load_dataset(root), "membership")
+    scores = write_score_file(tmp_path / "scores.csv", pd.DataFrame(
+        {"image_id": ids, "score": np.arange(len(ids), dtype=float), "rank": np.arange(len(ids), 0, -1)}))
+    result = runner.invoke(app, ["validate", str(scores), "--dataset", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "a membership score file (written by `membership --scores`), not a run file" in result.output
+    assert "malformed" not in result.output and f"VALID: {len(ids)} line(s)" in result.output
+    truth = tmp_path / "truth.csv"
+    truth.write_text("image_id,used\n" + "\n".join(f"{i},1" for i in ids))
+    result = runner.invoke(app, ["evaluate", str(scores), "--truth", str(truth)])
+    assert result.exit_code == 2 and "score file" in result.output and "malformed" not in result.output

@@ -56,6 +56,21 @@ def info(
     typer.echo(dataset.report.format())
 
 
+def _score_file_header(path: Path) -> Optional[str]:
+    """The header line when `path` is a membership score file (`membership --scores`: a header naming
+    image_id and score), which is not a run file; None otherwise."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:   # universal newlines
+            first = handle.readline().strip()
+    except OSError:
+        return None
+    names = {name.strip().lower() for name in first.split(",")}
+    return first if {"image_id", "score"} <= names else None
+
+
+SCORE_FILE_NOTE = "a membership score file (written by `membership --scores`), not a run file"
+
+
 def validate(
     run: Path = typer.Argument(..., help="The run file to check."),
     dataset_path: Path = typer.Option(..., "--dataset", help="The test data the run is for (its ids are the expected ones)."),
@@ -73,6 +88,16 @@ def validate(
     use_cache_dir(cache_dir)
     kind = choice(kind)
     dataset = _load(dataset_path, size_policy, manifest, layout)
+    header = _score_file_header(run)
+    if header is not None:
+        from synthscope.score_files import validate_score_file
+
+        ids = expected_ids(dataset, "membership")
+        result = validate_score_file(run, ids)
+        typer.echo(f"{run}: {SCORE_FILE_NOTE} (header {header}); checked as a score file for {dataset.root} "
+                   f"({dataset.layout}, {len(ids)} real images). Run files have no header: validate the --out file.")
+        typer.echo(result.format())
+        raise typer.Exit(0 if result.ok else 1)
     kind = kind or default_kind(dataset)
     allowed = None
     if kind == "subset" and dataset.split == "dev":
@@ -113,6 +138,8 @@ def evaluate(
         raise fail(str(error))
     if not Path(run).is_file():
         raise fail(f"run file not found: {run}")
+    if (header := _score_file_header(run)) is not None:
+        raise fail(f"{run} is {SCORE_FILE_NOTE} (header {header}); evaluate scores run files (membership's --out)")
     if kind is None:
         if truth_series.dtype.kind == "i":
             kind = "membership"
