@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from synthscope.commands._common import (
-    CacheDirOption, Device, DeviceOption, apply_cache_dir, check_writable_dir, choice, fail,
+    CacheDirOption, Device, DeviceOption, apply_cache_dir, check_writable_dir, choice, fail, guard_outputs,
 )
 
 
@@ -103,10 +103,11 @@ def lab(
 ) -> None:
     """Train the generator zoo on subsets of REAL_DIR and write a benchmark with ground truth in the
     ImageCLEF 2024 layout: the positive control to run before trusting a method on official data."""
+    # paths first, before anything is created: --out and the cache may not land inside the real images
+    guard_outputs({}, data_folders={"REAL_DIR": real_dir}, output_folders={"--out": out}, cache_dir=cache_dir)
+    apply_cache_dir(cache_dir)
     from synthscope.lab import LabConfig, LabError, build_benchmark, load_real_folder
 
-    apply_cache_dir(cache_dir)
-    check_writable_dir(out, "--out")   # before any training
     names = model_names(models) if models else LabConfig().models
     try:
         config = LabConfig(models=names, train_size=train_size, resolution=resolution, seed=seed, device=choice(device),
@@ -115,6 +116,10 @@ def lab(
         config.validate()
         if epochs is not None:
             config.steps = config.steps_for_epochs(epochs)
+    except LabError as exc:
+        raise fail(str(exc))
+    check_writable_dir(out, "--out")   # before any training
+    try:
         images, ids, group_ids, skipped = load_real_folder(real_dir, groups)
         for line in skipped:
             typer.echo(f"skipped {line}", err=True)
