@@ -58,14 +58,14 @@ def info(
 
 def _score_file_header(path: Path) -> Optional[str]:
     """The header line when `path` is a membership score file (`membership --scores`: a header naming
-    image_id and score), which is not a run file; None otherwise."""
+    image_id, score and more columns), which is not a run file; None otherwise."""
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:   # universal newlines
             first = handle.readline().strip()
     except OSError:
         return None
-    names = {name.strip().lower() for name in first.split(",")}
-    return first if {"image_id", "score"} <= names else None
+    names = [name.strip().lower() for name in first.split(",")]
+    return first if {"image_id", "score"} <= set(names) and len(names) > 2 else None
 
 
 SCORE_FILE_NOTE = "a membership score file (written by `membership --scores`), not a run file"
