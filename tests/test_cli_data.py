@@ -48,6 +48,21 @@ def test_info_on_a_bad_folder_is_one_clear_error(app, tmp_path):
     assert result.exit_code == 2 and "--size-policy" in result.output
 
 
+def test_info_on_a_2025_subtask2_root_names_the_data_sets_it_holds(app, tmp_path):
+    """It once said 'looks like a 2024 sub-task 1 tree (one folder per model)'."""
+    import shutil
+
+    root = tmp_path / "st2"
+    root.mkdir()
+    shutil.move(str(make_layout(tmp_path / "a", "2025-st2-dev", n=2)), str(root / "dev"))
+    shutil.move(str(make_layout(tmp_path / "b", "2025-st2-test", n=2)), str(root / "test"))
+    result = runner.invoke(app, ["info", str(root)])
+    assert result.exit_code == 2
+    assert "2024 sub-task 1" not in result.output and "one folder per model" not in result.output
+    assert "holds data sets, not one: dev/ (2025-st2-dev), test/ (2024-st2-test or 2025-st2-test)" in result.output
+    assert runner.invoke(app, ["info", str(root / "dev")]).exit_code == 0
+
+
 def test_info_with_manifest_and_forced_layout(app, tmp_path):
     from layout_factory import write_manifest_tree
 
@@ -151,6 +166,20 @@ def test_evaluate_reads_truth_columns_by_name(app, tmp_path):
     truth.write_text("\n".join(f"{n % 2},{i}" for n, i in enumerate(ids)))   # unnamed and swapped
     result = runner.invoke(app, ["evaluate", str(perfect), "--truth", str(truth), "--n-boot", "100"])
     assert result.exit_code == 2 and "swapped" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "bare-cr"])
+def test_truth_and_run_files_count_their_rows_whatever_the_line_ends(app, tmp_path, line_end):
+    """24 ids with old Mac line ends (bare CR) are 24 rows, not 48 or 1."""
+    ids = [f"r{i}" for i in range(24)]
+    truth = tmp_path / "truth.csv"
+    truth.write_bytes(line_end.join(["image_id,used"] + [f"{i},{n % 2}" for n, i in enumerate(ids)]).encode() + line_end.encode())
+    run = tmp_path / "run.csv"
+    run.write_bytes(line_end.join(f"{i},{n % 2}" for n, i in enumerate(ids)).encode())
+    result = runner.invoke(app, ["evaluate", str(run), "--truth", str(truth), "--n-boot", "100"])
+    assert result.exit_code == 0, result.output
+    assert f"membership run, 24 lines; ground truth {truth}: 24 ids" in result.output
+    assert "scored on 24 images" in result.output and "1.000  [1.000, 1.000]" in result.output
 
 
 def _organisers_2023_tree(tmp_path):

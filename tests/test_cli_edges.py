@@ -77,7 +77,8 @@ def test_attribute_checks_out_before_computing(st2_test, a_file, tmp_path, where
 
 
 def test_lab_and_demo_check_out_before_training(tmp_path, a_file):
-    result = runner.invoke(app, ["lab", str(tmp_path), "--out", str(a_file / "bench")])
+    (tmp_path / "real").mkdir()   # beside --out: an --out inside REAL_DIR is refused for that reason first
+    result = runner.invoke(app, ["lab", str(tmp_path / "real"), "--out", str(a_file / "bench")])
     _one_clear_error(result, "--out", "is a file, not a folder")
     result = runner.invoke(app, ["demo", "--quick", "--no-prepare", "--out", str(a_file)])
     _one_clear_error(result, "--out", "is a file, not a folder")

@@ -61,6 +61,9 @@ def test_embed_honours_the_environment_cache_dir(data_tree, isolated_cache):
     (["--extractor", "pixels", "--device", "tpu"], "'tpu' is not one of 'auto', 'cpu', 'cuda'"),
     (["--extractor", "pixels", "-o", "mask=liver"], "mask must be"),
     (["--extractor", "pixels", "-o", "size"], "KEY=VALUE"),
+    # no upper bound once meant a numpy traceback after trying to allocate 9.3 GiB
+    (["--extractor", "pixels", "-o", "size=50000"], "option size=50000 must be between 1 and 256"),
+    (["--extractor", "fingerprint", "-o", "spectrum_bins=100"], "spectrum_bins=100 must divide the image side 256"),
 ])
 def test_embed_bad_options_give_one_clear_error(data_tree, args, message):
     result = runner.invoke(app, ["embed", str(data_tree), *args])

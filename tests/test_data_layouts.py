@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import numpy as np
@@ -254,6 +255,31 @@ def test_flat_dev_and_test_folders_mixed_are_refused(tmp_path):
     write_png(root / "real_unknown" / "real_unknown_0001.png", synthetic_slice(77))
     with pytest.raises(DatasetError, match="mixes dev"):
         load_dataset(root)
+
+
+def _folders_named(message: str) -> set[str]:
+    return set(re.findall(r"\b(generated|real_used|real_not_used|real_unknown)/", message))
+
+
+def test_a_mixed_flat_root_names_only_the_folders_it_holds(tmp_path):
+    root = make_layout(tmp_path, "2025-st1-dev", n=2)
+    shutil.rmtree(root / "real_not_used")
+    write_png(root / "real_unknown" / "real_unknown_0001.png", synthetic_slice(77))
+    with pytest.raises(DatasetError, match="mixes dev folder real_used/ with the test folder real_unknown/") as info:
+        load_dataset(root)
+    assert _folders_named(str(info.value)) == {"real_used", "real_unknown"}
+
+
+def test_a_dev_root_lacking_a_dev_folder_says_so_instead_of_naming_absent_ones(tmp_path):
+    """generated/ + real_used/ once read 'mixes dev folders (real_used/, real_not_used/) with the test folder
+    real_unknown/', two of which were not there."""
+    root = make_layout(tmp_path, "2025-st1-dev", n=2)
+    shutil.rmtree(root / "real_not_used")
+    with pytest.raises(DatasetError) as info:
+        load_dataset(root)
+    message = str(info.value)
+    assert "mixes" not in message and "real_unknown" not in message
+    assert "holds generated/, real_used/ but lacks real_not_used/" in message
 
 
 def test_dataset_pickles_with_its_decoded_images(tmp_path):

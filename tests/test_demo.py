@@ -127,7 +127,8 @@ def test_never_overwrites_a_folder_that_is_not_a_demo(tmp_path):
 
 
 def test_demo_is_read_by_synthscope_data(quick_demo):
-    data = pytest.importorskip("synthscope.data")
+    import synthscope.data as data
+
     assert data.load_dataset(quick_demo.subtask1_dev).layout == "2024-st1-dev"
     assert data.load_dataset(quick_demo.subtask1_test).layout == "2024-st1-test"
     assert data.load_dataset(quick_demo.subtask2_dev).layout == "2024-st2-dev"
@@ -153,7 +154,7 @@ def test_demo_command_reports_a_foreign_folder(tmp_path):
 
 
 def test_demo_serve_hands_the_demo_root_to_the_dashboard(quick_demo, monkeypatch):
-    dashboard = pytest.importorskip("synthscope.commands.dashboard")
+    import synthscope.commands.dashboard as dashboard
     from synthscope.cli import app
 
     calls = []

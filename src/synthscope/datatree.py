@@ -41,15 +41,15 @@ def discover_dataset_roots(path: str | os.PathLike) -> list[Path]:
 def count_attribution_images(path: str | os.PathLike) -> int | None:
     """How many generated images of sub-task 2 data sets lie under `path`, from the folder listing alone
     (nothing decoded: the CLI checks `--k` with it before serving); None when there are none."""
-    from synthscope.data import _detect, _task_of
+    from synthscope.layouts import detect_layout, task_of
 
     total, found = 0, False
     for root in discover_dataset_roots(path):
         try:
-            layout, match, _ = _detect(root)
+            layout, match, _ = detect_layout(root)
         except DatasetError:
             continue
-        if _task_of(layout) == "attribution":
+        if task_of(layout) == "attribution":
             found = True
             total += sum(entry.role == "generated" for entry in match.entries)
     return total if found else None

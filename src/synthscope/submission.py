@@ -269,7 +269,13 @@ def _parse_lines(path: Path, kind: str) -> tuple[list[tuple[int, str, str]], lis
         text = text[1:]
     if "\r" in text:
         # Python's universal newlines (what the organisers' validator reads through) end a line at \r\n or \r
-        warnings.append("Windows line endings (CRLF); the organisers' validator accepts them, some tools do not")
+        crlf = text.count("\r\n")
+        bare = text.count("\r") - crlf
+        if crlf:
+            warnings.append("Windows line endings (CRLF); the organisers' validator accepts them, some tools do not")
+        if bare:
+            warnings.append(f"old Mac line endings (a bare CR) at {bare} line end(s); the organisers' validator "
+                            "splits lines there too, most tools do not")
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n") if text else []
     if len(lines) > 1 and lines[-1] == "":

@@ -19,13 +19,19 @@ CacheDirOption = typer.Option(
 )
 
 
+def use_cache_dir(cache_dir: Optional[Path]) -> None:
+    """Make --cache-dir win over the environment for this process (commands that only read take it too,
+    so every command accepts the same options; they write nothing there, so nothing is checked)."""
+    if cache_dir is not None:
+        os.environ["SYNTHSCOPE_CACHE_DIR"] = str(Path(cache_dir).expanduser().resolve())
+
+
 def apply_cache_dir(cache_dir: Optional[Path]) -> None:
     """Make --cache-dir win over the environment for everything this process computes, and check
     now, before any computing, that the cache dir can be written (exit 2 with one line otherwise)."""
     from synthscope.cache import default_cache_dir
 
-    if cache_dir is not None:
-        os.environ["SYNTHSCOPE_CACHE_DIR"] = str(Path(cache_dir).expanduser().resolve())
+    use_cache_dir(cache_dir)
     what = "--cache-dir" if cache_dir is not None else "cache dir ($SYNTHSCOPE_CACHE_DIR or the user cache dir)"
     check_writable_dir(default_cache_dir(), what)
 

@@ -6,6 +6,7 @@ Voila runs in a child process.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -40,6 +41,27 @@ _THIN_NOTEBOOK = """{
  "nbformat": 4, "nbformat_minor": 5
 }
 """
+
+
+#: what the page's kernel and server import: the packages of synthscope's [dashboard] extra
+DASHBOARD_MODULES = ("voila", "ipykernel", "ipywidgets", "traitlets", "plotly", "anywidget")
+INSTALL_HINT = "pip install 'synthscope[dashboard]' (in a checkout: pip install -e '.[dashboard]', or make setup)"
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):   # a blocked or broken package counts as missing
+        return False
+
+
+def dashboard_extra_problem() -> str | None:
+    """Why the dashboard cannot be served from this installation (its extra is not installed), or None."""
+    missing = [module for module in DASHBOARD_MODULES if not _importable(module)]
+    if not missing:
+        return None
+    return (f"the dashboard needs synthscope's [dashboard] extra, which is not installed here (missing: "
+            f"{', '.join(missing)}); install it with {INSTALL_HINT}")
 
 
 def find_notebook() -> Path:
@@ -164,6 +186,10 @@ def serve_dashboard(path: str | os.PathLike, host: str = "127.0.0.1", port: int 
                     open_browser: bool = False, *, preheat: bool = True, k: int | None = None,
                     export_dir: str | os.PathLike | None = None, load_options: dict | None = None) -> int:
     """Serve the dashboard for `path` until interrupted; returns Voila's exit code."""
+    problem = dashboard_extra_problem()
+    if problem:
+        typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
+        return 2
     data_path = Path(path).expanduser()
     if not data_path.is_dir():
         raise FileNotFoundError(f"data folder not found: {data_path}")
@@ -215,7 +241,9 @@ def register(app: typer.Typer) -> None:
         device: Device = DeviceOption,
         cache_dir: Optional[Path] = CacheDirOption,
     ) -> None:
-        """Explore, curate and present both sub-tasks in the browser (Voila)."""
+        """Explore, curate and present both sub-tasks in the browser (Voila; needs the [dashboard] extra)."""
+        if problem := dashboard_extra_problem():
+            raise fail(problem)
         # the session store and the page's exports never land in the data folder
         guard_outputs({}, input_files={"--manifest": manifest}, data_folders={"PATH": path},
                       output_folders={"--export-dir": export_dir}, cache_dir=cache_dir)

@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from synthscope.commands._common import (
-    Layout, LayoutOption, ManifestOption, N_BOOT_MAX, N_BOOT_MIN, SizePolicy, SizePolicyOption, choice, fail,
+    CacheDirOption, Layout, LayoutOption, ManifestOption, N_BOOT_MAX, N_BOOT_MIN, SizePolicy, SizePolicyOption, choice,
+    fail, use_cache_dir,
 )
 from synthscope.submission import KINDS
 
@@ -31,10 +32,12 @@ def info(
     size_policy: SizePolicy = SizePolicyOption,
     manifest: Optional[Path] = ManifestOption,
     layout: Optional[Layout] = LayoutOption,
+    cache_dir: Optional[Path] = CacheDirOption,
 ) -> None:
     """Print the detected layout, image counts per group/role/label and the load report."""
     from synthscope.data import TWIN_LAYOUTS
 
+    use_cache_dir(cache_dir)
     dataset = _load(path, size_policy, manifest, layout)
     task_name = "sub-task 1, membership" if dataset.task == "membership" else "sub-task 2, attribution"
     typer.echo(f"{dataset.root}")
@@ -53,6 +56,21 @@ def info(
     typer.echo(dataset.report.format())
 
 
+def _score_file_header(path: Path) -> Optional[str]:
+    """The header line when `path` is a membership score file (`membership --scores`: a header naming
+    image_id, score and more columns), which is not a run file; None otherwise."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:   # universal newlines
+            first = handle.readline().strip()
+    except OSError:
+        return None
+    names = [name.strip().lower() for name in first.split(",")]
+    return first if {"image_id", "score"} <= set(names) and len(names) > 2 else None
+
+
+SCORE_FILE_NOTE = "a membership score file (written by `membership --scores`), not a run file"
+
+
 def validate(
     run: Path = typer.Argument(..., help="The run file to check."),
     dataset_path: Path = typer.Option(..., "--dataset", help="The test data the run is for (its ids are the expected ones)."),
@@ -62,12 +80,24 @@ def validate(
     size_policy: SizePolicy = SizePolicyOption,
     manifest: Optional[Path] = ManifestOption,
     layout: Optional[Layout] = LayoutOption,
+    cache_dir: Optional[Path] = CacheDirOption,
 ) -> None:
     """Check a run file against the organisers' rules and the data set's image ids. Exit 1 when invalid."""
     from synthscope.submission import SubmissionError, default_kind, expected_ids, validate_run
 
+    use_cache_dir(cache_dir)
     kind = choice(kind)
     dataset = _load(dataset_path, size_policy, manifest, layout)
+    header = _score_file_header(run)
+    if header is not None:
+        from synthscope.score_files import validate_score_file
+
+        ids = expected_ids(dataset, "membership")
+        result = validate_score_file(run, ids)
+        typer.echo(f"{run}: {SCORE_FILE_NOTE} (header {header}); checked as a score file for {dataset.root} "
+                   f"({dataset.layout}, {len(ids)} real images). Run files have no header: validate the --out file.")
+        typer.echo(result.format())
+        raise typer.Exit(0 if result.ok else 1)
     kind = kind or default_kind(dataset)
     allowed = None
     if kind == "subset" and dataset.split == "dev":
@@ -94,11 +124,13 @@ def evaluate(
     dataset_path: Optional[Path] = typer.Option(
         None, "--dataset", help="The test data: adds one report per group (model folder), as the 2024 task scored them."
     ),
+    cache_dir: Optional[Path] = CacheDirOption,
 ) -> None:
     """Score a run file against ground truth: every metric with its 95% bootstrap CI and the trivial baselines."""
     from synthscope.data import DatasetError, read_ground_truth
     from synthscope.submission import SubmissionError, read_run, validate_run
 
+    use_cache_dir(cache_dir)
     kind = choice(kind)
     try:
         truth_series = read_ground_truth(truth)
@@ -106,6 +138,8 @@ def evaluate(
         raise fail(str(error))
     if not Path(run).is_file():
         raise fail(f"run file not found: {run}")
+    if (header := _score_file_header(run)) is not None:
+        raise fail(f"{run} is {SCORE_FILE_NOTE} (header {header}); evaluate scores run files (membership's --out)")
     if kind is None:
         if truth_series.dtype.kind == "i":
             kind = "membership"

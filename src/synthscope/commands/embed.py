@@ -10,7 +10,7 @@ import typer
 
 from synthscope.commands._common import (
     CacheDirOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, SizePolicy, SizePolicyOption,
-    apply_cache_dir, choice, fail, guard_outputs, load_for,
+    apply_cache_dir, choice, fail, guard_outputs, load_for, use_cache_dir,
 )
 
 
@@ -67,9 +67,11 @@ def embed(
     typer.echo(f"cache: {stats.namespace}")
 
 
-def extractors() -> None:
+def extractors(cache_dir: Optional[Path] = CacheDirOption) -> None:
     """List the feature extractors, whether each can run here, and why not when it cannot."""
     from synthscope.features import list_extractors
+
+    use_cache_dir(cache_dir)   # where astra-ct's joined weights would live
 
     infos = list_extractors()
     width = max(len(info.name) for info in infos)

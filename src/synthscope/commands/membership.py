@@ -61,7 +61,8 @@ def membership(
     score: List[Score] = typer.Option(list(SCORES + IMAGE_SCORES), "--score",
                                       help="Scores: distance, adjusted (distance beyond what the real pool's own spacing "
                                            "predicts), gan_leaks, domias, copies (on features), registered "
-                                           "(shift-registered copy distance on the images)."),
+                                           "(shift-registered copy distance on the images), patches (distance of each "
+                                           "body patch to the generated images' patches at the same grid place)."),
     primary: str = typer.Option("auto", "--primary",
                                 help="Column behind the predictions: auto (the best dev AUC, verdict Bonferroni-corrected "
                                      "for the choice; ensemble without dev), ensemble (mean rank of the distance, adjusted "
@@ -156,7 +157,7 @@ def controls(
     fraction: float = typer.Option(0.5, "--fraction", min=0.01, max=1.0, help="Fraction of real images copied into the generated set."),
     copy_from: CopyFrom = typer.Option(CopyFrom.not_used, "--copy-from",
                                        help="Which real images to copy when labels exist."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the copies, the null splits and the bootstrap."),
     n_boot: int = NBootOption,
     size_policy: SizePolicy = SizePolicyOption,
     layout: Optional[Layout] = LayoutOption,

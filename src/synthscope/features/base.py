@@ -102,6 +102,18 @@ def check_options(name: str, target: Callable[..., Any], options: dict[str, Any]
     return checked
 
 
+#: side of every image synthscope reads (imageio.IMAGE_SIZE); extractor options that scale with the
+#: image are bounded by it, so a typo such as size=50000 is one clear error instead of 9 GiB of memory
+IMAGE_SIDE = 256
+
+
+def check_bounds(extractor: str, option: str, value: float, low: float, high: float, why: str = "") -> None:
+    """A ValueError naming the extractor, the option and its range when `value` is outside [low, high]."""
+    if not low <= value <= high:
+        raise ValueError(f"extractor {extractor!r}: option {option}={value!r} must be between {low} and {high}"
+                         + (f" ({why})" if why else ""))
+
+
 _REGISTRY: dict[str, _Registration] = {}
 
 

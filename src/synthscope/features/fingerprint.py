@@ -19,7 +19,7 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage
 
-from synthscope.features.base import Extractor, register_extractor
+from synthscope.features.base import IMAGE_SIDE, Extractor, check_bounds, register_extractor
 
 _EPS = 1e-6
 
@@ -113,13 +113,6 @@ def azimuthal_average(spectra: np.ndarray, n_bins: int | None = None) -> np.ndar
     return flat @ weights
 
 
-def _block_mean(batch: np.ndarray, bins: int) -> np.ndarray:
-    n, height, width = batch.shape
-    if height % bins or width % bins:
-        raise ValueError(f"spectrum size {height}x{width} is not divisible into {bins}x{bins} blocks")
-    return batch.reshape(n, bins, height // bins, bins, width // bins).mean(axis=(2, 4))
-
-
 class FingerprintExtractor(Extractor):
     """Noise-residual spectrum + azimuthal average + residual autocorrelation + intensity statistics.
 
@@ -140,8 +133,13 @@ class FingerprintExtractor(Extractor):
                  autocorr_radius: int = 4, peak_period: int = 16, workers: int | None = None):
         if denoiser not in ("median", "gaussian"):
             raise ValueError(f"unknown denoiser {denoiser!r}; use 'median' or 'gaussian'")
-        if spectrum_bins < 2 or radial_bins < 2 or autocorr_radius < 1 or peak_period < 2:
-            raise ValueError("spectrum_bins, radial_bins and peak_period must be >= 2, autocorr_radius >= 1")
+        for option, value in (("spectrum_bins", spectrum_bins), ("peak_period", peak_period)):
+            check_bounds("fingerprint", option, value, 2, IMAGE_SIDE)
+            if IMAGE_SIDE % value:
+                raise ValueError(f"extractor 'fingerprint': option {option}={value!r} must divide the image side "
+                                 f"{IMAGE_SIDE} (2, 4, 8, ..., {IMAGE_SIDE})")
+        check_bounds("fingerprint", "radial_bins", radial_bins, 2, IMAGE_SIDE)
+        check_bounds("fingerprint", "autocorr_radius", autocorr_radius, 1, IMAGE_SIDE // 2)
         self.peak_period = int(peak_period)
         self.denoiser = denoiser
         self.spectrum_bins = int(spectrum_bins)

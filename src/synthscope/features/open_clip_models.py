@@ -255,12 +255,6 @@ def _save_state(state: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _classifier_prefixes(trunk) -> tuple[str, ...]:
-    classifier = trunk.pretrained_cfg.get("classifier", "") if hasattr(trunk, "pretrained_cfg") else ""
-    names = classifier if isinstance(classifier, (list, tuple)) else [classifier]
-    return tuple(f"{name}." for name in names if name)
-
-
 def convert_to_visual_state(state: dict, timm_model: str) -> dict:
     """A timm (or open_clip-visual, or whole-CLIP) state dict -> keys of open_clip's `visual` tower."""
     import timm

@@ -10,7 +10,7 @@ from skimage.feature import local_binary_pattern
 from skimage.filters import threshold_multiotsu, threshold_otsu
 from skimage.transform import resize
 
-from synthscope.features.base import Extractor, register_extractor
+from synthscope.features.base import IMAGE_SIDE, Extractor, check_bounds, register_extractor
 
 
 def _check_images(images: np.ndarray) -> np.ndarray:
@@ -18,6 +18,10 @@ def _check_images(images: np.ndarray) -> np.ndarray:
     if images.ndim != 3:
         raise ValueError(f"expected grayscale images [n, H, W], got shape {images.shape}")
     return images
+
+
+MAX_LBP_POINTS = 64
+MAX_LBP_GRID = 16
 
 
 class LBPExtractor(Extractor):
@@ -34,8 +38,11 @@ class LBPExtractor(Extractor):
         self.scales = tuple((int(p), float(r)) for p, r in scales)
         if not self.scales or any(p < 4 or r <= 0 for p, r in self.scales):
             raise ValueError(f"scales must be (points >= 4, radius > 0) pairs, got {scales!r}")
-        if grid < 1:
-            raise ValueError(f"grid must be >= 1, got {grid}")
+        for points, radius in self.scales:
+            check_bounds("lbp", "scales (points)", points, 4, MAX_LBP_POINTS)
+            check_bounds("lbp", "scales (radius)", radius, 0, IMAGE_SIDE // 2, "the circle must fit in the image")
+        check_bounds("lbp", "grid", grid, 1, MAX_LBP_GRID,
+                     f"cells of at least {IMAGE_SIDE // MAX_LBP_GRID}x{IMAGE_SIDE // MAX_LBP_GRID} pixels, enough codes for a histogram")
         self.grid = int(grid)
 
     def config(self) -> dict[str, Any]:
@@ -120,8 +127,7 @@ class PixelsExtractor(Extractor):
     default_batch_size = 256
 
     def __init__(self, size: int = 64, mask: str = "none"):
-        if size < 1:
-            raise ValueError(f"size must be >= 1, got {size}")
+        check_bounds("pixels", "size", size, 1, IMAGE_SIDE, f"the images are {IMAGE_SIDE}x{IMAGE_SIDE}; more only upsamples")
         if mask not in ("none", "body", "lung"):
             raise ValueError(f"mask must be 'none', 'body' or 'lung', got {mask!r}")
         self.size = int(size)
