@@ -294,6 +294,22 @@ def test_exports_never_overwrite_a_run_file(export_app, tmp_path):
     assert not list(root.glob("*.tmp")), "no temporary file is left behind"
 
 
+def test_exports_get_the_mode_the_umask_gives_a_new_file(export_app, tmp_path):
+    """Issue 23: the report was written 0600 (filled into mkstemp's file) while run files were 0644."""
+    view = export_app.view("Export")
+    previous = os.umask(0o002)   # a group-writable umask, so the expected mode is not a hard-coded 0644
+    try:
+        for button in (view.membership_button, view.scores_button, view.attribution_button, view.report_button,
+                       view.figures_button):
+            button.click()
+    finally:
+        os.umask(previous)
+    files = [p for p in (tmp_path / "exports").rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"subtask1_run.csv", "subtask2_run.csv", "synthscope_report.html", "scatter.html"} <= names, names
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in files} == {p.name: oct(0o664) for p in files}
+
+
 def test_the_export_root_comes_from_the_command_line(workspace, tmp_path, monkeypatch):
     from synthscope_dashboard.app import build
 
