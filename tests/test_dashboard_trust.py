@@ -375,7 +375,27 @@ def test_cli_refuses_a_k_larger_than_the_images_allow(tmp_path):
     root = make_bench(tmp_path / "bench", n=3)
     result = CliRunner().invoke(app, ["dashboard", str(root), "--k", "100", "--port", "1"])
     assert result.exit_code == 2, result.output
-    assert "--k 100" in result.output and "21" in result.output and "Traceback" not in result.output
+    assert "--k 100" in result.output and "12" in result.output and "Traceback" not in result.output
+
+
+def test_cli_checks_k_against_the_test_images_the_page_clusters(tmp_path):
+    """Issue 23: the check counted dev and test images (21 here), so --k 15 was served and then refused by
+    the page, which clusters the 12 test images only (and places the dev images in those clusters)."""
+    from typer.testing import CliRunner
+
+    from synthscope.cli import app
+
+    root = make_bench(tmp_path / "bench", n=3)   # sub-task 2: 9 dev and 12 test generated images
+    with socket.socket() as sock:   # a busy port: a --k the check lets through stops there, before serving
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = str(sock.getsockname()[1])
+        for k in ("15", "12", "1"):   # what the page's clustering refuses (check_k: 2 <= k < 12)
+            result = CliRunner().invoke(app, ["dashboard", str(root), "--k", k, "--port", port])
+            assert result.exit_code == 2 and f"--k {k} cannot be used for the 12 sub-task 2 images" in result.output, \
+                result.output
+        result = CliRunner().invoke(app, ["dashboard", str(root), "--k", "11", "--port", port])
+    assert result.exit_code == 2 and "is in use" in result.output and "--k" not in result.output, result.output
 
 
 def test_the_kernel_refuses_a_k_larger_than_the_images_allow(workspace, monkeypatch):

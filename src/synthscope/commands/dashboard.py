@@ -145,18 +145,24 @@ def port_problem(host: str, port: int) -> str | None:
 
 
 def k_problem(path: str | os.PathLike, k: int | None) -> str | None:
-    """Why `--k` cannot be used for the data under `path`, or None."""
+    """Why `--k` cannot be used for the data under `path`, or None: the page's own rule (the core's
+    `check_k`) on the images the page clusters (the sub-task 2 test images, or all without a test split)."""
     if k is None:
         return None
+    from synthscope.attribution import check_k
     from synthscope.datatree import WorkspaceError, count_attribution_images
 
     try:
         n_images = count_attribution_images(path)
     except WorkspaceError:
         return None   # the page says what is wrong with the folder
-    if n_images is not None and k > n_images:
-        return (f"--k {k} is more than the {n_images:,} generated images of sub-task 2 under {path} allow "
-                "(one cluster per generator; give the number of generators the task states)")
+    if n_images is None:
+        return None
+    try:
+        check_k(k, n_images)
+    except ValueError as error:
+        return (f"--k {k} cannot be used for the {n_images:,} sub-task 2 images the dashboard clusters under "
+                f"{path}: {error}")
     return None
 
 
