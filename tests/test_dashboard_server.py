@@ -49,7 +49,7 @@ def server(tmp_path_factory):
     try:
         wait_until_serving(f"http://127.0.0.1:{port}/", process, log)
     except RuntimeError as error:
-        process.kill()
+        process.terminate()   # Voila shuts its kernels down on SIGTERM
         pytest.fail(str(error))
     yield {"port": port, "process": process, "log": log}
     process.terminate()

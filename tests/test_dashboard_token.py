@@ -52,18 +52,22 @@ def remote(tmp_path_factory):
         found = re.search(rf"http://{re.escape(address)}:{port}/\?token=(\S+)", log.read())
         token = found and found.group(1)
         if process.poll() is not None or time.time() > deadline:
+            _stop(process)
             log.seek(0)
-            process.kill()
             pytest.fail("the dashboard did not start:\n" + log.read()[-3000:])
         time.sleep(0.5)
     log.seek(0)
     yield {"address": address, "port": port, "token": token, "output": log.read(), "process": process}
-    process.terminate()   # the CLI stops Voila, and Voila its kernels
+    _stop(process)
+    log.close()
+
+
+def _stop(process) -> None:
+    process.terminate()   # SIGTERM: the CLI stops Voila, and Voila its kernels (SIGKILL would orphan them)
     try:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
-    log.close()
 
 
 def _answers(address: str, port: int) -> bool:
