@@ -294,6 +294,22 @@ def test_exports_never_overwrite_a_run_file(export_app, tmp_path):
     assert not list(root.glob("*.tmp")), "no temporary file is left behind"
 
 
+def test_exports_get_the_mode_the_umask_gives_a_new_file(export_app, tmp_path):
+    """Issue 23: the report was written 0600 (filled into mkstemp's file) while run files were 0644."""
+    view = export_app.view("Export")
+    previous = os.umask(0o002)   # a group-writable umask, so the expected mode is not a hard-coded 0644
+    try:
+        for button in (view.membership_button, view.scores_button, view.attribution_button, view.report_button,
+                       view.figures_button):
+            button.click()
+    finally:
+        os.umask(previous)
+    files = [p for p in (tmp_path / "exports").rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"subtask1_run.csv", "subtask2_run.csv", "synthscope_report.html", "scatter.html"} <= names, names
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in files} == {p.name: oct(0o664) for p in files}
+
+
 def test_the_export_root_comes_from_the_command_line(workspace, tmp_path, monkeypatch):
     from synthscope_dashboard.app import build
 
@@ -359,7 +375,27 @@ def test_cli_refuses_a_k_larger_than_the_images_allow(tmp_path):
     root = make_bench(tmp_path / "bench", n=3)
     result = CliRunner().invoke(app, ["dashboard", str(root), "--k", "100", "--port", "1"])
     assert result.exit_code == 2, result.output
-    assert "--k 100" in result.output and "21" in result.output and "Traceback" not in result.output
+    assert "--k 100" in result.output and "12" in result.output and "Traceback" not in result.output
+
+
+def test_cli_checks_k_against_the_test_images_the_page_clusters(tmp_path):
+    """Issue 23: the check counted dev and test images (21 here), so --k 15 was served and then refused by
+    the page, which clusters the 12 test images only (and places the dev images in those clusters)."""
+    from typer.testing import CliRunner
+
+    from synthscope.cli import app
+
+    root = make_bench(tmp_path / "bench", n=3)   # sub-task 2: 9 dev and 12 test generated images
+    with socket.socket() as sock:   # a busy port: a --k the check lets through stops there, before serving
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = str(sock.getsockname()[1])
+        for k in ("15", "12", "1"):   # what the page's clustering refuses (check_k: 2 <= k < 12)
+            result = CliRunner().invoke(app, ["dashboard", str(root), "--k", k, "--port", port])
+            assert result.exit_code == 2 and f"--k {k} cannot be used for the 12 sub-task 2 images" in result.output, \
+                result.output
+        result = CliRunner().invoke(app, ["dashboard", str(root), "--k", "11", "--port", port])
+    assert result.exit_code == 2 and "is in use" in result.output and "--k" not in result.output, result.output
 
 
 def test_the_kernel_refuses_a_k_larger_than_the_images_allow(workspace, monkeypatch):

@@ -251,11 +251,17 @@ def build(path: str | os.PathLike | None = None, *, cache_dir=None, extractor: s
             return widgets.HTML(STYLE + banner(f"A synthscope module the dashboard needs is missing: {esc(error)}", "bad")
                                 + f"<pre>{esc(traceback.format_exc())}</pre>")
     k = state_options.get("k")
-    if k is not None and workspace.attribution is not None and not 1 <= int(k) <= workspace.attribution.n:
-        return widgets.HTML(STYLE + banner(
-            f"<b>k = {int(k)} is more than the {workspace.attribution.n:,} generated images of sub-task 2 allow</b>: "
-            "the images cannot be split into that many clusters. Start the dashboard with a smaller "
-            "<code>--k</code> (the number of generators the task states).", "bad"))
+    if k is not None and workspace.attribution is not None:
+        from synthscope.attribution import check_k
+
+        clustered = int(workspace.attribution.scored.sum())   # the images the clustering is fit on
+        try:
+            check_k(k, clustered)
+        except ValueError as error:
+            return widgets.HTML(STYLE + banner(
+                f"<b>k = {int(k)} cannot split the {clustered:,} sub-task 2 images the dashboard clusters</b>: "
+                f"{esc(error)}. Start the dashboard with another <code>--k</code> (the number of generators the "
+                "task states).", "bad"))
     try:
         state = AppState(workspace, autosave=autosave, **state_options)
     except ValueError as error:   # e.g. a k the clustering cannot reach on these images

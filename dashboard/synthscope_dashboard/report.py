@@ -308,7 +308,6 @@ def external_references(text: str) -> list[str]:
 
 def write_report(state, path) -> Path:
     """Write the report of `state` (an AppState) to `path` and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(report_html(state), encoding="utf-8")
-    return path
+    from synthscope.outputs import atomic_write_text
+
+    return atomic_write_text(Path(path), report_html(state))   # whole or not at all, with the umask's mode

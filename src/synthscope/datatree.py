@@ -39,20 +39,24 @@ def discover_dataset_roots(path: str | os.PathLike) -> list[Path]:
 
 
 def count_attribution_images(path: str | os.PathLike) -> int | None:
-    """How many generated images of sub-task 2 data sets lie under `path`, from the folder listing alone
-    (nothing decoded: the CLI checks `--k` with it before serving); None when there are none."""
+    """How many generated images of sub-task 2 the dashboard clusters for `path`, from the folder listing
+    alone (nothing decoded: the CLI checks `--k` with it before serving): those of the test split when
+    there is one (dev images are only placed in the clusters afterwards), else every one. None when there
+    are none."""
     from synthscope.layouts import detect_layout, task_of
 
-    total, found = 0, False
+    counts: dict[str, int] = {}
     for root in discover_dataset_roots(path):
         try:
             layout, match, _ = detect_layout(root)
         except DatasetError:
             continue
         if task_of(layout) == "attribution":
-            found = True
-            total += sum(entry.role == "generated" for entry in match.entries)
-    return total if found else None
+            generated = sum(entry.role == "generated" for entry in match.entries)
+            counts[match.split] = counts.get(match.split, 0) + generated
+    if not counts:
+        return None
+    return counts["test"] if counts.get("test") else sum(counts.values())
 
 
 def load_datasets(path: str | os.PathLike, *, size_policy: str = "error", layout: str | None = None,

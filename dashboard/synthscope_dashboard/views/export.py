@@ -169,9 +169,14 @@ class ExportView(View):
 
     def write_new_file(self, name: str, write):
         """`write(tmp) -> RunCheck` into a temporary name, then the first free name: never overwrite."""
+        from synthscope.outputs import process_umask
+
         folder = self.target()
         stem, suffix = name.rsplit(".", 1)
         handle, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".part", dir=folder)
+        # mkstemp makes 0600 files, and a writer that fills this one in place keeps that mode: an export
+        # gets the mode any new file gets here (0644 under umask 022), as the CLI's run files do
+        os.fchmod(handle, 0o666 & ~process_umask())
         os.close(handle)
         tmp = Path(tmp)
         try:

@@ -1,15 +1,23 @@
 """`synthscope dashboard PATH`: serve the Voila dashboard (dashboard/app.ipynb) on 127.0.0.1.
 
 This module is imported by the CLI on every command, so it imports no widget or server package;
-Voila runs in a child process.
+Voila runs in a child process (`python -m synthscope_dashboard.server`: Voila with the page cap).
+
+What the server lets in: Host headers that name a loopback address or `localhost` (jupyter_server's
+`check_host`, so a DNS-rebinding page is refused), websockets and API calls from the page's own origin
+only (jupyter_server's `check_origin`), at most `max_pages` pages holding a kernel at once, and beyond
+loopback only requests that carry the token.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import json
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -27,11 +35,18 @@ ENV_PATH = "SYNTHSCOPE_DASHBOARD_PATH"
 ENV_K = "SYNTHSCOPE_DASHBOARD_K"
 ENV_EXPORT_DIR = "SYNTHSCOPE_DASHBOARD_EXPORT_DIR"
 ENV_LOAD = "SYNTHSCOPE_DASHBOARD_LOAD"      # the loading options, JSON (read by the dashboard's build())
-# Every GET / starts a kernel (about 400 MB with the data loaded). Kernels whose page is closed are
-# culled after CULL_IDLE_TIMEOUT s idle, checked every CULL_INTERVAL s; a page that is open keeps its
-# kernel (cull_connected=False), and the one preheated kernel of the pool is never culled.
+ENV_TOKEN = "SYNTHSCOPE_DASHBOARD_TOKEN"    # the token beyond loopback (else --token, else a random one)
+SERVER_MODULE = "synthscope_dashboard.server"
+# Every page (GET /) gets a kernel (about 400 MB with the data loaded), at most MAX_PAGES at once; one
+# preheated kernel waits beside them. A closed page shuts its kernel down; kernels of pages that went
+# away without saying so are culled after CULL_IDLE_TIMEOUT s idle, checked every CULL_INTERVAL s. A page
+# that is open keeps its kernel (cull_connected=False), and the preheated kernel is never culled.
+MAX_PAGES = 4
 CULL_IDLE_TIMEOUT = 300
 CULL_INTERVAL = 60
+# Voila hides a failing cell's error unless --show_tracebacks (off: a traceback shows paths and code to
+# whoever opens the page); its own hint names Voila options the dashboard's user does not pass.
+CELL_ERROR_INSTRUCTION = "The traceback is in the log of the terminal that runs `synthscope dashboard`."
 NOTEBOOK_NAME = "app.ipynb"
 # The same thin notebook as dashboard/app.ipynb, for installs that do not ship the repo's copy.
 _THIN_NOTEBOOK = """{
@@ -85,15 +100,72 @@ def find_notebook() -> Path:
     return fallback
 
 
+def is_loopback(host: str) -> bool:
+    """True when every address `host` names is a loopback address (127.0.0.0/8, ::1): only this machine
+    can reach a server bound there. A name that does not resolve is not loopback."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        addresses = {info[4][0].split("%")[0] for info in socket.getaddrinfo(host, None)}
+    except (socket.gaierror, UnicodeError):
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(address).is_loopback for address in addresses)
+
+
+def host_options(host: str) -> list[str]:
+    """The server's Host check for `--host` (jupyter_server's `check_host`): loopback addresses and
+    `localhost` always, a host name given with --host too. An address beyond loopback (0.0.0.0 included)
+    cannot be listed there, so the check is off, as in Jupyter; the token then guards the page."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]")) if host not in ("", "*") else None
+    except ValueError:   # a host name: it joins the names the Host header may give
+        names = ["localhost"] + ([host] if host != "localhost" else [])
+        return ["--DashboardVoila.allow_remote_access=False"] + [f"--DashboardVoila.local_hostnames={name}"
+                                                                 for name in names]
+    if address is not None and address.is_loopback:
+        return ["--DashboardVoila.allow_remote_access=False", "--DashboardVoila.local_hostnames=localhost"]
+    return ["--DashboardVoila.allow_remote_access=True"]
+
+
+def token_problem(token: str) -> str | None:
+    if not token or any(ch.isspace() for ch in token) or len(token) < 8:
+        return "the token must be at least 8 characters without spaces"
+    return None
+
+
+def dashboard_token(host: str, token: str | None = None) -> str | None:
+    """The token the page will ask for: `token` (--token), else $SYNTHSCOPE_DASHBOARD_TOKEN, else beyond
+    loopback a new random one; None (no token) on loopback when none is given. ValueError for a token
+    that is empty, has spaces or is shorter than 8 characters."""
+    if token is None:
+        token = os.environ.get(ENV_TOKEN) or None
+    if token is None and not is_loopback(host):
+        token = secrets.token_urlsafe(24)
+    if token is not None and token_problem(token):
+        raise ValueError(f"{token_problem(token)} (--token or ${ENV_TOKEN})")
+    return token
+
+
 def voila_command(path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8866, *,
                   open_browser: bool = False, preheat: bool = True, k: int | None = None,
                   export_dir: str | os.PathLike | None = None, cull_idle_timeout: int = CULL_IDLE_TIMEOUT,
                   cull_interval: int = CULL_INTERVAL, load_options: dict | None = None,
-                  notebook: str | os.PathLike | None = None) -> tuple[list[str], dict[str, str]]:
+                  notebook: str | os.PathLike | None = None, max_pages: int = MAX_PAGES,
+                  token: str | None = None) -> tuple[list[str], dict[str, str]]:
     """The Voila command line and environment that serve the dashboard for `path` (with `k` generators
     to cluster into, when the task states it, and `export_dir` the only folder exports may write under).
     `cull_idle_timeout` / `cull_interval` are seconds (tests shorten them). `notebook` replaces
-    dashboard/app.ipynb (the browser benchmark serves a notebook of its own; its folder is the root)."""
+    dashboard/app.ipynb (the browser benchmark serves a notebook of its own; its folder is the root).
+    `max_pages`: most pages holding a kernel at once. `token`: required beyond loopback (ValueError
+    without one); it reaches Voila through the environment, never the command line that `ps` shows."""
+    if token is None and not is_loopback(host):
+        raise ValueError(f"serving on {host} (beyond loopback) needs a token")
+    if token is not None and token_problem(token):
+        raise ValueError(token_problem(token))
+    if int(max_pages) < 1:
+        raise ValueError(f"max_pages must be at least 1, not {max_pages}")
     app_notebook = find_notebook()
     notebook = Path(notebook).resolve() if notebook is not None else app_notebook
     templates = app_notebook.parent / "share" / "jupyter"   # Voila's lab template without its CDN links
@@ -107,15 +179,23 @@ def voila_command(path: str | os.PathLike, host: str = "127.0.0.1", port: int = 
     loading = {key: value for key, value in (load_options or {}).items() if value not in (None, "error", "auto")}
     if loading:   # size policy, layout, manifest, device: read by the kernel as the CLI would
         env[ENV_LOAD] = json.dumps({k: str(v) for k, v in loading.items()})
-    argv = [sys.executable, "-m", "voila", str(notebook), f"--Voila.ip={host}", f"--port={port}",
+    argv = [sys.executable, "-m", SERVER_MODULE, str(notebook), f"--Voila.ip={host}", f"--port={port}",
             "--Voila.port_retries=0",   # serve on the port asked for or fail: never on another one silently
             "--no-browser" if not open_browser else "--Voila.open_browser=True",
-            "--show_tracebacks=True", f"--Voila.root_dir={notebook.parent}",
-            # one kernel per page; a reloaded page gets a fresh kernel that restores the saved session,
-            # and the kernel of a closed page is shut down once idle
+            f"--VoilaExecutor.cell_error_instruction={CELL_ERROR_INSTRUCTION}",
+            f"--Voila.root_dir={notebook.parent}",
+            # one kernel per page, at most max_pages; a reloaded page gets a fresh kernel that restores the
+            # saved session, and the kernel of a closed page is shut down once idle
+            f"--PageKernelManager.max_pages={int(max_pages)}",
             f"--MappingKernelManager.cull_idle_timeout={int(cull_idle_timeout)}",
             f"--MappingKernelManager.cull_interval={int(cull_interval)}",
-            "--MappingKernelManager.cull_connected=False"]
+            "--MappingKernelManager.cull_connected=False"] + host_options(host)
+    if token is not None:
+        env["JUPYTER_TOKEN"] = token   # read by jupyter_server's identity provider when Voila asks for a token
+        argv.append("--Voila.auto_token=True")
+    else:
+        for name in ("JUPYTER_TOKEN", "JUPYTER_TOKEN_FILE"):
+            env.pop(name, None)
     if preheat:
         argv += ["--preheat_kernel=True", "--pool_size=1"]
     if (templates / "voila" / "templates" / "synthscope").is_dir():
@@ -167,25 +247,42 @@ def port_problem(host: str, port: int) -> str | None:
 
 
 def k_problem(path: str | os.PathLike, k: int | None) -> str | None:
-    """Why `--k` cannot be used for the data under `path`, or None."""
+    """Why `--k` cannot be used for the data under `path`, or None: the page's own rule (the core's
+    `check_k`) on the images the page clusters (the sub-task 2 test images, or all without a test split)."""
     if k is None:
         return None
+    from synthscope.attribution import check_k
     from synthscope.datatree import WorkspaceError, count_attribution_images
 
     try:
         n_images = count_attribution_images(path)
     except WorkspaceError:
         return None   # the page says what is wrong with the folder
-    if n_images is not None and k > n_images:
-        return (f"--k {k} is more than the {n_images:,} generated images of sub-task 2 under {path} allow "
-                "(one cluster per generator; give the number of generators the task states)")
+    if n_images is None:
+        return None
+    try:
+        check_k(k, n_images)
+    except ValueError as error:
+        return (f"--k {k} cannot be used for the {n_images:,} sub-task 2 images the dashboard clusters under "
+                f"{path}: {error}")
     return None
+
+
+def display_host(host: str) -> str:
+    """The host to print in the URL: this machine's name for a wildcard address."""
+    if host in ("", "*", "0.0.0.0", "::"):
+        return socket.gethostname()
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def serve_dashboard(path: str | os.PathLike, host: str = "127.0.0.1", port: int = 8866,
                     open_browser: bool = False, *, preheat: bool = True, k: int | None = None,
-                    export_dir: str | os.PathLike | None = None, load_options: dict | None = None) -> int:
-    """Serve the dashboard for `path` until interrupted; returns Voila's exit code."""
+                    export_dir: str | os.PathLike | None = None, load_options: dict | None = None,
+                    max_pages: int = MAX_PAGES, token: str | None = None) -> int:
+    """Serve the dashboard for `path` until interrupted; returns Voila's exit code.
+
+    Beyond loopback the page asks for a token: `token`, else $SYNTHSCOPE_DASHBOARD_TOKEN, else a new
+    random one; the URL printed carries it, with a warning. On loopback a token is used only when given."""
     problem = dashboard_extra_problem()
     if problem:
         typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
@@ -193,13 +290,28 @@ def serve_dashboard(path: str | os.PathLike, host: str = "127.0.0.1", port: int 
     data_path = Path(path).expanduser()
     if not data_path.is_dir():
         raise FileNotFoundError(f"data folder not found: {data_path}")
+    loopback = is_loopback(host)
+    try:
+        token = dashboard_token(host, token)
+    except ValueError as error:
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        return 2
     problem = port_problem(host, port)   # also for `synthscope demo --serve`, which calls this directly
     if problem:
         typer.secho(f"error: {problem}", err=True, fg=typer.colors.RED)
         return 2
     argv, env = voila_command(data_path, host, port, open_browser=open_browser, preheat=preheat, k=k,
-                              export_dir=export_dir, load_options=load_options)
-    typer.echo(f"synthscope dashboard: serving {data_path.resolve()} at http://{host}:{port}/ (Ctrl-C stops)")
+                              export_dir=export_dir, load_options=load_options, max_pages=max_pages, token=token)
+    url = f"http://{display_host(host)}:{port}/"
+    if not loopback:
+        typer.secho(f"WARNING: serving on {host}, beyond this machine: anyone who can reach port {port} there and "
+                    "has the token can see these images, curate, and write under the export root. The page "
+                    "travels unencrypted (http): share it only on a network you trust, or keep the default "
+                    "--host 127.0.0.1 and forward the port over ssh.", err=True, fg=typer.colors.YELLOW)
+    if token is not None:
+        url += f"?token={token}"
+    typer.echo(f"synthscope dashboard: serving {data_path.resolve()} at {url} (at most {max_pages} pages at once; "
+               "Ctrl-C stops)")
     process = subprocess.Popen(argv, env=env)
 
     def stop(signum, frame):   # SIGTERM (e.g. from a supervisor) must not orphan Voila and its kernels
@@ -227,7 +339,7 @@ def register(app: typer.Typer) -> None:
     def dashboard(
         path: Path = typer.Argument(..., help="a data set folder, a dev/test pair, or a bench root with subtask1/ subtask2/"),
         port: int = typer.Option(8866, "--port", help="port to serve on"),
-        host: str = typer.Option("127.0.0.1", "--host", help="address to bind (keep 127.0.0.1 unless you mean to share it)"),
+        host: str = typer.Option("127.0.0.1", "--host", help="address to bind (keep 127.0.0.1 unless you mean to share it; beyond loopback the page asks for a token)"),
         open_browser: bool = typer.Option(False, "--open/--no-open", help="open a browser tab"),
         k: Optional[int] = typer.Option(None, "--k", min=1,
                                         help="number of generators in the sub-task 2 test set, as the task states it "
@@ -239,6 +351,13 @@ def register(app: typer.Typer) -> None:
         layout: Optional[Layout] = LayoutOption,
         manifest: Optional[Path] = ManifestOption,
         device: Device = DeviceOption,
+        max_pages: int = typer.Option(MAX_PAGES, "--max-pages", min=1,
+                                      help="most pages (browser tabs) served at once, each with a kernel of its own "
+                                           "(about 400 MB with the data loaded); more are refused until one closes"),
+        token: Optional[str] = typer.Option(
+            None, "--token",
+            help=f"the token the page asks for; required beyond loopback (default: ${ENV_TOKEN}, else a new random "
+                 "one, printed in the URL). An option shows in the process list: prefer the variable"),
         cache_dir: Optional[Path] = CacheDirOption,
     ) -> None:
         """Explore, curate and present both sub-tasks in the browser (Voila; needs the [dashboard] extra)."""
@@ -257,5 +376,6 @@ def register(app: typer.Typer) -> None:
             raise fail(f"--export-dir {export_dir} exists and is not a folder")
         load_options = {"size_policy": choice(size_policy), "layout": choice(layout), "device": choice(device),
                         "manifest_csv": None if manifest is None else str(manifest.expanduser().resolve())}
-        code = serve_dashboard(path, host, port, open_browser, k=k, export_dir=export_dir, load_options=load_options)
+        code = serve_dashboard(path, host, port, open_browser, k=k, export_dir=export_dir, load_options=load_options,
+                               max_pages=max_pages, token=token)
         raise typer.Exit(code)
