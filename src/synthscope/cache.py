@@ -9,11 +9,15 @@ Layout under `default_cache_dir() / "embeddings" / <extractor.config_key()>/`:
                            byte in a key is caught too. Written last, so a shard without it was
                            never committed.
 
-Each run that computes something appends one new shard (nothing is rewritten); when shards pile up
-they are merged into one. Every file is written to a temporary name and moved into place with
-`os.replace`, so readers never see half a file. A shard whose size or checksum does not match its
+Computing appends one new shard per chunk of images (nothing is rewritten), so an interrupted run
+keeps every chunk it finished. When more than `MAX_SHARDS` small shards pile up they are merged, by
+streaming, into shards of up to `MERGED_SHARD_BYTES` (shards already that big are left alone), so
+memory and rewriting stay bounded at a million images. Every file is written through
+`synthscope.outputs.atomic_save` (a temporary name, then `os.replace`), so readers never see half a
+file, and several processes or Dask workers can write shards into one namespace at once. A shard whose size or checksum does not match its
 index, or whose index fails its own checksum, is reported with a warning, removed, and its images
-are recomputed on the next run; other shards are untouched.
+are recomputed on the next run; other shards are untouched. Version-1 indexes (before `index_crc32`)
+cannot be checked, so they are not trusted: warned about, removed and recomputed.
 
 Several processes may add and merge at once. A merge writes the merged shard first and then
 deletes the old ones, index before data, so a shard whose files vanish while it is being read
@@ -40,31 +44,29 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 import numpy as np
 
 from synthscope.features.base import Extractor
+from synthscope.outputs import atomic_save, atomic_write_bytes
 from synthscope.runtime import ENV_CACHE_DIR, default_cache_dir  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-_INDEX_VERSION = 2          # 2: the index carries index_crc32; version 1 indexes (no checksum) are still read
-_READABLE_VERSIONS = (1, 2)
-#: merge shards once a namespace holds more than this many
+_INDEX_VERSION = 2          # 2: the index carries index_crc32; version 1 indexes (no checksum) are not trusted
+_READABLE_VERSIONS = (2,)
+#: merge once a namespace holds more than this many small shards (below MERGED_SHARD_BYTES)
 MAX_SHARDS = 16
+#: a merge writes shards of up to this size and never rewrites one that is already this big, so each
+#: vector is rewritten a few times at most and a merge holds one input shard in memory at a time
+MERGED_SHARD_BYTES = 256 * 2**20
+#: images per chunk: one shard per chunk, what a Dask task computes, and what an interrupt can lose
+DEFAULT_CHUNK_SIZE = 1024
 
 
 class CacheCorruptionWarning(UserWarning):
-    """A cache file did not match its index; it was removed and will be recomputed."""
+    """A cache file did not match its index (or its index cannot be checked); it was removed and will be
+    recomputed."""
 
 
-def _atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+class _UntrustedIndex(ValueError):
+    """An index that may be intact but cannot be verified (version 1: no checksum of its own)."""
 
 
 def _index_crc32(meta: dict) -> int:
@@ -114,6 +116,7 @@ class EmbeddingCache:
         self.root = self.cache_dir / "embeddings"
         # (namespace, shard stem, size, mtime) -> checksum verified; so a process verifies each shard once
         self._verified: set[tuple[str, str, int, int]] = set()
+        self._indexes: dict[tuple[str, int, int], _Shard] = {}
 
     # -- namespaces -------------------------------------------------------------------------
     def namespace(self, extractor: Extractor) -> Path:
@@ -126,7 +129,7 @@ class EmbeddingCache:
         if not config_path.exists():
             payload = json.dumps({"name": extractor.name, "config": extractor.config()}, indent=2,
                                  sort_keys=True, default=str).encode()
-            _atomic_write_bytes(config_path, lambda handle: handle.write(payload))
+            atomic_write_bytes(config_path, payload)
         return directory
 
     # -- reading ----------------------------------------------------------------------------
@@ -134,16 +137,11 @@ class EmbeddingCache:
         shards = []
         for index_path in sorted(directory.glob("shard-*.json")):
             try:
-                meta = json.loads(index_path.read_text())
-                if meta.get("version") not in _READABLE_VERSIONS:
-                    raise ValueError(f"unknown index version {meta.get('version')!r}")
-                if meta["version"] >= 2 and meta.get("index_crc32") != _index_crc32(meta):
-                    raise ValueError("index checksum mismatch")
-                shard = _Shard(index_path.stem, list(meta["keys"]), int(meta["dim"]),
-                               int(meta["npy_bytes"]), int(meta["crc32"]))
-                if len(shard.keys) != int(meta["rows"]):
-                    raise ValueError("row count does not match the key list")
+                shard = self._read_index(index_path)
             except FileNotFoundError:  # merged away by another process meanwhile
+                continue
+            except _UntrustedIndex as error:
+                self._discard(directory, index_path.stem, str(error), what="cannot be trusted")
                 continue
             except (ValueError, KeyError, TypeError) as error:
                 self._discard(directory, index_path.stem, f"unreadable index ({error})")
@@ -151,8 +149,31 @@ class EmbeddingCache:
             shards.append(shard)
         return shards
 
-    def _discard(self, directory: Path, stem: str, reason: str) -> None:
-        message = (f"embedding cache shard {directory / stem} is corrupt ({reason}); "
+    def _read_index(self, index_path: Path) -> _Shard:
+        """One shard's index, parsed once per process: a shard never changes after it is written, so the
+        parse is kept by (path, size, mtime) and a million-key namespace is not re-read on every add."""
+        stat = index_path.stat()
+        token = (str(index_path), stat.st_size, stat.st_mtime_ns)
+        shard = self._indexes.get(token)
+        if shard is not None:
+            return shard
+        meta = json.loads(index_path.read_text())
+        if meta.get("version") == 1:
+            raise _UntrustedIndex("a version-1 index has no checksum of its own, so a damaged key list "
+                                  "would serve another image's vector unnoticed")
+        if meta.get("version") not in _READABLE_VERSIONS:
+            raise ValueError(f"unknown index version {meta.get('version')!r}")
+        if meta.get("index_crc32") != _index_crc32(meta):
+            raise ValueError("index checksum mismatch")
+        shard = _Shard(index_path.stem, list(meta["keys"]), int(meta["dim"]),
+                       int(meta["npy_bytes"]), int(meta["crc32"]))
+        if len(shard.keys) != int(meta["rows"]):
+            raise ValueError("row count does not match the key list")
+        self._indexes[token] = shard
+        return shard
+
+    def _discard(self, directory: Path, stem: str, reason: str, what: str = "is corrupt") -> None:
+        message = (f"embedding cache shard {directory / stem} {what} ({reason}); "
                    "removed, its images will be recomputed")
         warnings.warn(message, CacheCorruptionWarning, stacklevel=3)
         log.warning(message)
@@ -251,8 +272,9 @@ class EmbeddingCache:
         return {key for shard in self._read_shards(directory) for key in shard.keys}
 
     # -- writing ----------------------------------------------------------------------------
-    def add(self, extractor: Extractor, keys: Sequence[str], vectors: np.ndarray) -> None:
-        """Append vectors for `keys` as one new shard (atomic), merging shards when there are many."""
+    def add(self, extractor: Extractor, keys: Sequence[str], vectors: np.ndarray, *, merge: bool = True) -> None:
+        """Append vectors for `keys` as one new shard (atomic, checksummed). With `merge` (the default),
+        small shards are merged when they pile up; Dask workers pass False and the client merges once."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(vectors) != len(keys):
             raise ValueError(f"expected vectors [n={len(keys)}, d], got shape {vectors.shape}")
@@ -261,27 +283,69 @@ class EmbeddingCache:
         if len(keys) == 0:
             return
         directory = self._ensure_namespace(extractor)
-        self._write_shard(directory, list(keys), vectors)
-        shards = self._read_shards(directory)
-        if len(shards) > MAX_SHARDS:
-            self._merge(directory, shards)
+        self._write_shard(directory, list(keys), [vectors])
+        if merge:
+            self.compact(extractor)
 
-    def _write_shard(self, directory: Path, keys: list[str], vectors: np.ndarray) -> str:
+    def compact(self, extractor: Extractor) -> None:
+        """Merge the namespace's small shards when there are more than `MAX_SHARDS` of them."""
+        directory = self.namespace(extractor)
+        if not directory.is_dir():
+            return
+        small = [shard for shard in self._read_shards(directory) if shard.npy_bytes < MERGED_SHARD_BYTES]
+        if len(small) > MAX_SHARDS:
+            self._merge(directory, small)
+
+    def _write_shard(self, directory: Path, keys: list[str], parts: Sequence[np.ndarray]) -> str:
+        """One shard from row blocks `parts` (float32 [m_i, d]), streamed into its .npy: a merge never holds
+        more than one input shard in memory. The crc32 is taken while writing, not by reading back."""
+        rows, dim = sum(len(part) for part in parts), int(parts[0].shape[1])
+        if rows != len(keys):
+            raise ValueError(f"{len(keys)} keys for {rows} rows")
         stem = f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         npy_path = directory / f"{stem}.npy"
-        _atomic_write_bytes(npy_path, lambda handle: np.save(handle, vectors, allow_pickle=False))
-        meta = {"version": _INDEX_VERSION, "rows": len(keys), "dim": int(vectors.shape[1]),
-                "npy_bytes": npy_path.stat().st_size, "crc32": _crc32_file(npy_path), "keys": keys}
+        checksum = 0
+
+        def save(stream) -> None:
+            nonlocal checksum
+
+            class Checksummed:
+                def write(self, data) -> int:
+                    nonlocal checksum
+                    checksum = zlib.crc32(data, checksum)
+                    return stream.write(data)
+
+            np.lib.format.write_array_header_1_0(
+                Checksummed(), {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                                "fortran_order": False, "shape": (rows, dim)})
+            for part in parts:
+                Checksummed().write(memoryview(np.ascontiguousarray(part, dtype=np.float32)).cast("B"))
+
+        atomic_save(npy_path, save)
+        meta = {"version": _INDEX_VERSION, "rows": len(keys), "dim": dim,
+                "npy_bytes": npy_path.stat().st_size, "crc32": checksum, "keys": keys}
         meta["index_crc32"] = _index_crc32(meta)
-        payload = json.dumps(meta).encode()
-        _atomic_write_bytes(directory / f"{stem}.json", lambda handle: handle.write(payload))
+        atomic_write_bytes(directory / f"{stem}.json", json.dumps(meta).encode())
         return stem
 
     def _merge(self, directory: Path, shards: list[_Shard]) -> None:
-        keys: list[str] = []
-        parts: list[np.ndarray] = []
+        """Rewrite `shards` as fewer shards of up to MERGED_SHARD_BYTES, dropping duplicate keys; one input
+        shard is in memory at a time. New shards first, old ones deleted after (index before data): a crash
+        in between leaves duplicates, never a loss."""
         seen: set[str] = set()
         merged: list[_Shard] = []
+        keys: list[str] = []
+        parts: list[np.ndarray] = []
+        size = 0
+
+        def flush() -> None:
+            nonlocal keys, parts, size
+            if keys:
+                self._write_shard(directory, keys, parts)
+            keys, parts, size = [], [], 0
+
+        if len(shards) < 2:
+            return
         for shard in shards:
             vectors = self._open_shard(directory, shard)
             if vectors is None:
@@ -289,12 +353,18 @@ class EmbeddingCache:
             merged.append(shard)
             keep = [row for row, key in enumerate(shard.keys) if key not in seen]
             seen.update(shard.keys)
+            if not keep:
+                continue
+            part = np.asarray(vectors[keep]) if len(keep) < len(shard.keys) else np.asarray(vectors)
+            if size and size + part.nbytes > MERGED_SHARD_BYTES:
+                flush()
             keys.extend(shard.keys[row] for row in keep)
-            parts.append(np.asarray(vectors[keep]))
+            parts.append(part)
+            size += part.nbytes
+            del vectors
         if len(merged) < 2:
             return
-        # New shard first, old ones after: a crash in between leaves duplicates, never a loss.
-        self._write_shard(directory, keys, np.concatenate(parts))
+        flush()
         for shard in merged:
             for suffix in (".json", ".npy"):
                 try:
