@@ -265,6 +265,12 @@ class EmbeddingCache:
         found[targets] = True
         return out, False
 
+    def dimension(self, extractor: Extractor) -> int | None:
+        """The vectors' dimension in this namespace (None when it holds nothing)."""
+        directory = self.namespace(extractor)
+        shards = self._read_shards(directory) if directory.is_dir() else []
+        return shards[0].dim if shards else None
+
     def keys(self, extractor: Extractor) -> set[str]:
         directory = self.namespace(extractor)
         if not directory.is_dir():
@@ -442,69 +448,154 @@ def _resolve_extractor(extractor: Extractor | str, device: str) -> Extractor:
 Progress = Union[bool, Callable[[int, int], None]]
 
 
-def _compute_and_store(extractor: Extractor, cache: EmbeddingCache, keys: list[str],
-                       load_batch: Callable[[np.ndarray], np.ndarray], batch_size: int,
-                       progress: Progress, description: str) -> np.ndarray:
-    """Compute vectors for `keys` (unique), batch by batch, and append them to the cache."""
-    from tqdm.auto import tqdm
+def compute_batches(extractor: Extractor, load_rows: Callable[[np.ndarray], np.ndarray], n: int, batch_size: int,
+                    on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """float32 [n, d]: `extractor.transform` over rows 0..n-1 in batches of `batch_size`, the next batch
+    decoded on a thread while this one is embedded. The same batches as every other path (in-process or on
+    a Dask worker), so the same images give the same floats."""
+    batches = [np.arange(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    outputs = []
+    for images in _prefetch(load_rows(rows) for rows in batches):
+        features = np.asarray(extractor.transform(images), dtype=np.float32)
+        if features.ndim != 2 or len(features) != len(images):
+            raise ValueError(f"extractor {extractor.name!r} returned shape {features.shape} for {len(images)} images")
+        outputs.append(features)
+        if on_batch is not None:
+            on_batch(len(images))
+    return np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
 
-    positions = np.arange(len(keys))
-    chunks = [positions[start:start + batch_size] for start in range(0, len(keys), batch_size)]
-    outputs, done = [], 0
-    report = progress if callable(progress) else None
-    if report is not None:
-        report(0, len(keys))
-    with tqdm(total=len(keys), unit="img", desc=description, disable=report is not None or not progress,
-              dynamic_ncols=True) as bar:
-        for images in _prefetch(load_batch(chunk) for chunk in chunks):
-            features = np.asarray(extractor.transform(images), dtype=np.float32)
-            if features.ndim != 2 or len(features) != len(images):
-                raise ValueError(f"extractor {extractor.name!r} returned shape {features.shape} "
-                                 f"for {len(images)} images")
-            outputs.append(features)
-            bar.update(len(images))
-            done += len(images)   # a disabled tqdm does not count
-            if report is not None:
-                report(done, len(keys))
-    vectors = np.concatenate(outputs)
-    cache.add(extractor, keys, vectors)
-    return vectors
+
+def _chunking(chunk_size: int, batch_size: int) -> tuple[int, int]:
+    """(chunk, batch) sizes: a chunk is a whole number of batches (a batch no larger than a chunk), so the
+    batches are the same whichever path (chunked in-process, or one Dask task per chunk) computes them."""
+    batch = max(1, min(batch_size, chunk_size))
+    return max(batch, (chunk_size // batch) * batch), batch
+
+
+def _chunk_slices(n: int, chunk_size: int) -> list[slice]:
+    return [slice(start, min(start + chunk_size, n)) for start in range(0, n, chunk_size)]
+
+
+class _Progress:
+    """A tqdm bar over images, or a callable(done, total) (a widget), fed per batch."""
+
+    def __init__(self, progress: Progress, total: int, description: str):
+        from tqdm.auto import tqdm
+
+        self.report = progress if callable(progress) else None
+        self.total, self.done = total, 0
+        self.bar = tqdm(total=total, unit="img", desc=description, dynamic_ncols=True,
+                        disable=self.report is not None or not progress)
+        if self.report is not None:
+            self.report(0, total)
+
+    def __call__(self, n: int) -> None:
+        self.bar.update(n)
+        self.done += n   # a disabled tqdm does not count
+        if self.report is not None:
+            self.report(self.done, self.total)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _embed_keys(keys: Sequence[str], extractor: Extractor, cache: EmbeddingCache,
                 load_rows: Callable[[np.ndarray], np.ndarray], batch_size: int, progress: Progress,
-                stats: CacheStats | None) -> np.ndarray:
+                stats: CacheStats | None, *, chunk_size: int = DEFAULT_CHUNK_SIZE, materialize: bool = True,
+                remote: Callable[[np.ndarray, list[str]], Any] | None = None) -> np.ndarray | None:
+    """Look up `keys`, compute the missing ones chunk by chunk (one shard per chunk, so an interrupt keeps
+    every finished chunk), and return float32 [len(keys), d] (None with materialize=False: then memory
+    depends on the chunk size, not on the number of images).
+
+    remote(source_rows, keys): computes the missing rows on the active Dask engine instead (dataset files).
+    """
     start = time.perf_counter()
     keys = list(keys)
-    found, out = cache.lookup(extractor, keys)
-    missing_positions = np.flatnonzero(~found)
+    chunk_size, batch_size = _chunking(chunk_size, batch_size)
+    if materialize:
+        found, out = cache.lookup(extractor, keys)
+    else:
+        cached = cache.keys(extractor)
+        found, out = np.fromiter((key in cached for key in keys), dtype=bool, count=len(keys)), None
+        del cached
+    n_cached = int(found.sum())
     # One computation per distinct content: duplicates and renamed files share a vector.
-    first_position: dict[str, int] = {}
-    for position in missing_positions:
-        first_position.setdefault(keys[position], int(position))
-    todo_keys = list(first_position)
-    if todo_keys:
-        source_rows = np.fromiter(first_position.values(), dtype=np.int64, count=len(todo_keys))
-        vectors = _compute_and_store(extractor, cache, todo_keys,
-                                     lambda chunk: load_rows(source_rows[chunk]),
-                                     batch_size, progress, f"embed {extractor.name}")
-        if out is None:
-            out = np.zeros((len(keys), vectors.shape[1]), dtype=np.float32)
-        row_of = {key: row for row, key in enumerate(todo_keys)}
-        out[missing_positions] = vectors[[row_of[keys[p]] for p in missing_positions]]
-    if out is None:  # no rows at all
+    positions: dict[str, list[int]] = {}
+    for position in np.flatnonzero(~found):
+        positions.setdefault(keys[position], []).append(int(position))
+    todo_keys = list(positions)
+    source_rows = np.fromiter((rows[0] for rows in positions.values()), dtype=np.int64, count=len(todo_keys))
+    if todo_keys and remote is not None:
+        remote(source_rows, todo_keys)
+        cache.compact(extractor)
+        if materialize:
+            found, out = cache.lookup(extractor, keys)
+            if not found.all():
+                raise RuntimeError(f"{int((~found).sum())} embeddings the cluster reported written are not in the "
+                                   f"cache {cache.root}: do all workers write to this folder?")
+    elif todo_keys:
+        bar = _Progress(progress, len(todo_keys), f"embed {extractor.name}")
+        try:
+            for part in _chunk_slices(len(todo_keys), chunk_size):
+                rows = source_rows[part]
+                vectors = compute_batches(extractor, lambda batch, rows=rows: load_rows(rows[batch]), len(rows),
+                                          batch_size, on_batch=bar)
+                cache.add(extractor, todo_keys[part], vectors)      # this chunk is kept whatever happens next
+                if materialize:
+                    if out is None:
+                        out = np.zeros((len(keys), vectors.shape[1]), dtype=np.float32)
+                    for row, key in enumerate(todo_keys[part]):
+                        out[positions[key]] = vectors[row]
+        finally:
+            bar.close()
+    if materialize and out is None:  # no rows at all
         out = np.zeros((0, 0), dtype=np.float32)
     if stats is not None:
-        stats.n_rows, stats.n_cached = len(keys), int(found.sum())
-        stats.n_computed = len(todo_keys)
+        stats.n_rows, stats.n_cached, stats.n_computed = len(keys), n_cached, len(todo_keys)
         stats.seconds = time.perf_counter() - start
         stats.namespace = cache.namespace(extractor)
     return out
 
 
+def dataset_keys(dataset) -> list[str]:
+    manifest = dataset.manifest
+    if "sha256" in manifest.columns and manifest["sha256"].notna().all() and (manifest["sha256"] != "").all():
+        shas = manifest["sha256"].astype(str).tolist()
+    else:
+        shas = [_file_sha256(path) for path in manifest["path"]]
+    policy = getattr(dataset, "size_policy", "error")
+    return [pixel_key(sha, policy) for sha in shas]
+
+
+def _remote_embedder(dataset, extractor: Extractor, cache: EmbeddingCache, batch_size: int, chunk_size: int,
+                     device: str, progress: Progress):
+    """The active Dask engine's chunk mapper for a dataset's files, or None when there is no engine
+    (then `synthscope.engine` is not even imported, so Dask is not either)."""
+    import sys
+
+    engine_module = sys.modules.get("synthscope.engine")
+    engine = engine_module.active_engine() if engine_module is not None else None
+    if engine is None:
+        return None
+
+    def remote(source_rows: np.ndarray, todo_keys: list[str]) -> None:
+        from synthscope.engine import embed_chunk, extractor_spec
+
+        paths = dataset.manifest["path"].astype(str).to_numpy()
+        chunk, batch = _chunking(chunk_size, batch_size)
+        parts = _chunk_slices(len(todo_keys), chunk)
+        chunks = [(paths[source_rows[part]].tolist(), todo_keys[part]) for part in parts]
+        engine.map_chunks(embed_chunk, chunks, weights=[len(keys) for _, keys in chunks], progress=progress,
+                          description=f"embed {extractor.name}", extractor=extractor_spec(extractor),
+                          cache_dir=str(cache.cache_dir), size_policy=getattr(dataset, "size_policy", "error"),
+                          batch_size=batch, device=device)
+
+    return remote
+
+
 def embed_dataset(dataset, extractor: Extractor | str, *, cache: EmbeddingCache | None = None,
                   batch_size: int = 32, device: str = "auto", progress: Progress = True,
-                  stats: CacheStats | None = None) -> np.ndarray:
+                  stats: CacheStats | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> np.ndarray:
     """float32 [len(dataset.manifest), d], row-aligned with the manifest; computes only what is not cached.
 
     `progress`: a tqdm bar (True), nothing (False), or a callable(done, total) over the images computed.
@@ -512,17 +603,29 @@ def embed_dataset(dataset, extractor: Extractor | str, *, cache: EmbeddingCache 
     Rows are keyed by the manifest's `sha256` column (file content) and the dataset's size policy
     (`pixel_key`), so renamed files are not recomputed, changed files are, and a file resized and
     the same file centre-cropped are two entries. Pass a `CacheStats` to learn how many rows were computed.
+    Missing rows are computed `chunk_size` images at a time, one cache shard per chunk; inside
+    `synthscope.engine.use_engine` (the commands' --workers / --scheduler) the chunks run on the cluster.
     """
     extractor = _resolve_extractor(extractor, device)
     cache = cache or EmbeddingCache()
-    manifest = dataset.manifest
-    if "sha256" in manifest.columns and manifest["sha256"].notna().all() and (manifest["sha256"] != "").all():
-        shas = manifest["sha256"].astype(str).tolist()
-    else:
-        shas = [_file_sha256(path) for path in manifest["path"]]
-    policy = getattr(dataset, "size_policy", "error")
-    keys = [pixel_key(sha, policy) for sha in shas]
-    return _embed_keys(keys, extractor, cache, lambda rows: dataset.images(rows), batch_size, progress, stats)
+    remote = _remote_embedder(dataset, extractor, cache, batch_size, chunk_size, device, progress)
+    return _embed_keys(dataset_keys(dataset), extractor, cache, lambda rows: dataset.images(rows), batch_size,
+                       progress, stats, chunk_size=chunk_size, remote=remote)
+
+
+def cache_dataset(dataset, extractor: Extractor | str, *, cache: EmbeddingCache | None = None,
+                  batch_size: int = 32, device: str = "auto", progress: Progress = True,
+                  stats: CacheStats | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE) -> CacheStats:
+    """Make sure every image of `dataset` is in the cache without gathering the vectors: what `synthscope
+    embed` does, in memory that depends on `chunk_size`, not on the number of images. Returns the stats
+    (`n_rows`, `n_cached`, `n_computed`, `namespace`)."""
+    extractor = _resolve_extractor(extractor, device)
+    cache = cache or EmbeddingCache()
+    stats = stats if stats is not None else CacheStats()
+    remote = _remote_embedder(dataset, extractor, cache, batch_size, chunk_size, device, progress)
+    _embed_keys(dataset_keys(dataset), extractor, cache, lambda rows: dataset.images(rows, memoise=False),
+                batch_size, progress, stats, chunk_size=chunk_size, materialize=False, remote=remote)
+    return stats
 
 
 def embed_arrays(images: np.ndarray, extractor: Extractor | str, *, cache: EmbeddingCache | None = None,
