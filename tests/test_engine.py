@@ -95,6 +95,7 @@ def test_membership_and_attribute_run_files_are_byte_identical_through_a_schedul
         assert local.read_bytes() == cluster.read_bytes()
 
 
+@pytest.mark.slow
 def test_v3_membership_run_file_is_byte_identical_on_the_cluster(engine, shared_dir, tmp_path):
     v3 = shared_dir / "bench" / "v3" / "subtask1"
     if not v3.is_dir():

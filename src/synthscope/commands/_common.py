@@ -179,11 +179,11 @@ def engine_for(workers: Optional[int], scheduler: Optional[str]):
     """The Dask engine that --workers / --scheduler ask for, made active for everything computed inside
     (`synthscope.engine`), or None without them (then Dask is never imported). Exit 2 with one line when
     the cluster cannot be used."""
-    from synthscope.engine import EngineError, open_engine, wanted
-
-    if not wanted(workers, scheduler):
-        yield None
+    if not workers and not scheduler and not os.environ.get("SYNTHSCOPE_SCHEDULER"):
+        yield None     # not even synthscope.engine is imported: start-up is what it was without Dask
         return
+    from synthscope.engine import EngineError, open_engine
+
     try:
         with open_engine(workers, scheduler) as engine:
             typer.echo(f"computing on {engine.description}", err=True)

@@ -114,7 +114,7 @@ def project_command(
 
     from synthscope.cache import EmbeddingCache, embed_dataset
     from synthscope.features import ExtractorUnavailable, get_extractor
-    from synthscope.projection import project
+    from synthscope.projection import describe_projection, project
 
     dataset = load_for(path, size_policy=size_policy, layout=layout, manifest=manifest)
     try:
@@ -130,7 +130,7 @@ def project_command(
         coords = project(vectors, choice(method), seed=seed)
     except ValueError as error:
         raise fail(str(error))
-    typer.echo(f"{choice(method)} projection of {len(coords)} {extractor} embeddings cached "
+    typer.echo(f"{describe_projection(choice(method), len(coords))}: projection of {len(coords)} {extractor} embeddings cached "
                f"({time.perf_counter() - start:.1f} s)")
 
 
