@@ -265,6 +265,18 @@ class EmbeddingCache:
         found[targets] = True
         return out, False
 
+    def iter_vectors(self, extractor: Extractor, rows: int = DEFAULT_CHUNK_SIZE * 8) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Every cached (keys, float32 vectors) block of a namespace, `rows` at a time, each block a copy: a
+        pass over a million vectors holds one block (and the key lists), not the namespace."""
+        directory = self.namespace(extractor)
+        for shard in self._read_shards(directory) if directory.is_dir() else []:
+            vectors = self._open_shard(directory, shard)
+            if vectors is None:
+                continue
+            for start in range(0, len(shard.keys), rows):
+                yield shard.keys[start:start + rows], np.array(vectors[start:start + rows])
+            del vectors
+
     def dimension(self, extractor: Extractor) -> int | None:
         """The vectors' dimension in this namespace (None when it holds nothing)."""
         directory = self.namespace(extractor)

@@ -93,7 +93,7 @@ def _faiss_knn(query, data, k, exclude_self, chunk, random_state):
     import faiss
 
     n_data, dim = np.shape(data)
-    n_lists = int(min(4096, max(16, 4 * np.sqrt(n_data))))
+    n_lists = int(max(1, min(4096, 4 * np.sqrt(n_data), n_data // 64)))   # faiss wants >= 39 points per list
     rng = np.random.default_rng(random_state)
     sample = np.sort(rng.choice(n_data, size=min(n_data, 64 * n_lists), replace=False))
     quantizer = faiss.IndexFlatL2(dim)
