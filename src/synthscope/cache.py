@@ -591,16 +591,12 @@ def _remote_embedder(dataset, extractor: Extractor, cache: EmbeddingCache, batch
         return None
 
     def remote(source_rows: np.ndarray, todo_keys: list[str]) -> None:
-        from synthscope.engine import embed_chunk, extractor_spec
-
         paths = dataset.manifest["path"].astype(str).to_numpy()
         chunk, batch = _chunking(chunk_size, batch_size)
         parts = _chunk_slices(len(todo_keys), chunk)
         chunks = [(paths[source_rows[part]].tolist(), todo_keys[part]) for part in parts]
-        engine.map_chunks(embed_chunk, chunks, weights=[len(keys) for _, keys in chunks], progress=progress,
-                          description=f"embed {extractor.name}", extractor=extractor_spec(extractor),
-                          cache_dir=str(cache.cache_dir), size_policy=getattr(dataset, "size_policy", "error"),
-                          batch_size=batch, device=device)
+        engine.embed_files(chunks, extractor, cache_dir=cache.cache_dir, size_policy=getattr(dataset, "size_policy", "error"),
+                           batch_size=batch, device=device, progress=progress)
 
     return remote
 

@@ -86,6 +86,13 @@ class Engine:
             raise
         return results
 
+    def embed_files(self, chunks: Sequence[tuple[list[str], list[str]]], extractor, *, cache_dir, size_policy: str,
+                    batch_size: int, device: str = "auto", progress: Any = True) -> list[int]:
+        """Each (paths, keys) chunk decoded, embedded and written to the cache as one shard by a worker."""
+        return self.map_chunks(embed_chunk, chunks, weights=[len(keys) for _, keys in chunks], progress=progress,
+                               description=f"embed {extractor.name}", extractor=extractor_spec(extractor),
+                               cache_dir=str(cache_dir), size_policy=size_policy, batch_size=batch_size, device=device)
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.client.close()
