@@ -103,9 +103,9 @@ def test_ctrl_c_mid_embed_keeps_every_finished_chunk(tmp_path):
 
     from layout_factory import make_layout
 
-    tree = make_layout(tmp_path / "data", "2025-st1-dev", n=100)          # 300 images
+    tree = make_layout(tmp_path / "data", "2025-st1-dev", n=40)           # 120 images
     cache = tmp_path / "cache"
-    args = [sys.executable, "-m", "synthscope", "embed", str(tree), "-e", "lbp", "--chunk-size", "16",
+    args = [sys.executable, "-m", "synthscope", "embed", str(tree), "-e", "lbp", "--chunk-size", "8",
             "--cache-dir", str(cache)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -117,11 +117,11 @@ def test_ctrl_c_mid_embed_keeps_every_finished_chunk(tmp_path):
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
-    match = re.search(r"interrupted: (\d+) of 300 images are in the cache", err)
+    match = re.search(r"interrupted: (\d+) of 120 images are in the cache", err)
     assert match, err
     kept = int(match.group(1))
-    assert kept >= 32 and kept % 16 == 0 and kept < 300
+    assert kept >= 16 and kept % 8 == 0 and kept < 120
 
     again = runner.invoke(app, ["embed", str(tree), "-e", "lbp", "--cache-dir", str(cache)])
     assert again.exit_code == 0, again.output
-    assert f"300 images x 54 dims ({kept} cached, {300 - kept} computed" in again.output
+    assert f"120 images x 54 dims ({kept} cached, {120 - kept} computed" in again.output

@@ -189,3 +189,23 @@ def test_a_worker_killed_mid_run_is_replaced_and_the_result_is_the_same(engine, 
         os.kill(killed[0], 0)                                   # it really died
     np.testing.assert_allclose(got, expected, rtol=FLOAT_RTOL, atol=FLOAT_ATOL)
     np.testing.assert_array_equal(got, _embed(images_tree, tmp_path / "cache"))   # and the cache holds exactly that
+
+
+def test_the_dashboards_feature_loading_runs_on_the_scheduler_with_progress_from_the_workers(engine, tmp_path,
+                                                                                             monkeypatch):
+    from synthscope.datatree import load_datasets
+    from synthscope_dashboard.workspace import _attribution_from
+
+    tree = make_layout(tmp_path / "st2", "2024-st2-test", n=12)
+    datasets, _ = load_datasets(tree)
+    monkeypatch.setenv("SYNTHSCOPE_SCHEDULER", engine.client.scheduler.address)
+    calls = []
+    cache = EmbeddingCache(tmp_path / "cache")
+    data = _attribution_from(datasets, "fingerprint", cache, str(tree), progress=lambda *args: calls.append(args))
+    assert data.features.shape[0] == 12
+    assert _n_shards(tmp_path / "cache") >= 1                        # written by the workers
+    done = [call[0] for call in calls]
+    assert done[0] == 0 and done[-1] == 12 and done == sorted(done)   # counted as the workers finish
+    monkeypatch.delenv("SYNTHSCOPE_SCHEDULER")
+    local = _attribution_from(datasets, "fingerprint", EmbeddingCache(tmp_path / "local"), str(tree))
+    np.testing.assert_allclose(data.features, local.features, rtol=FLOAT_RTOL, atol=FLOAT_ATOL)
