@@ -202,10 +202,11 @@ def test_the_dashboards_feature_loading_runs_on_the_scheduler_with_progress_from
     calls = []
     cache = EmbeddingCache(tmp_path / "cache")
     data = _attribution_from(datasets, "fingerprint", cache, str(tree), progress=lambda *args: calls.append(args))
-    assert data.features.shape[0] == 12
+    n = sum(len(dataset.manifest) for dataset in datasets)
+    assert data.features.shape[0] == n
     assert _n_shards(tmp_path / "cache") >= 1                        # written by the workers
     done = [call[0] for call in calls]
-    assert done[0] == 0 and done[-1] == 12 and done == sorted(done)   # counted as the workers finish
+    assert done[0] == 0 and done[-1] == n and done == sorted(done)    # counted as the workers finish
     monkeypatch.delenv("SYNTHSCOPE_SCHEDULER")
     local = _attribution_from(datasets, "fingerprint", EmbeddingCache(tmp_path / "local"), str(tree))
     np.testing.assert_allclose(data.features, local.features, rtol=FLOAT_RTOL, atol=FLOAT_ATOL)
