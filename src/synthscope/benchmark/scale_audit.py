@@ -241,6 +241,7 @@ def in_subprocess(name: str, timeout: float = 3600, **kwargs) -> dict:
         return {**kwargs, "error": (done.stderr or done.stdout).strip().splitlines()[-1:], "process_s": 0.0}
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["process_s"] = time.perf_counter() - start
+    print(f"[bench]     -> {json.dumps(result, default=str)[:400]}", flush=True)
     return result
 
 
@@ -305,10 +306,10 @@ def run(ctx: BenchContext) -> BenchSection:
     data["cluster"] += [in_subprocess("cluster", n=VECTOR_SIZES[pick][1], method="auto")]
     n_real = MEMBERSHIP_REAL[pick]
     data["membership"] = [in_subprocess("membership", n_generated=n, n_real=n_real) for n in MEMBERSHIP_GENERATED[pick]]
-    data["membership_run"] = in_subprocess("membership_run", n_generated=MEMBERSHIP_GENERATED[pick][-1], n_real=n_real)
     # exact at the middle size (1M x 10k exact costs ~10^12 multiply-adds: tens of minutes on 2 busy cores)
     data["knn"] = [in_subprocess("knn", n_data=VECTOR_SIZES[pick][1], n_query=n_real, method="exact")]
     data["knn"] += [in_subprocess("knn", n_data=n, n_query=n_real, method="faiss") for n in VECTOR_SIZES[pick][1:]]
+    data["membership_run"] = in_subprocess("membership_run", n_generated=MEMBERSHIP_GENERATED[pick][-1], n_real=n_real)
     data["load_avg_end"] = list(os.getloadavg())
     lines = _markdown(data)
     return BenchSection(title="Scale: a large audit, 1 process and a 2-worker Dask cluster, extrapolated to 1M images",
