@@ -17,7 +17,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip wheel setuptools
-	$(PY) -m pip install --quiet -e ".[dashboard,test,astra]"
+	$(PY) -m pip install --quiet -e ".[dashboard,test,astra,dask,faiss]"
 	touch $(STAMP)
 
 # Debian's chromium for the browser tests (never `playwright install`: it downloads a browser).

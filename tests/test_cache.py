@@ -376,16 +376,56 @@ def test_a_flipped_byte_in_an_index_is_reported_and_only_that_shard_rebuilt(tmp_
     assert stats.n_computed == 0
 
 
-def test_version_1_indexes_without_a_checksum_are_still_read(tmp_path):
-    cache = EmbeddingCache(tmp_path)
-    extractor = PixelsExtractor(size=4)
-    cache.add(extractor, ["a"], np.ones((1, 16), np.float32))
-    (index,) = cache.namespace(extractor).glob("shard-*.json")
+def test_a_version_1_index_is_not_trusted_a_swapped_key_is_recomputed_not_served(tmp_path):
+    """Issue 23 item 9: version-1 indexes carry no checksum, so a key list damaged in one (here two keys
+    swapped) used to serve each image the other's vector silently. They are now warned about, removed
+    and recomputed."""
+    extractor = CountingPixels(size=4)
+    images = np.stack([np.full((8, 8), 10, np.uint8), np.full((8, 8), 200, np.uint8)])
+    expected = embed_arrays(images, extractor, cache=EmbeddingCache(tmp_path))
+    assert not np.array_equal(expected[0], expected[1])
+    (index,) = EmbeddingCache(tmp_path).namespace(extractor).glob("shard-*.json")
     meta = json.loads(index.read_text())
-    assert meta["version"] == 2 and "index_crc32" in meta
     del meta["index_crc32"]
     meta["version"] = 1
+    meta["keys"] = meta["keys"][::-1]          # what a damaged (or hand-edited) v1 index holds
     index.write_text(json.dumps(meta))
-    with warnings.catch_warnings():
+
+    with pytest.warns(CacheCorruptionWarning, match="version-1 index has no checksum"):
+        served = embed_arrays(images, extractor, cache=EmbeddingCache(tmp_path))
+    np.testing.assert_array_equal(served, expected)
+    assert extractor.n_transformed == 2 * len(images)          # recomputed, not read from the v1 shard
+    assert not index.exists()
+    with warnings.catch_warnings():                              # the rewritten cache is version 2 and trusted
         warnings.simplefilter("error", CacheCorruptionWarning)
-        assert EmbeddingCache(tmp_path).lookup(extractor, ["a"])[0].all()
+        np.testing.assert_array_equal(embed_arrays(images, extractor, cache=EmbeddingCache(tmp_path)), expected)
+    assert extractor.n_transformed == 2 * len(images)
+
+
+def test_a_merge_leaves_big_shards_alone_and_writes_bounded_ones(tmp_path, monkeypatch):
+    """At a million images a merge may neither rewrite the whole namespace nor hold it in memory: shards
+    of MERGED_SHARD_BYTES or more are left as they are, small ones merge into shards of at most that size."""
+    import synthscope.cache as cache_module
+
+    shard_bytes = 3 * 16 * 4                      # 3 rows of 16 float32
+    monkeypatch.setattr(cache_module, "MERGED_SHARD_BYTES", 2 * shard_bytes)
+    cache = EmbeddingCache(tmp_path)
+    extractor = PixelsExtractor(size=4)
+    big_keys = [f"big-{i}" for i in range(6)]
+    cache.add(extractor, big_keys, np.arange(6 * 16, dtype=np.float32).reshape(6, 16))
+    (big,) = cache.namespace(extractor).glob("shard-*.npy")
+    rng = np.random.default_rng(1)
+    keys, vectors = list(big_keys), [np.arange(6 * 16, dtype=np.float32).reshape(6, 16)]
+    for step in range(MAX_SHARDS + 1):
+        batch_keys = [f"{step:02d}-{i}" for i in range(3)]
+        batch = rng.random((3, 16), dtype=np.float32)
+        cache.add(extractor, batch_keys, batch)
+        keys += batch_keys
+        vectors.append(batch)
+    shards = sorted(cache.namespace(extractor).glob("shard-*.npy"))
+    assert big in shards                                       # not rewritten
+    assert all(path.stat().st_size - 128 <= 2 * shard_bytes for path in shards if path != big)
+    assert len(shards) == 1 + (MAX_SHARDS + 1 + 1) // 2
+    found, got = EmbeddingCache(tmp_path).lookup(extractor, keys)
+    assert found.all()
+    np.testing.assert_array_equal(got, np.concatenate(vectors))

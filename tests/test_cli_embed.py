@@ -90,3 +90,38 @@ def test_extractors_says_why_a_missing_package_is_unavailable(monkeypatch):
     assert any("why:" in line and "pip install" in line for line in astra_lines), result.output
     failed = runner.invoke(app, ["embed", ".", "--extractor", "astra-ct"])
     assert failed.exit_code == 2 and "not available here" in failed.output
+
+
+def test_ctrl_c_mid_embed_keeps_every_finished_chunk(tmp_path):
+    """Issue 23 item 11: SIGINT to a real `synthscope embed` used to keep nothing (every finished image was
+    recomputed). Each finished chunk is now a cache shard of its own, so the re-run reads them as hits."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from layout_factory import make_layout
+
+    tree = make_layout(tmp_path / "data", "2025-st1-dev", n=40)           # 120 images
+    cache = tmp_path / "cache"
+    args = [sys.executable, "-m", "synthscope", "embed", str(tree), "-e", "lbp", "--chunk-size", "8",
+            "--cache-dir", str(cache)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    shards = lambda: list(cache.glob("embeddings/*/shard-*.json"))  # noqa: E731
+    deadline = time.monotonic() + 240
+    while len(shards()) < 2 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "embed finished before it could be interrupted: " + process.communicate()[1]
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    match = re.search(r"interrupted: (\d+) of 120 images are in the cache", err)
+    assert match, err
+    kept = int(match.group(1))
+    assert kept >= 16 and kept % 8 == 0 and kept < 120
+
+    again = runner.invoke(app, ["embed", str(tree), "-e", "lbp", "--cache-dir", str(cache)])
+    assert again.exit_code == 0, again.output
+    assert f"120 images x 54 dims ({kept} cached, {120 - kept} computed" in again.output

@@ -84,3 +84,26 @@ def test_umap_is_deterministic_for_a_seed(blobs):
     second = project(blobs, "umap", seed=0, cache=False, n_neighbors=10)
     np.testing.assert_allclose(first, second, rtol=1e-4, atol=1e-4)
     assert first.shape == (90, 2)
+
+
+def test_large_projections_say_what_they_are_and_umap_places_the_rest_by_transform(monkeypatch):
+    """Above LARGE_PROJECTION points UMAP is fit on a sample and transforms the rest; t-SNE needs openTSNE.
+    The threshold is lowered here so the test stays small."""
+    import synthscope.projection as projection
+
+    monkeypatch.setattr(projection, "LARGE_PROJECTION", 150)
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (100, 8)), rng.normal(8, 1, (100, 8))]).astype(np.float32)
+    coords = projection.project(X, "umap", cache=False)
+    assert coords.shape == (200, 2) and np.isfinite(coords).all()
+    # the two blobs stay apart for the transformed points too
+    centre_a, centre_b = coords[:100].mean(axis=0), coords[100:].mean(axis=0)
+    nearer_a = np.linalg.norm(coords - centre_a, axis=1) < np.linalg.norm(coords - centre_b, axis=1)
+    assert nearer_a[:100].mean() > 0.95 and nearer_a[100:].mean() < 0.05
+    assert projection.describe_projection("umap", 200) == (
+        "UMAP fit on a sample of 150 of 200 points, the others placed by its transform")
+    assert projection.describe_projection("umap", 100) == "UMAP"
+    if not projection._opentsne_available():
+        assert not projection.available_at("tsne", 200)
+        with pytest.raises(ValueError, match="needs openTSNE"):
+            projection.project(X, "tsne", cache=False)

@@ -259,13 +259,26 @@ def _summarise(dataset) -> DatasetSummary:
                           warnings=list(report.warnings), sample_loader=samples)
 
 
+def _cluster_engine(cache):
+    """The Dask cluster at $SYNTHSCOPE_SCHEDULER for the page's feature computing, else nothing (no Dask import)."""
+    import contextlib
+    import os
+
+    if not os.environ.get("SYNTHSCOPE_SCHEDULER"):
+        return contextlib.nullcontext()
+    from synthscope.engine import open_engine
+
+    return open_engine(cache_dir=getattr(cache, "cache_dir", None))
+
+
 def _attribution_from(datasets, extractor: str, cache, path: str, progress=None, device: str = "auto") -> AttributionData:
     """The pooled matrix exactly as `synthscope prepare` builds it, so its cached projections are found.
     `progress(done, total, what)` is called while images are embedded (nothing when all are cached)."""
     from synthscope.projection import NotCached, project
     from synthscope.datatree import attribution_matrix
 
-    matrix = attribution_matrix(datasets, extractor, cache=cache, progress=progress or False, device=device)
+    with _cluster_engine(cache):   # $SYNTHSCOPE_SCHEDULER: workers embed, `progress` counts their finished chunks
+        matrix = attribution_matrix(datasets, extractor, cache=cache, progress=progress or False, device=device)
     frame, X = matrix.frame, matrix.features
     projections, hints = {"pca": pca_2d(X)}, {}
     for method in ("umap", "tsne"):

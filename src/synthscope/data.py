@@ -56,8 +56,11 @@ __all__ = [
 
 MANIFEST_COLUMNS = ["image_id", "path", "role", "group", "label", "sha256"]
 
-# Decoded arrays kept per dataset; beyond this, images are decoded again on each call.
-MEMO_LIMIT_BYTES = int(os.environ.get("SYNTHSCOPE_IMAGE_MEMO_BYTES", 4 * 2**30))
+# Decoded arrays kept per dataset, all or nothing: a data set whose images fit (ImageCLEF folders, up to
+# ~16k images) is decoded once; a larger one is decoded again on each call, so that memory stays bounded
+# by the chunk being worked on instead of filling this much first.
+MEMO_LIMIT_BYTES = int(os.environ.get("SYNTHSCOPE_IMAGE_MEMO_BYTES", 2**30))
+_LOAD_CHUNK = 2048   # images decoded at once while a data set is loaded
 
 
 @dataclass
@@ -102,7 +105,7 @@ class _ImageStore:
             if (len(self._arrays) + 1) * IMAGE_SIZE * IMAGE_SIZE <= self.limit_bytes:
                 self._arrays[path] = array
 
-    def get_many(self, paths: list[str]) -> np.ndarray:
+    def get_many(self, paths: list[str], memoise: bool = True) -> np.ndarray:
         out = np.empty((len(paths), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
         with self._lock:
             missing = []
@@ -116,7 +119,8 @@ class _ImageStore:
             decoded = load_images([paths[i] for i in missing], self.size_policy)
             for row, index in enumerate(missing):
                 out[index] = decoded[row]
-                self.put(paths[index], decoded[row].copy())
+                if memoise:
+                    self.put(paths[index], decoded[row].copy())
         return out
 
 
@@ -138,8 +142,9 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.manifest)
 
-    def images(self, rows=None) -> np.ndarray:
-        """uint8 [n, 256, 256] for all rows, positional indices, or a boolean mask; decoded once and memoised."""
+    def images(self, rows=None, *, memoise: bool = True) -> np.ndarray:
+        """uint8 [n, 256, 256] for all rows, positional indices, or a boolean mask; decoded once and memoised
+        when the whole data set fits in `MEMO_LIMIT_BYTES` (and `memoise`), else decoded on every call."""
         paths = self.manifest["path"].to_numpy()
         if rows is not None:
             rows = np.asarray(rows)
@@ -148,7 +153,8 @@ class Dataset:
                     raise ValueError(f"boolean mask has shape {rows.shape}, expected ({len(paths)},)")
                 rows = np.flatnonzero(rows)
             paths = paths[rows.astype(np.int64)]
-        return self._store.get_many([str(p) for p in paths])
+        fits = len(self.manifest) * IMAGE_SIZE * IMAGE_SIZE <= self._store.limit_bytes
+        return self._store.get_many([str(p) for p in paths], memoise=memoise and fits)
 
     def subset(self, mask) -> "Dataset":
         """A dataset of the selected rows (boolean mask or positional indices) sharing the decoded images."""
@@ -240,12 +246,15 @@ def load_dataset(
         digest = hashlib.sha256(data).hexdigest() if compute_sha else ""
         return decoded, None, digest
 
-    results = map_threaded(decode, entries)
+    # In chunks, keeping the arrays only when all of them fit the memo: memory stays bounded at any size.
+    keep = len(entries) * IMAGE_SIZE * IMAGE_SIZE <= store.limit_bytes
     skipped = list(match.stray)
     wrong_size = []
     rows = []
     notes_by_path: dict[str, list[str]] = {}
-    for entry, (decoded, error, digest) in zip(entries, results):
+    for entry, (decoded, error, digest) in (pair for start in range(0, len(entries), _LOAD_CHUNK)
+                                             for pair in zip(entries[start:start + _LOAD_CHUNK],
+                                                             map_threaded(decode, entries[start:start + _LOAD_CHUNK]))):
         if decoded is None:
             if error.kind == "size":
                 wrong_size.append(f"{entry.path} ({error.reason.split(' is not')[0].removeprefix('size ')})")
@@ -253,7 +262,8 @@ def load_dataset(
                 skipped.append(SkippedFile(str(entry.path), error.reason))
             continue
         path_str = str(entry.path.resolve()) if not entry.path.is_absolute() else str(entry.path)
-        store.put(path_str, decoded.array)
+        if keep:
+            store.put(path_str, decoded.array)
         if decoded.notes:
             notes_by_path[path_str] = decoded.notes
         rows.append((entry.path.stem, path_str, entry.role, entry.group, entry.label, digest))

@@ -176,7 +176,7 @@ def prepare(path: str | os.PathLike, *, extractors: Sequence[str] = ("fingerprin
     import time
 
     from synthscope.cache import CacheStats, EmbeddingCache, embed_dataset
-    from synthscope.projection import NotCached, project
+    from synthscope.projection import NotCached, available_at, describe_projection, project
 
     cache = cache or EmbeddingCache()
     datasets, errors = load_datasets(path, size_policy=size_policy, layout=layout, manifest_csv=manifest_csv)
@@ -192,13 +192,19 @@ def prepare(path: str | os.PathLike, *, extractors: Sequence[str] = ("fingerprin
         if not any(d.task == "attribution" for d in datasets):
             continue
         X = attribution_matrix(datasets, extractor, cache=cache).features
-        for method in projections:
+        wanted = [m for m in projections if available_at(m, len(X))]
+        if len(wanted) < len(projections):     # t-SNE at scale without openTSNE: PCA instead, said once
+            say(f"{', '.join(m for m in projections if m not in wanted)} skipped at {len(X):,} points "
+                "(pip install openTSNE for t-SNE at scale); PCA computed instead")
+            wanted = list(dict.fromkeys(wanted + ["pca"]))
+        for method in wanted:
             start = time.perf_counter()
             try:
                 project(X, method, compute=False)
                 computed = False
             except NotCached:
-                say(f"computing {method} of {extractor} features ({X.shape[0]:,} x {X.shape[1]:,})")
+                say(f"computing {describe_projection(method, len(X))} of {extractor} features "
+                    f"({X.shape[0]:,} x {X.shape[1]:,})")
                 project(X, method)
                 computed = True
             done.append(PreparedItem(f"{method} of {extractor} ({X.shape[0]:,} x {X.shape[1]:,})",

@@ -2,6 +2,12 @@
 
 UMAP costs 60-90 s of numba JIT in a fresh process here, so projections are computed by the CLI or a
 notebook (`synthscope project`) and the dashboard only reads them with `compute=False`.
+
+Above `LARGE_PROJECTION` points (50,000) t-SNE and UMAP take minutes to hours on a CPU: UMAP is then fit
+on a seeded sample of that many points and places the rest with its `transform`, and t-SNE needs
+openTSNE's FFT-accelerated implementation (`pip install openTSNE`), else it is refused with a message
+naming PCA and UMAP. `describe_projection(method, n)` says in words which one a projection of n points
+is, for the page and reports.
 Cache: `default_cache_dir()/projections/<key>.npy`, key = sha256 of the embedding bytes (dtype and
 shape included) + method + parameters + library version.
 """
@@ -18,6 +24,35 @@ from typing import Any
 import numpy as np
 
 METHODS = ("pca", "umap", "tsne")
+#: above this many points UMAP is fit on a sample of this many and t-SNE needs openTSNE
+LARGE_PROJECTION = 50_000
+
+
+def _opentsne_available() -> bool:
+    try:
+        import openTSNE  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def describe_projection(method: str, n_points: int) -> str:
+    """Which projection `project(X, method)` computes for `n_points` points, in words."""
+    if method == "pca":
+        return "PCA (2 components)"
+    if method == "umap":
+        if n_points > LARGE_PROJECTION:
+            return (f"UMAP fit on a sample of {LARGE_PROJECTION:,} of {n_points:,} points, the others placed by "
+                    "its transform")
+        return "UMAP"
+    if method == "tsne":
+        return "t-SNE (openTSNE, FFT-accelerated)" if n_points > LARGE_PROJECTION else "t-SNE (scikit-learn, Barnes-Hut)"
+    raise ValueError(f"unknown projection method {method!r}; use one of {', '.join(METHODS)}")
+
+
+def available_at(method: str, n_points: int) -> bool:
+    """Whether `project` can compute `method` for this many points here (t-SNE at scale needs openTSNE)."""
+    return not (method == "tsne" and n_points > LARGE_PROJECTION and not _opentsne_available())
 
 
 class NotCached(LookupError):
@@ -74,7 +109,25 @@ def _compute(X: np.ndarray, method: str, seed: int, params: dict[str, Any]) -> n
 
         options = {"n_neighbors": min(15, n - 1), "min_dist": 0.1, "metric": "euclidean", "n_jobs": 1, **params}
         # random_state fixes the layout (umap then runs single-threaded, which is what makes it repeatable)
-        return umap.UMAP(n_components=2, random_state=seed, **options).fit_transform(X)
+        model = umap.UMAP(n_components=2, random_state=seed, **options)
+        if n <= LARGE_PROJECTION:
+            return model.fit_transform(X)
+        sample = np.sort(np.random.default_rng(seed).choice(n, size=LARGE_PROJECTION, replace=False))
+        out = np.empty((n, 2), dtype=np.float32)
+        out[sample] = model.fit_transform(X[sample])
+        rest = np.setdiff1d(np.arange(n), sample)
+        for start in range(0, len(rest), LARGE_PROJECTION):   # bounded memory for the transform's kNN
+            rows = rest[start:start + LARGE_PROJECTION]
+            out[rows] = model.transform(X[rows])
+        return out
+    if method == "tsne" and n > LARGE_PROJECTION:
+        if not _opentsne_available():
+            raise ValueError(f"t-SNE of {n:,} points (more than {LARGE_PROJECTION:,}) needs openTSNE's FFT-accelerated "
+                             "t-SNE (pip install openTSNE); or use --method pca, or umap (fit on a sample)")
+        from openTSNE import TSNE as OpenTSNE
+
+        options = {"perplexity": 30.0, "n_jobs": 1, **params}
+        return np.asarray(OpenTSNE(n_components=2, random_state=seed, **options).fit(X))
     if method == "tsne":
         from sklearn.manifold import TSNE
 

@@ -23,6 +23,7 @@ from synthscope.benchmark.base import BenchContext, BenchSection, cpu_count, pea
 SECTIONS = (
     "synthscope.benchmark.speed_features",
     "synthscope.benchmark.speed_scale",
+    "synthscope.benchmark.scale_audit",
     "synthscope.benchmark.quality_attribution",
     "synthscope.benchmark.quality_membership",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from enum import Enum
@@ -160,6 +161,35 @@ ManifestOption = typer.Option(None, "--manifest", help="CSV with path, role, lab
 #: bootstrap resamples: the same bounds in every command (below 100 the percentile CIs are noise)
 N_BOOT_MIN, N_BOOT_MAX = 100, 100_000
 NBootOption = typer.Option(1000, "--n-boot", min=N_BOOT_MIN, max=N_BOOT_MAX, help="Bootstrap resamples for the CIs.")
+
+
+WorkersOption = typer.Option(
+    None, "--workers", min=1,
+    help="Compute on a local Dask cluster of N worker processes (pip install 'synthscope[dask]').")
+SchedulerOption = typer.Option(
+    None, "--scheduler", help="Compute on a running Dask cluster at this address (tcp://host:8786; default "
+    "$SYNTHSCOPE_SCHEDULER). Its workers must see the cache dir.")
+ChunkSizeOption = typer.Option(
+    None, "--chunk-size", min=1, help="Images per chunk: one cache shard and one cluster task each; memory "
+    "grows with it, not with the number of images (default 1024).")
+
+
+@contextlib.contextmanager
+def engine_for(workers: Optional[int], scheduler: Optional[str]):
+    """The Dask engine that --workers / --scheduler ask for, made active for everything computed inside
+    (`synthscope.engine`), or None without them (then Dask is never imported). Exit 2 with one line when
+    the cluster cannot be used."""
+    if not workers and not scheduler and not os.environ.get("SYNTHSCOPE_SCHEDULER"):
+        yield None     # not even synthscope.engine is imported: start-up is what it was without Dask
+        return
+    from synthscope.engine import EngineError, open_engine
+
+    try:
+        with open_engine(workers, scheduler) as engine:
+            typer.echo(f"computing on {engine.description}", err=True)
+            yield engine
+    except EngineError as error:
+        raise fail(str(error))
 
 
 def choice(value) -> Optional[str]:

@@ -11,8 +11,8 @@ import typer
 from synthscope.attribution import CLUSTER_METHODS
 from synthscope.commands._common import (
     CacheDirOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, NBootOption, SizePolicy,
-    SizePolicyOption, apply_cache_dir, check_output_file, choice, fail, guard_dataset_outputs, guard_outputs, load_for,
-    read_truth_or_fail,
+    SchedulerOption, SizePolicyOption, WorkersOption, apply_cache_dir, check_output_file, choice, engine_for, fail,
+    guard_dataset_outputs, guard_outputs, load_for, read_truth_or_fail,
 )
 
 Method = Enum("Method", {name: name for name in CLUSTER_METHODS}, type=str)
@@ -34,6 +34,8 @@ def attribute(
     manifest: Optional[Path] = ManifestOption,
     device: Device = DeviceOption,
     cache_dir: Optional[Path] = CacheDirOption,
+    workers: Optional[int] = WorkersOption,
+    scheduler: Optional[str] = SchedulerOption,
 ) -> None:
     """Group generated images by generator and write a validated sub-task 2 run file."""
     from synthscope.attribution import AttributionOptions, evaluate_attribution, run_attribution
@@ -71,7 +73,8 @@ def attribute(
     if k is None and (dev_set is None or not dev_set.layout.startswith("2025-st2")):
         raise fail("--k is required for clustering: the number of generators the task states")
     try:
-        run = run_attribution(test, dev_set, options, device=choice(device), progress=True)
+        with engine_for(workers, scheduler):
+            run = run_attribution(test, dev_set, options, device=choice(device), progress=True)
     except KeyError as error:
         raise fail(str(error.args[0]))
     except (ExtractorUnavailable, ValueError) as error:
@@ -111,7 +114,7 @@ def project_command(
 
     from synthscope.cache import EmbeddingCache, embed_dataset
     from synthscope.features import ExtractorUnavailable, get_extractor
-    from synthscope.projection import project
+    from synthscope.projection import describe_projection, project
 
     dataset = load_for(path, size_policy=size_policy, layout=layout, manifest=manifest)
     try:
@@ -127,7 +130,7 @@ def project_command(
         coords = project(vectors, choice(method), seed=seed)
     except ValueError as error:
         raise fail(str(error))
-    typer.echo(f"{choice(method)} projection of {len(coords)} {extractor} embeddings cached "
+    typer.echo(f"{describe_projection(choice(method), len(coords))}: projection of {len(coords)} {extractor} embeddings cached "
                f"({time.perf_counter() - start:.1f} s)")
 
 

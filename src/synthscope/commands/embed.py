@@ -9,8 +9,9 @@ from typing import List, Optional
 import typer
 
 from synthscope.commands._common import (
-    CacheDirOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, SizePolicy, SizePolicyOption,
-    apply_cache_dir, choice, fail, guard_outputs, load_for, use_cache_dir,
+    CacheDirOption, ChunkSizeOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, SchedulerOption,
+    SizePolicy, SizePolicyOption, WorkersOption, apply_cache_dir, choice, engine_for, fail, guard_outputs, load_for,
+    use_cache_dir,
 )
 
 
@@ -38,12 +39,19 @@ def embed(
     layout: Optional[Layout] = LayoutOption,
     manifest: Optional[Path] = ManifestOption,
     cache_dir: Optional[Path] = CacheDirOption,
+    workers: Optional[int] = WorkersOption,
+    scheduler: Optional[str] = SchedulerOption,
+    chunk_size: Optional[int] = ChunkSizeOption,
 ) -> None:
-    """Compute the embeddings of every image in PATH (only those not cached yet) and store them in the cache."""
+    """Compute the embeddings of every image in PATH (only those not cached yet) and store them in the cache.
+
+    Images are computed a chunk at a time and each finished chunk is stored at once, so Ctrl-C keeps them
+    and the next run computes only the rest. Memory depends on --chunk-size, not on the number of images.
+    """
     guard_outputs({}, input_files={"--manifest": manifest}, data_folders={"PATH": path}, cache_dir=cache_dir)
     apply_cache_dir(cache_dir)
     device = choice(device)
-    from synthscope.cache import CacheStats, EmbeddingCache, embed_dataset
+    from synthscope.cache import DEFAULT_CHUNK_SIZE, CacheStats, EmbeddingCache, cache_dataset, dataset_keys
     from synthscope.features import ExtractorUnavailable, get_extractor
 
     try:
@@ -57,12 +65,17 @@ def embed(
     cache = EmbeddingCache()
     stats = CacheStats()
     try:
-        vectors = embed_dataset(dataset, chosen, cache=cache, batch_size=batch_size or chosen.default_batch_size,
-                                device=device, progress=True, stats=stats)
+        with engine_for(workers, scheduler):
+            cache_dataset(dataset, chosen, cache=cache, batch_size=batch_size or chosen.default_batch_size,
+                          device=device, progress=True, stats=stats, chunk_size=chunk_size or DEFAULT_CHUNK_SIZE)
     except ExtractorUnavailable as error:
         raise fail(str(error))
+    except KeyboardInterrupt:
+        kept = len(cache.keys(chosen) & set(dataset_keys(dataset)))
+        raise fail(f"interrupted: {kept} of {len(dataset.manifest)} images are in the cache {cache.namespace(chosen)} "
+                   "(every finished chunk is kept); run the same command again to compute the rest", code=130)
     rate = f", {stats.n_computed / stats.seconds:.1f} img/s" if stats.n_computed and stats.seconds > 0 else ""
-    typer.echo(f"{extractor}: {len(vectors)} images x {vectors.shape[1]} dims "
+    typer.echo(f"{extractor}: {stats.n_rows} images x {cache.dimension(chosen)} dims "
                f"({stats.n_cached} cached, {stats.n_computed} computed in {stats.seconds:.1f} s{rate})")
     typer.echo(f"cache: {stats.namespace}")
 

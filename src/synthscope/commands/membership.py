@@ -15,7 +15,8 @@ import typer
 
 from synthscope.commands._common import (
     CacheDirOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, NBootOption, SizePolicy, SizePolicyOption,
-    apply_cache_dir, check_output_file, choice, fail, guard_dataset_outputs, guard_outputs, load_for, read_truth_or_fail,
+    SchedulerOption, WorkersOption, apply_cache_dir, check_output_file, choice, engine_for, fail,
+    guard_dataset_outputs, guard_outputs, load_for, read_truth_or_fail,
 )
 from synthscope.membership.pipeline import OBJECTIVE_CHOICES, REFERENCES
 from synthscope.membership.registration import IMAGE_SCORES
@@ -80,6 +81,8 @@ def membership(
     manifest: Optional[Path] = ManifestOption,
     device: Device = DeviceOption,
     cache_dir: Optional[Path] = CacheDirOption,
+    workers: Optional[int] = WorkersOption,
+    scheduler: Optional[str] = SchedulerOption,
 ) -> None:
     """Predict which real images trained the generator; write a validated sub-task 1 run file."""
     from synthscope.features import ExtractorUnavailable
@@ -108,7 +111,8 @@ def membership(
         if data is not None:
             guard_dataset_outputs(data, outputs, what)
     try:
-        run = run_membership(dataset, dev_set, options, device=choice(device), progress=True)
+        with engine_for(workers, scheduler):
+            run = run_membership(dataset, dev_set, options, device=choice(device), progress=True)
     except ExtractorUnavailable as error:
         raise fail(str(error))
     except (ValueError, KeyError) as error:
@@ -164,6 +168,8 @@ def controls(
     manifest: Optional[Path] = ManifestOption,
     device: Device = DeviceOption,
     cache_dir: Optional[Path] = CacheDirOption,
+    workers: Optional[int] = WorkersOption,
+    scheduler: Optional[str] = SchedulerOption,
 ) -> None:
     """Positive control (planted near copies must be flagged) and null control (held-out real images
     as the generated set: the verdict must be "no leakage"). Exits 1 when a control fails."""
@@ -182,7 +188,8 @@ def controls(
     dataset = load_for(path, **loading)
     dev_set = load_for(dev, **loading, what="dev set") if dev is not None else None
     try:
-        report = run_controls(dataset, dev_set, options, device=choice(device), progress=True)
+        with engine_for(workers, scheduler):
+            report = run_controls(dataset, dev_set, options, device=choice(device), progress=True)
     except ExtractorUnavailable as error:
         raise fail(str(error))
     except ValueError as error:

@@ -10,7 +10,7 @@ import typer
 from synthscope.commands.attribute import ProjectionMethod
 from synthscope.commands._common import (
     CacheDirOption, Device, DeviceOption, Layout, LayoutOption, ManifestOption, SizePolicy, SizePolicyOption,
-    apply_cache_dir, choice, fail, guard_outputs,
+    SchedulerOption, WorkersOption, apply_cache_dir, choice, engine_for, fail, guard_outputs,
 )
 
 
@@ -25,6 +25,8 @@ def prepare_command(
     manifest: Optional[Path] = ManifestOption,
     device: Device = DeviceOption,
     cache_dir: Optional[Path] = CacheDirOption,
+    workers: Optional[int] = WorkersOption,
+    scheduler: Optional[str] = SchedulerOption,
 ) -> None:
     """Embed every data set under PATH and cache the projections the dashboard reads.
 
@@ -36,8 +38,10 @@ def prepare_command(
     from synthscope.datatree import WorkspaceError, prepare
 
     try:
-        items = prepare(path, extractors=extractor, projections=[choice(m) for m in projection], size_policy=choice(size_policy),
-                        layout=choice(layout), manifest_csv=manifest, device=choice(device))
+        with engine_for(workers, scheduler):
+            items = prepare(path, extractors=extractor, projections=[choice(m) for m in projection],
+                            size_policy=choice(size_policy), layout=choice(layout), manifest_csv=manifest,
+                            device=choice(device))
     except (WorkspaceError, KeyError, ValueError) as error:
         raise fail(str(error))
     for item in items:

@@ -140,9 +140,12 @@ def get_extractor(name: str, **options: Any) -> Extractor:
         raise ExtractorUnavailable(f"extractor {name!r} is not available here: {reason}")
     options = check_options(name, registration.options or registration.factory, options)
     try:
-        return registration.factory(**options)
+        extractor = registration.factory(**options)
     except TypeError as error:   # a value the signature could not type-check (e.g. a list where a pair is due)
         raise ValueError(f"extractor {name!r} cannot use the options {options}: {error}") from None
+    # how to build it again elsewhere: a Dask worker rebuilds it from this instead of receiving its weights
+    extractor.registry_spec = (name, dict(options))
+    return extractor
 
 
 def list_extractors() -> list[ExtractorInfo]:

@@ -258,8 +258,8 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
 
     def score_group(data, feats, real_rows, gen_rows, ref, used, chosen):
         ids = data.manifest["image_id"].to_numpy()[real_rows]
-        real = {s: feats[s][real_rows] for s in spaces}
-        gen = {s: feats[s][gen_rows] for s in spaces}
+        real = {s: _take(feats[s], real_rows) for s in spaces}
+        gen = {s: _take(feats[s], gen_rows) for s in spaces}
         result = score_membership(real, gen, ref, ids=ids, scores=feature_scores or ("distance",), used=used,
                                   primary="ensemble", alpha=alpha, n_neighbors=options.n_neighbors)
         if not feature_scores:
@@ -288,8 +288,8 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
     for group in groups:
         real_rows, gen_rows = _group_rows(dataset, group)
         ids = dataset.manifest["image_id"].to_numpy()[real_rows]
-        real = {s: features[s][real_rows] for s in spaces}
-        gen = {s: features[s][gen_rows] for s in spaces}
+        real = {s: _take(features[s], real_rows) for s in spaces}
+        gen = {s: _take(features[s], gen_rows) for s in spaces}
         dev_result, dev_group, dev_used, n_tests = None, pairs.get(group), None, 1
         if dev is not None:
             dev_real_rows, dev_gen_rows = _group_rows(dev, dev_group)
@@ -297,7 +297,7 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
             if dev_used is None or dev_used.min() == dev_used.max():
                 raise ValueError(f"dev group {dev_group!r} of {dev.root} needs real images labelled both used and "
                                  f"not used")
-            dev_real = {s: dev_features[s][dev_real_rows] for s in spaces}
+            dev_real = {s: _take(dev_features[s], dev_real_rows) for s in spaces}
             try:
                 dev_result = score_group(dev, dev_features, dev_real_rows, dev_gen_rows,
                                          real if options.reference == "dev" else None, dev_used, None)
@@ -374,11 +374,19 @@ def _nearest_generated(dataset, features, real_rows, gen_rows, split: str) -> pd
     """Each real image's nearest generated images of its group in 64 px grey levels (the galleries)."""
     X = features[GALLERY_SPACE]
     k = min(GALLERY_NEIGHBOURS, len(gen_rows))
-    distances, found = knn(X[real_rows], X[gen_rows], k)
+    distances, found = knn(_take(X, real_rows), _take(X, gen_rows), k)
     ids = dataset.manifest["image_id"].to_numpy()
     return pd.DataFrame({
         "split": split, "real_id": np.repeat(ids[real_rows].astype(str), k), "rank": np.tile(np.arange(k), len(real_rows)),
         "generated_id": ids[gen_rows][found.ravel()].astype(str), "distance": distances.ravel().astype(float)})
+
+
+def _take(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """X[rows], as a view when the rows are one run (a group's images are contiguous in the sorted manifest):
+    at 100,000 generated images a copy per space and per call was most of a run's memory."""
+    if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and (np.diff(rows) == 1).all():
+        return X[rows[0]:rows[-1] + 1]
+    return X[rows]
 
 
 def _group_rows(dataset, group: str) -> tuple[np.ndarray, np.ndarray]:

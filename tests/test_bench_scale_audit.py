@@ -1,0 +1,43 @@
+"""The scale_audit bench section runs end to end at tiny sizes (monkeypatched) and its report holds what
+it measured: every row measured in a process of its own, the cluster's vectors compared with 1 process, the
+start-up without flags free of Dask, slopes and the extrapolation. Speed itself is never asserted."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from synthscope.benchmark import scale_audit
+from synthscope.benchmark.base import BenchContext
+
+pytest.importorskip("distributed", reason="the Dask engine is the optional extra synthscope[dask]")
+
+
+@pytest.mark.slow
+def test_scale_section_measures_every_part_and_reports_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(scale_audit, "IMAGE_SIZES", ((24, 48), (24, 48)))
+    monkeypatch.setattr(scale_audit, "VECTOR_SIZES", ((500, 2_000, 4_000), (500, 2_000, 4_000)))
+    monkeypatch.setattr(scale_audit, "MEMBERSHIP_GENERATED", ((500, 2_000), (500, 2_000)))
+    monkeypatch.setattr(scale_audit, "MEMBERSHIP_REAL", (200, 200))
+    monkeypatch.setenv("SYNTHSCOPE_SCALE_DIR", str(tmp_path))
+    section = scale_audit.run(BenchContext(shared_dir=None, cache_dir=tmp_path / "c", out_dir=tmp_path, quick=True))
+    data = section.data
+    json.dumps(data, default=str)
+    rows = data["embed"] + data["cache"] + data["cluster"] + data["membership"] + data["knn"] + [data["membership_run"]]
+    assert not [row for row in rows if "error" in row], rows
+    assert all(row["peak_rss_mb"] > 0 for row in rows)
+    assert [(row["n"], bool(row["workers"])) for row in data["embed"]] == [(24, False), (24, True), (48, False), (48, True)]
+    assert all(row["n_computed"] == row["n"] for row in data["embed"])
+    assert all(len(row["worker_peak_rss_mb"]) == 2 for row in data["embed"] if row["workers"])
+    assert data["embed"][-1]["same_as_one_process"] in ("identical",) or \
+        data["embed"][-1]["same_as_one_process"].startswith("max |difference| ")
+    assert not any(run["dask_imported"] for run in data["startup"]) and data["startup_workers"]["exit_code"] == 0
+    assert [row["rows_read"] for row in data["cache"]] == [500, 2_000, 4_000]
+    assert data["membership_run"]["n_predictions"] == 200
+    assert all(math.isfinite(value) for value in data["slopes"].values())
+    assert data["extrapolation"]["embed_one_machine_s"] > 0
+    for text in ("Embedding from images", "Start-up", "Caching", "Clustering", "Membership feature-space",
+                 "End-to-end membership run", "Extrapolation to a 1,000,000-image audit", "Growth"):
+        assert text in section.markdown
