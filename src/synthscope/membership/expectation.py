@@ -66,8 +66,6 @@ def expected_performance(scores: pd.DataFrame, used, groups, procedure: Callable
     either class for two folds."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from synthscope.metrics import membership_report
-
     used = np.asarray(used).astype(int)
     groups = pd.factorize(np.asarray(groups))[0]
     # a group's label for stratification: its majority class (groups found without labels may mix classes)
@@ -91,9 +89,36 @@ def expected_performance(scores: pd.DataFrame, used, groups, procedure: Callable
     y, p, g = np.concatenate(y_all), np.concatenate(p_all), np.concatenate(g_all)
     if len(y) == 0 or y.min() == y.max():
         return None
-    # the same scan group across repeats is one cluster: resampling it takes all its copies
-    report = membership_report(y, p, n_boot=n_boot, seed=seed, alpha=alpha, groups=g)
-    estimates = {k: report.estimates[k] for k in ("f1", "kappa", "accuracy")}
+    estimates = _stratified_group_bootstrap(y, p, g, n_boot=n_boot, seed=seed, alpha=alpha)
     prevalence = used.mean()
     return Expectation(estimates, float(2 * prevalence / (1 + prevalence)), len(used), int(groups.max() + 1), splits,
                        n_repeats, dict(chosen))
+
+
+def _stratified_group_bootstrap(y, predicted, groups, *, n_boot: int, seed: int, alpha: float) -> dict:
+    """F1, kappa and accuracy of pooled out-of-fold calls with percentile CIs from a bootstrap that resamples
+    whole groups (the same group across repeats is one cluster: drawing it takes all its copies), within
+    strata of the groups' majority class, so every resample holds both classes (a dev folder of nine scans
+    otherwise yields resamples without a used image, where F1 is undefined)."""
+    from synthscope.metrics import Estimate, _rates_from_counts
+
+    cells = np.stack([(y == 1) & (predicted == 1), (y == 0) & (predicted == 1),
+                      (y == 1) & (predicted == 0), (y == 0) & (predicted == 0)], axis=1).astype(float)
+    index = pd.factorize(groups)[0]
+    per_group = np.zeros((index.max() + 1, 4))
+    np.add.at(per_group, index, cells)
+    majority = np.array([np.mean(y[index == k]) >= 0.5 for k in range(index.max() + 1)])
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((n_boot, len(per_group)))
+    for stratum in (True, False):
+        members = np.flatnonzero(majority == stratum)
+        if len(members):
+            draws = rng.integers(0, len(members), size=(n_boot, len(members)))
+            np.add.at(counts, (np.repeat(np.arange(n_boot), len(members)), members[draws].ravel()), 1)
+    boot = _rates_from_counts(*(counts @ per_group).T)
+    point = _rates_from_counts(*per_group.sum(axis=0))
+    out = {}
+    for name in ("f1", "kappa", "accuracy"):
+        low, high = np.nanquantile(np.asarray(boot[name], dtype=float), [alpha / 2, 1 - alpha / 2])
+        out[name] = Estimate(name, float(point[name]), float(low), float(high), int(len(y)))
+    return out
