@@ -77,8 +77,10 @@ def clean_tree(tmp_path_factory):
 def test_membership_finds_planted_leakage_and_writes_a_valid_run(leak_tree, tmp_path):
     dev, test, truth = leak_tree
     out = tmp_path / "run.csv"
+    # each folder's own generated images: pooled, the 8 planted copies of the dev folder's used images and 16 more
+    # random images make one chance match within the copies column's eps of a not-used test image
     result = _invoke("membership", test, "--dev", dev, "--space", "pixels-norm", "--primary", "pixels-norm:copies",
-                     "--truth", truth, "--out", out, "--n-boot", "200")
+                     "--generated", "own", "--truth", truth, "--out", out, "--n-boot", "200")
     assert result.exit_code == 0, result.output
     assert "leakage verdict: significant leakage" in result.output
     # beside the in-sample dev numbers: what the whole procedure is expected to give on new images
