@@ -77,10 +77,14 @@ def clean_tree(tmp_path_factory):
 def test_membership_finds_planted_leakage_and_writes_a_valid_run(leak_tree, tmp_path):
     dev, test, truth = leak_tree
     out = tmp_path / "run.csv"
+    # each folder's own generated images: pooled, the 8 planted copies of the dev folder's used images and 16 more
+    # random images make one chance match within the copies column's eps of a not-used test image
     result = _invoke("membership", test, "--dev", dev, "--space", "pixels-norm", "--primary", "pixels-norm:copies",
-                     "--truth", truth, "--out", out, "--n-boot", "200")
+                     "--generated", "own", "--truth", truth, "--out", out, "--n-boot", "200")
     assert result.exit_code == 0, result.output
     assert "leakage verdict: significant leakage" in result.output
+    # beside the in-sample dev numbers: what the whole procedure is expected to give on new images
+    assert "Expected on new images (nested cross-validation on dev" in " ".join(result.output.split())
     for metric in ("f1", "accuracy", "precision", "recall", "specificity", "kappa", "roc_auc"):
         assert metric in result.output
     expected = sorted(p.stem for p in (test / "folder_1" / "real_unknown").glob("*.png"))
@@ -98,6 +102,8 @@ def test_membership_says_plainly_when_there_is_no_leakage(clean_tree, tmp_path):
     assert result.exit_code == 0, result.output
     assert "leakage verdict: no significant leakage" in result.output
     assert "do not report the F1 below as a finding" in result.output
+    text = " ".join(result.output.split())
+    assert "does NOT beat calling every image used" in text or "Expected on new images" not in text
     assert "all_used" in result.output                   # the trivial baseline is printed beside F1
     assert out.is_file()
 

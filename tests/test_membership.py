@@ -133,6 +133,27 @@ def test_scorer_validates_its_parameters_and_call_order():
         scorer.score(np.ones((2, 2)))   # leave-one-out on 2 images leaves 1 reference image
 
 
+def test_scorer_follows_scikit_learn_conventions():
+    """Parameters are stored as given (clone/get_params work), learned state is set in fit and ends in `_`,
+    and scoring a pool leave-one-out returns its calibration instead of storing it on the estimator."""
+    from sklearn.base import BaseEstimator, clone
+
+    rng = np.random.default_rng(1)
+    generated, reference, real = rng.normal(size=(30, 4)), rng.normal(size=(25, 4)), rng.normal(size=(12, 4))
+    scorer = mb.MembershipScorer(scores=["distance", "copies"], near_duplicate_ratio=0.3)
+    assert isinstance(scorer, BaseEstimator) and scorer.get_params()["scores"] == ["distance", "copies"]
+    assert clone(scorer).get_params() == scorer.get_params()
+    leave_one_out = scorer.fit(generated)
+    before = set(vars(leave_one_out))
+    pool = leave_one_out.score_pool(real)
+    assert set(vars(leave_one_out)) == before, "score() must not set learned state"
+    assert not hasattr(leave_one_out, "near_duplicate_radius_") and pool.reference_mode == "leave-one-out"
+    assert pool.near_duplicate_radius > 0 and pool.pool_baseline.shape == (12,)
+    with_reference = clone(scorer).fit(generated, reference)
+    assert with_reference.near_duplicate_radius_ > 0 and with_reference.eps_ > 0
+    assert with_reference.score_pool(real).eps == with_reference.eps_
+
+
 def test_rank_ensemble_averages_within_pool_ranks():
     table = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [30.0, 10.0, 20.0]})
     np.testing.assert_allclose(mb.rank_ensemble(table), [(1 / 3 + 1) / 2, (2 / 3 + 1 / 3) / 2, (1 + 2 / 3) / 2])
@@ -312,7 +333,8 @@ def test_near_duplicate_exclusion_removes_the_whole_scan_bias_of_calibrated_scor
     fixed = mb.MembershipScorer(scores=("gan_leaks", "distance", "adjusted")).fit(generated).score(real)
     assert roc_auc_score(labels, biased["gan_leaks"]) < 0.1
     assert 0.25 < roc_auc_score(labels, fixed["gan_leaks"]) < 0.75
-    np.testing.assert_array_equal(mb.near_duplicate_groups(real), pd.factorize(scans)[0])
+    # the scorer's exclusion radius (not the wider scan-group radius) finds exactly the scans here
+    np.testing.assert_array_equal(mb.near_duplicate_groups(real, ratio=mb.NEAR_DUPLICATE_RATIO), pd.factorize(scans)[0])
 
 
 def test_generator_free_baseline_flags_a_split_that_explains_the_separation():

@@ -21,7 +21,8 @@ runner = CliRunner()
 
 def _table(scores, ids=None, group="folder_1"):
     ids = ids or [f"real_{i:03d}" for i in range(len(scores))]
-    return pd.DataFrame({"image_id": ids, "group": group, "score": scores, "rank": within_group_rank(scores)})
+    return pd.DataFrame({"image_id": ids, "group": group, "column": "images:patches", "score": scores,
+                         "rank": within_group_rank(scores)})
 
 
 def test_ranks_put_the_most_likely_used_first_and_ties_share_the_best_rank():
@@ -33,12 +34,21 @@ def test_the_file_is_ordered_by_group_then_rank_and_reads_back(tmp_path):
                        _table([3.0, 1.0], ids=["b_1", "b_2"], group="folder_2")], ignore_index=True)
     path = write_score_file(tmp_path / "scores.csv", table, expected_ids=table["image_id"])
     lines = path.read_text().splitlines()
-    assert lines[0] == "image_id,score,rank"
+    assert lines[0] == "image_id,group,column,score,rank"
+    assert lines[1].startswith("real_001,folder_1,images:patches,") and lines[5].startswith("b_1,folder_2,")
     assert [line.split(",")[0] for line in lines[1:]] == ["real_001", "real_002", "real_000", "real_003", "b_1", "b_2"]
     assert lines[1].endswith(",1") and lines[2].endswith(",1") and lines[3].endswith(",3")   # tie at 0.8
     back = read_score_file(path)
     assert back["score"].tolist() == pytest.approx([0.8, 0.8, 0.2, -1.5, 3.0, 1.0])
     assert validate_score_file(path, expected_ids=table["image_id"]).ok
+    assert back["group"].tolist()[-1] == "folder_2" and set(back["column"]) == {"images:patches"}
+
+
+def test_a_score_file_of_the_old_three_column_header_still_reads(tmp_path):
+    (tmp_path / "old.csv").write_text("image_id,score,rank\na,0.5,1\nb,0.1,2\n")
+    back = read_score_file(tmp_path / "old.csv")
+    assert list(back.columns) == ["image_id", "group", "column", "score", "rank"]
+    assert back["group"].tolist() == ["", ""] and validate_score_file(tmp_path / "old.csv").ok
 
 
 @pytest.mark.parametrize("change, message", [
@@ -46,6 +56,7 @@ def test_the_file_is_ordered_by_group_then_rank_and_reads_back(tmp_path):
     (lambda t: t.assign(score=[1.0, np.nan, 0.0]), "finite number"),
     (lambda t: t.assign(rank=[0, 1, 2]), "whole number from 1 to 3"),
     (lambda t: t.drop(columns="rank"), "missing column(s) rank"),
+    (lambda t: t.assign(group=["a,b"] * 3), "group holds a comma"),
 ])
 def test_an_invalid_table_is_refused_and_nothing_is_written(tmp_path, change, message):
     with pytest.raises(SubmissionError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -59,7 +70,7 @@ def test_missing_and_foreign_ids_are_named(tmp_path):
         write_score_file(tmp_path / "s.csv", table, expected_ids=["a", "b"])
     (tmp_path / "bad.csv").write_text("id,value\na,1\n")
     check = validate_score_file(tmp_path / "bad.csv")
-    assert not check.ok and "header must be image_id,score,rank" in check.errors[0]
+    assert not check.ok and "header must be image_id,group,column,score,rank" in check.errors[0]
     assert not validate_score_file(tmp_path / "absent.csv").ok
 
 

@@ -1,8 +1,10 @@
-"""Per-image membership score files: `image_id,score,rank` (higher score = more likely used).
+"""Per-image membership score files: `image_id,group,column,score,rank` (higher score = more likely used).
 
 Beside the binary run file, analysts rank, plot and combine scores; a 0/1 file alone hides that. The
 file has a header, one row per real image, blocks of groups in the run's order, each block by rank
-(1 = the most likely used image of its group; tied scores share the best rank).
+(1 = the most likely used image of its group; tied scores share the best rank). `group` names the
+folder and `column` the score column behind it: groups can be scored by different columns, whose
+scales differ, so scores compare only within one group (ranks always do).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import pandas as pd
 
 from synthscope.submission import SubmissionError, ValidationResult, _atomic_write_text
 
-SCORE_FILE_COLUMNS = ("image_id", "score", "rank")
+SCORE_FILE_COLUMNS = ("image_id", "group", "column", "score", "rank")
+#: the header before groups and columns were written (still read)
+LEGACY_SCORE_FILE_COLUMNS = ("image_id", "score", "rank")
 
 
 def _ordered(table: pd.DataFrame) -> pd.DataFrame:
@@ -35,6 +39,9 @@ def score_file_problems(table: pd.DataFrame, expected_ids: Optional[Iterable[str
         problems.append(f"{len(duplicated)} image id(s) appear more than once, e.g. {duplicated[0]}")
     if (ids.str.strip() == "").any():
         problems.append("an image id is empty")
+    for name in ("image_id", "group", "column"):
+        if table[name].astype(str).str.contains(r"[,\r\n]").any():
+            problems.append(f"a {name} holds a comma or a line break, which a CSV row cannot carry unquoted")
     scores = pd.to_numeric(table["score"], errors="coerce")
     if not np.isfinite(scores.to_numpy(dtype=float)).all():
         problems.append("every score must be a finite number")
@@ -52,14 +59,15 @@ def score_file_problems(table: pd.DataFrame, expected_ids: Optional[Iterable[str
 
 
 def write_score_file(path, table: pd.DataFrame, *, expected_ids: Optional[Iterable[str]] = None) -> Path:
-    """Write `table` (image_id, score, rank[, group]) as a score file; refuse an invalid one."""
+    """Write `table` (image_id, group, column, score, rank) as a score file; refuse an invalid one."""
     problems = score_file_problems(table, expected_ids)
     if problems:
         raise SubmissionError("score file not written: " + "; ".join(problems))
     rows = _ordered(table)
     lines = [",".join(SCORE_FILE_COLUMNS)] + [
-        f"{image_id},{float(score):.9g},{int(rank)}"
-        for image_id, score, rank in zip(rows["image_id"].astype(str), rows["score"], rows["rank"])]
+        f"{image_id},{group},{column},{float(score):.9g},{int(rank)}"
+        for image_id, group, column, score, rank in zip(rows["image_id"].astype(str), rows["group"].astype(str),
+                                                         rows["column"].astype(str), rows["score"], rows["rank"])]
     path = Path(path)
     _atomic_write_text(path, "\n".join(lines) + "\n")
     return path
@@ -70,12 +78,18 @@ def read_score_file(path) -> pd.DataFrame:
     if not path.is_file():
         raise SubmissionError(f"{path} is not a file")
     try:
-        table = pd.read_csv(path, dtype={"image_id": str})
+        table = pd.read_csv(path, dtype={"image_id": str, "group": str, "column": str}, keep_default_na=False,
+                            na_values={"score": [""], "rank": [""]})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise SubmissionError(f"{path} is not a readable CSV: {error}") from None
+    if list(table.columns) == list(LEGACY_SCORE_FILE_COLUMNS):   # written before groups and columns
+        table.insert(1, "group", "")
+        table.insert(2, "column", "")
+        return table
     if list(table.columns) != list(SCORE_FILE_COLUMNS):
         raise SubmissionError(f"{path}: the header must be {','.join(SCORE_FILE_COLUMNS)}, found "
                               f"{','.join(map(str, table.columns))}")
+    table[["group", "column"]] = table[["group", "column"]].fillna("").astype(str)
     return table
 
 

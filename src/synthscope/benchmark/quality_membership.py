@@ -18,7 +18,14 @@ BENCHES = (("v3", "model_1", "folder_1"), ("v1", "model_1", "folder_1"), ("v1", 
            ("v2", "model_1", "folder_1"))
 RECORD = "v3"
 FEATURE_SCORES = ("distance", "adjusted", "gan_leaks", "domias", "copies")
-NULL_SCORES = ("distance", "adjusted", "gan_leaks")
+#: the null control runs for every column the default run chooses among
+NULL_SCORES = FEATURE_SCORES + ("patches", "registered")
+NULL_BENCHES = (("v3", "model_1", "folder_1"), ("v3s", "model_1", "folder_1"), ("v1", "model_1", "folder_1"),
+                ("v1", "model_2", "folder_2"))
+#: robustness variants of v3 and v3s (../shared/tools/variants.py, and a shift of our own), side by side
+VARIANTS = (("flip",), ("few", "50"), ("jpeg", "75"), ("few", "20"), ("shift", "8"))
+#: the patch score at scale: (generated, real) stand-in images
+PATCH_SCALE = ((10_000, 4_000), (50_000, 10_000))
 
 
 def _fmt_ci(estimate) -> str:
@@ -147,16 +154,21 @@ def _quality(ctx: BenchContext) -> tuple[list[str], dict]:
 
 
 def _controls(ctx: BenchContext) -> tuple[list[str], dict]:
-    """`synthscope controls` on each benchmark's test folder (dev copies fit the threshold), copying used images."""
+    """`synthscope controls` on each benchmark's test folder: the positive control (dev copies fit the
+    threshold, used images copied) and the null control for every column the default run chooses among."""
     from synthscope.cache import EmbeddingCache
     from synthscope.membership import ControlOptions, run_controls
+    from synthscope.membership.spaces import DEFAULT_SPACES
 
-    md = ["| benchmark | score | copies injected (test) | AUC copied vs not | F1 at dev-fitted threshold [95% CI] | null control (test group, two-sided) |",
-          "|---|---|---|---|---|---|"]
+    md = ["| benchmark | score | copies injected (test) | AUC copied vs not | F1 at dev-fitted threshold [95% CI] |",
+          "|---|---|---|---|---|"]
+    null_md = ["| benchmark (test folder) | columns passed | lowest median p (column, median AUC) | failed |",
+               "|---|---|---|---|"]
     data = {}
     options = ControlOptions(space="pixels-norm", positive_scores=("registered", "copies"), null_scores=NULL_SCORES,
-                             copy_from="used", seed=1, n_boot=200 if ctx.quick else 1000)
-    for version, dev_group, test_group in BENCHES:
+                             null_spaces=DEFAULT_SPACES, copy_from="used", seed=1, n_boot=200 if ctx.quick else 1000)
+    benches = list(dict.fromkeys(NULL_BENCHES + BENCHES))
+    for version, dev_group, test_group in benches:
         loaded = _load(ctx, version, dev_group, test_group)
         if loaded is None:
             continue
@@ -165,15 +177,182 @@ def _controls(ctx: BenchContext) -> tuple[list[str], dict]:
                               device=ctx.device)
         group = report.groups[0]
         label = f"{version} {dev_group}->{test_group}"
-        null_text = "; ".join(f"{s}: {'passed' if n.passed else 'FAILED'} (median AUC {n.verdict.statistic:.2f}, "
-                              f"median p {n.verdict.p_value:.2g}, {n.message.split('; ')[-1].split(' splits')[0]} "
-                              f"splits significant)" for s, n in group.null.items())
         for score, outcome in group.positive.items():
-            md.append(f"| {label} | {score} | {outcome.n_copied} | {outcome.result.auc:.3f} | {_fmt_ci(outcome.f1)} | "
-                      f"{null_text} |")
+            md.append(f"| {label} | {score} | {outcome.n_copied} | {outcome.result.auc:.3f} | {_fmt_ci(outcome.f1)} |")
             data[f"{label} {score}"] = {"auc": outcome.result.auc, "f1": outcome.f1.__dict__,
-                                        "threshold": outcome.threshold,
-                                        "null": {s: n.verdict.__dict__ for s, n in group.null.items()}}
+                                        "threshold": outcome.threshold}
+        nulls = group.null
+        lowest = min(nulls, key=lambda c: nulls[c].verdict.p_value)
+        failed = [c for c, n in nulls.items() if not n.passed]
+        null_md.append(f"| {label} | {len(nulls) - len(failed)} of {len(nulls)} | {nulls[lowest].verdict.p_value:.2g} "
+                       f"({lowest}, {nulls[lowest].verdict.statistic:.2f}) | "
+                       + ("; ".join(f"{c} (median AUC {nulls[c].verdict.statistic:.2f}, p {nulls[c].verdict.p_value:.2g})"
+                                    for c in failed) or "none") + " |")
+        data[f"{label} null"] = {c: n.verdict.__dict__ for c, n in nulls.items()}
+    return md + ["", "Null control (held-out real images, whole scan groups found without labels, stand in for the "
+                 "generated set; two-sided, ten splits, median p >= 0.05 passes), for every space x score column and "
+                 "the two image scores:", ""] + null_md, data
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 19: the defaults on data of another shape (v3, v3s and their variants), side by side
+# --------------------------------------------------------------------------------------------------
+
+def shift_variant(src, dst, max_shift: int = 8, seed: int = 11) -> None:
+    """A copy of a sub-task 1 layout whose every second generated image (seeded order) is shifted by up to
+    `max_shift` pixels each way (edges repeated), as a generator trained with random crops would emit."""
+    import random
+    import shutil
+    from pathlib import Path
+
+    from PIL import Image
+
+    src, dst = Path(src), Path(dst)
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+    for path in dst.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    rng = random.Random(seed)
+    for folder in sorted(dst.rglob("generated")):
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png")
+        rng.shuffle(files)
+        for path in files[::2]:
+            image = np.asarray(Image.open(path).convert("L"))
+            dy, dx = rng.randint(-max_shift, max_shift), rng.randint(-max_shift, max_shift)
+            padded = np.pad(image, max_shift, mode="edge")
+            moved = padded[max_shift + dy: max_shift + dy + image.shape[0], max_shift + dx: max_shift + dx + image.shape[1]]
+            Image.fromarray(moved).save(path)
+
+
+def _variant_root(ctx: BenchContext, version: str, variant: tuple[str, ...]):
+    """The variant's bench root under the run's cache dir, built on first use (None when it cannot be)."""
+    import subprocess
+    import sys
+
+    base = shared_bench_dir(ctx, version)
+    if base is None:
+        return None
+    if not variant:
+        return base
+    out = ctx.cache_dir / "variants" / f"{version}-{'-'.join(variant)}"
+    if (out / "subtask1" / "test").is_dir():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if variant[0] == "shift":
+        shift_variant(base, out, int(variant[1]))
+        return out
+    tool = ctx.shared_dir / "tools" / "variants.py"
+    if not tool.is_file():
+        return None
+    subprocess.run([sys.executable, str(tool), str(base), str(out), *variant], check=True, capture_output=True)
+    for path in out.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return out
+
+
+def _variants(ctx: BenchContext) -> tuple[list[str], dict]:
+    """`synthscope membership TEST --dev DEV --truth ...` with default options on v3, v3s and their variants."""
+    from synthscope.cache import EmbeddingCache
+    from synthscope.data import load_dataset, read_ground_truth
+    from synthscope.membership import MembershipOptions, evaluate_membership, run_membership
+
+    cache = EmbeddingCache(ctx.cache_dir)
+    n_boot = 200 if ctx.quick else 1000
+    md = ["| benchmark | what the default chose | dev gate p | test AUC [95% CI] | F1 [CI] (all-used F1) | kappa [CI] | "
+          "expected on new images (nested CV on dev): F1 [CI], kappa [CI] | test F1 and kappa within the expected CIs |",
+          "|---|---|---|---|---|---|---|---|"]
+    data = {}
+    cases = [(version, variant) for version in ("v3", "v3s") for variant in ((),) + (VARIANTS if not ctx.quick else ())]
+    for version, variant in cases:
+        root = _variant_root(ctx, version, variant)
+        name = version + ("" if not variant else " " + " ".join(variant))
+        if root is None:
+            md.append(f"| {name} | absent, skipped | | | | | | |")
+            continue
+        dev, test = load_dataset(root / "subtask1" / "dev"), load_dataset(root / "subtask1" / "test")
+        truth = read_ground_truth(root / "subtask1" / "test_ground_truth.csv")
+        run = run_membership(test, dev, MembershipOptions(), cache=cache, device=ctx.device)
+        group = run.groups[0]
+        e = evaluate_membership(run, truth, n_boot=n_boot).groups[0].report
+        f1, kappa, auc = e.estimates["f1"], e.estimates["kappa"], e.estimates["roc_auc"]
+        expected = group.expected
+        if expected is not None:
+            ef, ek = expected.estimates["f1"], expected.estimates["kappa"]
+            inside = (ef.ci_low <= f1.value <= ef.ci_high) and (ek.ci_low <= kappa.value <= ek.ci_high)
+            expected_text = (f"{_fmt_ci(ef)}, {_fmt_ci(ek)}" + ("" if expected.beats_all_used
+                                                                 else " (does not beat all used)"))
+        else:
+            inside, expected_text = None, "n/a (too few scan groups)"
+        overturned = "overturned" in group.choice
+        md.append(f"| {name} | {group.primary}{' (dev overturned the default)' if overturned else ''} | "
+                  f"{group.verdict.p_value:.2g} | {_fmt_ci(auc)} | {_fmt_ci(f1)} ({e.baselines['all_used']['f1']:.3f}) | "
+                  f"{_fmt_ci(kappa)} | {expected_text} | {'yes' if inside else 'NO' if inside is not None else 'n/a'} |")
+        data[name] = {"primary": group.primary, "choice": group.choice, "gate": group.verdict.__dict__,
+                      "threshold": group.threshold.__dict__, "generated": group.generated,
+                      "test": {k: v.__dict__ for k, v in e.estimates.items()},
+                      "all_used_f1": e.baselines["all_used"]["f1"],
+                      "expected": None if expected is None else {k: v.__dict__ for k, v in expected.estimates.items()},
+                      "expected_columns": None if expected is None else expected.chosen,
+                      "within_expected_ci": inside}
+    return md, data
+
+
+def _patch_scale_worker(n_generated: int, n_real: int) -> dict:
+    """One patch-score run on stand-in images (transformed copies of the project's procedural phantoms), in a
+    fresh process so that its peak RSS is its own."""
+    import resource
+
+    from synthscope.membership.patches import PATCH_SIZE, patch_copy_score
+    from synthscope.phantom import phantom_slices
+
+    base = phantom_slices(40, 6, seed=0).images                                   # 240 slices, 256 px
+    from synthscope.membership.neighbours import downsampled_pixels
+    small = np.rint(downsampled_pixels(base, PATCH_SIZE) * 255).astype(np.uint8).reshape(-1, PATCH_SIZE, PATCH_SIZE)
+    rng = np.random.default_rng(0)
+
+    def stand_ins(n, seed):
+        r = np.random.default_rng(seed)
+        out = np.empty((n, PATCH_SIZE, PATCH_SIZE), dtype=np.uint8)
+        for start in range(0, n, 1000):
+            picks = r.integers(0, len(small), min(1000, n - start))
+            shifts = r.integers(-6, 7, (len(picks), 2))
+            block = np.stack([np.roll(small[p], tuple(s), axis=(0, 1)) for p, s in zip(picks, shifts)])
+            noise = r.normal(0, 6, block.shape)
+            out[start:start + len(picks)] = np.clip(block + noise, 0, 255).astype(np.uint8)
+        return out
+
+    generated, real = stand_ins(n_generated, 1), stand_ins(n_real, 2)
+    del rng
+    start = time.perf_counter()
+    scores = patch_copy_score(real, generated)
+    seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 1), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "finite": bool(np.isfinite(scores).all())}
+
+
+def _patch_scale(ctx: BenchContext) -> tuple[list[str], dict]:
+    import json
+    import subprocess
+    import sys
+
+    sizes = ((1_000, 400),) if ctx.quick else PATCH_SCALE
+    md = ["| generated x real (stand-in images, 128 px) | search | seconds | peak RSS of the process (MiB) |",
+          "|---|---|---|---|"]
+    data = {}
+    for n_generated, n_real in sizes:
+        code = ("import json, sys; from synthscope.benchmark.quality_membership import _patch_scale_worker as w; "
+                f"print(json.dumps(w({n_generated}, {n_real})))")
+        try:
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600, check=True)
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+        except (subprocess.SubprocessError, ValueError, IndexError) as error:
+            md.append(f"| {n_generated:,} x {n_real:,} | | failed: {str(error)[:120]} | |")
+            continue
+        from synthscope.membership.patches import APPROX_PATCH_PAIRS
+        md.append(f"| {n_generated:,} x {n_real:,} | faiss (inverted file per grid place, exact re-ranking) | "
+                  f"{result['seconds']} | {result['peak_rss_mb']:,} |")
+        data[f"{n_generated}x{n_real}"] = result
     return md, data
 
 
@@ -186,6 +365,18 @@ def run(ctx: BenchContext) -> BenchSection:
     if not any(shared_bench_dir(ctx, version, "subtask1") for version, _, _ in BENCHES):
         md.append("Quality skipped: no ../shared/bench/v1, v2 or v3 subtask1 folder found.")
         return BenchSection("Sub-task 1: training-data fingerprints", "\n".join(md), data)
+    variants_md, variants_data = _variants(ctx)
+    md += ["**The defaults on data of another shape** (issue 19): `synthscope membership TEST --dev DEV` with its "
+           "default options on v3, v3s (dev and test from different scans) and their variants (`../shared/tools/"
+           "variants.py`: half the generated images mirrored, 50 or 20 generated images per folder, JPEG q75; and "
+           "`shift 8`: every second generated image shifted by up to 8 px). Test labels only score the run; the "
+           "expected line is nested cross-validation on dev (column choice and threshold inside each fold).", ""]
+    md += variants_md + [""]
+    data["variants"] = variants_data
+    scale_md, scale_data = _patch_scale(ctx)
+    md += ["**The patch score at scale** (stand-in images: shifted, noisy copies of procedural phantoms, each run "
+           "in a fresh process):", ""] + scale_md + [""]
+    data["patch_scale"] = scale_data
     md += ["**Positive and null controls** (`synthscope controls`: near copies = 1-px shift, Gaussian noise "
            "sigma 2, contrast +/-3%, of half of the used images, injected into the generated set; dev copies fit the "
            "threshold):", ""]

@@ -18,7 +18,7 @@ from synthscope.commands._common import (
     SchedulerOption, WorkersOption, apply_cache_dir, check_output_file, choice, engine_for, fail,
     guard_dataset_outputs, guard_outputs, load_for, read_truth_or_fail,
 )
-from synthscope.membership.pipeline import OBJECTIVE_CHOICES, REFERENCES
+from synthscope.membership.pipeline import GENERATED_CHOICES, OBJECTIVE_CHOICES, REFERENCES, THRESHOLD_CHOICES
 from synthscope.membership.registration import IMAGE_SCORES
 from synthscope.membership.scores import SCORES
 from synthscope.membership.spaces import DEFAULT_SPACES, SPACES
@@ -26,9 +26,11 @@ from synthscope.membership.controls import COPY_FROM
 
 Space = Enum("Space", {name.replace("-", "_"): name for name in SPACES}, type=str)
 Score = Enum("Score", {name: name for name in SCORES + IMAGE_SCORES}, type=str)
-NullScore = Enum("NullScore", {name: name for name in SCORES}, type=str)
+NullScore = Enum("NullScore", {name: name for name in SCORES + IMAGE_SCORES}, type=str)
 Objective = Enum("Objective", {name: name for name in OBJECTIVE_CHOICES}, type=str)
 Reference = Enum("Reference", {name: name for name in REFERENCES}, type=str)
+ThresholdRule = Enum("ThresholdRule", {name: name for name in THRESHOLD_CHOICES}, type=str)
+Generated = Enum("Generated", {name: name for name in GENERATED_CHOICES}, type=str)
 CopyFrom = Enum("CopyFrom", {name: name for name in COPY_FROM}, type=str)
 
 
@@ -46,7 +48,7 @@ def print_run(run) -> None:
                    + (f" (dev {fit.method} {fit.value:.3f})" if group.dev_result is not None
                       and fit.method in OBJECTIVE_CHOICES else "")
                    + f"; {int(group.predictions.sum())} of {len(group.predictions)} predicted used")
-        typer.echo(f"calibration reference: {group.result.reference}")
+        typer.echo(f"calibration reference: {group.result.reference}; scored against {group.generated}")
         typer.echo(f"leakage verdict: {group.verdict.message}\n  ({group.verdict.method})")
         for line in group.story():
             typer.echo("  " + line)
@@ -55,7 +57,7 @@ def print_run(run) -> None:
 def membership(
     path: Path = typer.Argument(..., help="Sub-task 1 folder to predict (e.g. the test folder; several groups allowed)."),
     out: Path = typer.Option(..., "--out", help="Run file to write (<image_id>,<0|1> per real image)."),
-    scores_out: Optional[Path] = typer.Option(None, "--scores", help="Also write image_id,score,rank per real image "
+    scores_out: Optional[Path] = typer.Option(None, "--scores", help="Also write image_id,group,column,score,rank per real image "
                                               "(higher score = more likely used; rank 1 = most likely within its group)."),
     dev: Optional[Path] = typer.Option(None, "--dev", help="Labelled dev folder: the threshold (and --primary auto) are fit on it."),
     space: List[Space] = typer.Option(list(DEFAULT_SPACES), "--space", "-s", help="Feature space(s) scores are computed in."),
@@ -65,9 +67,16 @@ def membership(
                                            "(shift-registered copy distance on the images), patches (distance of each "
                                            "body patch to the generated images' patches at the same grid place)."),
     primary: str = typer.Option("auto", "--primary",
-                                help="Column behind the predictions: auto (the best dev AUC, verdict Bonferroni-corrected "
-                                     "for the choice; ensemble without dev), ensemble (mean rank of the distance, adjusted "
-                                     "and registered columns) or SPACE:SCORE."),
+                                help="Column behind the predictions: auto (images:patches unless another column beats it "
+                                     "on dev by a paired scan-group bootstrap, Bonferroni-corrected), ensemble (mean rank "
+                                     "of the distance, adjusted and registered columns) or SPACE:SCORE."),
+    threshold: ThresholdRule = typer.Option(ThresholdRule.auto, "--threshold",
+                                            help="auto: a label-free two-means cut of the scored folder's own scores "
+                                                 "when the dev gate finds leakage, else fit on dev; dev: fit on dev; "
+                                                 "two_means or mixture: label-free always."),
+    generated: Generated = typer.Option(Generated.pooled, "--generated",
+                                        help="Score real images against the generated images of both paired folders "
+                                             "(pooled: one generator, one scale for dev and test) or of their own folder."),
     objective: Objective = typer.Option(Objective.f1, "--objective", help="Threshold objective on dev."),
     prevalence: Optional[float] = typer.Option(None, "--prevalence", min=0.0, max=1.0,
                                                help="Expected fraction used: threshold at that quantile instead."),
@@ -100,7 +109,8 @@ def membership(
     try:
         options = MembershipOptions(spaces=_values(space), scores=_values(score), primary=primary,
                                     objective=choice(objective), prevalence=prevalence, reference=choice(reference),
-                                    n_neighbors=n_neighbors)
+                                    n_neighbors=n_neighbors, threshold=choice(threshold),
+                                    generated=choice(generated))
     except ValueError as error:
         raise fail(str(error))
     truth_series = read_truth_or_fail(truth) if truth is not None else None
@@ -136,6 +146,11 @@ def membership(
                 typer.echo(line)
     typer.echo(f"\nwrote {out} ({len(run.predictions)} real images)"
                + (f" and {scores_out} (scores and ranks)" if scores_out is not None else ""))
+    for group in run.groups:
+        if group.expected is not None and not group.expected.beats_all_used:
+            typer.secho(f"group {group.name}: the nested cross-validation on dev does not expect this procedure to beat "
+                        f"calling every image used ({group.expected.summary()}); do not report its F1 as a finding.",
+                        fg=typer.colors.YELLOW)
     if not run.leaked:
         typer.secho("no significant leakage: the method found no evidence that it can tell used from not-used "
                     "images here, so its predictions are no better than the all-used baseline; do not report "
@@ -155,7 +170,11 @@ def controls(
     space: Space = typer.Option(Space.pixels_norm, "--space", "-s", help="Feature space for both controls."),
     positive_score: List[Score] = typer.Option([Score.registered], "--positive-score",
                                                help="Score(s) for the positive control (registered = shift-registered copy distance on the images)."),
-    null_score: List[NullScore] = typer.Option([NullScore.distance], "--null-score", help="Score(s) for the null control."),
+    null_score: List[NullScore] = typer.Option([NullScore.distance], "--null-score",
+                                               help="Score(s) for the null control (patches and registered run on the "
+                                                    "images and need labels)."),
+    null_space: List[Space] = typer.Option([], "--null-space",
+                                           help="Space(s) the feature null scores run in (default: --space)."),
     null_repeats: int = typer.Option(10, "--null-repeats", min=1,
                                      help="Random group-aware splits the null control is repeated over (median p decides)."),
     fraction: float = typer.Option(0.5, "--fraction", min=0.01, max=1.0, help="Fraction of real images copied into the generated set."),
@@ -180,7 +199,8 @@ def controls(
     apply_cache_dir(cache_dir)
     try:
         options = ControlOptions(space=choice(space), positive_scores=_values(positive_score),
-                                 null_scores=_values(null_score), null_repeats=null_repeats, fraction=fraction,
+                                 null_scores=_values(null_score), null_spaces=_values(null_space),
+                                 null_repeats=null_repeats, fraction=fraction,
                                  copy_from=choice(copy_from), seed=seed, n_boot=n_boot)
     except ValueError as error:
         raise fail(str(error))
@@ -209,8 +229,8 @@ def print_controls(report) -> None:
             typer.echo(f"  F1 of flagging the copies at the {outcome.threshold_source} threshold: "
                        f"{outcome.f1.value:.3f} [{outcome.f1.ci_low:.3f}, {outcome.f1.ci_high:.3f}] "
                        f"({outcome.n_flagged} flagged, {outcome.n_copied} copied)")
-        for score, null in group.null.items():
-            typer.echo(f"[{score}] {null.message}")
+        for column, null in group.null.items():
+            typer.echo(f"[{column}] {null.message}")
 
 
 def register(app: typer.Typer) -> None:

@@ -69,6 +69,7 @@ from synthscope.membership.scores import (  # noqa: F401
     SCORES,
     NEAR_DUPLICATE_RATIO,
     MembershipScorer,
+    PoolScores,
     rank_ensemble,
     near_duplicate_groups,
 )
@@ -174,6 +175,7 @@ __all__ = [
     "SCORES",
     "NEAR_DUPLICATE_RATIO",
     "MembershipScorer",
+    "PoolScores",
     "rank_ensemble",
     "near_duplicate_groups",
     "LeakageVerdict",

@@ -13,6 +13,10 @@ from synthscope.membership.scores import MembershipScorer, near_duplicate_groups
 from synthscope.membership.spaces import Space, space_features
 from synthscope.membership.verdicts import LeakageVerdict, leakage_test, rank_test
 
+#: image scores the null control runs on the images themselves (held-out real images as the generated set)
+IMAGE_NULL_SCORES = {"patches": patch_copy_score,
+                     "registered": lambda real, generated: registered_copy_score(real, generated)}
+
 
 def near_copies(images: np.ndarray, *, seed: int = 0, noise_sigma: float = 2.0,
                 contrast: float = 0.03) -> np.ndarray:
@@ -179,7 +183,7 @@ def run_null_control(real, heldout_as_generated, *, reference=None, used=None, s
 
 
 def null_control(features, used=None, *, score: str = "distance", n_repeats: int = 10, groups=None,
-                 seed: int = 0, alpha: float = 0.05, **scorer_params) -> ControlResult:
+                 seed: int = 0, alpha: float = 0.05, images=None, **scorer_params) -> ControlResult:
     """The null control over `n_repeats` random group-aware splits (`split_null_control`) of one group's
     real images (feature matrix), since a single split of a few dozen images is a noisy draw.
 
@@ -194,6 +198,12 @@ def null_control(features, used=None, *, score: str = "distance", n_repeats: int
     verdicts = []
     for repeat in range(n_repeats):
         pool, stand_in, heldout = split_null_control(features, used, seed=seed + repeat, groups=groups)
+        if score in IMAGE_NULL_SCORES:     # scored on the images: held-out real images stand in as generated
+            if images is None or used is None:
+                raise ValueError(f"the null control of images:{score} needs the images and labels")
+            values = IMAGE_NULL_SCORES[score](images[pool], images[stand_in])
+            verdicts.append(rank_test(values, np.asarray(used)[pool], alpha=alpha, alternative="two-sided"))
+            continue
         verdicts.append(run_null_control(
             features[pool], features[stand_in], reference=None if heldout is None else features[heldout],
             used=None if used is None else np.asarray(used)[pool], score=score, alpha=alpha,
@@ -211,6 +221,7 @@ def null_control(features, used=None, *, score: str = "distance", n_repeats: int
                              f"splits significant at {alpha}.")
     message = (f"null control {'passed' if passed else 'FAILED'} (held-out real images as the generated set"
                f"{', score ' + score if used is not None else ''}): {summary.message}")
+
     if not passed:
         message += (" The score separates the real images without any generator: the split of the real images "
                     "(scans, sampling), not a generator, can produce its signal.")
@@ -230,6 +241,9 @@ class ControlOptions:
     space: str = "pixels-norm"
     positive_scores: tuple[str, ...] = ("registered",)
     null_scores: tuple[str, ...] = ("distance",)
+    #: spaces the feature null scores run in (default: the control's `space` only); image null scores
+    #: ("patches", "registered") run once on the images
+    null_spaces: tuple[str, ...] = ()
     null_repeats: int = 10
     fraction: float = 0.5
     copy_from: str = "not_used"      # which real images are copied when labels exist
@@ -243,13 +257,16 @@ class ControlOptions:
 
         object.__setattr__(self, "positive_scores", tuple(self.positive_scores))
         object.__setattr__(self, "null_scores", tuple(self.null_scores))
+        object.__setattr__(self, "null_spaces", tuple(self.null_spaces) or (self.space,))
         get_space(self.space)
+        for name in self.null_spaces:
+            get_space(name)
         for name in self.positive_scores:
             if name not in SCORES + IMAGE_SCORES:
                 raise ValueError(f"unknown positive-control score {name!r}; choose from {', '.join(SCORES + IMAGE_SCORES)}")
         for name in self.null_scores:
-            if name not in SCORES:
-                raise ValueError(f"unknown null-control score {name!r}; choose from {', '.join(SCORES)}")
+            if name not in SCORES + IMAGE_SCORES:
+                raise ValueError(f"unknown null-control score {name!r}; choose from {', '.join(SCORES + IMAGE_SCORES)}")
         if self.copy_from not in COPY_FROM:
             raise ValueError(f"copy_from must be one of {', '.join(COPY_FROM)}")
         if not 0 < self.fraction <= 1:
@@ -273,7 +290,7 @@ class GroupControls:
     group: str
     dev_group: str | None
     positive: dict[str, PositiveOutcome]
-    null: dict[str, ControlResult]
+    null: dict[str, ControlResult]           # "space:score" or "images:score" -> result
 
     @property
     def passed(self) -> bool:
@@ -341,8 +358,19 @@ def run_controls(dataset, dev=None, options: ControlOptions | None = None, *, us
             f1 = membership_report(truth.astype(int), flagged, n_boot=options.n_boot).estimates["f1"]
             positive[score] = PositiveOutcome(result, float(threshold), source, f1, int(flagged.sum()),
                                               int(truth.sum()))
-        null = {score: null_control(features[real_rows], labels, score=score, n_repeats=options.null_repeats,
-                                    seed=options.seed)
-                for score in options.null_scores}
+        # one split per repeat for every column: whole scan groups found without labels in 64 px grey levels
+        scan = near_duplicate_groups(dataset_space_features(dataset, "pixels", cache=cache, device=device)[real_rows])
+        null = {}
+        for score in options.null_scores:
+            if score in IMAGE_NULL_SCORES:
+                if labels is not None:
+                    null[f"images:{score}"] = null_control(features[real_rows], labels, score=score,
+                                                           n_repeats=options.null_repeats, seed=options.seed,
+                                                           groups=scan, images=images)
+                continue
+            for space in options.null_spaces:
+                matrix = dataset_space_features(dataset, space, cache=cache, device=device)[real_rows]
+                null[f"{space}:{score}"] = null_control(matrix, labels, score=score, n_repeats=options.null_repeats,
+                                                        seed=options.seed, groups=scan)
         out.append(GroupControls(group, pairs.get(group), positive, null))
     return ControlsReport(out, options)

@@ -7,12 +7,14 @@ import numpy as np
 
 
 OBJECTIVES = ("f1", "accuracy", "kappa")
+#: label-free cuts of one folder's own scores
+LABEL_FREE = ("two_means", "mixture")
 
 
 @dataclass
 class ThresholdFit:
     threshold: float
-    method: str            # "f1" | "accuracy" | "kappa" | "prevalence" | "mixture"
+    method: str            # "f1" | "accuracy" | "kappa" | "prevalence" | "two_means" | "mixture"
     value: float           # the objective at the threshold on the data it was fit on (nan for label-free)
     predicted_used_fraction: float
 
@@ -31,12 +33,14 @@ def _objective(name: str, y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def fit_threshold(scores, y=None, objective: str = "f1", *, prevalence: float | None = None,
-                  random_state: int = 0) -> ThresholdFit:
+                  label_free: str = "mixture", random_state: int = 0) -> ThresholdFit:
     """Threshold on dev scores; predict used when score >= threshold.
 
     With labels: maximise `objective` ("f1", "accuracy", "kappa") over every cut between sorted scores.
-    Without labels: `prevalence` (expected fraction used) sets a quantile, else a two-component Gaussian
-    mixture puts the cut where the higher component becomes more likely.
+    Without labels: `prevalence` (expected fraction used) sets a quantile, else `label_free` cuts the
+    scores' own distribution: "two_means" (Otsu: the cut that maximises the between-group variance, i.e.
+    1-D two-means, no assumption about the fraction used) or "mixture" (a two-component Gaussian mixture,
+    the cut where the higher component becomes more likely).
     """
     scores = np.asarray(scores, dtype=float)
     if scores.ndim != 1 or len(scores) == 0 or not np.isfinite(scores).all():
@@ -58,6 +62,10 @@ def fit_threshold(scores, y=None, objective: str = "f1", *, prevalence: float | 
             raise ValueError("prevalence must be in [0, 1]")
         t = float(np.quantile(scores, 1 - prevalence)) if prevalence < 1 else float(scores.min())
         return ThresholdFit(t, "prevalence", float("nan"), float((scores >= t).mean()))
+    if label_free not in LABEL_FREE:
+        raise ValueError(f"unknown label-free threshold {label_free!r}; choose from {', '.join(LABEL_FREE)}")
+    if label_free == "two_means":
+        return _two_means(scores)
     from sklearn.mixture import GaussianMixture
 
     if len(scores) < 4:
@@ -69,6 +77,23 @@ def fit_threshold(scores, y=None, objective: str = "f1", *, prevalence: float | 
     above = np.nonzero(posterior >= 0.5)[0]
     t = float(grid[above[0]]) if len(above) else float(scores.max() + 1.0)
     return ThresholdFit(t, "mixture", float("nan"), float((scores >= t).mean()))
+
+
+def _two_means(scores: np.ndarray) -> ThresholdFit:
+    """Otsu's cut of 1-D scores: between the two groups (at least 2 each) with the largest between-group
+    variance n_low * n_high * (mean_high - mean_low)^2; midway between the neighbouring scores."""
+    values = np.sort(scores)
+    n = len(values)
+    if n < 4 or values[0] == values[-1]:
+        raise ValueError("a two-means cut needs at least 4 scores that are not all equal")
+    sums = np.cumsum(values)
+    k = np.arange(2, n - 1)                                  # size of the low group
+    low_mean, high_mean = sums[k - 1] / k, (sums[-1] - sums[k - 1]) / (n - k)
+    between = k * (n - k) * (high_mean - low_mean) ** 2
+    between[values[k - 1] == values[k]] = -np.inf            # never cut between equal scores
+    best = int(k[np.argmax(between)])
+    t = float((values[best - 1] + values[best]) / 2)
+    return ThresholdFit(t, "two_means", float("nan"), float((scores >= t).mean()))
 
 
 class ThresholdFitter:
