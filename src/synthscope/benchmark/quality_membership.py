@@ -298,7 +298,7 @@ def _variants(ctx: BenchContext) -> tuple[list[str], dict]:
     return md, data
 
 
-def _patch_scale_worker(n_generated: int, n_real: int) -> dict:
+def patch_scale_worker(n_generated: int, n_real: int) -> dict:
     """One patch-score run on stand-in images (transformed copies of the project's procedural phantoms), in a
     fresh process so that its peak RSS is its own."""
     import resource
@@ -341,7 +341,7 @@ def _patch_scale(ctx: BenchContext) -> tuple[list[str], dict]:
           "|---|---|---|---|"]
     data = {}
     for n_generated, n_real in sizes:
-        code = ("import json, sys; from synthscope.benchmark.quality_membership import _patch_scale_worker as w; "
+        code = ("import json, sys; from synthscope.benchmark.quality_membership import patch_scale_worker as w; "
                 f"print(json.dumps(w({n_generated}, {n_real})))")
         try:
             done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600, check=True)
