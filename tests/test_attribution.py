@@ -234,4 +234,4 @@ def test_cli_attribute_and_project_refuse_bad_input(small_bench, tmp_path):
     plain = re.sub(r"[│╭╮╰╯─\s]+", " ", bad_method.output)    # typer's boxed error, unwrapped
     assert bad_method.exit_code == 2 and "'mds' is not one of 'umap', 'tsne', 'pca'" in plain
     ok = runner.invoke(app, ["project", str(small_bench / "test"), "--method", "pca"])
-    assert ok.exit_code == 0 and "pca projection of 40" in ok.output
+    assert ok.exit_code == 0 and "PCA (2 components): projection of 40 fingerprint embeddings" in ok.output

@@ -130,7 +130,8 @@ def test_validate_on_a_score_file_says_what_it_is(tmp_path):
     root = make_layout(tmp_path, "2025-st1-test", n=3)
     ids = expected_ids(load_dataset(root), "membership")
     scores = write_score_file(tmp_path / "scores.csv", pd.DataFrame(
-        {"image_id": ids, "score": np.arange(len(ids), dtype=float), "rank": np.arange(len(ids), 0, -1)}))
+        {"image_id": ids, "group": "generated", "column": "images:patches",
+         "score": np.arange(len(ids), dtype=float), "rank": np.arange(len(ids), 0, -1)}))
     result = runner.invoke(app, ["validate", str(scores), "--dataset", str(root)])
     assert result.exit_code == 0, result.output
     assert "a membership score file (written by `membership --scores`), not a run file" in result.output

@@ -142,8 +142,11 @@ def test_workspace_reads_a_bench_root_with_both_subtasks(loaded):
     assert set(membership.frame.loc[membership.frame.split == "test", "truth"]) == {0, 1}
     leaky, clean = membership.pairs["model_1 -> folder_1"], membership.pairs["model_2 -> folder_2"]
     assert leaky.verdict.significant                               # positive control: near-copies are found
-    # the column is chosen on dev labels, and every verdict is set against the generator-free baseline
-    assert "highest dev AUC" in leaky.choice and "same run as `synthscope membership`" in membership.score_name
+    # the column is chosen on dev labels (the default stays unless dev evidence overturns it), and every
+    # verdict is set against the generator-free baseline
+    assert "dev AUC" in leaky.choice and "on dev group model_1" in leaky.choice
+    assert ("the default column, kept" in leaky.choice) != ("overturned the default on dev" in leaky.choice)
+    assert "same run as `synthscope membership`" in membership.score_name
     assert "generator-free baseline" in leaky.verdict.message.lower()
     assert not clean.verdict.significant                          # null: independent draws
 
