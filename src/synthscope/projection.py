@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from synthscope.outputs import atomic_save
 
 METHODS = ("pca", "umap", "tsne")
 #: above this many points UMAP is fit on a sample of this many and t-SNE needs openTSNE
@@ -165,13 +165,5 @@ def project(X, method: str = "umap", *, seed: int = 0, cache: Any = None, comput
                         f"run `synthscope project PATH --method {method}` first")
     result = np.asarray(_compute(X, method, seed, params), dtype=np.float32)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.save(handle, result)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_save(path, lambda stream: np.save(stream, result), durable=False)   # a cache: cheap to redo
     return result

@@ -15,14 +15,14 @@ break and Windows line endings are accepted there; `validate_run` accepts them t
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
 import pandas as pd
+
+from synthscope.outputs import atomic_write_text
 
 __all__ = [
     "KINDS",
@@ -194,35 +194,9 @@ def validate_series(
     return ValidationResult(not errors, errors, n_lines=len(rows))
 
 
-def _umask() -> int:
-    """The process umask (read from /proc where it can be, so it is never changed even briefly)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp makes 0600 files; a run file gets the mode any new file gets here (0644 under umask 022)
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # the mode any new file gets here (0644 under umask 022), never mkstemp's 0600
+    atomic_write_text(Path(path).expanduser(), text)
 
 
 def _write(path, series: pd.Series, kind: str, **checks) -> Path:

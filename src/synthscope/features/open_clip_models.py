@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from synthscope.features.base import Extractor, ExtractorUnavailable, file_sha256, register_extractor
+from synthscope.outputs import atomic_save, atomic_write_text
 from synthscope.runtime import DeviceUnavailable, cap_torch_threads, default_cache_dir
 from synthscope.runtime import resolve_device as runtime_device
 
@@ -202,9 +203,7 @@ def _timm_config_dir(timm_model: str, image_size: int, mean, std, interpolation:
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / "open_clip_config.json"
     if not target.exists() or target.read_text() != payload:
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(payload)
-        os.replace(tmp, target)
+        atomic_write_text(target, payload, durable=False)
     return directory
 
 
@@ -250,9 +249,7 @@ def _float_state(state: dict) -> dict:
 def _save_state(state: dict, path: Path) -> None:
     import torch
 
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_save(path, lambda stream: torch.save(state, stream))
 
 
 def convert_to_visual_state(state: dict, timm_model: str) -> dict:
