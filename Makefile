@@ -29,11 +29,13 @@ browser:
 demo: setup
 	$(VENV)/bin/synthscope demo --prepare --serve --host $(HOST) --port $(PORT)
 
+# one worker per core (at most 4), whole files per worker so module fixtures (a Voila server, a prepared
+# bench) are built once: the suite waits on servers, kernels and numba's JIT as much as it computes
 test: setup browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 test-fast: setup
-	$(PY) -m pytest -m "not browser and not slow"
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile -m "not browser and not slow"
 
 bench: setup
 	$(PY) -m synthscope.benchmark.runner --out bench --section synthscope_dashboard.bench_section \
