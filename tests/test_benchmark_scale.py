@@ -92,6 +92,7 @@ def test_quick_section_without_umap_and_tsne(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)   # the whole quick section, UMAP's JIT included: 10 min on a loaded 2-core machine
 def test_quick_section_with_umap_first_call_and_warm(tmp_path):
     section = speed_scale.run(_ctx(tmp_path))
     data = _check_section(section, speed_scale.PROJECTION_METHODS)

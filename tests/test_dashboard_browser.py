@@ -153,7 +153,7 @@ def test_scatter_lasso_moves_points_and_ari_changes(page):
     _open_tab(page, "Generator fingerprints")
     plot = page.locator(".ss-view:visible .js-plotly-plot").first
     plot.wait_for()
-    page.wait_for_selector(".ss-view:visible .js-plotly-plot canvas")
+    page.wait_for_selector(".ss-view:visible .js-plotly-plot canvas", timeout=180_000)   # the first open projects
     _shot(page, "generators")
     before = _metric(page, "ari")
     drag = page.locator(".ss-view:visible .js-plotly-plot .nsewdrag").first.bounding_box()
@@ -377,7 +377,7 @@ def _select_mode(page, mode: str) -> None:
 @pytest.mark.parametrize("busy_kernel", [False, True], ids=["idle-kernel", "busy-kernel"])
 def test_the_selection_moved_is_the_one_the_browser_shows(page, server, busy_kernel):
     _open_tab(page, "Generator fingerprints")
-    page.wait_for_selector(".ss-view:visible .js-plotly-plot canvas")
+    page.wait_for_selector(".ss-view:visible .js-plotly-plot canvas", timeout=180_000)   # the first open projects
     page.wait_for_timeout(500)
     points, (px, py, pw, ph) = _point_pixels(page)
     _select_mode(page, "select")
@@ -407,7 +407,7 @@ def test_the_selection_moved_is_the_one_the_browser_shows(page, server, busy_ker
 
 def test_double_click_and_escape_clear_the_selection(page):
     _open_tab(page, "Generator fingerprints")
-    page.wait_for_selector(".ss-view:visible .js-plotly-plot canvas")
+    page.wait_for_selector(".ss-view:visible .js-plotly-plot canvas", timeout=180_000)   # the first open projects
     page.wait_for_timeout(500)
     points, (px, py, pw, ph) = _point_pixels(page)
     page.keyboard.press("Escape")   # also removes earlier selection outlines, which catch double-clicks
@@ -462,7 +462,7 @@ def test_reload_restores_the_curation(page, server):
     expect(page.locator(".ss-status-line")).to_contain_text("restored")
     assert page.locator(".ss-eval-banner").count() == 0, "a reloaded page opens with evaluation mode off"
     _open_tab(page, "Generator fingerprints")
-    page.wait_for_selector(".ss-view:visible .js-plotly-plot canvas")
+    page.wait_for_selector(".ss-view:visible .js-plotly-plot canvas", timeout=180_000)   # the first open projects
     assert _metric(page, "ari") == curated_ari
     _open_tab(page, "Training-data fingerprints")
     page.locator(".ss-threshold").first.wait_for()

@@ -31,7 +31,7 @@ def _shot(page, name: str) -> None:
 
 def _show_plot(page) -> None:
     _open_tab(page, TAB)
-    page.wait_for_selector(".ss-view:visible .js-plotly-plot canvas")
+    page.wait_for_selector(".ss-view:visible .js-plotly-plot canvas", timeout=180_000)   # the first open projects
     page.wait_for_timeout(500)
 
 

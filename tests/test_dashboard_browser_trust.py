@@ -190,7 +190,7 @@ def test_the_page_shows_the_export_root_and_refuses_paths_out_of_it(pages, serve
 def test_save_figures_works_after_a_box_selection(pages, server):
     page = pages[0]
     _open_tab(page, "Generator fingerprints")
-    page.wait_for_selector(".ss-view:visible .js-plotly-plot canvas")
+    page.wait_for_selector(".ss-view:visible .js-plotly-plot canvas", timeout=180_000)   # the first open projects
     plot = page.locator(".ss-view:visible .js-plotly-plot").first
     plot.hover()
     page.locator(".ss-view:visible .modebar-btn[data-val='select']").first.click()

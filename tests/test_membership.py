@@ -49,6 +49,7 @@ def test_knn_exact_matches_numpy_and_leave_one_out_drops_self():
 
 
 @pytest.mark.slow  # pynndescent's numba JIT costs about a minute on a fresh process here
+@pytest.mark.timeout(1200)   # and close to 9 minutes on a loaded 2-core machine
 def test_knn_approximate_index_finds_the_planted_neighbours():
     rng = np.random.default_rng(1)
     data = rng.normal(size=(600, 16)).astype(np.float32)

@@ -320,11 +320,11 @@ class ExportView(View):
                 html_path = folder / f"{name}.html"
                 plain.write_html(html_path, include_plotlyjs=True)   # self-contained: works offline
                 written.append(html_path)
-                try:
-                    png_path = folder / f"{name}.png"
-                    plain.write_image(png_path, width=1000, height=600, scale=2)
+                png_path = folder / f"{name}.png"
+                error = _write_png(plain, png_path)
+                if error is None:
                     written.append(png_path)
-                except Exception as error:   # kaleido missing or broken: the HTML is still there
+                else:   # kaleido missing or broken: the HTML is still there
                     problems.append(f"{name}.png: {error}")
         if not written:
             return banner("No figures yet: open the views first (figures are made when their tab is first shown).", "info")
@@ -332,3 +332,18 @@ class ExportView(View):
         listing = "<br>".join(f"<code>{esc(p)}</code>" for p in written)
         extra = "<br>" + "<br>".join(esc(p) for p in problems) if problems else ""
         return banner(f"<b>saved {len(written)} files</b><br>{listing}{extra}", "warn" if problems else "ok")
+
+
+def _write_png(figure, path, attempts: int = 2):
+    """Write a PNG through kaleido; None when written, else the last error. Kaleido starts a headless
+    browser per call, and on a loaded machine its page can be evaluated before its scripts load
+    ("kaleido_scopes is not defined"): one more try starts a fresh browser."""
+    error = None
+    for _ in range(attempts):
+        try:
+            figure.write_image(path, width=1000, height=600, scale=2)
+            return None
+        except Exception as caught:
+            error = caught
+    return error
+
