@@ -523,19 +523,15 @@ def _membership_run_lines(data: dict) -> list[str]:
     slope = loglog_slope([r["n_generated"] for r in done], [r["seconds"] for r in done])
     data.setdefault("slopes", {})["membership_run"] = slope
     if math.isfinite(slope):
+        peaks = [r["peak_rss_mb"] for r in done]
         lines += ["", f"Time grows as n^{slope:.2f} in the generated images (all rows; the search changes from exact to "
-                  f"faiss on the way); peak RSS grows by {_rss_slope(done)} per 10,000 generated images. The real default spaces are wider (pixels-norm "
+                  f"faiss on the way); peak RSS stays between {_mb(min(peaks))} and {_mb(max(peaks))} (the real images' "
+                  "side: their features, the leave-one-out searches, the scan groups), the generated features "
+                  "passing a chunk at a time. The real default spaces are wider (pixels-norm "
                   "and pixels-lung 4,096-d, pixels-128 16,384-d): their time grows with the width, their memory by the "
                   "chunk and one index block, not by the number of images. The image scores (registered, patches) are "
                   "left out: they decode every generated image (a chunk at a time), hours at this size on 2 cores."]
     return lines
-
-
-def _rss_slope(rows: list[dict]) -> str:
-    if len(rows) < 2:
-        return "n/a"
-    a, b = rows[0], rows[-1]
-    return _mb((b["peak_rss_mb"] - a["peak_rss_mb"]) / (b["n_generated"] - a["n_generated"]) * 10_000)
 
 
 def _extrapolation(data, one, two, cache_rows, kmeans, members) -> list[str]:
