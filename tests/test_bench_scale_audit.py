@@ -21,11 +21,12 @@ def test_scale_section_measures_every_part_and_reports_it(tmp_path, monkeypatch)
     monkeypatch.setattr(scale_audit, "VECTOR_SIZES", ((500, 2_000, 4_000), (500, 2_000, 4_000)))
     monkeypatch.setattr(scale_audit, "MEMBERSHIP_GENERATED", ((500, 2_000), (500, 2_000)))
     monkeypatch.setattr(scale_audit, "MEMBERSHIP_REAL", (200, 200))
+    monkeypatch.setattr(scale_audit, "MEMBERSHIP_RUN_GENERATED", ((500, 2_000), (500, 2_000)))
     monkeypatch.setenv("SYNTHSCOPE_SCALE_DIR", str(tmp_path))
     section = scale_audit.run(BenchContext(shared_dir=None, cache_dir=tmp_path / "c", out_dir=tmp_path, quick=True))
     data = section.data
     json.dumps(data, default=str)
-    rows = data["embed"] + data["cache"] + data["cluster"] + data["membership"] + data["knn"] + [data["membership_run"]]
+    rows = data["embed"] + data["cache"] + data["cluster"] + data["membership"] + data["knn"] + data["membership_run"]
     assert not [row for row in rows if "error" in row], rows
     assert all(row["peak_rss_mb"] > 0 for row in rows)
     assert [(row["n"], bool(row["workers"])) for row in data["embed"]] == [(24, False), (24, True), (48, False), (48, True)]
@@ -35,9 +36,23 @@ def test_scale_section_measures_every_part_and_reports_it(tmp_path, monkeypatch)
         data["embed"][-1]["same_as_one_process"].startswith("max |difference| ")
     assert not any(run["dask_imported"] for run in data["startup"]) and data["startup_workers"]["exit_code"] == 0
     assert [row["rows_read"] for row in data["cache"]] == [500, 2_000, 4_000]
-    assert data["membership_run"]["n_predictions"] == 200
+    assert [(row["n_generated"], row["n_predictions"]) for row in data["membership_run"]] == [(500, 200), (2_000, 200)]
     assert all(math.isfinite(value) for value in data["slopes"].values())
     assert data["extrapolation"]["embed_one_machine_s"] > 0
     for text in ("Embedding from images", "Start-up", "Caching", "Clustering", "Membership feature-space",
                  "End-to-end membership run", "Extrapolation to a 1,000,000-image audit", "Growth"):
         assert text in section.markdown
+
+
+def test_membership_run_rows_read_stand_ins_from_a_cache_in_processes_of_their_own(tmp_path, monkeypatch):
+    """Each size: stand-ins written into a fresh cache, the run reading them back with its own peak RSS; the table
+    and the slope come with them."""
+    monkeypatch.setenv("SYNTHSCOPE_SCALE_DIR", str(tmp_path))
+    rows = scale_audit.membership_runs([300, 900], 60)
+    assert not [row for row in rows if "error" in row], rows
+    assert [(row["n_generated"], row["n_predictions"], row["search"]) for row in rows] == [(300, 60, "exact"),
+                                                                                          (900, 60, "exact")]
+    assert all(row["peak_rss_mb"] > 0 and row["standins_s"] > 0 for row in rows)
+    data = {"membership_run": rows}
+    lines = "\n".join(scale_audit._membership_run_lines(data))
+    assert "| 900 | 60 | exact |" in lines and math.isfinite(data["slopes"]["membership_run"])

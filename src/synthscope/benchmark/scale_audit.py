@@ -13,6 +13,9 @@ cluster the workers' peaks are asked from the workers and reported beside the cl
   (790-d, the fingerprint's width), k-means and the default `auto` clustering (128-d), the membership
   feature-space scores (`MembershipScorer`, 790-d) for 10k real images against growing generated sets, and
   the kNN search under them (`synthscope.knn`, exact streamed and faiss).
+- **End-to-end membership** (`run_membership`) at 10k, 40k and 100k generated x 10k real: stand-in features of
+  every run space written into an embedding cache by one process, read back a chunk at a time by the run in
+  another (`synthscope.membership.rows`), so the peak RSS is that of the streamed run.
 - **Start-up**: `synthscope embed` on a cached folder, without and with `--workers 2`, and whether Dask was
   imported.
 
@@ -40,6 +43,8 @@ IMAGE_SIZES = ((1_000, 5_000), (200, 600))
 VECTOR_SIZES = ((10_000, 100_000, 1_000_000), (1_000, 10_000, 50_000))
 MEMBERSHIP_GENERATED = ((10_000, 100_000), (1_000, 5_000))
 MEMBERSHIP_REAL = (10_000, 1_000)
+#: generated images of the end-to-end membership runs (features streamed from the cache), (full, quick)
+MEMBERSHIP_RUN_GENERATED = ((10_000, 40_000, 100_000), (1_000, 5_000))
 CACHE_DIM, CLUSTER_DIM = 790, 128
 #: machines of the extrapolation (assumptions, named in the report)
 CORES_PER_MACHINE, MACHINES = 16, 10
@@ -51,13 +56,19 @@ def _rss_mb() -> float:
 
 
 def mixture(n: int, dim: int, seed: int, n_clusters: int = 4) -> np.ndarray:
-    centres = np.random.default_rng(12345).normal(scale=0.35, size=(n_clusters, dim)).astype(np.float32)
     out = np.empty((n, dim), dtype=np.float32)
-    rng = np.random.default_rng(seed)
-    for start in range(0, n, 65_536):      # in blocks, so 1M x 790 is made without float64 copies
-        m = min(65_536, n - start)
-        out[start:start + m] = centres[rng.integers(0, n_clusters, m)] + rng.standard_normal((m, dim), dtype=np.float32)
+    for start, block in mixture_blocks(n, dim, seed, n_clusters):
+        out[start:start + len(block)] = block
     return out
+
+
+def mixture_blocks(n: int, dim: int, seed: int, n_clusters: int = 4, block: int = 65_536):
+    """`mixture` as (start, block) pairs, so 1M x 790 is made (or written) without holding it, nor float64 copies."""
+    centres = np.random.default_rng(12345).normal(scale=0.35, size=(n_clusters, dim)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    for start in range(0, n, block):
+        m = min(block, n - start)
+        yield start, centres[rng.integers(0, n_clusters, m)] + rng.standard_normal((m, dim), dtype=np.float32)
 
 
 # -- stand-in images --------------------------------------------------------------------------
@@ -167,7 +178,7 @@ def measure_membership(n_generated: int, n_real: int, dim: int = CACHE_DIM) -> d
     scores = scorer.fit(generated).score(real)
     seconds = time.perf_counter() - start
     return {"n_generated": n_generated, "n_real": n_real, "dim": dim, "seconds": seconds,
-            "index": "pynndescent" if n_generated > scorer.approx_threshold else "exact",
+            "index": "faiss" if n_generated > scorer.approx_threshold else "exact",
             "finite": bool(np.isfinite(scores.to_numpy()).all()), "peak_rss_mb": _rss_mb()}
 
 
@@ -187,24 +198,63 @@ def _vector_dataset(n_generated: int, n_real: int, split: str, labelled: bool):
                    LoadReport("2025-st1-" + split, [], len(ids)))
 
 
-def measure_membership_run(n_generated: int, n_real: int, dim: int = CACHE_DIM) -> dict:
-    """`run_membership` end to end (dev of 10% the size, every feature score in the 4 default spaces plus the
-    gallery space, stand-in features of `dim` for each), with the features given: what the run holds
-    beyond its features."""
-    from synthscope.membership import DEFAULT_SPACES, SCORES, MembershipOptions, run_membership
+def _run_spaces() -> tuple[str, ...]:
+    from synthscope.membership import DEFAULT_SPACES
     from synthscope.membership.pipeline import GALLERY_SPACE
 
-    test = _vector_dataset(n_generated, n_real, "test", False)
-    dev = _vector_dataset(n_generated // 10, max(n_real // 10, 50), "dev", True)
-    spaces = DEFAULT_SPACES + (GALLERY_SPACE,)
-    features = {s: mixture(len(test.manifest), dim, seed=20 + i) for i, s in enumerate(spaces)}
-    dev_features = {s: mixture(len(dev.manifest), dim, seed=40 + i) for i, s in enumerate(spaces)}
-    features_mb = sum(x.nbytes for x in list(features.values()) + list(dev_features.values())) / 2**20
+    return DEFAULT_SPACES + (GALLERY_SPACE,)
+
+
+def _run_datasets(n_generated: int, n_real: int):
+    """The scored set and its dev set (a tenth the size, labelled) of an end-to-end membership run."""
+    return (_vector_dataset(n_generated, n_real, "test", False),
+            _vector_dataset(max(n_generated // 10, 50), max(n_real // 10, 50), "dev", True))
+
+
+def write_membership_standins(n_generated: int, n_real: int, cache_dir: str, dim: int = CACHE_DIM) -> dict:
+    """Stand-in features of every run space for `_run_datasets`, written into an embedding cache under the
+    spaces' own extractor namespaces and keys (as `synthscope embed` leaves them), a block at a time."""
+    from synthscope.cache import EmbeddingCache, dataset_keys
+    from synthscope.features import get_extractor
+    from synthscope.membership.spaces import get_space
+
+    cache = EmbeddingCache(cache_dir)
     start = time.perf_counter()
-    run = run_membership(test, dev, MembershipOptions(scores=SCORES), features=features, dev_features=dev_features)
-    seconds = time.perf_counter() - start
-    return {"n_generated": n_generated, "n_real": n_real, "dim": dim, "seconds": seconds,
-            "features_mb": features_mb, "n_predictions": int(len(run.predictions)), "peak_rss_mb": _rss_mb()}
+    for offset, data in enumerate(_run_datasets(n_generated, n_real)):
+        keys = dataset_keys(data)
+        for i, name in enumerate(_run_spaces()):
+            space = get_space(name)
+            extractor = get_extractor(space.extractor, **space.options)
+            for first, block in mixture_blocks(len(keys), dim, seed=20 + 20 * offset + i, block=8192):
+                cache.add(extractor, keys[first:first + len(block)], block)
+    return {"n_generated": n_generated, "n_real": n_real, "dim": dim, "seconds": time.perf_counter() - start,
+            "peak_rss_mb": _rss_mb()}
+
+
+def measure_membership_run(n_generated: int, n_real: int, cache_dir: str, dim: int = CACHE_DIM) -> dict:
+    """`run_membership` end to end, reading the stand-in features `write_membership_standins` put in the cache
+    (a dev set of a tenth the size, every feature score in the 4 default spaces plus the gallery space): the
+    generated features stream from the cache a chunk at a time, as in `synthscope membership`."""
+    from synthscope.cache import EmbeddingCache
+    from synthscope.membership import SCORES, MembershipOptions, run_membership
+    from synthscope.membership.rows import GENERATED_CHUNK, INDEX_BYTES
+
+    test, dev = _run_datasets(n_generated, n_real)
+    features_mb = (len(test.manifest) + len(dev.manifest)) * dim * 4 * len(_run_spaces()) / 2**20
+    start, cpu = time.perf_counter(), time.process_time()
+    run = run_membership(test, dev, MembershipOptions(scores=SCORES), cache=EmbeddingCache(cache_dir))
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    n_pooled = len(test.manifest) - n_real + len(dev.manifest) - max(n_real // 10, 50)
+    return {"n_generated": n_generated, "n_real": n_real, "dim": dim, "seconds": seconds, "cpu_s": cpu,
+            "features_mb": features_mb, "chunk": GENERATED_CHUNK, "index_gib": INDEX_BYTES / 2**30,
+            "search": "exact" if n_pooled <= _approx_threshold() else "faiss",
+            "n_predictions": int(len(run.predictions)), "peak_rss_mb": _rss_mb()}
+
+
+def _approx_threshold() -> int:
+    from synthscope.membership.neighbours import APPROX_THRESHOLD
+
+    return APPROX_THRESHOLD
 
 
 def measure_knn(n_data: int, n_query: int, method: str, dim: int = CLUSTER_DIM) -> dict:
@@ -232,7 +282,8 @@ def measure_startup(folder: str, cache_dir: str, workers: int = 0) -> dict:
 
 
 MEASUREMENTS = {"embed": measure_embed, "cache": measure_cache, "cluster": measure_cluster,
-                "membership": measure_membership, "membership_run": measure_membership_run, "knn": measure_knn, "startup": measure_startup}
+                "membership": measure_membership, "membership_standins": write_membership_standins,
+                "membership_run": measure_membership_run, "knn": measure_knn, "startup": measure_startup}
 
 
 def in_subprocess(name: str, timeout: float = 3600, **kwargs) -> dict:
@@ -247,6 +298,23 @@ def in_subprocess(name: str, timeout: float = 3600, **kwargs) -> dict:
     result["process_s"] = time.perf_counter() - start
     print(f"[bench]     -> {json.dumps(result, default=str)[:400]}", flush=True)
     return result
+
+
+def membership_runs(sizes: Sequence[int], n_real: int, timeout: float = 3600) -> list[dict]:
+    """End-to-end membership runs at each size: stand-in features written into a fresh cache (a process of its
+    own), then `run_membership` reading them from it (another), the cache removed after."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="synthscope-scale-run-", dir=os.environ.get("SYNTHSCOPE_SCALE_DIR")) as tmp:
+        for n in sizes:
+            cache_dir = str(Path(tmp) / f"cache-run-{n}")
+            written = in_subprocess("membership_standins", timeout=timeout, n_generated=n, n_real=n_real,
+                                    cache_dir=cache_dir)
+            row = written if "error" in written else in_subprocess("membership_run", timeout=timeout, n_generated=n,
+                                                                   n_real=n_real, cache_dir=cache_dir)
+            row["standins_s"] = written.get("seconds")
+            rows.append(row)
+            _remove_tree(Path(cache_dir))
+    return rows
 
 
 def loglog_slope(sizes: Sequence[float], seconds: Sequence[float]) -> float:
@@ -313,7 +381,7 @@ def run(ctx: BenchContext) -> BenchSection:
     # exact at the middle size (1M x 10k exact costs ~10^12 multiply-adds: tens of minutes on 2 busy cores)
     data["knn"] = [in_subprocess("knn", n_data=VECTOR_SIZES[pick][1], n_query=n_real, method="exact")]
     data["knn"] += [in_subprocess("knn", n_data=n, n_query=n_real, method="faiss") for n in VECTOR_SIZES[pick][1:]]
-    data["membership_run"] = in_subprocess("membership_run", n_generated=MEMBERSHIP_GENERATED[pick][-1], n_real=n_real)
+    data["membership_run"] = membership_runs(MEMBERSHIP_RUN_GENERATED[pick], n_real)
     data["load_avg_end"] = list(os.getloadavg())
     lines = _markdown(data)
     return BenchSection(title="Scale: a large audit, 1 process and a 2-worker Dask cluster, extrapolated to 1M images",
@@ -423,20 +491,7 @@ def _markdown(data: dict) -> list[str]:
             continue
         lines.append(f"| {row['n_data']:,} | {row['n_query']:,} | kNN {row['method']} | {_t(row['seconds'])} | "
                      f"{_mb(row['peak_rss_mb'])} |")
-    run_row = data.get("membership_run", {})
-    if "error" in run_row:
-        lines += ["", f"End-to-end `run_membership` failed: {run_row['error']}"]
-    elif run_row:
-        lines += ["", f"**End-to-end membership run** (`run_membership`, a dev set of a tenth the size, every "
-                  f"feature score in the 4 default spaces and the gallery space, stand-in features of "
-                  f"{run_row['dim']}-d given for each; {run_row['features_mb']:,.0f} MiB of features): "
-                  f"{run_row['n_generated']:,} generated x {run_row['n_real']:,} real in {_t(run_row['seconds'])}, "
-                  f"peak RSS {_mb(run_row['peak_rss_mb'])}. The real default spaces are wider (pixels-norm and "
-                  "pixels-lung 4,096-d, pixels-128 16,384-d): held in memory for 110,000 images they alone would "
-                  f"take {110_000 * (4096 * 3 + 16384 + 790) * 4 / 2**30:.1f} GiB, so a run of that size needs "
-                  "the membership pipeline to stream the generated features from the cache space by space "
-                  "(not done here), or narrower spaces. The image scores (registered, patches) are left out: "
-                  "they read the images and are the membership code's own streaming."]
+    lines += _membership_run_lines(data)
     members = [r for r in data["membership"] if "error" not in r]
     data["slopes"]["membership"] = loglog_slope([r["n_generated"] for r in members], [r["seconds"] for r in members])
     # slopes and extrapolation
@@ -444,6 +499,38 @@ def _markdown(data: dict) -> list[str]:
     lines += ["", "**Growth** (slope of log time on log size): " + "; ".join(
         f"{name} ~ n^{value:.2f}" for name, value in slopes.items() if math.isfinite(value)) + "."]
     lines += _extrapolation(data, one, two, ok_cache, kmeans, members)
+    return lines
+
+
+def _membership_run_lines(data: dict) -> list[str]:
+    runs = data.get("membership_run") or []
+    if not runs:
+        return []
+    done = [r for r in runs if "error" not in r]
+    first = done[0] if done else {"dim": CACHE_DIM, "chunk": "?", "index_gib": "?"}
+    lines = ["", f"**End-to-end membership run** (`run_membership`, a dev set of a tenth the size, every feature score "
+             f"in the 4 default spaces and the gallery space; stand-in features of {first['dim']}-d per space written "
+             "into an embedding cache first, in a process of its own, and read back by the run: the generated "
+             f"features stream from the cache {first['chunk']} rows at a time, every score a running reduction, "
+             f"faiss blocks of at most {first['index_gib']} GiB above 20,000 pooled generated vectors):", "",
+             "| generated | real | search | features in the cache | seconds (CPU s) | peak RSS |", "|---|---|---|---|---|---|"]
+    for row in runs:
+        if "error" in row:
+            lines.append(f"| {row.get('n_generated')} | {row.get('n_real')} | failed: {row['error']} ||||")
+            continue
+        lines.append(f"| {row['n_generated']:,} | {row['n_real']:,} | {row['search']} | {_mb(row['features_mb'])} | "
+                     f"{_t(row['seconds'])} ({_t(row.get('cpu_s'))}) | {_mb(row['peak_rss_mb'])} |")
+    slope = loglog_slope([r["n_generated"] for r in done], [r["seconds"] for r in done])
+    data.setdefault("slopes", {})["membership_run"] = slope
+    if math.isfinite(slope):
+        peaks = [r["peak_rss_mb"] for r in done]
+        lines += ["", f"Time grows as n^{slope:.2f} in the generated images (all rows; the search changes from exact to "
+                  f"faiss on the way); peak RSS stays between {_mb(min(peaks))} and {_mb(max(peaks))} (the real images' "
+                  "side: their features, the leave-one-out searches, the scan groups), the generated features "
+                  "passing a chunk at a time. The real default spaces are wider (pixels-norm "
+                  "and pixels-lung 4,096-d, pixels-128 16,384-d): their time grows with the width, their memory by the "
+                  "chunk and one index block, not by the number of images. The image scores (registered, patches) are "
+                  "left out: they decode every generated image (a chunk at a time), hours at this size on 2 cores."]
     return lines
 
 

@@ -7,7 +7,8 @@ from typing import Sequence
 import numpy as np
 
 
-#: above this many indexed vectors the kNN search switches to pynndescent (approximate)
+#: above this many indexed vectors the kNN search is approximate: pynndescent here (the real images' searches),
+#: faiss blocks under a byte budget for the generated set (`rows.streamed_knn`, which streams it)
 APPROX_THRESHOLD = 20_000
 
 

@@ -162,7 +162,11 @@ def patch_distances(real_images: np.ndarray, reference: np.ndarray, *, size: int
     (any image, either orientation when `mirror`, at grid locations within `neighbours` steps) [n_real].
     Patches are standardised, so the distance ignores local brightness and contrast (0 = same pattern,
     sqrt(2) = uncorrelated). `method`: "exact", "approx" (faiss) or "auto" (approx above APPROX_PATCH_PAIRS)."""
-    real_images, reference = np.asarray(real_images), np.asarray(reference)
+    from synthscope.membership.rows import ImageRows
+
+    real_images = np.asarray(real_images)
+    if not isinstance(reference, ImageRows):     # ImageRows: decoded a chunk at a time as the search slices it
+        reference = np.asarray(reference)
     if method not in ("auto", "exact", "approx"):
         raise ValueError("method must be auto, exact or approx")
     if len(reference) == 0 or len(real_images) == 0:

@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from synthscope.membership.neighbours import knn
+from synthscope.membership.rows import GENERATED_CHUNK, FeatureRows, ImageRows, streamed_knn
 from synthscope.membership.columns import (
     DEFAULT_COLUMN_ORDER, MembershipResult, choose_column, default_ensemble_columns, score_membership,
 )
@@ -15,7 +15,7 @@ from synthscope.membership.expectation import Expectation, expected_performance
 from synthscope.membership.patches import patch_copy_score
 from synthscope.membership.registration import IMAGE_SCORES, registered_copy_score
 from synthscope.membership.scores import SCORES, near_duplicate_groups, rank_ensemble
-from synthscope.membership.spaces import DEFAULT_SPACES, dataset_space_features
+from synthscope.membership.spaces import DEFAULT_SPACES, dataset_space_rows
 from synthscope.membership.thresholds import ThresholdFit, fit_threshold
 from synthscope.membership.verdicts import LeakageVerdict, best_baseline, leakage_test, rank_test, with_baseline_caveat
 
@@ -259,13 +259,17 @@ def pair_groups(test_groups: Sequence[str], dev_groups: Sequence[str]) -> dict[s
 
 def run_membership(dataset, dev=None, options: MembershipOptions | None = None, *, cache=None,
                    device: str = "auto", progress=False, features=None, dev_features=None,
-                   **option_values) -> MembershipRun:
+                   chunk_size: int = GENERATED_CHUNK, **option_values) -> MembershipRun:
     """Membership for every group of `dataset` (e.g. a test folder), with thresholds fit on `dev`.
 
     `options` (or its fields as keywords) decide the answer; see `MembershipOptions`. With
     reference "pool" each group is calibrated against its own real images leave-one-out; with "dev"
     against the paired dev group's real images (and the dev group against this group's), no labels used.
     `features` / `dev_features` ({space: matrix row-aligned with the manifest}) skip the extractors.
+    Generated features are read `chunk_size` rows at a time (from the cache, or from the given matrices) and
+    every feature score is a running reduction over those chunks, so memory depends on the chunk, not on the
+    number of generated images (0 = one chunk: everything at once). The answer does not depend on it beyond
+    float32 rounding, and one chunk holding the whole set gives the unstreamed answer bit for bit.
     Labels of `dataset` are used only when no dev is given and they exist (then it is evaluated on itself).
     """
     if options is None:
@@ -276,9 +280,9 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
     if dev is None and options.reference == "dev":
         raise ValueError("reference='dev' needs a dev data set")
     wanted = tuple(dict.fromkeys(spaces + (GALLERY_SPACE,)))
-    features = _space_matrix(dataset, wanted, cache, device, progress, given=features)
+    features = _space_rows(dataset, wanted, cache, device, progress, chunk_size, given=features)
     if dev is not None:
-        dev_features = _space_matrix(dev, wanted, cache, device, progress, given=dev_features)
+        dev_features = _space_rows(dev, wanted, cache, device, progress, chunk_size, given=dev_features)
     feature_scores = [s for s in options.scores if s not in IMAGE_SCORES]
     image_scores = [s for s in IMAGE_SCORES if s in options.scores]
 
@@ -327,7 +331,7 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
                 raise ValueError(f"dev group {dev_group!r} of {dev.root} needs real images labelled both used and "
                                  f"not used")
             dev_real = {s: _take(dev_features[s], dev_real_rows) for s in spaces}
-            dev_scan = near_duplicate_groups(dev_features[GALLERY_SPACE][dev_real_rows])
+            dev_scan = near_duplicate_groups(_take(dev_features[GALLERY_SPACE], dev_real_rows))
             dev_gen = GeneratedSet.of(dev, dev_features, dev_gen_rows, spaces)
             if options.generated == "pooled":    # one generator: both folders' images, one scale for dev and test
                 dev_gen = own_gen = dev_gen.join(own_gen)
@@ -383,7 +387,7 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
         runs.append(GroupRun(group, dev_group, result, dev_result, chosen, threshold, predictions, gate, copying,
                              baseline, choice=choice, n_tests=n_tests, dev_used=dev_used,
                              nearest=pd.concat(nearest, ignore_index=True),
-                             scan_groups=near_duplicate_groups(features[GALLERY_SPACE][real_rows]),
+                             scan_groups=near_duplicate_groups(_take(features[GALLERY_SPACE], real_rows)),
                              dev_scan_groups=dev_scan,
                              name=_name(dataset, group), dev_name=None if dev is None else _name(dev, dev_group),
                              expected=expected, generated=own_gen.description))
@@ -392,22 +396,24 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
 
 @dataclass
 class GeneratedSet:
-    """The generated images a group's real images are scored against: features per space, images on demand."""
-    features: dict[str, np.ndarray]
+    """The generated images a group's real images are scored against: features per space (`FeatureRows`, read a
+    chunk at a time), images on demand."""
+    features: dict[str, FeatureRows]
     parts: list                          # (dataset, rows) whose images make up the set, in order
     description: str
 
     @classmethod
     def of(cls, data, features, rows, spaces) -> "GeneratedSet":
-        return cls({s: _take(features[s], rows) for s in spaces}, [(data, rows)],
+        return cls({s: features[s].subset(rows) for s in spaces}, [(data, rows)],
                    f"{len(rows)} generated images of {_name(data, data.manifest['group'].to_numpy()[rows[0]])}")
 
     def join(self, other: "GeneratedSet") -> "GeneratedSet":
-        return GeneratedSet({s: np.concatenate([self.features[s], other.features[s]]) for s in self.features},
+        return GeneratedSet({s: self.features[s].join(other.features[s]) for s in self.features},
                             self.parts + other.parts, f"{self.description} and {other.description}, pooled")
 
-    def images(self) -> np.ndarray:
-        return np.concatenate([data.images(rows) for data, rows in self.parts])
+    def images(self) -> ImageRows:
+        """The images, decoded a chunk at a time as the image scores slice them."""
+        return ImageRows(self.parts)
 
 
 def _threshold(options: MembershipOptions, dev_scores, dev_used, scored, leaked: bool) -> ThresholdFit:
@@ -452,10 +458,11 @@ def _check_column(column: str, columns) -> None:
         raise ValueError(f"unknown score column {column!r}; available: {', '.join(columns)}")
 
 
-def _space_matrix(dataset, spaces, cache, device, progress, given=None) -> dict[str, np.ndarray]:
+def _space_rows(dataset, spaces, cache, device, progress, chunk, given=None) -> dict[str, FeatureRows]:
+    """Each space's features of every manifest row, lazy: given matrices wrapped, the rest read from the cache."""
     given = dict(given or {})
-    return {s: given[s] if s in given else dataset_space_features(dataset, s, cache=cache, device=device,
-                                                                   progress=progress)
+    return {s: FeatureRows.from_array(given[s], chunk=chunk) if s in given else
+            dataset_space_rows(dataset, s, cache=cache, device=device, progress=progress, chunk=chunk)
             for s in spaces}
 
 
@@ -463,16 +470,18 @@ def _nearest_generated(dataset, features, real_rows, gen_rows, split: str) -> pd
     """Each real image's nearest generated images of its group in 64 px grey levels (the galleries)."""
     X = features[GALLERY_SPACE]
     k = min(GALLERY_NEIGHBOURS, len(gen_rows))
-    distances, found = knn(_take(X, real_rows), _take(X, gen_rows), k)
+    distances, found = streamed_knn(_take(X, real_rows), X.subset(gen_rows), k)
     ids = dataset.manifest["image_id"].to_numpy()
     return pd.DataFrame({
         "split": split, "real_id": np.repeat(ids[real_rows].astype(str), k), "rank": np.tile(np.arange(k), len(real_rows)),
         "generated_id": ids[gen_rows][found.ravel()].astype(str), "distance": distances.ravel().astype(float)})
 
 
-def _take(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """X[rows], as a view when the rows are one run (a group's images are contiguous in the sorted manifest):
-    at 100,000 generated images a copy per space and per call was most of a run's memory."""
+def _take(X, rows: np.ndarray) -> np.ndarray:
+    """X[rows] (read from a FeatureRows), as a view when X is an array and the rows are one run (a group's images
+    are contiguous in the sorted manifest): at 100,000 generated images a copy per call was most of a run's memory."""
+    if isinstance(X, FeatureRows):
+        return X.take(rows)
     if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and (np.diff(rows) == 1).all():
         return X[rows[0]:rows[-1] + 1]
     return X[rows]

@@ -53,14 +53,33 @@ def registered_distances(real_images: np.ndarray, gen_images: np.ndarray, candid
     return out.reshape(candidates.shape)
 
 
-def registered_copy_score(real_images: np.ndarray, gen_images: np.ndarray, real_features=None,
+def registered_copy_score(real_images: np.ndarray, gen_images, real_features=None,
                           gen_features=None, *, n_candidates: int = 5, max_shift: int = 1,
                           approx_threshold: int = APPROX_THRESHOLD) -> np.ndarray:
     """Minus the smallest shift-registered distance among each real image's `n_candidates` nearest
     generated images (searched in the given features, default 64 px standardised pixels). Higher = more
-    likely that a (near) copy of the image is in the generated set."""
-    rf = postprocess(downsampled_pixels(real_images), "image_zscore") if real_features is None else real_features
-    gf = postprocess(downsampled_pixels(gen_images), "image_zscore") if gen_features is None else gen_features
-    _, idx = knn(rf, gf, n_candidates, approx_threshold=approx_threshold)
-    return -registered_distances(real_images, gen_images, idx, max_shift=max_shift).min(axis=1).astype(np.float64)
+    likely that a (near) copy of the image is in the generated set.
 
+    `gen_images` may be an `ImageRows` (decoded a chunk at a time): its search features are then computed and
+    searched a chunk at a time, and only the candidates' images are registered."""
+    from synthscope.membership.rows import FeatureRows, ImageRows, streamed_knn
+
+    def standardised_pixels(images):
+        return postprocess(downsampled_pixels(images), "image_zscore")
+
+    rf = standardised_pixels(real_images) if real_features is None else real_features
+    if gen_features is not None:
+        gf = gen_features
+    elif isinstance(gen_images, ImageRows):
+        gf = gen_images.feature_rows(standardised_pixels, 64 * 64)
+    else:
+        gf = standardised_pixels(gen_images)
+    if isinstance(gf, FeatureRows):
+        _, idx = streamed_knn(rf, gf, n_candidates, approx_threshold=approx_threshold)
+    else:
+        _, idx = knn(rf, gf, n_candidates, approx_threshold=approx_threshold)
+    # only the candidates' images are decoded and standardised (each image on its own, so the same values)
+    wanted, local = np.unique(idx, return_inverse=True)
+    candidates = gen_images[wanted] if isinstance(gen_images, ImageRows) else np.asarray(gen_images)[wanted]
+    distances = registered_distances(real_images, candidates, local.reshape(idx.shape), max_shift=max_shift)
+    return -distances.min(axis=1).astype(np.float64)

@@ -10,6 +10,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from synthscope.membership.neighbours import APPROX_THRESHOLD, _as_matrix, intrinsic_dimension, knn
+from synthscope.membership.rows import streamed_knn
 
 
 SCORES = ("distance", "adjusted", "gan_leaks", "domias", "copies")
@@ -36,7 +37,8 @@ class PoolScores:
 class MembershipScorer(BaseEstimator):
     """Membership scores for real images in one feature space (a scikit-learn estimator).
 
-    fit(generated, reference=None) indexes the generated set and, when given, a reference set of real
+    fit(generated, reference=None) keeps the generated set (a matrix, or a `FeatureRows` that the searches read a
+    chunk at a time, keeping a running top-k per real image) and, when given, a reference set of real
     images disjoint from the pool that will be scored (then its calibration -- near-duplicate radius,
     copy radius, intrinsic dimension -- is learned at fit and ends in `_`). score(real) returns a
     DataFrame with one column per score; score_pool(real) returns it with the calibration it used.
@@ -72,8 +74,13 @@ class MembershipScorer(BaseEstimator):
         return scores
 
     def fit(self, generated, reference=None) -> "MembershipScorer":
+        from synthscope.membership.rows import FeatureRows
+
         self.scores_ = self._check()
-        self.generated_ = _as_matrix(generated, "generated")
+        # a FeatureRows (e.g. read from the cache) stays lazy: the searches stream it a chunk at a time
+        self.generated_ = generated if isinstance(generated, FeatureRows) else _as_matrix(generated, "generated")
+        if len(self.generated_) == 0:
+            raise ValueError("generated: no vectors")
         self.reference_ = None if reference is None else _as_matrix(reference, "reference")
         if self.reference_ is not None and self.reference_.shape[1] != self.generated_.shape[1]:
             raise ValueError("reference and generated features have different dimensions")
@@ -113,7 +120,8 @@ class MembershipScorer(BaseEstimator):
         if n_reference < 2:
             raise ValueError("the reference set needs at least 2 other real images (3 when leave-one-out)")
         k_gen = max(self.n_neighbors, self.density_k, self.max_copies if "copies" in self.scores_ else 1)
-        gen_dist, _ = self._knn(real, self.generated_, k_gen)
+        gen_dist, _ = streamed_knn(real, self.generated_, k_gen, approx_threshold=self.approx_threshold,
+                                   random_state=self.random_state)
         k_ref = max(2, self.n_neighbors, self.density_k)
         radius = (near_duplicate_radius(reference, self.near_duplicate_ratio, self.random_state) if leave_one_out
                   else self.near_duplicate_radius_)

@@ -74,3 +74,22 @@ def dataset_space_features(dataset, space: str | Space, *, cache=None, device: s
     raw = embed_dataset(dataset, extractor, cache=cache, device=device, progress=progress)
     return postprocess(raw, space.postprocess)
 
+
+
+def dataset_space_rows(dataset, space: str | Space, *, cache=None, device: str = "auto", progress: bool = False,
+                       chunk: int | None = None):
+    """Like `dataset_space_features`, but lazy: every row is embedded into the cache (what `synthscope embed`
+    does, in memory bounded by its chunk), and a `FeatureRows` reads them back `chunk` rows at a time,
+    post-processed per chunk (row by row, so the values are those of `dataset_space_features`)."""
+    from synthscope.cache import EmbeddingCache, _resolve_extractor, cache_dataset, dataset_keys
+    from synthscope.features import get_extractor
+    from synthscope.membership.rows import GENERATED_CHUNK, FeatureRows
+
+    space = get_space(space) if isinstance(space, str) else space
+    extractor = _resolve_extractor(get_extractor(space.extractor, **space.options), device)
+    cache = cache or EmbeddingCache()
+    cache_dataset(dataset, extractor, cache=cache, device=device, progress=progress)
+    return FeatureRows.from_cache(cache, extractor, dataset_keys(dataset),
+                                  lambda vectors: postprocess(vectors, space.postprocess),
+                                  dim=cache.dimension(extractor),
+                                  chunk=GENERATED_CHUNK if chunk is None else chunk)

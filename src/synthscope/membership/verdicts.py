@@ -67,8 +67,13 @@ def data_copying_test(real, generated, heldout, *, alpha: float = 0.05,
     to the pool than held-out real images are; copying makes them closer. One-sided Mann-Whitney of
     generated-to-pool vs held-out-to-pool nearest distances; statistic = Meehan's Z_U (negative = closer).
     """
+    from synthscope.membership.rows import FeatureRows, streamed_query_knn
+
     real = _as_matrix(real, "real")
-    gen_dist, _ = knn(generated, real, 1, approx_threshold=approx_threshold)
+    if isinstance(generated, FeatureRows):     # read a chunk at a time (each chunk a block of queries)
+        gen_dist, _ = streamed_query_knn(generated, real, 1, approx_threshold=approx_threshold)
+    else:
+        gen_dist, _ = knn(generated, real, 1, approx_threshold=approx_threshold)
     held_dist, _ = knn(heldout, real, 1, approx_threshold=approx_threshold)
     return _copying_verdict(gen_dist[:, 0], held_dist[:, 0], alpha)
 

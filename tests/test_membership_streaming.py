@@ -1,0 +1,154 @@
+"""Generated features read a chunk at a time (membership.rows): the streamed searches and a whole run give the
+unstreamed answer (bit for bit with one chunk, to float32 rounding with tiny chunks), from arrays and from the
+cache; faiss blocks under a byte budget find the exact neighbours; on ../shared/bench/v3 the run files of a
+streamed run (64-row chunks) equal the unstreamed run's byte for byte."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from float_tolerance import EPS32
+from synthscope import membership as mb
+from synthscope.cache import EmbeddingCache
+from synthscope.features.texture import PixelsExtractor
+from synthscope.membership.rows import FeatureRows, streamed_knn, streamed_query_knn
+
+
+def _mixture(n, dim, seed):
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(99).normal(scale=2.0, size=(5, dim))
+    return (centres[rng.integers(0, 5, n)] + rng.normal(size=(n, dim))).astype(np.float32)
+
+
+def _d2_tolerance(query, data) -> float:
+    """float32 |q|^2 + |x|^2 - 2 q.x over d dims: within (d + 3) eps (|q| + |x|)^2, as test_membership bounds it."""
+    scale = float(np.linalg.norm(query, axis=1).max() + np.linalg.norm(data, axis=1).max()) ** 2
+    return (query.shape[1] + 3) * EPS32 * scale
+
+
+@pytest.mark.parametrize("chunk", [0, 5, 64])
+def test_streamed_knn_equals_the_unstreamed_search(chunk):
+    data, query = _mixture(300, 24, 1), _mixture(40, 24, 2)
+    expected, expected_idx = mb.knn(query, data, 7)
+    dist, idx = streamed_knn(query, FeatureRows.from_array(data, chunk=chunk), 7)
+    if chunk in (0, 64):      # one chunk, or chunks the BLAS kernels treat like the whole: the same bits
+        np.testing.assert_array_equal(dist, expected)
+    bound = _d2_tolerance(query, data)
+    np.testing.assert_allclose(dist ** 2, expected ** 2, rtol=0, atol=bound)
+    exact = np.linalg.norm(query[:, None].astype(np.float64) - data[None], axis=2)
+    np.testing.assert_allclose(dist ** 2, np.take_along_axis(exact, idx, axis=1) ** 2, rtol=0, atol=bound)
+    assert (np.diff(dist, axis=1) >= 0).all()
+    np.testing.assert_array_equal(np.sort(idx, axis=1), np.sort(expected_idx, axis=1))
+
+
+def test_streamed_queries_equal_one_call():
+    data, queries = _mixture(80, 16, 3), _mixture(50, 16, 4)
+    expected, _ = mb.knn(queries, data, 1)
+    dist, _ = streamed_query_knn(FeatureRows.from_array(queries, chunk=6), data, 1)
+    np.testing.assert_allclose(dist ** 2, expected ** 2, rtol=0, atol=_d2_tolerance(queries, data))
+
+
+def test_faiss_blocks_under_a_byte_budget_find_the_exact_neighbours():
+    data, query = _mixture(6000, 16, 5), _mixture(200, 16, 6)
+    exact, exact_idx = streamed_knn(query, data, 5)
+    # a budget of about 1,500 vectors: four indexes, built and searched one after the other
+    dist, idx = streamed_knn(query, FeatureRows.from_array(data, chunk=500), 5, approx_threshold=1000,
+                             index_bytes=1500 * (16 * 4 + 8))
+    recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(idx, exact_idx)])
+    assert recall > 0.9, recall
+    found = np.linalg.norm(query[:, None] - data[idx], axis=2)
+    np.testing.assert_allclose(dist ** 2, found ** 2, rtol=0, atol=_d2_tolerance(query, data))
+    assert (dist[:, 0] >= exact[:, 0] - 1e-4).all()
+
+
+def test_rows_read_from_the_cache_are_the_postprocessed_vectors(tmp_path):
+    extractor = PixelsExtractor(size=8)
+    cache = EmbeddingCache(tmp_path)
+    raw = _mixture(50, 64, 7)
+    keys = [f"k{i:03d}" for i in range(50)]
+    cache.add(extractor, keys[:30], raw[:30])
+    cache.add(extractor, keys[30:], raw[30:])
+    rows = FeatureRows.from_cache(cache, extractor, keys, lambda v: mb.postprocess(v, "image_zscore"), chunk=7)
+    expected = mb.postprocess(raw, "image_zscore")
+    np.testing.assert_array_equal(np.concatenate([b for _, b in rows.blocks()]), expected)
+    picked = rows.subset(np.arange(10, 40)).join(rows.subset(np.arange(3)))
+    np.testing.assert_array_equal(picked.array(), expected[list(range(10, 40)) + [0, 1, 2]])
+    assert picked.shape == (33, 64)
+    with pytest.raises(RuntimeError, match="missing from the cache"):
+        FeatureRows.from_cache(cache, extractor, ["absent"], dim=64).array()
+
+
+def test_a_run_with_tiny_chunks_equals_the_unstreamed_run():
+    """run_membership on given features, generated read 7 rows at a time vs all at once."""
+    from synthscope.benchmark.scale_audit import _vector_dataset
+
+    test = _vector_dataset(90, 40, "test", False)
+    dev = _vector_dataset(60, 30, "dev", True)
+    spaces = mb.DEFAULT_SPACES + ("pixels",)
+    features = {s: _mixture(len(test.manifest), 32, 10 + i) for i, s in enumerate(spaces)}
+    dev_features = {s: _mixture(len(dev.manifest), 32, 20 + i) for i, s in enumerate(spaces)}
+    runs = [mb.run_membership(test, dev, mb.MembershipOptions(scores=mb.SCORES), features=features,
+                              dev_features=dev_features, chunk_size=chunk) for chunk in (0, 7)]
+    whole, streamed = (run.groups[0] for run in runs)
+    assert whole.primary == streamed.primary
+    pd.testing.assert_series_equal(whole.predictions, streamed.predictions)
+    # the distance columns are minus mean nearest distances: |a - b| <= sqrt(|a^2 - b^2|) bounds them
+    data = np.concatenate([features[s] for s in spaces])
+    atol = np.sqrt(_d2_tolerance(data, data))
+    for column in [c for c in whole.result.scores.columns if c.endswith(":distance")]:
+        np.testing.assert_allclose(streamed.result.scores[column], whole.result.scores[column], rtol=0, atol=atol)
+    pd.testing.assert_frame_equal(whole.nearest.drop(columns="distance"), streamed.nearest.drop(columns="distance"))
+
+
+@pytest.mark.slow
+def test_v3_run_files_are_byte_identical_streamed_and_unstreamed(shared_dir, tmp_path):
+    from synthscope.data import load_dataset
+    from synthscope.score_files import write_score_file
+    from synthscope.submission import write_membership_run
+
+    v3 = shared_dir / "bench" / "v3" / "subtask1"
+    if not v3.is_dir():
+        pytest.skip(f"benchmark v3 not found at {v3}")
+    test, dev = load_dataset(v3 / "test"), load_dataset(v3 / "dev")
+    cache = EmbeddingCache(tmp_path / "cache")
+    files, tables = [], []
+    # 400 pooled generated images: 7 chunks of 64 against everything at once (the feature scores: the image
+    # scores read the images, not the chunked features)
+    for chunk in (0, 64):
+        run = mb.run_membership(test, dev, mb.MembershipOptions(scores=mb.SCORES), cache=cache, chunk_size=chunk)
+        out, scores = tmp_path / f"run-{chunk}.csv", tmp_path / f"scores-{chunk}.csv"
+        write_membership_run(out, run.predictions)
+        write_score_file(scores, run.scores_table())
+        files.append((out.read_bytes(), scores.read_bytes()))
+        tables.append(run.groups[0].result.scores)
+    assert files[0] == files[1]
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
+
+
+class _Images:
+    """A data set's `images(rows)` over an array (what ImageRows reads)."""
+
+    def __init__(self, images):
+        self.array = images
+
+    def images(self, rows):
+        return self.array[np.asarray(rows)]
+
+
+def test_image_scores_read_lazily_equal_the_array_scores():
+    from scipy import ndimage
+
+    from synthscope.membership.rows import ImageRows
+
+    rng = np.random.default_rng(3)
+    pool = ndimage.gaussian_filter(rng.normal(size=(40, 64, 64)), sigma=(0, 3, 3))
+    pool = np.clip((pool - pool.min()) / np.ptp(pool) * 255, 0, 255).astype(np.uint8)
+    real, generated = pool[:12], pool[12:]
+    generated[:3] = real[:3]                                         # three copies to find
+    lazy = ImageRows([(_Images(generated), np.arange(0, 10)), (_Images(generated), np.arange(10, 28))])
+    for score in (mb.registered_copy_score, mb.patch_copy_score):
+        np.testing.assert_array_equal(score(real, lazy), score(real, generated))
+    assert (mb.registered_copy_score(real, lazy)[:3] > -1e-3).all()   # the copies register at distance ~0
+    np.testing.assert_array_equal(lazy[5:15], generated[5:15])
