@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_dashboard_browser import (_PLOT, _browser_selection, _open_tab, _page_selected, _wait_settled,  # noqa: F401
+from test_dashboard_browser import (_COUNT, _PLOT, _browser_selection, _open_tab, _page_selected, _wait_settled,  # noqa: F401
                                     expect, page, server)
 
 pytestmark = pytest.mark.browser
@@ -17,7 +17,7 @@ _HISTOGRAM = "document.querySelector('.ss-view:not([style*=\"display: none\"]) .
 
 def _show_plot(page) -> None:
     _open_tab(page, TAB)
-    page.wait_for_selector(".ss-view:visible .js-plotly-plot canvas")
+    page.wait_for_selector(".ss-view:visible .js-plotly-plot canvas", timeout=180_000)   # the first open projects
     page.wait_for_timeout(500)
 
 
@@ -98,7 +98,10 @@ def test_a_cluster_button_selects_the_cluster_in_the_scatter(page):
     _show_plot(page)
     button = page.locator(".ss-view:visible .ss-select-cluster").first
     button.click()
-    page.wait_for_function(f"() => ({_PLOT}.data[0].selectedpoints || []).length > 0", timeout=20_000)
+    # a loaded machine can still show the previous highlight for a moment: wait until the scatter and
+    # the page's count agree (they never do if the highlight is stale, and the wait then fails)
+    page.wait_for_function(f"""() => {{ const n = ({_PLOT}.data[0].selectedpoints || []).length, e = {_COUNT};
+        return n > 0 && e && parseInt(e.textContent.replace(/,/g, '')) === n; }}""", timeout=20_000)
     shown = len(_browser_selection(page))
     _wait_settled(page, shown)
     assert _page_selected(page) == shown > 0

@@ -841,6 +841,10 @@ class GeneratorsView(View):
         positions = np.flatnonzero(np.isin(self.visible, selected))
         clear_outline(self.scatter)   # the lasso outline drawn earlier is not this selection
         self.scatter.data[0].selectedpoints = positions.tolist() if positions.size else None
+        if self.bridge is not None:
+            # the plot now shows this, not what it reported last: a later selection equal to that older
+            # report (a late histogram report, say) must be pushed again, not skipped as already shown
+            self.bridge.reported = np.asarray(selected, dtype=np.int64)
 
     def _on_assignments(self, change=None) -> None:
         state = self.state
