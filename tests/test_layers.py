@@ -120,3 +120,27 @@ def test_no_module_is_a_room_too_big_to_hold_in_one_head(repo_root):
                if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
                and str(path.relative_to(repo_root)) not in OVERSIZED_PENDING]
     assert not too_big, f"modules over {MAX_MODULE_LINES} lines (split them by concern):\n" + "\n".join(too_big)
+
+
+#: the only modules that may call os.replace: outputs.py (the one atomic write) and demo.py (it renames a whole
+#: staging folder onto the demo root, which is not a file write)
+OS_REPLACE_ALLOWED = {"src/synthscope/outputs.py", "src/synthscope/demo.py"}
+
+
+def _calls_os_replace(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Attribute) and node.attr == "replace" and isinstance(node.value, ast.Name) \
+                and node.value.id == "os":
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module == "os" and any(a.name == "replace" for a in node.names):
+            return True
+    return False
+
+
+def test_files_are_written_atomically_in_one_place(repo_root):
+    """Issue 23 item 14: the temp-file-then-os.replace write lives in synthscope.outputs only; every other
+    module calls atomic_write_text / atomic_write_bytes / atomic_save / atomic_writer."""
+    sources = sorted((repo_root / "src").rglob("*.py")) + sorted((repo_root / "dashboard").rglob("*.py"))
+    offenders = [str(path.relative_to(repo_root)) for path in sources
+                 if str(path.relative_to(repo_root)) not in OS_REPLACE_ALLOWED and _calls_os_replace(path)]
+    assert not offenders, "hand-written atomic writes (use synthscope.outputs):\n" + "\n".join(offenders)

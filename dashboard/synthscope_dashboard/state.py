@@ -14,7 +14,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ except ImportError:   # not on Windows: then two pages are not guarded against e
 import numpy as np
 import traitlets
 
+from synthscope.outputs import atomic_write_bytes, atomic_write_text
 from synthscope_dashboard.workspace import Workspace
 
 SESSION_VERSION = 1
@@ -42,17 +42,8 @@ def session_path(cache_dir: Path, data_path: str) -> Path:
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(json.dumps(payload))   # dumps uses the C encoder in one shot; dump streams in Python
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # dumps uses the C encoder in one shot; dump streams in Python
+    atomic_write_text(path, json.dumps(payload))
 
 
 def read_session_file(path: Path) -> tuple[dict | None, str | None]:
@@ -83,12 +74,7 @@ def backup_session_file(path: Path) -> Path:
             continue
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     backup = path.with_name(f"{path.stem}.bak-{stamp}.json")
-    handle, tmp = tempfile.mkstemp(prefix=backup.name, suffix=".tmp", dir=path.parent)
-    with os.fdopen(handle, "wb") as stream:
-        stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(tmp, backup)
+    atomic_write_bytes(backup, data)
     return backup
 
 
