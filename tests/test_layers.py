@@ -144,3 +144,26 @@ def test_files_are_written_atomically_in_one_place(repo_root):
     offenders = [str(path.relative_to(repo_root)) for path in sources
                  if str(path.relative_to(repo_root)) not in OS_REPLACE_ALLOWED and _calls_os_replace(path)]
     assert not offenders, "hand-written atomic writes (use synthscope.outputs):\n" + "\n".join(offenders)
+
+
+def test_only_the_app_imports_the_views(repo_root):
+    """Issue 23 item 13: arrows point down. The views sit on top (app.py builds them); the report, the
+    tables, the state and the HTML helpers (markup.py) never import a view, even lazily."""
+    package = repo_root / "dashboard" / "synthscope_dashboard"
+    allowed = {package / "app.py"}
+    offenders = [f"{path.relative_to(repo_root)} imports {name}"
+                 for path in sorted(package.rglob("*.py"))
+                 if path not in allowed and (package / "views") not in path.parents
+                 for name in sorted(_imports(path))
+                 if name == "synthscope_dashboard.views" or name.startswith("synthscope_dashboard.views.")]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_ari_nmi_tables_are_built_in_one_place(repo_root):
+    """Issue 23 item 13: the page and the report showed ARI / NMI tables built by two copies of one loop;
+    only tables.py calls the core's attribution_report now."""
+    package = repo_root / "dashboard" / "synthscope_dashboard"
+    callers = sorted(str(path.relative_to(repo_root)) for path in package.rglob("*.py")
+                     if any(isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None))
+                            == "attribution_report" for node in ast.walk(ast.parse(path.read_text()))))
+    assert callers == ["dashboard/synthscope_dashboard/tables.py"], callers

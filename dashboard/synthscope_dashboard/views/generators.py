@@ -9,13 +9,12 @@ import numpy as np
 import plotly.graph_objects as go
 from sklearn.metrics import silhouette_score
 
-from synthscope.metrics import attribution_report
 from synthscope_dashboard.columns import BY_KEY, CATEGORY, NUMBER, PointColumns, categories, make_bins
 from synthscope_dashboard.fingerprints import cluster_fingerprints, sample_members
 from synthscope_dashboard.imaging import (UNLABELLED_COLOR, cluster_color, colormap, known_label_color, png_bytes,
                                           to_uint8)
-from synthscope_dashboard.tables import cluster_table_html
-from synthscope_dashboard.views.common import View, banner, esc, estimate_row, fmt, guarded, metric_table
+from synthscope_dashboard.tables import ARI_NMI_TABLES, N_BOOT, ari_nmi_table, cluster_table_html, labelled_rows
+from synthscope_dashboard.views.common import View, banner, esc, fmt, guarded
 from synthscope_dashboard.views.plot_selection import BridgedFigureWidget, SelectionBridge, clear_outline, mirror_selection
 from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
 
@@ -24,7 +23,6 @@ NUMBER_SCALE = "Viridis"
 THUMB_PX, FULL_PX = 128, 512
 N_NEIGHBOURS = 6
 PNG_CACHE = 512   # PNG bytes kept per page (LRU): hovering back and forth decodes nothing
-N_BOOT = 1000   # as `synthscope attribute --truth`, so the page and the CLI print the same CIs
 NEW_CLUSTER = -1
 
 
@@ -952,22 +950,13 @@ class GeneratorsView(View):
         state, frame = self.state, self.data.frame
         assignments = state.assignments
         parts = []
-        for column, caption, note in (
-            ("known_label", "dev images (labelled by their folders)", "how well the clusters recover the dev generators"),
-            ("truth", "test images (ground-truth file, evaluation only)", "never used to fit anything"),
-        ):
-            mask = (frame[column] != "").to_numpy()
-            if column == "truth":
-                mask = mask & (frame["split"] == "test").to_numpy()
-                if mask.sum() >= 2 and not state.shows_test_labels():
-                    parts.append(self.evaluation_only("", "Test ARI / NMI (ground-truth file)"))
-                    continue
-            if mask.sum() < 2:
+        for column in ARI_NMI_TABLES:
+            if column == "truth" and labelled_rows(frame, column).sum() >= 2 and not state.shows_test_labels():
+                parts.append(self.evaluation_only("", "Test ARI / NMI (ground-truth file)"))
                 continue
-            estimates = attribution_report(frame[column].to_numpy()[mask], assignments[mask], n_boot=N_BOOT).estimates
-            rows = [estimate_row("ARI", estimates["ari"], [("single cluster", 0.0)], note),
-                    estimate_row("NMI", estimates["nmi"], [("single cluster", 0.0)], note)]
-            parts.append(metric_table(rows, f"{caption} · n = {int(mask.sum()):,}"))
+            table = ari_nmi_table(frame, assignments, column, n_boot=N_BOOT)
+            if table:
+                parts.append(table)
         if not parts:
             X = self.data.reduced_features()
             k = len(np.unique(assignments))
