@@ -109,9 +109,10 @@ def test_every_private_function_of_the_core_is_used(repo_root):
 
 
 MAX_MODULE_LINES = 700
-#: rooms still being split (issue 23 item 12); remove each once it is under the limit
-OVERSIZED_PENDING = {"src/synthscope/attribution.py", "dashboard/synthscope_dashboard/state.py",
-                     "dashboard/synthscope_dashboard/views/generators.py"}
+#: rooms still being split (issue 23 item 12); remove each once it is under the limit. attribution.py is
+#: being made a package by another change; state.py and views/generators.py were split (session.py,
+#: grid.py, views/generator_scatter.py, views/generator_histogram.py)
+OVERSIZED_PENDING = {"src/synthscope/attribution.py"}
 
 
 def test_no_module_is_a_room_too_big_to_hold_in_one_head(repo_root):
