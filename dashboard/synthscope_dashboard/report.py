@@ -97,11 +97,11 @@ def cluster_table(state) -> str:
 def fingerprints_html(state) -> str:
     """Mean residual and mean log power spectrum per cluster (core `cluster_fingerprints`, on the same
     sample of at most 64 images per cluster the generator view uses)."""
-    from synthscope_dashboard.fingerprints import cluster_fingerprints, sample_members
+    from synthscope_dashboard.fingerprints import cluster_fingerprint_images, sample_members
 
     data = state.workspace.attribution
     rows = np.concatenate([sample_members(state.assignments, c) for c in state.clusters()])
-    prints = cluster_fingerprints(data.load_images(rows), state.assignments[rows])
+    prints = cluster_fingerprint_images(data.load_images(rows), state.assignments[rows])
     cards = []
     for cluster, fingerprint in prints.items():
         name = state.cluster_name(cluster)

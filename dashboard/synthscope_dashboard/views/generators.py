@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from sklearn.metrics import silhouette_score
 
 from synthscope_dashboard.columns import BY_KEY, CATEGORY, NUMBER, PointColumns, categories
-from synthscope_dashboard.fingerprints import cluster_fingerprints, sample_members
+from synthscope_dashboard.fingerprints import cluster_fingerprint_images, sample_members
 from synthscope_dashboard.grid import (category_filter, filter_mask, grid_order, move_refusal, page_bounds,
                                        range_filter, value_range)
 from synthscope_dashboard.imaging import cluster_color, colormap, png_bytes, to_uint8
@@ -661,7 +661,7 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
         self.fingerprint_box.children = [widgets.HTML("<span class='ss-status'>computing…</span>")]
         rows = np.concatenate([sample_members(state.assignments, c) for c in state.clusters()])
         images = self.data.load_images(rows)
-        prints = cluster_fingerprints(images, state.assignments[rows])
+        prints = cluster_fingerprint_images(images, state.assignments[rows])
         cards = []
         for cluster, fingerprint in prints.items():
             residual = png_bytes(to_uint8(fingerprint.mean_residual), 160)
