@@ -179,6 +179,7 @@ class ScatterPart:
 
     def show_detail(self, row: int) -> None:
         """The image at full size beside its nearest neighbours in the feature space."""
+        self._detail_row = row   # redrawn when clusters change, so its cluster names stay true
         rows, distances = self.nearest(row)
         full = widgets.Image(value=self.png(row, FULL_PX), format="png", width=FULL_PX, height=FULL_PX)
         full.add_class("ss-detail-full")

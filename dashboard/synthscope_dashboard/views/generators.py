@@ -47,6 +47,7 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
         self.visible = np.arange(self.data.n, dtype=np.int64)   # rows the filter keeps, as the scatter holds them
         self._revision = 0        # +1 whenever the scatter's points are other rows (a filter); sent as trace meta
         self.gallery_page = 0
+        self._detail_row: int | None = None   # the clicked image the detail panel shows
 
     # ------------------------------------------------------------------ build
     def build(self):
@@ -550,6 +551,8 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
         self.cluster_table.value = self.cluster_table_html()
         self._show_cluster_buttons()
         self._update_captions()   # a move, merge, split or rename changes the gallery's cluster names
+        if self._detail_row is not None:
+            self.show_detail(self._detail_row)   # and the clicked image's (issue 22 defect 8)
         if self.state.point_filter.get("column") in ("cluster", "silhouette", "centre_distance"):
             self.apply_filter()
 
