@@ -152,11 +152,12 @@ def test_a_session_field_of_the_wrong_type_is_ignored_with_a_message(workspace, 
 
 
 def test_autosaved_is_shown_only_after_the_write_reached_the_disk(workspace, monkeypatch):
+    import synthscope_dashboard.session as session_module
     import synthscope_dashboard.state as state_module
     from synthscope_dashboard.app import Dashboard
 
     release, entered = threading.Event(), threading.Event()
-    real_write = state_module.write_json_atomic
+    real_write = session_module.write_json_atomic
 
     def slow_write(path, payload):
         if path.suffix == ".json" and ".conflict-" not in path.name:
@@ -164,7 +165,7 @@ def test_autosaved_is_shown_only_after_the_write_reached_the_disk(workspace, mon
             assert release.wait(30)
         real_write(path, payload)
 
-    monkeypatch.setattr(state_module, "write_json_atomic", slow_write)
+    monkeypatch.setattr(session_module, "write_json_atomic", slow_write)
     dashboard = Dashboard(state_module.AppState(workspace))
     state = dashboard.state
     state.set_threshold(PAIR, 0.7)
@@ -199,12 +200,13 @@ def test_a_report_applied_at_once_does_not_leave_saving_on(workspace):
 
 
 def test_a_failed_write_is_shown_and_never_called_autosaved(workspace, monkeypatch):
+    import synthscope_dashboard.session as session_module
     import synthscope_dashboard.state as state_module
 
     def failing_write(path, payload):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(state_module, "write_json_atomic", failing_write)
+    monkeypatch.setattr(session_module, "write_json_atomic", failing_write)
     state = state_module.AppState(workspace)
     state.set_threshold(PAIR, 0.7)
     state.flush()

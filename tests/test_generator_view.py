@@ -8,6 +8,8 @@ import dataclasses
 
 import numpy as np
 
+from synthscope_dashboard.imaging import cluster_color
+
 from test_dashboard_state import app, bench, loaded, workspace  # noqa: F401  (fixtures)
 
 VIEW = "Generator fingerprints"
@@ -188,3 +190,17 @@ def test_hover_shows_the_image_and_a_click_its_nearest_neighbours(app):
     expected = data.frame["image_id"].to_numpy()[np.argsort(distances, kind="stable")[:6]]
     shown = [card.children[1].value for card in neighbours.children]
     assert all(image_id in caption for image_id, caption in zip(expected, shown))
+
+
+def test_the_clicked_image_panel_follows_a_move_of_that_image(app):
+    """Issue 22 defect 8: the detail panel still named the old cluster after the image moved."""
+    state, view = app.state, app.view(VIEW)
+    view.show_detail(7)
+    header = view.detail.children[0]
+    assert state.cluster_name(int(state.assignments[7])) in header.value
+    new = state.assign([7], None)
+    state.rename(new, "moved here")
+    header = view.detail.children[0]
+    assert "moved here" in header.value, header.value
+    assert f"background:{cluster_color(new)}" in header.value
+

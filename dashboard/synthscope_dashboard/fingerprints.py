@@ -23,7 +23,7 @@ def sample_members(labels: np.ndarray, cluster: int, limit: int = MAX_IMAGES_PER
     return members
 
 
-def cluster_fingerprints(images: np.ndarray, labels: np.ndarray) -> dict[int, FingerprintImages]:
+def cluster_fingerprint_images(images: np.ndarray, labels: np.ndarray) -> dict[int, FingerprintImages]:
     from synthscope.attribution import cluster_fingerprints as core_fingerprints
 
     return {int(c): FingerprintImages(np.asarray(f.mean_residual), np.asarray(f.mean_log_spectrum),

@@ -21,10 +21,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 from synthscope_dashboard.imaging import cluster_color, colormap, png_bytes, to_uint8
-from synthscope_dashboard.views.common import STYLE, banner, esc, estimate_row, fmt, metric_table
-from synthscope_dashboard.tables import cluster_table_html
+from synthscope_dashboard.markup import STYLE, banner, esc, estimate_row, fmt, metric_table
+from synthscope_dashboard.tables import N_BOOT, ari_nmi_table, cluster_table_html   # N_BOOT: the views' and CLI's
 
-N_BOOT = 1000              # as the views and the CLI: the same CIs
 GALLERY_SIZE = 12          # real images per model pair, highest score first
 NEAREST = 3                # nearest generated images beside each real one
 THUMB = 112                # px
@@ -83,25 +82,10 @@ def scatter_figure(state) -> go.Figure:
 
 def attribution_tables(state) -> tuple[str, str]:
     """(dev tables, evaluation tables): the generator view's ARI / NMI with CIs and baseline."""
-    from synthscope.metrics import attribution_report
-
     frame, assignments = state.workspace.attribution.frame, state.assignments
-    out = []
-    for column, caption, note in (
-        ("known_label", "dev images (labelled by their folders)", "how well the clusters recover the dev generators"),
-        ("truth", "test images (ground-truth file, evaluation only)", "never used to fit anything"),
-    ):
-        mask = (frame[column] != "").to_numpy()
-        if column == "truth":
-            mask = mask & (frame["split"] == "test").to_numpy()
-        if mask.sum() < 2:
-            out.append("")
-            continue
-        estimates = attribution_report(frame[column].to_numpy()[mask], assignments[mask], n_boot=N_BOOT).estimates
-        rows = [estimate_row("ARI", estimates["ari"], [("single cluster", 0.0)], note),
-                estimate_row("NMI", estimates["nmi"], [("single cluster", 0.0)], note)]
-        out.append(metric_table(rows, f"sub-task 2 · {caption} · n = {int(mask.sum()):,}"))
-    return out[0], out[1]
+    dev, test = (ari_nmi_table(frame, assignments, column, caption_prefix="sub-task 2 · ", n_boot=N_BOOT)
+                 for column in ("known_label", "truth"))
+    return dev, test
 
 
 def cluster_table(state) -> str:
@@ -113,11 +97,11 @@ def cluster_table(state) -> str:
 def fingerprints_html(state) -> str:
     """Mean residual and mean log power spectrum per cluster (core `cluster_fingerprints`, on the same
     sample of at most 64 images per cluster the generator view uses)."""
-    from synthscope_dashboard.fingerprints import cluster_fingerprints, sample_members
+    from synthscope_dashboard.fingerprints import cluster_fingerprint_images, sample_members
 
     data = state.workspace.attribution
     rows = np.concatenate([sample_members(state.assignments, c) for c in state.clusters()])
-    prints = cluster_fingerprints(data.load_images(rows), state.assignments[rows])
+    prints = cluster_fingerprint_images(data.load_images(rows), state.assignments[rows])
     cards = []
     for cluster, fingerprint in prints.items():
         name = state.cluster_name(cluster)
@@ -216,7 +200,7 @@ def gallery_html(state, pair_name: str, predictions: np.ndarray, size: int = GAL
 def subsets_html(subsets, lowest: int = 20) -> str:
     """The 2025 tab: dev cross-validation (accuracy with baselines, confusion matrix) and the test
     assignments, least confident first."""
-    from synthscope_dashboard.views.subsets import accuracy_table, confusion_html
+    from synthscope_dashboard.markup import accuracy_table, confusion_html
 
     cv = subsets.cv
     parts = ["<section id='subsets'><h2>Sub-task 2 (2025) · training subsets</h2>",

@@ -1,223 +1,29 @@
-"""The one state every view observes, and the session file that keeps the curation safe.
+"""The one state every view observes.
 
 Views never hold state: they call the actions below and redraw when traits change. Every curation
 action (assign, rename, merge, split, recluster, threshold, override) takes an undo snapshot and
-is autosaved atomically to `<cache>/sessions/<dataset hash>.json`.
+is autosaved atomically to `<cache>/sessions/<dataset hash>.json` (the session file: session.py).
 """
 
 from __future__ import annotations
 
-import atexit
 import collections
-import contextlib
 import datetime as dt
-import hashlib
-import json
 import os
-import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-try:
-    import fcntl
-except ImportError:   # not on Windows: then two pages are not guarded against each other
-    fcntl = None
 
 import numpy as np
 import traitlets
 
+from synthscope_dashboard.session import (SESSION_VERSION, SaveOutcome, as_int, backup_session_file,
+                                          read_session_file, running_writer, session_path, session_writer,
+                                          validate_session)
 from synthscope_dashboard.workspace import Workspace
 
-SESSION_VERSION = 1
 EVALUATION_ON_MESSAGE = ("evaluation mode ON: test-label scores are shown; do not tune the threshold "
                          "(or the clusters) with it on")
 UNDO_DEPTH = 30
-
-
-def session_path(cache_dir: Path, data_path: str) -> Path:
-    digest = hashlib.sha256(str(Path(data_path).resolve()).encode()).hexdigest()[:16]
-    return Path(cache_dir) / "sessions" / f"{digest}.json"
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(json.dumps(payload))   # dumps uses the C encoder in one shot; dump streams in Python
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_session_file(path: Path) -> tuple[dict | None, str | None]:
-    """(payload, None) for a readable session of this version; (None, why) when the file is there but
-    unreadable (truncated, not JSON, a newer version); (None, None) when there is no file."""
-    if path is None or not path.is_file():
-        return None, None
-    try:
-        payload = json.loads(path.read_text())
-        if not isinstance(payload, dict):
-            raise ValueError("it is not a JSON object")
-        if payload.get("version") != SESSION_VERSION:
-            raise ValueError(f"session version {payload.get('version')!r} is not {SESSION_VERSION}")
-        return payload, None
-    except (OSError, ValueError) as error:
-        return None, str(error)
-
-
-def backup_session_file(path: Path) -> Path:
-    """Copy `path` to `<name>.bak-<UTC timestamp>.json` beside it before anything overwrites it; a backup
-    with the same bytes already there is reused (a reload does not pile up copies)."""
-    data = path.read_bytes()
-    for existing in sorted(path.parent.glob(f"{path.stem}.bak-*.json")):
-        try:
-            if existing.read_bytes() == data:
-                return existing
-        except OSError:
-            continue
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    backup = path.with_name(f"{path.stem}.bak-{stamp}.json")
-    handle, tmp = tempfile.mkstemp(prefix=backup.name, suffix=".tmp", dir=path.parent)
-    with os.fdopen(handle, "wb") as stream:
-        stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(tmp, backup)
-    return backup
-
-
-@contextlib.contextmanager
-def session_lock(path: Path):
-    """An exclusive lock across processes (every Voila page is a kernel of its own) around the
-    read-compare-write of one session file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
-        if fcntl is not None:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-@dataclass
-class SaveOutcome:
-    """What the writer thread reports back to the state that asked for the save."""
-    kind: str                       # "saved" | "conflict" | "error"
-    revision: int = 0               # the file's revision after the write (saved) or the newer one (conflict)
-    saved_at: str = ""              # local HH:MM:SS the write reached the disk, or the newer save's time
-    message: str = ""
-    backup: Path | None = None      # where an unreadable file was copied before it was overwritten
-    conflict_copy: Path | None = None
-
-
-def local_time(iso: str, fmt: str = "%H:%M") -> str:
-    try:
-        return dt.datetime.fromisoformat(iso).astimezone().strftime(fmt)
-    except (TypeError, ValueError):
-        return "?"
-
-
-def commit_session(path: Path, payload: dict, base_revision: int) -> SaveOutcome:
-    """Write `payload` unless the file holds a revision newer than `base_revision` written by another
-    state: then nothing is written over it (last save must not win) and this state's curation goes to
-    `<name>.conflict-<writer>.json` instead. An unreadable file is backed up before it is replaced."""
-    with session_lock(path):
-        current, problem = read_session_file(path)
-        backup = None
-        if problem is not None:
-            backup = backup_session_file(path)
-        elif current is not None:
-            revision = _as_int(current.get("revision"), 0)
-            if revision > base_revision and current.get("writer") != payload.get("writer"):
-                copy = path.with_name(f"{path.stem}.conflict-{payload.get('writer', 'unknown')}.json")
-                write_json_atomic(copy, {**payload, "conflict_with_revision": revision})
-                return SaveOutcome("conflict", revision, local_time(current.get("saved_at")), conflict_copy=copy)
-            base_revision = max(base_revision, revision)
-        payload = {**payload, "revision": base_revision + 1}
-        write_json_atomic(path, payload)
-        return SaveOutcome("saved", base_revision + 1, dt.datetime.now().strftime("%H:%M:%S"), backup=backup)
-
-
-def _as_int(value, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
-@dataclass
-class _Job:
-    path: Path
-    payload: dict
-    base: Callable[[], int]                      # read at write time: the revision this state last saw
-    report: Callable[[SaveOutcome], None]
-
-
-class SessionWriter:
-    """Writes session files on one background thread, newest payload per state and file wins, so a slow
-    disk (fsync can take 400 ms on a busy machine) never delays a click. Each write reports back
-    (saved, conflict, error) through the job's callback; `flush()` waits for pending writes."""
-
-    def __init__(self):
-        self._pending: dict[tuple[Path, str], _Job] = {}
-        self._condition = threading.Condition()
-        self._busy = False
-        self._thread = threading.Thread(target=self._run, name="synthscope-session-writer", daemon=True)
-        self._thread.start()
-        atexit.register(self.flush)
-
-    def submit(self, path: Path, payload: dict, *, base: Callable[[], int] = lambda: 0,
-               report: Callable[[SaveOutcome], None] = lambda outcome: None) -> None:
-        with self._condition:
-            self._pending[(path, str(payload.get("writer", "")))] = _Job(path, payload, base, report)
-            self._condition.notify_all()
-
-    def flush(self, timeout: float = 30.0) -> None:
-        with self._condition:
-            self._condition.wait_for(lambda: not self._pending and not self._busy, timeout=timeout)
-
-    def _run(self) -> None:
-        while True:
-            with self._condition:
-                self._condition.wait_for(lambda: self._pending)
-                key = next(iter(self._pending))   # oldest first
-                job = self._pending.pop(key)
-                self._busy = True
-            outcome = None
-            try:
-                try:
-                    outcome = commit_session(job.path, job.payload, job.base())
-                except OSError as error:   # the state stays in memory; the page says so
-                    outcome = SaveOutcome("error", message=f"could not save the session to {job.path}: {error}")
-            except Exception:   # a bug must not kill the only writer thread
-                pass
-            finally:
-                with self._condition:
-                    # idle before the report, under the lock: a page that applies the report at once asks
-                    # whether writes are pending (it waits for this lock) and must not see this one as still
-                    # busy, or it would show "saving…" with no further report to clear it
-                    self._busy = False
-                    if outcome is not None:
-                        try:
-                            job.report(outcome)
-                        except Exception:   # a bug in a callback must not kill the writer thread
-                            pass
-                    self._condition.notify_all()
-
-
-_WRITER: SessionWriter | None = None
-
-
-def session_writer() -> SessionWriter:
-    global _WRITER
-    if _WRITER is None:
-        _WRITER = SessionWriter()
-    return _WRITER
 
 
 class AppState(traitlets.HasTraits):
@@ -590,7 +396,7 @@ class AppState(traitlets.HasTraits):
         self.saving = bool(self._outcomes) or self._writes_pending()
 
     def _writes_pending(self) -> bool:
-        writer = _WRITER
+        writer = running_writer()
         if writer is None:
             return False
         with writer._condition:
@@ -668,7 +474,7 @@ class AppState(traitlets.HasTraits):
             self.data_version += 1
         self._restored_from = (payload.get("writer"), payload.get("sequence"))
         with self._revision_lock:
-            self._revision = max(self._revision, _as_int(payload.get("revision"), 0))
+            self._revision = max(self._revision, as_int(payload.get("revision"), 0))
         self.status = f"restored your curation saved at {payload.get('saved_at', '?')}"
         if extractor_problem:
             self.status += f" · {extractor_problem}"
@@ -703,100 +509,3 @@ def _running_loop():
         return asyncio.get_running_loop()
     except RuntimeError:   # plain Python (tests, scripts): outcomes are applied by flush() and save()
         return None
-
-
-def validate_session(payload: dict, state: AppState) -> tuple[dict, list[str]]:
-    """The fields of a session payload that have the right type and range for this workspace, and the
-    names of those that do not (a hand-edited or damaged file must not break the page)."""
-    clean: dict = {}
-    bad: list[str] = []
-
-    def take(name, check):
-        if name not in payload:
-            return
-        try:
-            value = check(payload[name])
-        except (TypeError, ValueError, KeyError, AttributeError):
-            bad.append(name)
-            return
-        clean[name] = value
-
-    attribution = state.workspace.attribution if state.workspace is not None else None
-
-    def projection(value):
-        if not isinstance(value, str) or (attribution is not None and value not in attribution.projections):
-            raise ValueError(value)
-        return value
-
-    def k(value):
-        value = _strict_int(value)
-        if value < 1 or (attribution is not None and value > attribution.n):
-            raise ValueError(value)
-        return value
-
-    def method(value):
-        if not isinstance(value, str) or not value:
-            raise ValueError(value)
-        return value
-
-    def names(value):
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise TypeError(value)
-        return {str(_strict_int(key)): v for key, v in value.items()}
-
-    def thresholds(value):
-        # pair -> threshold in score units (a session from before the one-engine change kept one rank
-        # "threshold" instead; it is not read, so those pairs start at their dev fit)
-        if not isinstance(value, dict):
-            raise TypeError(value)
-        known = {}
-        for pair, threshold in value.items():
-            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold != threshold:
-                raise ValueError(threshold)
-            if str(pair) in state.thresholds:
-                known[str(pair)] = float(threshold)
-        return known
-
-    def overrides(value):
-        if not isinstance(value, dict) or not all(v in (0, 1) and not isinstance(v, float) for v in value.values()):
-            raise TypeError(value)
-        return {str(key): int(v) for key, v in value.items()}
-
-    def assignments(value):
-        if not isinstance(value, dict):
-            raise TypeError(value)
-        return {str(key): _strict_int(v) for key, v in value.items()}
-
-    def k_source(value):
-        if value not in ("task", "analyst", "default"):
-            raise ValueError(value)
-        return value
-
-    def color_by(value):
-        if not isinstance(value, str) or not value:
-            raise ValueError(value)
-        return value
-
-    take("projection", projection)
-    take("k_source", k_source)
-    take("color_by", color_by)
-    take("k", k)
-    take("method", method)
-    take("cluster_names", names)
-    take("thresholds", thresholds)
-    take("overrides", overrides)
-    take("assignments", assignments)
-    if "assignments" in clean and any(v < 0 for v in clean["assignments"].values()):
-        del clean["assignments"]
-        bad.append("assignments")
-    return clean, bad
-
-
-def _strict_int(value) -> int:
-    if isinstance(value, bool):
-        raise TypeError(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise TypeError(value)

@@ -1,4 +1,9 @@
-"""Generator fingerprints (sub-task 2): scatter, curation of clusters, gallery, visual fingerprints."""
+"""Generator fingerprints (sub-task 2): scatter, curation of clusters, gallery, visual fingerprints.
+
+The view holds the controls and their wiring; the scatter (generator_scatter.py) and the column
+histogram (generator_histogram.py) are parts of it in modules of their own, and the filter, sort,
+paging and move-guard logic is plain code in synthscope_dashboard/grid.py.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +14,23 @@ import numpy as np
 import plotly.graph_objects as go
 from sklearn.metrics import silhouette_score
 
-from synthscope.metrics import attribution_report
-from synthscope_dashboard.columns import BY_KEY, CATEGORY, NUMBER, PointColumns, categories, make_bins
-from synthscope_dashboard.fingerprints import cluster_fingerprints, sample_members
-from synthscope_dashboard.imaging import (UNLABELLED_COLOR, cluster_color, colormap, known_label_color, png_bytes,
-                                          to_uint8)
-from synthscope_dashboard.tables import cluster_table_html
-from synthscope_dashboard.views.common import View, banner, esc, estimate_row, fmt, guarded, metric_table
-from synthscope_dashboard.views.plot_selection import BridgedFigureWidget, SelectionBridge, clear_outline, mirror_selection
+from synthscope_dashboard.columns import BY_KEY, CATEGORY, NUMBER, PointColumns, categories
+from synthscope_dashboard.fingerprints import cluster_fingerprint_images, sample_members
+from synthscope_dashboard.grid import (category_filter, filter_mask, grid_order, move_refusal, page_bounds,
+                                       range_filter, value_range)
+from synthscope_dashboard.imaging import cluster_color, colormap, png_bytes, to_uint8
+from synthscope_dashboard.tables import ARI_NMI_TABLES, N_BOOT, ari_nmi_table, cluster_table_html, labelled_rows
+from synthscope_dashboard.views.common import View, banner, esc, fmt, guarded
+from synthscope_dashboard.views.generator_histogram import HistogramPart
+from synthscope_dashboard.views.generator_scatter import THUMB_PX, ScatterPart
+from synthscope_dashboard.views.plot_selection import SelectionBridge, clear_outline, mirror_selection
 from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
 
 GALLERY_SIZE = 16   # images per page of the selection grid
-NUMBER_SCALE = "Viridis"
-THUMB_PX, FULL_PX = 128, 512
-N_NEIGHBOURS = 6
-PNG_CACHE = 512   # PNG bytes kept per page (LRU): hovering back and forth decodes nothing
-N_BOOT = 1000   # as `synthscope attribute --truth`, so the page and the CLI print the same CIs
 NEW_CLUSTER = -1
 
 
-class GeneratorsView(View):
+class GeneratorsView(ScatterPart, HistogramPart, View):
     title = "Generator fingerprints"
 
     def __init__(self, state):
@@ -45,6 +47,7 @@ class GeneratorsView(View):
         self.visible = np.arange(self.data.n, dtype=np.int64)   # rows the filter keeps, as the scatter holds them
         self._revision = 0        # +1 whenever the scatter's points are other rows (a filter); sent as trace meta
         self.gallery_page = 0
+        self._detail_row: int | None = None   # the clicked image the detail panel shows
 
     # ------------------------------------------------------------------ build
     def build(self):
@@ -337,46 +340,6 @@ class GeneratorsView(View):
         self.embedding_progress.value = done
         self.embedding_what.value = f"<span class='ss-status'>{esc(what)}: {done:,} / {total:,} images</span>"
 
-    def _make_scatter(self) -> go.FigureWidget:
-        data, state = self.data, self.state
-        xy = data.projections[state.projection]
-        rows = self.visible
-        figure = BridgedFigureWidget(
-            data=[go.Scattergl(x=xy[rows, 0], y=xy[rows, 1], mode="markers", text=self._hover_text()[rows],
-                               hovertemplate="%{text}<extra></extra>", meta=self.revision(),
-                               marker={"size": 5 if data.n > 5000 else 7, "opacity": 0.85,
-                                       "line": {"width": 0}, **self._marker()},
-                               selected={"marker": {"opacity": 1.0}}, unselected={"marker": {"opacity": 0.25}})],
-            layout=go.Layout(height=520, margin={"l": 30, "r": 10, "t": 36, "b": 30}, dragmode="lasso",
-                             title={"text": self._title(), "font": {"size": 14}}, showlegend=False,
-                             plot_bgcolor="white", xaxis={"showgrid": False, "zeroline": False},
-                             yaxis={"showgrid": False, "zeroline": False}))
-        for trace in figure.data:   # every trace, or Voila drops some selections
-            trace.on_selection(self._on_plot_selection)
-            trace.on_deselect(lambda trace, points: self._on_plot_selection(trace, points, None))
-            trace.on_hover(self._on_hover)
-            trace.on_click(self._on_click)
-        return figure
-
-    def _hover_text(self) -> np.ndarray:
-        frame = self.data.frame
-        return (frame["split"] + " · " + frame["image_id"] + "<br>" + frame["group"]).to_numpy()
-
-    def revision(self) -> str:
-        """The version of the scatter's points (trace meta): other rows after every refilter."""
-        return f"points-{self._revision}"
-
-    def _trace_rows(self) -> list[np.ndarray]:
-        """The attribution rows behind each trace's points (one trace holds the rows the filter keeps)."""
-        return [self.visible]
-
-    def _title(self) -> str:
-        key = self._color_key()
-        mode = self.columns.label(key) + (" (grey = unlabelled)" if key == "known" else "")
-        shown = (f"{len(self.visible):,} of {self.data.n:,}" if len(self.visible) < self.data.n
-                 else f"{self.data.n:,}")
-        return f"{shown} generated images · {self.state.projection.upper()} · colour = {mode}"
-
     def _column_keys(self) -> list[str]:
         return [column.key for column in self.columns.available()]
 
@@ -413,49 +376,6 @@ class GeneratorsView(View):
             dropdown.value = keep if keep in valid else valid[0]
         self.gallery_sort.options = self._sort_options()
 
-    def _category_colors(self, key: str) -> tuple[np.ndarray, list[str], list[str]]:
-        """(code per row, colour per code, name per code) of a category column."""
-        if key == "cluster":
-            assignments = np.asarray(self.state.assignments)
-            n_colors = int(assignments.max()) + 1
-            return assignments, [cluster_color(c) for c in range(n_colors)], \
-                [self.state.cluster_name(c) for c in range(n_colors)]
-        if key == "known" and self._known_colors is not None:
-            return self._known_colors
-        values, codes = categories(self.columns.values(key))
-        named = [v for v in values if v != ""]
-        colors = [known_label_color(i) for i in range(len(named))] + ([UNLABELLED_COLOR] if "" in values else [])
-        names = [str(v) for v in named] + (["unlabelled"] if "" in values else [])
-        result = (codes, colors, names)
-        if key == "known":
-            self._known_colors = result
-        return result
-
-    def _color_codes(self) -> tuple[np.ndarray, list[str]]:
-        """One integer per point and the colour of each integer (numbers, not 20,000 colour strings:
-        plotly validates every string, which costs seconds)."""
-        codes, colors, names = self._category_colors(self._color_key())
-        self._known_values = names
-        return codes, colors
-
-    def _marker(self) -> dict:
-        key = self._color_key()
-        if BY_KEY[key].kind == NUMBER:
-            values = self.columns.values(key)
-            shown = values[self.visible]
-            finite = shown[np.isfinite(shown)]
-            low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-            return {"color": shown, "colorscale": NUMBER_SCALE, "cmin": low, "cmax": high if high > low else low + 1,
-                    "showscale": True, "colorbar": {"title": {"text": self.columns.label(key)}, "thickness": 12}}
-        codes, colors = self._color_codes()
-        n = max(len(colors), 1)
-        scale = []
-        for i, color in enumerate(colors):
-            scale += [[i / n, color], [(i + 1) / n, color]]
-        # int32 travels as a binary array; int64 would go as a JSON list (JavaScript has no int64 arrays)
-        return {"color": codes[self.visible].astype(np.int32), "colorscale": scale, "cmin": -0.5, "cmax": n - 0.5,
-                "showscale": False}
-
     # ------------------------------------------------------------------ filter
     def _on_filter_column(self, change=None) -> None:
         """A new filter column: its controls show every value (nothing is hidden until one is changed)."""
@@ -475,8 +395,7 @@ class GeneratorsView(View):
                 self.filter_values.value = tuple(distinct)
                 self.filter_values.layout.display = None
             else:
-                finite = values[np.isfinite(values)]
-                low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+                low, high = value_range(values)
                 high = high if high > low else low + 1.0
                 self.filter_range.min, self.filter_range.max = -1e300, 1e300
                 self.filter_range.min, self.filter_range.max = low, high
@@ -501,30 +420,14 @@ class GeneratorsView(View):
         if not key:
             self.state.point_filter = {}
         elif BY_KEY[key].kind == CATEGORY:
-            self.state.point_filter = {"column": key, "values": [v.item() if hasattr(v, "item") else v
-                                                                 for v in self.filter_values.value]}
+            self.state.point_filter = category_filter(key, self.filter_values.value)
         else:
             low, high = self.filter_range.value
-            # the slider's ends mean "no bound": the ends are rounded to its step
-            at_min, at_max = low <= self.filter_range.min, high >= self.filter_range.max
-            self.state.point_filter = {"column": key, "low": None if at_min else float(low),
-                                       "high": None if at_max else float(high)}
+            self.state.point_filter = range_filter(key, low, high, self.filter_range.min, self.filter_range.max)
 
     def filter_mask(self) -> np.ndarray:
         """Which rows the current filter keeps."""
-        spec = self.state.point_filter or {}
-        key = spec.get("column")
-        if not key or key not in BY_KEY:
-            return np.ones(self.data.n, dtype=bool)
-        values = self.columns.values(key)
-        if BY_KEY[key].kind == CATEGORY:
-            return np.isin(values, np.asarray(spec.get("values", []), dtype=values.dtype))
-        keep = np.isfinite(values)
-        if spec.get("low") is not None:
-            keep &= values >= spec["low"]
-        if spec.get("high") is not None:
-            keep &= values <= spec["high"]
-        return keep
+        return filter_mask(self.state.point_filter, self.columns.values, self.data.n)
 
     def _on_point_filter(self, change=None) -> None:
         self.apply_filter()
@@ -559,92 +462,6 @@ class GeneratorsView(View):
         self._show_histogram()
 
     # ------------------------------------------------------------------ reactions
-    def _on_plot_selection(self, trace, points, selector) -> None:
-        """plotly's own selection callback, called once per trace for one event: the parts are combined.
-
-        Used only where no page has attached the bridge (a notebook front end without it, tests): in a
-        browser the bridge is the one source, since these callbacks can be lost behind hover events.
-        """
-        if self.bridge is not None and self.bridge.live:
-            return
-        index = next((i for i, t in enumerate(self.scatter.data) if t is trace), 0)
-        rows_of = self._trace_rows()
-        inds = np.asarray(points.point_inds, dtype=np.int64)
-        self._trace_selection[index] = rows_of[index][inds] if index < len(rows_of) else inds
-        if index == len(self.scatter.data) - 1:   # plotly dispatches to the traces in order
-            parts = list(self._trace_selection.values())
-            self._trace_selection = {}
-            self.state.select(np.concatenate(parts) if parts else [])
-
-    def png(self, row: int, px: int) -> bytes:
-        """PNG bytes of one generated image at `px` pixels, from a small LRU cache."""
-        key = (int(row), int(px))
-        cached = self._png_cache.get(key)
-        if cached is None:
-            cached = png_bytes(self.data.load_images(np.array([row], dtype=np.int64))[0], px)
-            self._png_cache[key] = cached
-            while len(self._png_cache) > PNG_CACHE:
-                self._png_cache.popitem(last=False)
-        else:
-            self._png_cache.move_to_end(key)
-        return cached
-
-    def _point_row(self, trace, points) -> int | None:
-        inds = list(getattr(points, "point_inds", []) or [])
-        if not inds:
-            return None
-        index = next((i for i, t in enumerate(self.scatter.data) if t is trace), 0)
-        rows_of = self._trace_rows()
-        return int(rows_of[index][inds[0]]) if index < len(rows_of) else int(inds[0])
-
-    def _describe(self, row: int) -> str:
-        frame, cluster = self.data.frame, int(self.state.assignments[row])
-        known = frame.at[row, "known_label"]
-        return (f"<b>{esc(frame.at[row, 'image_id'])}</b> · {esc(frame.at[row, 'split'])}"
-                f"{' · ' + esc(known) if known else ''}<br><span class='ss-swatch' "
-                f"style='background:{cluster_color(cluster)}'></span>{esc(self.state.cluster_name(cluster))}")
-
-    def _on_hover(self, trace, points, state=None) -> None:
-        row = self._point_row(trace, points)
-        if row is None:
-            return
-        self.preview.value = self.png(row, THUMB_PX)
-        self.preview_caption.value = f"<div class='ss-caption' style='text-align:left'>{self._describe(row)}</div>"
-
-    def _on_click(self, trace, points, state=None) -> None:
-        row = self._point_row(trace, points)
-        if row is not None:
-            self.show_detail(row)
-
-    def nearest(self, row: int, k: int = N_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
-        """The k nearest other generated images in the clustering's feature space (rows, distances)."""
-        from sklearn.neighbors import NearestNeighbors
-
-        X = self.data.reduced_features()
-        if self._neighbours is None:
-            self._neighbours = NearestNeighbors(n_neighbors=min(k + 1, len(X))).fit(X)
-        distances, rows = self._neighbours.kneighbors(X[[row]], n_neighbors=min(k + 1, len(X)))
-        keep = rows[0] != row
-        return rows[0][keep][:k], distances[0][keep][:k]
-
-    def show_detail(self, row: int) -> None:
-        """The image at full size beside its nearest neighbours in the feature space."""
-        rows, distances = self.nearest(row)
-        full = widgets.Image(value=self.png(row, FULL_PX), format="png", width=FULL_PX, height=FULL_PX)
-        full.add_class("ss-detail-full")
-        cards = []
-        for other, distance in zip(rows.tolist(), distances.tolist()):
-            cards.append(widgets.VBox([
-                widgets.Image(value=self.png(other, THUMB_PX), format="png", width=THUMB_PX, height=THUMB_PX),
-                widgets.HTML(f"<div class='ss-caption'>{self._describe(other)}<br>distance {distance:.2f}</div>")]))
-        neighbours = widgets.HBox(cards, layout=widgets.Layout(flex_flow="row wrap", align_content="flex-start"))
-        neighbours.add_class("ss-neighbours")
-        self.detail.children = [
-            widgets.HTML(f"<b>Clicked image</b> <span class='ss-status'>{self._describe(row)} · its "
-                         f"{len(rows)} nearest generated neighbours in the {esc(self.data.extractor)} features "
-                         "(what the clustering sees)</span>"),
-            widgets.HBox([full, neighbours])]
-
     def _on_browser_selection(self, rows: np.ndarray) -> None:
         self.state.select(rows)
 
@@ -657,17 +474,13 @@ class GeneratorsView(View):
         """True (and the status says why) when the kernel's selection is not the one the plot shows."""
         state = self.state
         selected = state.selection if state.selection is not None else np.zeros(0, dtype=np.int64)
-        if shown is None:
-            state.status = ("not moved: the page did not report what the plot shows; "
-                            "press Move selection again")
-            return True
-        if not np.array_equal(np.sort(shown), np.sort(selected)):
-            state.select(shown)
-            state.status = (f"not moved: the plot shows {len(shown):,} selected images but {len(selected):,} "
-                            "were selected here (a selection event arrived late); the selection now follows "
-                            "the plot: check it and press Move selection again")
-            return True
-        return False
+        refusal = move_refusal(shown, selected)
+        if refusal is None:
+            return False
+        if shown is not None:
+            state.select(shown)   # the selection follows the plot
+        state.status = refusal
+        return True
 
     def move_selection(self) -> int:
         """Move the selected images to the target cluster, only if they are the ones the plot shows."""
@@ -698,28 +511,6 @@ class GeneratorsView(View):
             return
         state.assign(state.selection, cluster)
 
-    @staticmethod
-    def _set_marker(trace, marker: dict) -> None:
-        current = trace.marker
-        current.color = marker["color"]
-        current.colorscale = marker["colorscale"]
-        current.cmin, current.cmax = marker["cmin"], marker["cmax"]
-        current.showscale = marker["showscale"]
-        if marker.get("colorbar"):
-            current.colorbar = marker["colorbar"]
-
-    def _update_marker(self, force: bool = False) -> None:
-        with self.scatter.batch_update():
-            self._set_marker(self.scatter.data[0], self._marker())
-
-    def _on_projection(self, change=None) -> None:
-        xy = self.data.projections[self.state.projection]
-        clear_outline(self.scatter)   # an outline drawn in the old coordinates would select other points here
-        with self.scatter.batch_update():
-            self.scatter.data[0].x = xy[self.visible, 0]
-            self.scatter.data[0].y = xy[self.visible, 1]
-            self.scatter.layout.title.text = self._title()
-
     def _on_color_by(self, change=None) -> None:
         if self.color_by.value != self._color_key():
             self._follow(self.color_by, self._color_key())
@@ -728,123 +519,12 @@ class GeneratorsView(View):
         self._show_legend()
         self._show_histogram()
 
-    def _show_legend(self) -> None:
-        """Every colouring says what its colours mean: swatches for a category, a colour bar for a number."""
-        key = self._color_key()
-        column = BY_KEY[key]
-        if column.kind == NUMBER:
-            self.legend.value = (f"<span class='ss-status'>colour = {esc(self.columns.label(key))} (colour bar at the "
-                                 f"right): {esc(column.help)}</span>")
-            return
-        if key == "cluster":
-            self.legend.value = "<span class='ss-status'>colour = cluster, as in the clusters table</span>"
-            return
-        codes, colors = self._color_codes()
-        present = set(np.unique(codes[self.visible]).tolist())
-        items = [f"<span class='ss-legend-item' data-label='{esc(value)}' data-color='{color}'>"
-                 f"<span class='ss-swatch' style='background:{color}'></span>{esc(value)}</span>"
-                 for i, (value, color) in enumerate(zip(self._known_values, colors)) if i in present]
-        what = ("known label (dev folders; test ground truth only in evaluation mode)" if key == "known"
-                else esc(column.label))
-        self.legend.value = f"<span class='ss-status'>colour = {what}: </span>" + " ".join(items)
-
-    # ------------------------------------------------------------------ the column histogram
-    def _make_histogram(self) -> go.FigureWidget:
-        figure = BridgedFigureWidget(layout=go.Layout(
-            height=230, width=560, barmode="overlay", dragmode="select", margin={"l": 40, "r": 10, "t": 30, "b": 40},
-            title={"text": "", "font": {"size": 12}}, showlegend=False, plot_bgcolor="white",
-            yaxis={"title": "images"}, bargap=0.05))
-        figure.add_trace(go.Bar(x=[], y=[], name="shown", marker={"color": "#9aa0ad"},
-                                selected={"marker": {"opacity": 1.0}}, unselected={"marker": {"opacity": 0.45}},
-                                hovertemplate="%{customdata}: %{y} images<extra></extra>"))
-        figure.add_trace(go.Bar(x=[], y=[], name="selected", marker={"color": "#1f2430"}, opacity=0.75,
-                                hovertemplate="%{customdata}: %{y} selected<extra></extra>"))
-        self._bins = None
-        self._histogram_revision = 0
-        self._histogram_selected = None   # rows the histogram's own box selected
-        return figure
-
-    def _histogram_rows(self, points) -> np.ndarray:
-        """The images of the bars the histogram highlights (each bar is many images)."""
-        if self._bins is None:
-            return np.zeros(0, dtype=np.int64)
-        bars = sorted({int(i) for trace in points if trace for i in trace})
-        return self._bins.rows(bars)
-
-    def _show_histogram(self) -> None:
-        """Bars of the colour column over the images the filter keeps, the selection drawn on top."""
-        if getattr(self, "histogram", None) is None:
-            return
-        key = self._color_key()
-        column = BY_KEY[key]
-        names = self._value_names(key) if key == "cluster" else None
-        self._bins = bins = make_bins(self.columns.values(key), self.visible, column.kind, names=names)
-        self._histogram_revision += 1
-        self._histogram_selected = None
-        meta = f"bins-{self._histogram_revision}"
-        selected = self.state.selection if self.state.selection is not None else np.zeros(0, dtype=np.int64)
-        colors = "#9aa0ad"
-        if column.kind == CATEGORY:
-            all_codes, palette, _ = self._category_colors(key)
-            colors = [palette[int(all_codes[members[0]])] if len(members) else "#9aa0ad" for members in bins.members]
-        clear_outline(self.histogram)
-        with self.histogram.batch_update():
-            shown, overlay = self.histogram.data
-            for trace in (shown, overlay):
-                trace.selectedpoints = None
-                trace.x = bins.x
-                trace.width = bins.width
-                trace.customdata = bins.labels
-                trace.meta = meta
-            shown.y = bins.counts()
-            overlay.y = bins.counts(selected)
-            self.histogram.layout.title.text = (f"{self.columns.label(key)}: drag a box over bars to select "
-                                                "their images")
-            self.histogram.layout.xaxis.type = "category" if column.kind == CATEGORY else "linear"
-        # not inside the batch: plotly.py would send the other trace's colour as null there, and plotly.js
-        # would reset it to the default colourway's
-        shown.marker.color = colors
-
-    def _on_histogram_selection(self, rows: np.ndarray) -> None:
-        rows = rows[np.isin(rows, self.visible)]
-        self._histogram_selected = rows
-        self.state.select(rows)
-
-    def _update_histogram_selection(self) -> None:
-        if getattr(self, "histogram", None) is None or self._bins is None:
-            return
-        selected = self.state.selection if self.state.selection is not None else np.zeros(0, dtype=np.int64)
-        mine = self._histogram_selected
-        clearing = mine is not None and not np.array_equal(mine, selected)
-        if clearing:
-            clear_outline(self.histogram)   # another view selected: the histogram's box no longer holds
-        with self.histogram.batch_update():
-            self.histogram.data[1].y = self._bins.counts(selected)
-            if clearing:
-                self._histogram_selected = None
-                for trace in self.histogram.data:
-                    trace.selectedpoints = None
-
     # ------------------------------------------------------------------ selection, everywhere
     def select_cluster(self, cluster: int) -> None:
         """Select the images of one cluster (those the filter keeps)."""
         members = np.flatnonzero(self.state.assignments == cluster)
 
         self.state.select(members[np.isin(members, self.visible)])
-
-    def _push_selection_to_plot(self) -> None:
-        """Show in the scatter a selection made elsewhere (histogram, clusters, Escape, undo)."""
-        selected = self.state.selection if self.state.selection is not None else np.zeros(0, dtype=np.int64)
-        reported = self.bridge.reported if self.bridge is not None else None
-        if reported is not None and np.array_equal(reported, selected):
-            return   # the plot already shows it (it was selected there)
-        positions = np.flatnonzero(np.isin(self.visible, selected))
-        clear_outline(self.scatter)   # the lasso outline drawn earlier is not this selection
-        self.scatter.data[0].selectedpoints = positions.tolist() if positions.size else None
-        if self.bridge is not None:
-            # the plot now shows this, not what it reported last: a later selection equal to that older
-            # report (a late histogram report, say) must be pushed again, not skipped as already shown
-            self.bridge.reported = np.asarray(selected, dtype=np.int64)
 
     def _on_assignments(self, change=None) -> None:
         state = self.state
@@ -871,6 +551,8 @@ class GeneratorsView(View):
         self.cluster_table.value = self.cluster_table_html()
         self._show_cluster_buttons()
         self._update_captions()   # a move, merge, split or rename changes the gallery's cluster names
+        if self._detail_row is not None:
+            self.show_detail(self._detail_row)   # and the clicked image's (issue 22 defect 8)
         if self.state.point_filter.get("column") in ("cluster", "silhouette", "centre_distance"):
             self.apply_filter()
 
@@ -894,24 +576,17 @@ class GeneratorsView(View):
 
     def gallery_rows(self) -> np.ndarray:
         """The selected rows in the grid's order."""
-        selection = self.state.selection
-        if selection is None or not len(selection):
-            return np.zeros(0, dtype=np.int64)
-        key = self.gallery_sort.value
-        if not key:
-            return selection
-        if key == "image_id":
-            order = np.argsort(self.data.frame["image_id"].astype(str).to_numpy()[selection], kind="stable")
-            return selection[order if not self.gallery_descending.value else order[::-1]]
-        values = np.asarray(self.columns.values(key), dtype=float)[selection]
-        values = np.where(np.isnan(values), -np.inf, values)
-        order = np.argsort(-values if self.gallery_descending.value else values, kind="stable")
-        return selection[order]
+        def values_of(key: str) -> np.ndarray:
+            if key == "image_id":
+                return self.data.frame["image_id"].astype(str).to_numpy()
+            return self.columns.values(key)
+
+        return grid_order(self.state.selection, self.gallery_sort.value, self.gallery_descending.value, values_of)
 
     def _show_gallery(self, page: int = 0) -> None:
         rows = self.gallery_rows()
-        n_pages = max(1, -(-len(rows) // GALLERY_SIZE))
-        self.gallery_page = page = min(max(page, 0), n_pages - 1)
+        page, n_pages = page_bounds(len(rows), page, GALLERY_SIZE)
+        self.gallery_page = page
         self.gallery_previous.disabled = page == 0
         self.gallery_next.disabled = page >= n_pages - 1
         if not len(rows):
@@ -956,22 +631,13 @@ class GeneratorsView(View):
         state, frame = self.state, self.data.frame
         assignments = state.assignments
         parts = []
-        for column, caption, note in (
-            ("known_label", "dev images (labelled by their folders)", "how well the clusters recover the dev generators"),
-            ("truth", "test images (ground-truth file, evaluation only)", "never used to fit anything"),
-        ):
-            mask = (frame[column] != "").to_numpy()
-            if column == "truth":
-                mask = mask & (frame["split"] == "test").to_numpy()
-                if mask.sum() >= 2 and not state.shows_test_labels():
-                    parts.append(self.evaluation_only("", "Test ARI / NMI (ground-truth file)"))
-                    continue
-            if mask.sum() < 2:
+        for column in ARI_NMI_TABLES:
+            if column == "truth" and labelled_rows(frame, column).sum() >= 2 and not state.shows_test_labels():
+                parts.append(self.evaluation_only("", "Test ARI / NMI (ground-truth file)"))
                 continue
-            estimates = attribution_report(frame[column].to_numpy()[mask], assignments[mask], n_boot=N_BOOT).estimates
-            rows = [estimate_row("ARI", estimates["ari"], [("single cluster", 0.0)], note),
-                    estimate_row("NMI", estimates["nmi"], [("single cluster", 0.0)], note)]
-            parts.append(metric_table(rows, f"{caption} · n = {int(mask.sum()):,}"))
+            table = ari_nmi_table(frame, assignments, column, n_boot=N_BOOT)
+            if table:
+                parts.append(table)
         if not parts:
             X = self.data.reduced_features()
             k = len(np.unique(assignments))
@@ -998,7 +664,7 @@ class GeneratorsView(View):
         self.fingerprint_box.children = [widgets.HTML("<span class='ss-status'>computing…</span>")]
         rows = np.concatenate([sample_members(state.assignments, c) for c in state.clusters()])
         images = self.data.load_images(rows)
-        prints = cluster_fingerprints(images, state.assignments[rows])
+        prints = cluster_fingerprint_images(images, state.assignments[rows])
         cards = []
         for cluster, fingerprint in prints.items():
             residual = png_bytes(to_uint8(fingerprint.mean_residual), 160)

@@ -11,34 +11,12 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from synthscope_dashboard.imaging import png_bytes
-from synthscope_dashboard.views.common import View, banner, esc, estimate_row, fmt, metric_table
+from synthscope_dashboard.markup import accuracy_table, confusion_html
+from synthscope_dashboard.views.common import View, banner, esc, fmt
 
 TABLE_ROWS = 200
 THUMBS = 8
 SORTS = (("confidence, lowest first", "confidence"), ("image id", "image_id"), ("subset, then confidence", "subset"))
-
-
-def confusion_html(confusion) -> str:
-    """Counts, dev subset (rows) x predicted subset (columns); the diagonal is correct."""
-    head = "".join(f"<th>{esc(c)}</th>" for c in confusion.columns)
-    rows = []
-    for subset, counts in confusion.iterrows():
-        cells = "".join(
-            f"<td class='ss-value' data-true='{esc(subset)}' data-predicted='{esc(col)}' "
-            f"style='background:{'#e7f6ec' if col == subset else ('#fdeaea' if value else 'white')}'>{int(value)}</td>"
-            for col, value in counts.items())
-        rows.append(f"<tr><th>{esc(subset)}</th>{cells}<td class='ss-ci'>{int(counts.sum())}</td></tr>")
-    return ("<table class='ss-table ss-confusion'><caption>dev cross-validated confusion matrix (rows: the subset an "
-            "image came from; columns: the subset predicted by a classifier that never saw it)</caption>"
-            f"<tr><th>subset \\ predicted</th>{head}<th>images</th></tr>" + "".join(rows) + "</table>")
-
-
-def accuracy_table(report, caption: str) -> str:
-    baselines = report.baselines
-    row = estimate_row("accuracy", report.estimates["accuracy"],
-                       [("majority subset", baselines["majority_class"]["accuracy"]),
-                        ("uniform random", baselines["random"]["accuracy"])])
-    return metric_table([row], caption)
 
 
 class SubsetsView(View):

@@ -18,6 +18,7 @@ import traceback
 from pathlib import Path
 
 from synthscope.benchmark.base import BenchContext, BenchSection, cpu_count, peak_rss_mb
+from synthscope.outputs import atomic_write_text
 
 # Order matters only for reading the report.
 SECTIONS = (
@@ -91,9 +92,7 @@ def write_report(results, ctx: BenchContext) -> tuple[Path, Path]:
     md_path, json_path = ctx.out_dir / "report.md", ctx.out_dir / "report.json"
     for path, text in ((md_path, "\n".join(lines)),
                        (json_path, json.dumps(payload, indent=2, default=_json_default))):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        atomic_write_text(path, text)
     return md_path, json_path
 
 

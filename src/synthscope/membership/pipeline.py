@@ -551,12 +551,11 @@ def run_membership_cached(dataset, dev=None, options: MembershipOptions | None =
     """`run_membership` with its result kept under `<cache_dir>/runs/`: the same images, labels, options and
     code give the stored run back (bit for bit what a fresh run returns). Returns (run, was_cached).
     A damaged file is recomputed and replaced."""
-    import os
     import pickle
-    import tempfile
     from pathlib import Path
 
     from synthscope.cache import EmbeddingCache
+    from synthscope.outputs import atomic_save
 
     options = options or MembershipOptions()
     folder = Path(cache_dir) / "runs"
@@ -570,13 +569,5 @@ def run_membership_cached(dataset, dev=None, options: MembershipOptions | None =
         except Exception:   # truncated or from another version: recompute below
             pass
     run = run_membership(dataset, dev, options, cache=EmbeddingCache(cache_dir), device=device, progress=progress)
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            pickle.dump(run, stream, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_save(path, lambda stream: pickle.dump(run, stream, protocol=pickle.HIGHEST_PROTOCOL), durable=False)
     return run, False
