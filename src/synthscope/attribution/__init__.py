@@ -8,7 +8,9 @@
   spectrum and the frequencies where the cluster differs most from the others.
 - `run`: `run_attribution` (the one orchestrator the CLI, the dashboard and the benchmark call),
   `AttributionOptions`, `AttributionRun`, `cross_validated_subsets`, `evaluate_attribution`.
-- `diagnostics`: per-image silhouette, distance to the cluster centre and outlier score.
+- `openset`: `NoveltyScorer`, how unlike every dev generator or subset a test image is, with a
+  conformal "none of these" flag.
+- `diagnostics`: per-image silhouette, distance to the cluster centre, assignment margin, outlier score.
 
 Every public name is importable from `synthscope.attribution`.
 """
@@ -28,11 +30,13 @@ from synthscope.attribution.clustering import (
 )
 from synthscope.attribution.diagnostics import (
     EXACT_SILHOUETTE_LIMIT,
+    assignment_margin,
     PointDiagnostics,
     cluster_diagnostics,
     outlier_scores,
 )
 from synthscope.attribution.fingerprints import ClusterFingerprint, cluster_fingerprints
+from synthscope.attribution.openset import DEFAULT_NOVELTY_ALPHA, NoveltyScorer
 from synthscope.attribution.run import (
     CLUSTER_METHODS,
     AttributionOptions,
@@ -47,16 +51,16 @@ from synthscope.attribution.run import (
     run_attribution,
     score_clustering,
 )
-from synthscope.attribution.supervised import SeededClustering, SubsetClassifier
+from synthscope.attribution.supervised import SeededClustering, SubsetClassifier, fit_temperature
 from synthscope.runtime import SINGLE_THREAD_BELOW
 
 __all__ = [
-    "ALGORITHMS", "CLUSTER_METHODS", "EXACT_SILHOUETTE_LIMIT", "MAX_CONSENSUS_POINTS", "MAX_QUADRATIC_POINTS",
+    "ALGORITHMS", "CLUSTER_METHODS", "DEFAULT_NOVELTY_ALPHA", "EXACT_SILHOUETTE_LIMIT", "MAX_CONSENSUS_POINTS", "MAX_QUADRATIC_POINTS",
     "MAX_WARD_POINTS", "SINGLE_THREAD_BELOW",
-    "AttributionOptions", "AttributionRun", "ClusterFingerprint", "FingerprintClustering", "PointDiagnostics",
+    "AttributionOptions", "AttributionRun", "ClusterFingerprint", "FingerprintClustering", "NoveltyScorer", "PointDiagnostics",
     "SeededClustering", "SubsetClassifier", "SubsetCrossValidation", "ViewReducer",
-    "assign_to_nearest_cluster", "blocks_for_view", "check_features", "check_k", "cluster_diagnostics",
+    "assign_to_nearest_cluster", "assignment_margin", "blocks_for_view", "check_features", "check_k", "cluster_diagnostics",
     "cluster_fingerprints", "cluster_generators", "cluster_once", "coassociation_consensus",
-    "cross_validated_subsets", "dev_generator_labels", "evaluate_attribution", "outlier_scores",
+    "cross_validated_subsets", "dev_generator_labels", "evaluate_attribution", "fit_temperature", "outlier_scores",
     "resampling_stability", "run_attribution", "score_clustering",
 ]

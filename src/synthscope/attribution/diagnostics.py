@@ -52,3 +52,19 @@ def outlier_scores(features: np.ndarray, *, n_neighbors: int = 20) -> np.ndarray
         return np.ones(len(X))
     model = LocalOutlierFactor(n_neighbors=min(n_neighbors, len(X) - 1)).fit(X)
     return -model.negative_outlier_factor_
+
+
+def assignment_margin(features: np.ndarray, labels) -> np.ndarray:
+    """How clearly each image belongs to its cluster: 1 - (distance to its cluster's mean) / (distance to
+    the nearest other cluster's mean), clipped to [0, 1] (0 = halfway between two clusters; 1 with a
+    single cluster)."""
+    X = np.asarray(features, dtype=np.float64)
+    values, codes = np.unique(np.asarray(labels), return_inverse=True)
+    if len(values) < 2:
+        return np.ones(len(X))
+    centres = np.stack([X[codes == c].mean(axis=0) for c in range(len(values))])
+    distances = np.stack([np.linalg.norm(X - centre, axis=1) for centre in centres], axis=1)
+    own = distances[np.arange(len(X)), codes]
+    distances[np.arange(len(X)), codes] = np.inf
+    other = np.maximum(distances.min(axis=1), np.finfo(np.float64).tiny)
+    return np.clip(1.0 - own / other, 0.0, 1.0)

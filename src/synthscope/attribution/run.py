@@ -11,6 +11,8 @@ import pandas as pd
 from sklearn.preprocessing import StandardScaler
 
 from synthscope.attribution.clustering import ALGORITHMS, FingerprintClustering, blocks_for_view
+from synthscope.attribution.diagnostics import assignment_margin, outlier_scores
+from synthscope.attribution.openset import DEFAULT_NOVELTY_ALPHA, NoveltyScorer
 from synthscope.attribution.supervised import SeededClustering, SubsetClassifier
 
 CLUSTER_METHODS = ("auto", "consensus", *ALGORITHMS)
@@ -25,6 +27,7 @@ class AttributionOptions:
     method: str = "auto"
     n_components: int = 8
     seed: int = 0
+    novelty_alpha: float = DEFAULT_NOVELTY_ALPHA   # conformal level of "none of these" (dev-seeded runs)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extractors", tuple(self.extractors))
@@ -34,6 +37,8 @@ class AttributionOptions:
             raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(CLUSTER_METHODS)}")
         if self.n_components < 1:
             raise ValueError("n_components must be at least 1")
+        if not 0.0 < self.novelty_alpha < 1.0:
+            raise ValueError(f"novelty_alpha must lie in (0, 1); got {self.novelty_alpha}")
 
 
 @dataclass
@@ -47,9 +52,22 @@ class AttributionRun:
     description: list[str]
     model: object                              # the fitted estimator
     cluster_names: dict[int, str] = field(default_factory=dict)   # seeded: cluster -> dev generator
-    confidence: pd.Series | None = None        # subsets: the predicted class's probability
+    confidence: pd.Series | None = None        # subsets: calibrated probability; clusters: assignment margin
     selection: pd.DataFrame | None = None      # label-free: the candidates' stability and silhouette
     chosen: dict | None = None
+    novelty: pd.Series | None = None           # with dev: 1 - conformal p-value; label-free: outlier score (LOF)
+    none_of_these: pd.Series | None = None     # with dev: novelty p-value below options.novelty_alpha
+    novelty_model: object | None = None        # the fitted NoveltyScorer (with dev)
+
+    def scores_table(self) -> pd.DataFrame:
+        """image_id, prediction, confidence, novelty: one row per image, in the run's order (what
+        `attribute --scores` writes; `synthscope.score_files.write_attribution_scores`)."""
+        ids = self.labels.index.astype(str)
+        confidence = self.confidence.reindex(self.labels.index) if self.confidence is not None else np.nan
+        novelty = self.novelty.reindex(self.labels.index) if self.novelty is not None else np.nan
+        return pd.DataFrame({"image_id": ids, "prediction": self.labels.astype(str).to_numpy(),
+                             "confidence": np.asarray(confidence, dtype=np.float64) * np.ones(len(ids)),
+                             "novelty": np.asarray(novelty, dtype=np.float64) * np.ones(len(ids))})
 
     @property
     def k(self) -> int | None:
@@ -160,12 +178,15 @@ def run_attribution(dataset, dev=None, options: AttributionOptions | None = None
             model = SubsetClassifier(random_state=options.seed).fit(dev_views[view], y_dev)
             probabilities = model.predict_proba(views[view])
             assigned = model.classes_[probabilities.argmax(axis=1)]
+            novelty = _novelty(dev_views[view], y_dev, views[view], view, options, ids, "subset")
             return AttributionRun(
                 "subset", pd.Series(assigned, index=pd.Index(ids, name="image_id"), name="subset"), options,
                 "supervised subsets",
                 [f"supervised subset assignment: logistic regression on {view} fit on {len(y_dev)} dev images "
-                 f"({len(model.classes_)} subsets)"], model,
-                confidence=pd.Series(probabilities.max(axis=1), index=pd.Index(ids, name="image_id")))
+                 f"({len(model.classes_)} subsets); confidence calibrated by temperature "
+                 f"{model.temperature_:.3g} (fit on out-of-fold dev logits)", novelty[3]], model,
+                confidence=pd.Series(probabilities.max(axis=1), index=pd.Index(ids, name="image_id")),
+                novelty=novelty[0], none_of_these=novelty[1], novelty_model=novelty[2])
         k = check_k(options.k, len(ids))
         model = SeededClustering(k, n_components=options.n_components, random_state=options.seed,
                                  blocks=blocks_for_view(view, views[view].shape[1]))
@@ -174,13 +195,39 @@ def run_attribution(dataset, dev=None, options: AttributionOptions | None = None
         lines = [f"semi-supervised: k-means on {view} seeded by {len(model.known_generators_)} dev generators "
                  f"({', '.join(model.known_generators_)}); {k - len(model.known_generators_)} new cluster(s)"]
         lines += [f"  cluster {c}: {name} ({int((labels == c).sum())} images)" for c, name in model.cluster_names_.items()]
+        novelty = _novelty(dev_views[view], y_dev, views[view], view, options, ids, "generator")
+        margin = assignment_margin(model.reducer_.transform(views[view]), labels)
         return AttributionRun("attribution", pd.Series(labels, index=pd.Index(ids, name="image_id"), name="cluster"),
-                              options, "seeded by dev", lines, model, cluster_names=dict(model.cluster_names_))
+                              options, "seeded by dev", lines + [novelty[3]], model,
+                              cluster_names=dict(model.cluster_names_),
+                              confidence=pd.Series(margin, index=pd.Index(ids, name="image_id")),
+                              novelty=novelty[0], none_of_these=novelty[1], novelty_model=novelty[2])
     model = cluster_generators(views, options)
     labels = np.asarray(model.labels_, dtype=np.int64)
-    return AttributionRun("attribution", pd.Series(labels, index=pd.Index(ids, name="image_id"), name="cluster"),
+    index = pd.Index(ids, name="image_id")
+    # the space the chosen labelling was found in (consensus: its views side by side)
+    reduced = np.hstack([model.reduced_[v] for v in str(model.chosen_["view"]).split("+")])
+    return AttributionRun("attribution", pd.Series(labels, index=index, name="cluster"),
                           options, "label-free", [model.describe()], model, selection=model.selection_,
-                          chosen=dict(model.chosen_))
+                          chosen=dict(model.chosen_), confidence=pd.Series(assignment_margin(reduced, labels), index=index),
+                          novelty=pd.Series(outlier_scores(reduced), index=index))
+
+
+def _novelty(X_dev, y_dev, X_test, view: str, options: AttributionOptions, ids, noun: str):
+    """(novelty series, none-of-these series, fitted NoveltyScorer, one line saying what was done)."""
+    try:
+        scorer = NoveltyScorer(alpha=options.novelty_alpha, blocks=blocks_for_view(view, X_dev.shape[1]),
+                               random_state=options.seed).fit(X_dev, y_dev)
+    except ValueError as error:      # e.g. a dev class of one image: no calibration, so no flag
+        return None, None, None, f"none of these: not assessed ({error})"
+    index = pd.Index(ids, name="image_id")
+    p_values = scorer.p_values(X_test)
+    flagged = p_values < scorer.alpha
+    line = (f"none of these: {int(flagged.sum())} of {len(ids)} images unlike every dev "
+            f"{noun} (conformal p < {scorer.alpha:g}; class-conditional "
+            f"Mahalanobis distance on {view}, calibrated by {scorer.n_splits_}-fold cross-validation on dev)")
+    return (pd.Series(1.0 - p_values, index=index, name="novelty"), pd.Series(flagged, index=index, name="none_of_these"),
+            scorer, line)
 
 
 @dataclass
@@ -192,6 +239,8 @@ class SubsetCrossValidation:
     classes: list[str]
     n_splits: int
     report: object                 # MetricReport: accuracy with CI, majority / uniform baselines
+    calibration: object = None     # MetricReport: ECE of the calibrated confidence, reliability table
+    calibration_uncalibrated: object = None   # the same for the logistic regression's own probabilities
 
     @property
     def confusion(self) -> pd.DataFrame:
@@ -209,7 +258,7 @@ def cross_validated_subsets(dev, options: AttributionOptions | None = None, *, n
     `n_splits` is lowered to the smallest subset's size; a subset with a single image is an error."""
     from sklearn.model_selection import StratifiedKFold
 
-    from synthscope.metrics import subset_accuracy_report
+    from synthscope.metrics import calibration_report, subset_accuracy_report
 
     options = options or AttributionOptions()
     dev_set = _generated_only(dev)
@@ -228,6 +277,7 @@ def cross_validated_subsets(dev, options: AttributionOptions | None = None, *, n
                          "fit on and held out")
     predicted = np.empty(len(y), dtype=object)
     confidence = np.zeros(len(y))
+    raw_confidence = np.zeros(len(y))
     fold = np.zeros(len(y), dtype=np.int64)
     folds = StratifiedKFold(n_splits=splits, shuffle=True, random_state=options.seed)
     for number, (train, held) in enumerate(folds.split(X, y)):
@@ -235,13 +285,17 @@ def cross_validated_subsets(dev, options: AttributionOptions | None = None, *, n
         probabilities = model.predict_proba(X[held])
         predicted[held] = model.classes_[probabilities.argmax(axis=1)]
         confidence[held] = probabilities.max(axis=1)
+        raw_confidence[held] = model.pipeline_.predict_proba(X[held]).max(axis=1)
         fold[held] = number
     ids = pd.Index(dev_set.manifest["image_id"].astype(str).to_numpy(), name="image_id")
-    frame = pd.DataFrame({"subset": y, "predicted": predicted.astype(str), "confidence": confidence, "fold": fold},
-                         index=ids)
+    frame = pd.DataFrame({"subset": y, "predicted": predicted.astype(str), "confidence": confidence, "fold": fold,
+                          "confidence_uncalibrated": raw_confidence}, index=ids)
+    correct = frame["subset"].to_numpy() == frame["predicted"].to_numpy()
     return SubsetCrossValidation(frame, [str(c) for c in classes], splits,
                                  subset_accuracy_report(y, frame["predicted"].to_numpy(), n_boot=n_boot,
-                                                        seed=options.seed))
+                                                        seed=options.seed),
+                                 calibration_report(confidence, correct, n_boot=n_boot, seed=options.seed),
+                                 calibration_report(raw_confidence, correct, n_boot=n_boot, seed=options.seed))
 
 
 def evaluate_attribution(run: AttributionRun, truth: pd.Series, *, n_boot: int = 1000, seed: int = 0):

@@ -78,26 +78,86 @@ class SeededClustering(BaseEstimator, ClusterMixin):
 
 
 class SubsetClassifier(BaseEstimator):
-    """2025 setting: assign generated images to the training subset they came from (fit on dev)."""
+    """2025 setting: assign generated images to the training subset they came from (fit on dev).
 
-    def __init__(self, C: float = 1.0, max_iter: int = 2000, random_state: int = 0):
+    calibration: "temperature" (default) divides the logits by one temperature T >= 1 fit, by log loss,
+    on out-of-fold logits of dev (stratified K-fold, `n_splits` lowered to the smallest subset; Guo et
+    al. 2017), so a confidence of 0.9 is right about 9 times in 10; the predicted subset never changes.
+    None keeps the logistic regression's own probabilities (`temperature_` = 1).
+    """
+
+    def __init__(self, C: float = 1.0, max_iter: int = 2000, calibration: str | None = "temperature",
+                 n_splits: int = 5, random_state: int = 0):
         self.C = C
         self.max_iter = max_iter
+        self.calibration = calibration
+        self.n_splits = n_splits
         self.random_state = random_state
+
+    def _pipeline(self):
+        return make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=self.max_iter,
+                                                                  random_state=self.random_state))
+
+    @staticmethod
+    def _logits(pipeline, X: np.ndarray) -> np.ndarray:
+        scores = pipeline.decision_function(X)
+        return np.column_stack([np.zeros(len(scores)), scores]) if scores.ndim == 1 else scores
 
     def fit(self, X, y):
         X = check_features(X)
         y = np.asarray(y).astype(str)
         if len(set(y)) < 2:
             raise ValueError("need dev images from at least two subsets to fit a classifier")
-        self.pipeline_ = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=self.max_iter,
-                                                                            random_state=self.random_state))
-        self.pipeline_.fit(X, y)
+        if self.calibration not in (None, "temperature"):
+            raise ValueError(f"unknown calibration {self.calibration!r}; use 'temperature' or None")
+        self.pipeline_ = self._pipeline().fit(X, y)
         self.classes_ = self.pipeline_.classes_
+        self.temperature_ = 1.0
+        counts = np.unique(y, return_counts=True)[1]
+        splits = int(min(self.n_splits, counts.min()))
+        if self.calibration == "temperature" and splits >= 2:
+            from sklearn.model_selection import StratifiedKFold
+
+            logits = np.zeros((len(y), len(self.classes_)))
+            codes = np.searchsorted(self.classes_, y)
+            for train, held in StratifiedKFold(splits, shuffle=True, random_state=self.random_state).split(X, y):
+                fold = self._pipeline().fit(X[train], y[train])
+                columns = np.searchsorted(self.classes_, fold.classes_)
+                logits[np.ix_(held, columns)] = self._logits(fold, X[held])
+                missing = np.setdiff1d(np.arange(len(self.classes_)), columns)
+                logits[np.ix_(held, missing)] = -np.inf if len(missing) else 0.0
+            self.temperature_ = fit_temperature(logits, codes)
         return self
 
     def predict(self, X) -> np.ndarray:
         return self.pipeline_.predict(check_features(X))
 
     def predict_proba(self, X) -> np.ndarray:
-        return self.pipeline_.predict_proba(check_features(X))
+        """Subset probabilities, calibrated by the temperature (the argmax is the uncalibrated one's)."""
+        return softmax(self._logits(self.pipeline_, check_features(X)) / self.temperature_)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    weights = np.exp(shifted)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(logits: np.ndarray, codes: np.ndarray, bounds: tuple[float, float] = (1.0, 100.0)) -> float:
+    """The temperature T minimising the mean log loss of softmax(logits / T) for the true classes `codes`
+    (a bounded 1-D search over log T). T >= 1 by default: calibration only softens. A dev set the
+    classifier separates perfectly out of fold drives the loss-optimal T to 0 and every confidence to
+    1.0, which a few dozen dev images cannot justify."""
+    from scipy.optimize import minimize_scalar
+
+    logits = np.asarray(logits, dtype=np.float64)
+    finite = np.where(np.isfinite(logits), logits, -1e30)
+
+    def loss(log_t: float) -> float:
+        scaled = finite / np.exp(log_t)
+        top = scaled.max(axis=1, keepdims=True)
+        log_norm = top[:, 0] + np.log(np.exp(scaled - top).sum(axis=1))
+        return float(np.mean(log_norm - scaled[np.arange(len(codes)), codes]))
+
+    result = minimize_scalar(loss, bounds=tuple(np.log(bounds)), method="bounded")
+    return float(np.exp(result.x))
