@@ -67,8 +67,9 @@ def run(ctx: BenchContext) -> BenchSection:
         f"| dev CV ECE, uncalibrated | {_fmt(raw)} | |", "",
         "Reliability on dev (calibrated, out of fold):", "", "```", cv.calibration.tables["reliability"].to_string(),
         "```", "",
-        "v1's three dev generators are perfectly separable, so the calibrated confidence is 1.0 almost everywhere: "
-        "that is right here (dev CV accuracy 1.0), not a sign of overconfidence.", "",
+        "v1's three dev generators are separated perfectly out of fold, so the confidence is near 1.0 and that is "
+        "right here (dev CV accuracy 1.0); the temperature stays at 1 (calibration only softens, and there is "
+        "nothing to soften), so both ECEs are equal.", "",
     ]
     data = {"open_set": {k: v.__dict__ for k, v in e.items()}, "seen_accuracy": seen.estimates["accuracy"].__dict__,
             "open_set_accuracy": overall.estimates["accuracy"].__dict__,
