@@ -133,6 +133,14 @@ def test_the_tab_shows_predictions_low_confidence_first_and_the_dev_confusion(ap
     known = truth[truth.isin(list(SUBSETS))]
     assert (subsets.run.labels.loc[known.index] == known).mean() >= 0.9
     assert shown[0] < shown[-1]              # the order is not trivially that of equal values
+    # "none of these": the count in the summary, and the table sorted by novelty, highest first
+    flagged = int(subsets.run.none_of_these.sum())
+    assert f"{flagged} of {N_TEST_ALL} test images are none of these" in view.summary.value
+    view.sort.value = "novelty"
+    novelty = [float(v) for v in re.findall(r"data-novelty='([0-9.]+)'", view.table.value)]
+    assert len(novelty) == N_TEST_ALL and novelty == sorted(novelty, reverse=True)
+    assert novelty[0] == pytest.approx(subsets.run.novelty.max(), abs=1e-6)
+    assert view.table.value.count("<b>none of these</b>") == flagged
 
 
 def test_export_is_validated_and_equals_the_cli_run_byte_for_byte(app, tree, tmp_path):
