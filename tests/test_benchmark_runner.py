@@ -24,7 +24,9 @@ def test_runner_writes_both_reports_and_quality_sections_skip_without_shared(tmp
     assert "wrote" in capsys.readouterr().out
     # the core's sections, by name: speed first, quality last (a new section must not drop one)
     names = [name.rsplit(".", 1)[1] for name in SECTIONS]
-    assert names[0] == "speed_features" and names[-2:] == ["quality_attribution", "quality_membership"]
+    assert names[0] == "speed_features" and names[-5:] == ["quality_attribution", "quality_open_set",
+                                                           "quality_robustness", "quality_same_architecture",
+                                                           "quality_membership"]
     assert {"speed_scale", "scale_audit"} <= set(names)
     # the dashboard's section comes in by name (--section): the core lists no dashboard module
     assert not any(name.startswith("synthscope_dashboard") for name in SECTIONS)

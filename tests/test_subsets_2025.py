@@ -133,6 +133,14 @@ def test_the_tab_shows_predictions_low_confidence_first_and_the_dev_confusion(ap
     known = truth[truth.isin(list(SUBSETS))]
     assert (subsets.run.labels.loc[known.index] == known).mean() >= 0.9
     assert shown[0] < shown[-1]              # the order is not trivially that of equal values
+    # "none of these": the count in the summary, and the table sorted by novelty, highest first
+    flagged = int(subsets.run.none_of_these.sum())
+    assert f"{flagged} of {N_TEST_ALL} test images are none of these" in view.summary.value
+    view.sort.value = "novelty"
+    novelty = [float(v) for v in re.findall(r"data-novelty='([0-9.]+)'", view.table.value)]
+    assert len(novelty) == N_TEST_ALL and novelty == sorted(novelty, reverse=True)
+    assert novelty[0] == pytest.approx(subsets.run.novelty.max(), abs=1e-6)
+    assert view.table.value.count("<b>none of these</b>") == flagged
 
 
 def test_export_is_validated_and_equals_the_cli_run_byte_for_byte(app, tree, tmp_path):
@@ -153,6 +161,35 @@ def test_export_is_validated_and_equals_the_cli_run_byte_for_byte(app, tree, tmp
     assert path.read_bytes() == out.read_bytes()
     second = Path(re.search(r"class='ss-run-path'>([^<]+)<", export.export_subsets()).group(1))
     assert second.name == "subtask2_subsets_run-2.csv"   # never overwritten
+
+
+def test_scores_export_equals_the_cli_scores_file_byte_for_byte(app, tree, tmp_path):
+    from synthscope.cli import app as cli
+
+    message = app.view("Export").export_subset_scores()
+    assert "written and valid" in message, message
+    path = Path(re.search(r"class='ss-run-path'>([^<]+)<", message).group(1))
+    assert path.name == "subtask2_subsets_scores.csv"
+    out, scores = tmp_path / "cli_run.csv", tmp_path / "cli_scores.csv"
+    result = CliRunner().invoke(cli, ["attribute", str(tree / "test"), "--dev", str(tree / "dev"),
+                                      "--layout", "2025-st2-test", "--out", str(out), "--scores", str(scores)])
+    assert result.exit_code == 0, result.output
+    assert path.read_bytes() == scores.read_bytes()
+    table = pd.read_csv(scores, dtype={"image_id": str, "prediction": str})
+    assert list(table.columns) == ["image_id", "prediction", "confidence", "novelty"]
+    assert len(table) == N_TEST_ALL and table["prediction"].isin(list(SUBSETS)).all()
+    assert table["confidence"].between(0, 1).all() and table["novelty"].between(0, 1).all()
+    run = pd.read_csv(out, header=None, names=["image_id", "subset"], dtype=str)
+    assert list(run["image_id"]) == list(table["image_id"]) and list(run["subset"]) == list(table["prediction"])
+    # the blurred images of neither subset are the most novel ones on average
+    truth = pd.read_csv(tree.parent / "tree_truth.csv").set_index("image_id")["subset"]
+    novelty = table.set_index("image_id")["novelty"]
+    other = truth.loc[novelty.index] == "other"
+    assert novelty[other].mean() > novelty[~other].mean()
+    # the scores file is an output like the run file: it may not be the run file or an input
+    same = CliRunner().invoke(cli, ["attribute", str(tree / "test"), "--dev", str(tree / "dev"), "--layout",
+                                    "2025-st2-test", "--out", str(out), "--scores", str(out)])
+    assert same.exit_code != 0 and "--scores" in same.output
 
 
 def test_the_report_holds_the_2025_section(app, tmp_path):

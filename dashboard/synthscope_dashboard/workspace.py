@@ -185,11 +185,16 @@ class SubsetData:
 
     @property
     def predictions(self) -> pd.DataFrame:
-        """image_id, subset, confidence per test image, in the run file's order."""
+        """image_id, subset, confidence, novelty, none_of_these per test image, in the run file's order
+        (novelty nan and the flag False when the core could not assess it)."""
         if self.run is None:
-            return pd.DataFrame({"image_id": [], "subset": [], "confidence": []})
-        return pd.DataFrame({"image_id": self.run.labels.index.astype(str), "subset": self.run.labels.to_numpy(),
-                             "confidence": self.run.confidence.to_numpy()})
+            return pd.DataFrame({"image_id": [], "subset": [], "confidence": [], "novelty": [], "none_of_these": []})
+        table = self.run.scores_table()
+        flagged = (self.run.none_of_these.to_numpy() if self.run.none_of_these is not None
+                   else np.zeros(len(table), dtype=bool))
+        return pd.DataFrame({"image_id": table["image_id"].to_numpy(), "subset": self.run.labels.to_numpy(),
+                             "confidence": table["confidence"].to_numpy(), "novelty": table["novelty"].to_numpy(),
+                             "none_of_these": flagged})
 
 
 @dataclass

@@ -1,10 +1,17 @@
-"""Per-image membership score files: `image_id,group,column,score,rank` (higher score = more likely used).
+"""Per-image score files.
+
+Sub-task 1 (membership): `image_id,group,column,score,rank` (higher score = more likely used).
 
 Beside the binary run file, analysts rank, plot and combine scores; a 0/1 file alone hides that. The
 file has a header, one row per real image, blocks of groups in the run's order, each block by rank
 (1 = the most likely used image of its group; tied scores share the best rank). `group` names the
 folder and `column` the score column behind it: groups can be scored by different columns, whose
 scales differ, so scores compare only within one group (ranks always do).
+
+Sub-task 2 (attribution): `image_id,prediction,confidence,novelty`, one row per image in the run
+file's order: the run's cluster or subset, its confidence (2025 subsets: calibrated probability;
+clusters: assignment margin) and novelty (with dev: 1 - conformal p-value, "none of these" above
+1 - alpha; label-free: local outlier factor). An empty field = not assessed.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import Iterable, Optional
 import numpy as np
 import pandas as pd
 
+from synthscope.outputs import atomic_write_text
 from synthscope.submission import SubmissionError, ValidationResult, _atomic_write_text
 
 SCORE_FILE_COLUMNS = ("image_id", "group", "column", "score", "rank")
@@ -100,3 +108,33 @@ def validate_score_file(path, expected_ids: Optional[Iterable[str]] = None) -> V
         return ValidationResult(False, [str(error)], [], 0)
     problems = score_file_problems(table, expected_ids)
     return ValidationResult(not problems, problems, [], len(table))
+
+
+ATTRIBUTION_SCORE_COLUMNS = ("image_id", "prediction", "confidence", "novelty")
+
+
+def _number(value) -> str:
+    value = float(value)
+    return f"{value:.6f}" if np.isfinite(value) else ""
+
+
+def write_attribution_scores(path, table: pd.DataFrame) -> Path:
+    """Write `table` (image_id, prediction, confidence, novelty; `AttributionRun.scores_table()`) as the
+    sub-task 2 scores file, atomically; refuse duplicate ids or fields a CSV row cannot carry. The CLI's
+    `attribute --scores` and the dashboard's export both come here, so their bytes are equal."""
+    missing = [c for c in ATTRIBUTION_SCORE_COLUMNS if c not in table.columns]
+    if missing:
+        raise SubmissionError(f"scores not written: missing column(s) {', '.join(missing)}")
+    ids, predictions = table["image_id"].astype(str), table["prediction"].astype(str)
+    problems = []
+    if ids.duplicated().any():
+        problems.append(f"image id {ids[ids.duplicated()].iloc[0]} appears more than once")
+    for name, values in (("image_id", ids), ("prediction", predictions)):
+        if values.str.contains(r"[,\r\n]").any():
+            problems.append(f"a {name} holds a comma or a line break")
+    if problems:
+        raise SubmissionError("scores not written: " + "; ".join(problems))
+    lines = [",".join(ATTRIBUTION_SCORE_COLUMNS)] + [
+        f"{image_id},{prediction},{_number(confidence)},{_number(novelty)}"
+        for image_id, prediction, confidence, novelty in zip(ids, predictions, table["confidence"], table["novelty"])]
+    return atomic_write_text(Path(path), "\n".join(lines) + "\n")

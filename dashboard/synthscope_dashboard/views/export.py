@@ -134,6 +134,13 @@ class ExportView(View):
             self.subset_button.add_class("ss-export-subsets")
             self.subset_button.on_click(lambda _: self.show(self.export_subsets()))
             buttons.append(self.subset_button)
+            self.subset_scores_button = widgets.Button(
+                description="Write 2025 sub-task 2 scores", icon="download",
+                tooltip="image_id,prediction,confidence,novelty per test image, as `synthscope attribute TEST "
+                        "--dev DEV --scores FILE`")
+            self.subset_scores_button.add_class("ss-export-subset-scores")
+            self.subset_scores_button.on_click(lambda _: self.show(self.export_subset_scores()))
+            buttons.append(self.subset_scores_button)
         self.figures_button = widgets.Button(description="Save figures (HTML + PNG)", icon="image")
         self.figures_button.add_class("ss-export-figures")
         self.figures_button.on_click(lambda _: self.show(self.export_figures()))
@@ -273,6 +280,31 @@ class ExportView(View):
         return self._report("2025 sub-task 2", path, check,
                             f"{len(ids):,} images: " + ", ".join(f"{esc(s)} {int(counts.get(s, 0)):,}"
                                                                  for s in subsets.classes))
+
+    def export_subset_scores(self) -> str:
+        """image_id,prediction,confidence,novelty per test image: the core's writer, so the bytes are the
+        file `synthscope attribute TEST --dev DEV --scores FILE` writes."""
+        from synthscope.score_files import write_attribution_scores
+        from synthscope.submission import SubmissionError
+
+        run = self.state.workspace.subsets.run
+        table = run.scores_table()
+
+        def write(tmp: Path) -> RunCheck:
+            try:
+                write_attribution_scores(tmp, table)
+            except SubmissionError as error:
+                return RunCheck(False, [str(error)])
+            return RunCheck(True)
+
+        try:
+            path, check = self.write_new_file("subtask2_subsets_scores.csv", write)
+        except ExportRefused as error:
+            return self.refused("2025 sub-task 2 scores", error)
+        flagged = int(run.none_of_these.sum()) if run.none_of_these is not None else 0
+        return self._report("2025 sub-task 2 scores", path, check,
+                            f"{len(table):,} images: calibrated confidence and novelty; {flagged:,} flagged "
+                            f"none of these")
 
     def _report(self, what: str, path: Path, check, detail: str) -> str:
         kind = "file" if what.endswith("scores") else "run"

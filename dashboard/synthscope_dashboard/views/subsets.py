@@ -16,7 +16,8 @@ from synthscope_dashboard.views.common import View, banner, esc, fmt
 
 TABLE_ROWS = 200
 THUMBS = 8
-SORTS = (("confidence, lowest first", "confidence"), ("image id", "image_id"), ("subset, then confidence", "subset"))
+SORTS = (("confidence, lowest first", "confidence"), ("novelty, highest first", "novelty"), ("image id", "image_id"),
+         ("subset, then confidence", "subset"))
 
 
 class SubsetsView(View):
@@ -61,6 +62,9 @@ class SubsetsView(View):
             lines.append(f"{len(predictions):,} test images of <code>{esc(data.test_root)}</code> assigned: "
                          + ", ".join(f"{esc(s)} {int(counts.get(s, 0)):,}" for s in data.classes)
                          + f"; median confidence {fmt(float(predictions['confidence'].median()))}.")
+            lines.append(f"<b class='ss-none-of-these'>{int(predictions['none_of_these'].sum()):,} of "
+                         f"{len(predictions):,} test images are none of these</b> (unlike every dev subset; "
+                         "sort by novelty to see them).")
             lines += [esc(line) for line in data.run.description]
         return ("<br>".join(lines) + accuracy_table(
             cv.report, f"dev, {cv.n_splits}-fold stratified cross-validation (out-of-fold) · n = {len(cv.predictions):,}"))
@@ -79,17 +83,23 @@ class SubsetsView(View):
     def ordered(self):
         predictions = self.data.predictions
         key = self.sort.value if hasattr(self, "sort") else "confidence"
+        if key == "novelty":
+            return predictions.assign(_n=-predictions["novelty"]).sort_values(["_n", "image_id"], kind="stable",
+                                                                              na_position="last").drop(columns="_n")
         by = {"confidence": ["confidence", "image_id"], "image_id": ["image_id"], "subset": ["subset", "confidence"]}[key]
         return predictions.sort_values(by, kind="stable")
 
     def _fill(self) -> None:
         ordered = self.ordered()
         rows = "".join(f"<tr><td>{esc(r.image_id)}</td><td>{esc(r.subset)}</td>"
-                       f"<td class='ss-value' data-confidence='{r.confidence:.6f}'>{fmt(r.confidence)}</td></tr>"
+                       f"<td class='ss-value' data-confidence='{r.confidence:.6f}'>{fmt(r.confidence)}</td>"
+                       f"<td class='ss-novelty' data-novelty='{r.novelty:.6f}'>{fmt(r.novelty)}"
+                       f"{' <b>none of these</b>' if r.none_of_these else ''}</td></tr>"
                        for r in ordered.head(TABLE_ROWS).itertuples())
         more = (f"<div class='ss-status'>first {TABLE_ROWS} of {len(ordered):,}; the export holds all</div>"
                 if len(ordered) > TABLE_ROWS else "")
-        self.table.value = ("<table class='ss-table'><tr><th>image</th><th>subset</th><th>confidence</th></tr>"
+        self.table.value = ("<table class='ss-table'><tr><th>image</th><th>subset</th><th>confidence</th>"
+                            "<th>novelty</th></tr>"
                             + rows + "</table>" + more)
         lowest = self.data.predictions.sort_values(["confidence", "image_id"], kind="stable").head(THUMBS)
         images = self.data.load_test_images(lowest.index.to_numpy())

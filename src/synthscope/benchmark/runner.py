@@ -26,6 +26,9 @@ SECTIONS = (
     "synthscope.benchmark.speed_scale",
     "synthscope.benchmark.scale_audit",
     "synthscope.benchmark.quality_attribution",
+    "synthscope.benchmark.quality_open_set",
+    "synthscope.benchmark.quality_robustness",
+    "synthscope.benchmark.quality_same_architecture",
     "synthscope.benchmark.quality_membership",
 )
 #: sections outside the core (the dashboard's latency) come in by name with `--section MODULE`, so the

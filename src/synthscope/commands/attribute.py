@@ -26,6 +26,13 @@ def attribute(
     dev: Optional[Path] = typer.Option(None, "--dev", help="Labelled dev folder: seeds known generators (2024) or trains a subset classifier (2025)."),
     truth: Optional[Path] = typer.Option(None, "--truth", help="Ground-truth CSV (image_id, model) to score the result."),
     out: Path = typer.Option(..., "--out", help="Run file to write (validated before writing)."),
+    scores_out: Optional[Path] = typer.Option(
+        None, "--scores", help="Also write image_id,prediction,confidence,novelty per image. With --dev: calibrated "
+                               "confidence (2025) or assignment margin (2024), and novelty = 1 - conformal p-value "
+                               "(above 1 - alpha = none of these); label-free: assignment margin and outlier score."),
+    novelty_alpha: float = typer.Option(0.01, "--novelty-alpha", min=0.0, max=1.0,
+                                        help="With --dev: conformal level of 'none of these' (about this share of "
+                                             "images of known generators is flagged)."),
     n_components: int = typer.Option(8, "--n-components", min=1, help="PCA components per view after standardising."),
     seed: int = typer.Option(0, "--seed", help="Random seed (results are deterministic for a seed)."),
     n_boot: int = NBootOption,
@@ -42,18 +49,20 @@ def attribute(
     from synthscope.features import ExtractorUnavailable
     from synthscope.submission import SubmissionError
 
-    outputs = {"--out": out}
+    outputs = {"--out": out, "--scores": scores_out}
     # before anything is created or computed: no output may be an input, sit in a data folder or be another output
     guard_outputs(outputs, input_files={"--truth": truth, "--manifest": manifest},
                   data_folders={"PATH": path, "--dev": dev}, cache_dir=cache_dir)
     apply_cache_dir(cache_dir)
     check_output_file(out)
+    if scores_out is not None:
+        check_output_file(scores_out, "--scores")
     if k is not None and k < 2:
         raise fail(f"--k {k}: one cluster holds every image, so there is nothing to attribute; "
                    "give the number of generators (at least 2)")
     try:
         options = AttributionOptions(k=k, extractors=tuple(extractor), method=choice(method),
-                                     n_components=n_components, seed=seed)
+                                     n_components=n_components, seed=seed, novelty_alpha=novelty_alpha)
     except ValueError as error:
         raise fail(str(error))
     truth_series = read_truth_or_fail(truth) if truth is not None else None
@@ -83,9 +92,14 @@ def attribute(
         typer.echo(line)
     try:
         run.write(out)
+        if scores_out is not None:
+            from synthscope.score_files import write_attribution_scores
+
+            write_attribution_scores(scores_out, run.scores_table())
     except (SubmissionError, OSError) as error:
         raise fail(str(error))
-    typer.echo(f"wrote {out} ({len(run.labels)} images)")
+    typer.echo(f"wrote {out} ({len(run.labels)} images)"
+               + (f" and {scores_out} (prediction, confidence, novelty)" if scores_out is not None else ""))
     if truth_series is not None:
         try:
             typer.echo(evaluate_attribution(run, truth_series, n_boot=n_boot).format())
