@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 import uuid
@@ -24,6 +23,7 @@ import pandas as pd
 from PIL import Image
 
 from synthscope.lab import LabConfig, LabError, build_benchmark
+from synthscope.outputs import publish_folder
 from synthscope.phantom import phantom_slices
 
 #: bump when the demo's content changes for the same configuration (e.g. a phantom fix)
@@ -145,9 +145,7 @@ def build_demo(out_dir: str | Path | None = None, *, seed: int = 0, force: bool 
         (staging / MARKER_NAME).write_text(json.dumps(
             {"config_hash": digest, "seconds": round(seconds, 1), "config": asdict(config),
              "format_version": DEMO_FORMAT_VERSION}, indent=1))
-        if root.exists():  # an older or forced demo of ours (checked above): replace it
-            shutil.rmtree(root)
-        os.replace(staging, root)
+        publish_folder(staging, root)   # an older or forced demo of ours (checked above) is replaced
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

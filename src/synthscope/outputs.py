@@ -84,6 +84,19 @@ def atomic_save(path: PathLike, save: Callable[[IO[bytes]], None], **options) ->
     return Path(path)
 
 
+def publish_folder(staging: PathLike, root: PathLike) -> Path:
+    """Put a folder built under a temporary name (beside `root`, on the same filesystem) in place of
+    `root`: any older `root` goes first, then one rename, so readers see the old tree, none, or the
+    whole new one, never half of it."""
+    import shutil
+
+    staging, root = Path(staging), Path(root)
+    if root.exists():
+        shutil.rmtree(root)
+    os.replace(staging, root)
+    return root
+
+
 # ---------------------------------------------------------------------------------------------
 # Outputs never touch inputs.
 

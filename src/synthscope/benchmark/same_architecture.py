@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from synthscope.outputs import publish_folder
+
 #: bump when the building code changes what it writes (invalidates cached trees)
 RECIPE_VERSION = 2
 ENV_LAB_CACHE = "SYNTHSCOPE_LAB_CACHE_DIR"
@@ -146,6 +148,5 @@ def build_generators(pool: Path, config: SameArchitectureConfig, cache_root: Pat
                 "seed_pair_train_ids": train_ids["subset_1"], "training": summaries,
                 "train_seconds": round(sum(s["seconds"] for s in summaries.values()), 1)}
     (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    shutil.rmtree(root, ignore_errors=True)
-    os.replace(work, root)
+    publish_folder(work, root)
     return {**manifest, "root": str(root), "cached": False}
