@@ -120,6 +120,14 @@ def test_membership_without_dev_uses_a_label_free_threshold_and_verdict(leak_tre
     assert all(run[i] == gt[i] for i in run.index)     # the mixture threshold separates copies without labels
 
 
+def test_membership_without_dev_honours_the_label_free_threshold_asked_for(leak_tree, tmp_path):
+    _, test, _ = leak_tree
+    args = ("membership", test, "--space", "pixels-norm", "--score", "registered", "--primary", "images:registered")
+    result = _invoke(*args, "--threshold", "two_means", "--out", tmp_path / "run.csv")
+    assert result.exit_code == 0, result.output
+    assert "by two_means" in result.output and "by mixture" not in result.output   # it was ignored: mixture
+
+
 def test_controls_pass_on_a_tree_and_report_both(clean_tree, leak_tree):
     # a tree whose generated images copy nothing yet: planted copies are the only copies
     dev, test, _ = clean_tree

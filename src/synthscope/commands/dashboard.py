@@ -360,7 +360,7 @@ def register(app: typer.Typer) -> None:
                  "one, printed in the URL). An option shows in the process list: prefer the variable"),
         cache_dir: Optional[Path] = CacheDirOption,
     ) -> None:
-        """Explore, curate and present both sub-tasks in the browser (Voila; needs the [dashboard] extra)."""
+        """Explore, curate and present both sub-tasks in the browser (Voila; needs the \\[dashboard] extra)."""
         if problem := dashboard_extra_problem():
             raise fail(problem)
         # the session store and the page's exports never land in the data folder

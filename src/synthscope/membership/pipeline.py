@@ -377,7 +377,10 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
                 baseline = best_baseline(result.baseline, own_used, alpha=alpha)
                 gate = with_baseline_caveat(rank_test(result.scores[chosen].to_numpy(), own_used, alpha=alpha),
                                             baseline, n_baselines=result.baseline.shape[1], alpha=alpha)
-            threshold = fit_threshold(result.scores[chosen].to_numpy(), None, prevalence=options.prevalence)
+            # no dev labels: a label-free rule asked for (--threshold two_means|mixture) is honoured
+            rule = options.threshold if options.threshold in ("two_means", "mixture") else "mixture"
+            threshold = fit_threshold(result.scores[chosen].to_numpy(), None, prevalence=options.prevalence,
+                                      label_free=rule)
         values = result.scores[chosen].to_numpy()
         predictions = pd.Series(predict(values, threshold.threshold), index=pd.Index(ids, name="image_id"),
                                 name="used")
