@@ -29,10 +29,12 @@ browser:
 demo: setup
 	$(VENV)/bin/synthscope demo --prepare --serve --host $(HOST) --port $(PORT)
 
-# one worker per core (at most 4), whole files per worker so module fixtures (a Voila server, a prepared
-# bench) are built once: the suite waits on servers, kernels and numba's JIT as much as it computes
+# the suite runs in two passes: everything but the browser tests on one worker per core (at most 4;
+# whole files per worker so module fixtures are built once), then the browser tests one at a time, since a
+# Voila page, its kernel and Chromium beside a CPU-bound test on 2 cores missed the tests' waits
 test: setup browser
-	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile -m "not browser"
+	$(PY) -m pytest -m browser
 
 test-fast: setup
 	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile -m "not browser and not slow"
