@@ -32,6 +32,18 @@ def iqoth_dir(shared_dir: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread while a module trains generators: two cores shared by several processes, and
+    OpenMP threads would wait on each other."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
     """Every test gets its own cache dir so tests never touch the user's cache or each other."""

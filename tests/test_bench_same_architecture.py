@@ -13,14 +13,7 @@ from synthscope.data import load_dataset
 from synthscope.benchmark.same_architecture import SameArchitectureConfig, build_generators, disjoint_training_sets
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # training: one torch thread (conftest)
 
 
 @pytest.fixture

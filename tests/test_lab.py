@@ -30,15 +30,7 @@ from synthscope.phantom import phantom_slices
 TINY_STEPS = {"dcgan": 3, "upconv": 3, "vae": 3, "diffusion": 3}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Two cores shared by several processes: one thread avoids OpenMP threads waiting on each other.
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # training: one torch thread (conftest)
 
 
 @pytest.fixture(scope="module")
