@@ -107,12 +107,14 @@ def _assert_membership_parity(root: Path, dev: Path, test: Path, truth: Path, tm
 
 def _assert_attribution_parity(root: Path, test: Path, tmp_path: Path, k: int, truth: Path | None):
     dashboard = _dashboard(root, tmp_path / "cache", k=k)
-    cli_run = tmp_path / "cli_run2.csv"
-    args = ["attribute", test, "--k", k, "--out", cli_run, "--cache-dir", tmp_path / "cache"]
+    cli_run, cli_scores = tmp_path / "cli_run2.csv", tmp_path / "cli_scores2.csv"
+    args = ["attribute", test, "--k", k, "--out", cli_run, "--scores", cli_scores, "--cache-dir", tmp_path / "cache"]
     output = _cli(*args, *(["--truth", truth] if truth is not None else []))
     export = next(v for v in dashboard.views if v.title == "Export")
     page_run = _exported(export.export_attribution())
     assert page_run.read_bytes() == cli_run.read_bytes(), "the page's default sub-task 2 run differs from the CLI's"
+    page_scores = _exported(export.export_attribution_scores())
+    assert page_scores.read_bytes() == cli_scores.read_bytes(), "the page's sub-task 2 scores differ from the CLI's"
     return dashboard, output
 
 
@@ -146,6 +148,34 @@ def test_a_moved_threshold_is_what_the_page_exports(tmp_path):
     for row in test_rows:
         expected = int(membership.frame.score.iat[row] >= np.median(scores))
         assert int(lines[membership.frame.image_id.iat[row]]) == expected
+
+
+def test_a_moved_image_is_what_the_label_free_scores_export_says(tmp_path):
+    """After curation the scores file follows the run file: the moved image's prediction is its new
+    cluster, and its margin is measured to the curated clusters' centres."""
+    from synthscope.attribution import assignment_margin
+
+    root = make_bench(tmp_path / "bench", n=8)
+    dashboard = _dashboard(root, tmp_path / "cache")
+    state, data = dashboard.state, dashboard.state.workspace.attribution
+    export = next(v for v in dashboard.views if v.title == "Export")
+    before = _exported(export.export_attribution_scores()).read_text().splitlines()
+    scored = np.flatnonzero(data.scored)
+    row = int(scored[0])
+    target = next(c for c in state.clusters() if c != int(state.assignments[row]))
+    state.assign([row], target)
+    run = dict(line.split(",") for line in _exported(export.export_attribution()).read_text().splitlines())
+    after = _exported(export.export_attribution_scores()).read_text().splitlines()
+    assert after[0] == before[0] == "image_id,prediction,confidence,novelty"
+    predictions = {line.split(",")[0]: line.split(",")[1] for line in after[1:]}
+    assert predictions == run                                    # the scores file follows the curated run file
+    moved = data.frame["image_id"].iat[row]
+    assert next(line for line in after if line.startswith(moved + ",")) != \
+        next(line for line in before if line.startswith(moved + ","))
+    _, clusters = np.unique(state.assignments[data.scored], return_inverse=True)
+    reduced = np.hstack([data.model.reduced_[v] for v in str(data.model.chosen_["view"]).split("+")])
+    margins = np.array([float(line.split(",")[2]) for line in after[1:]])
+    assert np.allclose(margins, assignment_margin(reduced, clusters), atol=5e-7)    # written with 6 decimals
 
 
 def test_v3_membership_page_equals_cli(shared_dir, tmp_path):

@@ -8,6 +8,7 @@ from the projection cache only, PCA is computed live.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,7 @@ class AttributionData:
         self._reduced: np.ndarray | None = None
         self.chosen: dict | None = None
         self.clustered_with: tuple[int, str] | None = None   # (k, method) behind selection_table / chosen
+        self.model = None                                     # the core FingerprintClustering behind them
 
     @property
     def n(self) -> int:
@@ -103,11 +105,25 @@ class AttributionData:
         self.selection_table = model.selection_
         self.chosen = dict(model.chosen_)
         self.clustered_with = (int(k), method)
+        self.model = model
         labels = np.zeros(len(self.frame), dtype=np.int64)
         labels[scored] = model.labels_
         if not scored.all():
             labels[~scored] = assign_to_nearest_cluster(self.features[scored], model.labels_, self.features[~scored])
         return labels
+
+    def scores_table(self, labels: np.ndarray, k: int, method: str) -> pd.DataFrame:
+        """The label-free scores file's table for the scored rows given their cluster `labels`: confidence =
+        assignment margin, novelty = outlier score, in the space of the core's clustering for (k, method)
+        (`synthscope.attribution.clustering_scores`). With that clustering's own labels it is the table
+        `synthscope attribute TEST --k K --method METHOD --scores FILE` writes; with curated ones the
+        margins follow the curated clusters."""
+        from synthscope.attribution import clustering_scores, scores_frame
+
+        if self.model is None or self.clustered_with != (int(k), method):
+            self.cluster(k, method)
+        confidence, novelty = clustering_scores(self.model, labels)
+        return scores_frame(self.frame["image_id"].to_numpy()[self.scored], labels, confidence, novelty)
 
     def split_labels(self, indices: np.ndarray, seed: int = 0) -> np.ndarray:
         """Two-way k-means inside one cluster: 0/1 per index."""
@@ -183,15 +199,27 @@ class SubsetData:
     test_root: str = ""
     load_test_images: ImageLoader | None = None  # positional index in run.labels -> images
 
+    @functools.cached_property
+    def reliability(self):
+        """The core's reliability diagram of the dev cross-validation (raw and calibrated confidence)."""
+        from synthscope.attribution import reliability_diagram
+
+        return reliability_diagram(self.cv)
+
     @property
     def predictions(self) -> pd.DataFrame:
         """image_id, subset, confidence, novelty, none_of_these per test image, in the run file's order
-        (novelty nan and the flag False when the core could not assess it)."""
+        (novelty nan and the flag False when the core could not assess it), flagged at the run's level."""
+        return self.predictions_at(None)
+
+    def predictions_at(self, alpha: float | None) -> pd.DataFrame:
+        """`predictions` with "none of these" at conformal level `alpha` (the core's
+        `AttributionRun.none_of_these_at`); None = the run's own level."""
         if self.run is None:
             return pd.DataFrame({"image_id": [], "subset": [], "confidence": [], "novelty": [], "none_of_these": []})
         table = self.run.scores_table()
-        flagged = (self.run.none_of_these.to_numpy() if self.run.none_of_these is not None
-                   else np.zeros(len(table), dtype=bool))
+        flags = self.run.none_of_these if alpha is None else self.run.none_of_these_at(alpha)
+        flagged = flags.to_numpy() if flags is not None else np.zeros(len(table), dtype=bool)
         return pd.DataFrame({"image_id": table["image_id"].to_numpy(), "subset": self.run.labels.to_numpy(),
                              "confidence": table["confidence"].to_numpy(), "novelty": table["novelty"].to_numpy(),
                              "none_of_these": flagged})
