@@ -310,6 +310,7 @@ def test_a_moved_novelty_level_moves_the_count_and_the_flags_and_exports_what_th
     assert len(shown) == N_TEST_ALL and {i: f == "1" for i, f in shown.items()} == expected.to_dict()
     assert view.table.value.count("<b>none of these</b>") == flagged
     assert str(flagged) in state.status and f"level {MOVED_LEVEL:g}" in state.status
+    assert f"<b>{flagged}</b> of {N_TEST_ALL} flagged" in view.level_count.value     # beside the slider
     # the exports at that level are the CLI's at --novelty-alpha 0.1, byte for byte; the page says the
     # count the CLI prints, in the CLI's own words
     out, scores, printed = _cli_at_level(tree, tmp_path, MOVED_LEVEL)
@@ -343,7 +344,10 @@ def test_presentation_mode_keeps_the_flag_count_and_its_level_and_hides_the_slid
     state.set_novelty_alpha(MOVED_LEVEL)
     flagged = int(state.subset_predictions()["none_of_these"].sum())
     state.presentation = True
-    slider_box = next(c for c in view.controls if view.level in getattr(c, "children", ()))
+    def inside(widget):
+        return [widget] + [w for child in getattr(widget, "children", ()) for w in inside(child)]
+
+    slider_box = next(c for c in view.controls if view.level in inside(c))
     assert slider_box.layout.display == "none" and view.sort.layout.display == "none"
     assert view.summary.layout.display != "none" and view.summary in view.root.children
     assert f"data-flagged='{flagged}' data-level='{MOVED_LEVEL:g}'" in view.summary.value
@@ -385,3 +389,71 @@ def reliability_html_of(subsets) -> str:
     from synthscope_dashboard.calibration_plot import reliability_html
 
     return reliability_html(subsets.reliability)
+
+
+@pytest.mark.browser
+def test_moving_the_level_in_the_browser_moves_the_count_and_the_grid_and_presentation_keeps_the_count(
+        tree, loaded, tmp_path):
+    """The real Voila page: the analyst moves the "none of these" slider with the keyboard, the count and
+    the grid's flags follow; presentation mode hides the slider and keeps the count with its level."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    from synthscope.commands.dashboard import voila_command, wait_until_serving
+
+    run = loaded.subsets.run          # the same tree and options as the page's kernel: deterministic
+    expected = {level: int(run.none_of_these_at(level).sum()) for level in (0.01, MOVED_LEVEL)}
+    assert expected[MOVED_LEVEL] > expected[0.01]
+    port = _free_port()
+    argv, env = voila_command(tree, "127.0.0.1", port, export_dir=tmp_path / "exports")
+    env["SYNTHSCOPE_CACHE_DIR"] = str(tmp_path / "cache")
+    log = open(tmp_path / "voila.log", "w+")
+    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    count = ".ss-view:visible .ss-none-of-these"
+    try:
+        wait_until_serving(url, process, log)
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.set_default_timeout(60_000)
+                page.goto(url, timeout=PAGE_TIMEOUT_MS)
+                page.wait_for_selector(".ss-app", timeout=PAGE_TIMEOUT_MS)
+                page.locator(".lm-TabBar-tab", has_text="Training subsets (2025)").first.click()
+                page.wait_for_selector(f"{count}[data-level='0.01']")
+                first = (int(page.locator(count).get_attribute("data-flagged")),
+                         page.locator(".ss-view:visible .ss-subset-table td[data-flagged='1']").count())
+                handle = page.locator(".ss-view:visible .ss-novelty-level .noUi-handle").first
+                handle.focus()
+                for _ in range(3):                      # 0.01 -> 0.02 -> 0.05 -> 0.1
+                    page.keyboard.press("ArrowRight")
+                page.wait_for_selector(f"{count}[data-level='{MOVED_LEVEL:g}']")
+                moved = (int(page.locator(count).get_attribute("data-flagged")),
+                         page.locator(".ss-view:visible .ss-subset-table td[data-flagged='1']").count(),
+                         page.locator(count).inner_text(),
+                         page.locator(".ss-view:visible .ss-novelty-level .widget-readout").inner_text(),
+                         page.locator(".ss-view:visible .ss-level-count").inner_text())
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.wait_for_timeout(600)
+                page.screenshot(path=str(ARTIFACTS / "dashboard-subsets-2025-level.png"), full_page=True)
+                page.locator("text=Presentation mode").first.click()
+                page.wait_for_selector(".ss-view:visible .ss-novelty-level", state="hidden")
+                presented = (page.locator(count).is_visible(), page.locator(count).inner_text())
+                page.wait_for_timeout(600)
+                page.screenshot(path=str(ARTIFACTS / "dashboard-subsets-2025-presentation.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+    assert first == (expected[0.01], expected[0.01])
+    assert moved[:2] == (expected[MOVED_LEVEL], expected[MOVED_LEVEL])
+    assert f"{expected[MOVED_LEVEL]} of {N_TEST_ALL} test images are none of these" in moved[2]
+    assert moved[3] == f"{MOVED_LEVEL:g}" and f"{expected[MOVED_LEVEL]} of {N_TEST_ALL} flagged" in moved[4]
+    assert presented[0] and f"at level {MOVED_LEVEL:g}" in presented[1]
+    assert f"{expected[MOVED_LEVEL]} of {N_TEST_ALL}" in presented[1]

@@ -149,9 +149,9 @@ class AppState(traitlets.HasTraits):
             return
         self.novelty_alpha = alpha
         predictions = self.subset_predictions() if self.workspace.subsets is not None else None
-        if predictions is not None:
-            self._done(f"none of these at level {alpha:g}: {int(predictions['none_of_these'].sum()):,} of "
-                       f"{len(predictions):,} test images")
+        if predictions is not None:   # a view setting, not curation: nothing to save
+            self.status = (f"none of these at level {alpha:g}: {int(predictions['none_of_these'].sum()):,} of "
+                           f"{len(predictions):,} test images")
 
     def _snapshot(self) -> dict:
         return {"assignments": None if self.assignments is None else self.assignments.copy(),

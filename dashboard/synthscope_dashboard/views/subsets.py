@@ -68,7 +68,10 @@ class SubsetsView(View):
             "<div class='ss-status'>An image is <b>none of these</b> when its conformal p-value is below the level: "
             "about that share of images of a known subset is flagged by chance. The run and scores files do not "
             f"change with it (the scores file holds novelty = 1 - p). {self._p_floor()}</div>")
-        return parts + [self.histogram, self.control(widgets.VBox([self.level, level_help])), self.control(self.sort),
+        self.level_count = widgets.HTML(self.level_count_html())
+        self.level_count.add_class("ss-level-count")
+        return parts + [self.histogram, self.control(widgets.VBox([widgets.HBox([self.level, self.level_count]), level_help])),
+                        self.control(self.sort),
                         widgets.HTML("<b>Test images with the lowest confidence</b> <span class='ss-status'>(check "
                                      "these first)</span>"), self.thumbs, self.table]
 
@@ -102,6 +105,11 @@ class SubsetsView(View):
             figure.add_trace(go.Histogram(x=values, name=subset, xbins={"start": 0, "end": 1, "size": 0.05}))
         return figure
 
+    def level_count_html(self) -> str:
+        predictions = self.state.subset_predictions()
+        return (f"<span class='ss-status'>→ <b>{int(predictions['none_of_these'].sum()):,}</b> of "
+                f"{len(predictions):,} flagged</span>")
+
     def _level_options(self) -> list[tuple[str, float]]:
         levels = sorted(set(NOVELTY_LEVELS) | {float(self.state.novelty_alpha)})
         return [(f"{level:g}", level) for level in levels]
@@ -120,6 +128,7 @@ class SubsetsView(View):
             self.level.options = self._level_options()
         self.level.value = alpha
         self.summary.value = self.summary_html()
+        self.level_count.value = self.level_count_html()
         self._fill()
 
     def ordered(self):
