@@ -162,7 +162,8 @@ class ExportView(View):
                  "curation: moved, merged, split clusters and every label set by hand. Each file is validated "
                  "after writing. Presentation mode (top right) hides every control.</p>")
         return [widgets.HTML(intro), self.root_note, self.control(self.folder),
-                self.control(widgets.HBox(buttons + [self.figures_button, self.report_button])), self.result]
+                self.control(widgets.HBox(buttons + [self.figures_button, self.report_button],
+                                                 layout=widgets.Layout(flex_flow="row wrap"))), self.result]
 
     def target(self) -> Path:
         """The folder the sub-folder box names, made if needed; ExportRefused when it leaves the root."""
