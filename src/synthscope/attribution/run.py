@@ -114,7 +114,7 @@ def clustering_scores(model: FingerprintClustering, labels) -> tuple[np.ndarray,
     """Label-free confidence and novelty per image: the assignment margin of `labels` and the outlier
     score (LOF), both in the space the chosen labelling was found in (consensus: its views side by side).
     `labels` may be the model's own or a curated copy of them."""
-    reduced = np.hstack([model.reduced_[v] for v in str(model.chosen_["view"]).split("+")])
+    reduced = np.hstack([model.reduced_[v] for v in model.chosen_views_])
     return assignment_margin(reduced, np.asarray(labels)), outlier_scores(reduced)
 
 
