@@ -188,3 +188,45 @@ def test_v3_membership_page_equals_cli(shared_dir, tmp_path):
 def test_v1_attribution_page_equals_cli(shared_dir, tmp_path):
     root = shared_dir / "bench" / "v1" / "subtask2"
     _assert_attribution_parity(root, root / "test", tmp_path, 3, None)
+
+
+def test_the_page_pca_layout_and_per_image_columns_are_the_core_and_cli_numbers(tmp_path):
+    """Issue 22, one feature space: the page's PCA layout is `synthscope project --method pca`'s, and its
+    per-image silhouette, distance to centre and outlier score are measured in the space the core's
+    clustering was found in -- the outlier score is the novelty `attribute --scores` writes."""
+    import pandas as pd
+    from sklearn.metrics import silhouette_samples
+
+    root = make_bench(tmp_path / "bench", n=8)
+    test, k = root / "subtask2" / "test", 4
+    dashboard = _dashboard(test, tmp_path / "page-cache", k=k)   # the test folder alone: every row is scored
+    state, data = dashboard.state, dashboard.state.workspace.attribution
+    assert data.scored.all()
+
+    _cli("project", test, "--method", "pca", "--cache-dir", tmp_path / "cli-cache")   # a cache of its own
+    cached = list((tmp_path / "cli-cache" / "projections").glob("*.npy"))
+    assert len(cached) == 1
+    np.testing.assert_array_equal(data.projections["pca"], np.load(cached[0]))
+
+    scores = tmp_path / "cli_scores.csv"
+    output = _cli("attribute", test, "--k", k, "--out", tmp_path / "cli_run.csv", "--scores", scores,
+                  "--cache-dir", tmp_path / "cli-cache")
+    cli = pd.read_csv(scores).set_index("image_id").loc[data.frame["image_id"]]
+    generators = next(v for v in dashboard.views if v.title == "Generator fingerprints")
+    columns = generators.columns
+    np.testing.assert_allclose(columns.values("outlier"), cli["novelty"].to_numpy(), rtol=0, atol=5e-7)   # 6 decimals
+
+    model = data.model
+    reduced = np.hstack([model.reduced_[v] for v in model.chosen_views_])   # where the core clustered
+    assert reduced.shape[1] < data.features.shape[1]
+    np.testing.assert_allclose(data.clustering_space(), reduced, rtol=1e-12, atol=1e-12)
+    silhouette = columns.values("silhouette")
+    np.testing.assert_allclose(silhouette, silhouette_samples(reduced, state.assignments), rtol=1e-12, atol=1e-12)
+    centres = {c: reduced[state.assignments == c].mean(axis=0) for c in np.unique(state.assignments)}
+    expected = np.linalg.norm(reduced - np.stack([centres[c] for c in state.assignments]), axis=1)
+    np.testing.assert_allclose(columns.values("centre_distance"), expected, rtol=1e-12, atol=1e-12)
+    # the CLI's selection table prints the chosen clustering's silhouette: the mean of the page's column
+    chosen = model.selection_.loc[model.selection_["chosen"]].iloc[0]
+    row = next(line for line in output.splitlines()
+               if re.match(rf"^\s*{chosen['view']}\s+{chosen['method']}\s", line))
+    assert f"{np.mean(silhouette):.3f}" in row.split(), (row, np.mean(silhouette))

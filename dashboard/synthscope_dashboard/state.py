@@ -249,6 +249,8 @@ class AppState(traitlets.HasTraits):
         old = self.workspace.attribution
         if old is not None and not np.array_equal(old.keys, data.keys):
             raise ValueError("the generated images changed on disk; reload the page to read them again")
+        if old is not None and data.model is None:
+            data.adopt_clustering(old)   # the clusters (and the space they were found in) stay until a re-cluster
         self.workspace.attribution = data
         self.data_version += 1
 
