@@ -116,8 +116,9 @@ class AttributionData:
     def cluster(self, k: int, method: str = "auto", seed: int = 0) -> np.ndarray:
         """Cluster labels per row: the core's label-free clustering of the scored rows (the call
         `synthscope attribute TEST --k K -e EXTRACTOR --method METHOD` makes, on the same matrix), and
-        every other row (dev) placed in the nearest cluster. Keeps the label-free selection table."""
-        from synthscope.attribution import AttributionOptions, assign_to_nearest_cluster, cluster_generators
+        every other row (dev) placed in the nearest cluster, in the space the clusters were found in
+        (`FingerprintClustering.predict`). Keeps the label-free selection table."""
+        from synthscope.attribution import AttributionOptions, cluster_generators
 
         scored = self.scored
         options = AttributionOptions(k=int(k), extractors=(self.extractor,), method=method, seed=seed)
@@ -129,7 +130,7 @@ class AttributionData:
         labels = np.zeros(len(self.frame), dtype=np.int64)
         labels[scored] = model.labels_
         if not scored.all():
-            labels[~scored] = assign_to_nearest_cluster(self.features[scored], model.labels_, self.features[~scored])
+            labels[~scored] = model.predict({self.extractor: self.features[~scored]})   # in the clusters' space
         return labels
 
     def scores_table(self, labels: np.ndarray, k: int, method: str) -> pd.DataFrame:

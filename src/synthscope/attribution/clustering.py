@@ -263,6 +263,16 @@ class FingerprintClustering(BaseEstimator, ClusterMixin):
             raise ValueError(f"the clustering was found in the {', '.join(missing)} features; they were not given")
         return np.hstack([self.reducers_[v].transform(features_by_view[v]) for v in self.chosen_views_])
 
+    def predict(self, features_by_view) -> np.ndarray:
+        """The cluster of each (new) row: the nearest mean of the clusters of `labels_`, in the space they
+        were found in (`transform`). How the dashboard places dev images beside the clusters of test."""
+        from sklearn.metrics import pairwise_distances_argmin
+
+        fitted = np.hstack([self.reduced_[v] for v in self.chosen_views_])
+        clusters = np.unique(self.labels_)
+        centres = np.stack([fitted[self.labels_ == c].mean(axis=0) for c in clusters])
+        return clusters[pairwise_distances_argmin(self.transform(features_by_view), centres)].astype(np.int64)
+
     def space_description(self) -> str:
         """Which space and algorithm the labels come from, e.g. "fingerprint, gmm, 8 components"."""
         components = sum(int(self.reducers_[v].pca_.n_components_) for v in self.chosen_views_)

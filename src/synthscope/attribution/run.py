@@ -173,7 +173,7 @@ def cluster_generators(features_by_view: Mapping[str, np.ndarray], options: Attr
 
 def assign_to_nearest_cluster(features: np.ndarray, labels, new_features: np.ndarray) -> np.ndarray:
     """Each new row's cluster: the nearest cluster mean in the standardised space of `features`
-    (how the dashboard places dev images beside the clusters found on test)."""
+    (`FingerprintClustering.predict` does it in the space a fitted clustering was found in)."""
     scaler = StandardScaler().fit(features)
     fitted, new = scaler.transform(features), scaler.transform(new_features)
     labels = np.asarray(labels)
