@@ -105,6 +105,25 @@ def test_equal_block_weights_keep_a_small_informative_block_from_drowning():
     assert adjusted_rand_score(y, cluster_once(plain, 3, "kmeans")) < 0.5
 
 
+def test_transform_and_predict_work_in_the_space_the_labels_were_found_in():
+    """Issue 22, one feature space: the dashboard measures and places new rows where the clustering was found."""
+    X, y = _blobs(40, CENTRES[:3], seed=1)
+    noise = np.random.default_rng(7).normal(size=X.shape)
+    model = FingerprintClustering(3, method="kmeans", views=("signal", "noise")).fit(
+        {"signal": X, "noise": noise})
+    chosen = model.chosen_views_
+    assert chosen == ["signal"] and adjusted_rand_score(y, model.labels_) == pytest.approx(1.0)
+    np.testing.assert_allclose(model.transform({"signal": X, "noise": noise}), model.reduced_[chosen[0]],
+                               rtol=1e-12, atol=1e-12)
+    assert model.space_description() == "signal, kmeans, 4 components"   # 8 asked, capped by the 4 features
+    new, new_y = _blobs(10, CENTRES[:3], seed=8)
+    predicted = model.predict({"signal": new, "noise": np.random.default_rng(9).normal(size=new.shape)})
+    assert adjusted_rand_score(new_y, predicted) == pytest.approx(1.0)
+    assert np.array_equal(model.predict({"signal": X, "noise": noise}), model.labels_)   # k-means: nearest mean
+    with pytest.raises(ValueError, match="were not given"):
+        model.transform({"other": X})
+
+
 def test_bad_input_gives_one_clear_error():
     X, _ = _blobs(10, CENTRES[:2])
     with pytest.raises(ValueError, match="unknown method"):

@@ -77,7 +77,10 @@ def test_the_silhouette_follows_the_curation(app):
     assert not np.allclose(before, after)
     from synthscope.attribution import cluster_diagnostics
 
-    expected = cluster_diagnostics(state.workspace.attribution.reduced_features(), state.assignments).silhouette
+    data = state.workspace.attribution
+    space = data.model.transform({data.extractor: data.features})   # the core clustering's space
+    assert space.shape[1] == data.model.reducers_[data.extractor].pca_.n_components_
+    expected = cluster_diagnostics(space, state.assignments).silhouette
     np.testing.assert_allclose(after, expected, rtol=1e-12, atol=1e-12)
 
 

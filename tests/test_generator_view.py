@@ -185,7 +185,8 @@ def test_hover_shows_the_image_and_a_click_its_nearest_neighbours(app):
     full, neighbours = view.detail.children[1].children
     assert str(full.width) == "512" and full.value == png_bytes(original(np.array([7]))[0], 512)
     assert len(neighbours.children) == 6
-    distances = pairwise_distances(data.reduced_features()[[7]], data.reduced_features())[0]
+    space = data.model.transform({data.extractor: data.features})   # where the core's clustering was found
+    distances = pairwise_distances(space[[7]], space)[0]
     distances[7] = np.inf
     expected = data.frame["image_id"].to_numpy()[np.argsort(distances, kind="stable")[:6]]
     shown = [card.children[1].value for card in neighbours.children]
@@ -204,3 +205,50 @@ def test_the_clicked_image_panel_follows_a_move_of_that_image(app):
     assert "moved here" in header.value, header.value
     assert f"background:{cluster_color(new)}" in header.value
 
+
+
+def test_the_badge_and_captions_name_the_space_the_clusters_came_from(app):
+    """Issue 22 defect 6: after switching features without re-clustering, the clicked image's caption
+    called the new features "what the clustering sees" and the "method chosen" line named them. Now a
+    badge says where the clusters came from and warns; neighbours stay in the clusters' space."""
+    state, view = app.state, app.view(VIEW)
+    fingerprint = state.workspace.attribution
+    space = fingerprint.space_description()
+    assert fingerprint.extractor == "fingerprint" and space.startswith("fingerprint, ")
+    assert space.endswith(f"{fingerprint.model.reducers_['fingerprint'].pca_.n_components_} components")
+    assert f"clusters: {space}" in view.space_badge.value and "Re-cluster" not in view.space_badge.value
+    assignments = state.assignments.copy()
+    view.extractor.value = "pixels"      # other features shown; the clusters stay until a re-cluster
+    assert state.workspace.attribution.extractor == "pixels" and np.array_equal(state.assignments, assignments)
+    assert f"clusters: {space}" in view.space_badge.value
+    assert "<b>pixels</b>" in view.space_badge.value and "Re-cluster" in view.space_badge.value
+    chosen = _chosen_text(view)
+    assert "<b>fingerprint</b>" in chosen and "pixels" not in chosen, chosen
+    view.show_detail(7)
+    header = view.detail.children[0].value
+    assert "pixels" not in header and space in header, header
+    old_space = fingerprint.model.transform({"fingerprint": fingerprint.features})
+    distances = np.linalg.norm(old_space - old_space[7], axis=1)
+    distances[7] = np.inf
+    rows, _ = view.nearest(7)
+    assert list(rows) == list(np.argsort(distances, kind="stable")[:len(rows)])
+
+    view.recluster.click()               # now the clusters come from the pixels
+    pixels = state.workspace.attribution.space_description()
+    assert pixels.startswith("pixels, ") and f"clusters: {pixels}" in view.space_badge.value
+    assert "Re-cluster" not in view.space_badge.value
+    view.show_detail(7)
+    assert pixels in view.detail.children[0].value
+
+
+def test_split_divides_a_cluster_in_the_clusterings_space(app):
+    from synthscope.attribution import cluster_once
+
+    state = app.state
+    data = state.workspace.attribution
+    cluster = int(np.bincount(state.assignments).argmax())
+    members = np.flatnonzero(state.assignments == cluster)
+    space = data.model.transform({data.extractor: data.features})
+    expected = cluster_once(space[members], 2, "kmeans", 0)
+    new = state.split(cluster)
+    assert np.array_equal(state.assignments[members] == new, expected == 1)

@@ -107,12 +107,14 @@ def _assert_membership_parity(root: Path, dev: Path, test: Path, truth: Path, tm
 
 def _assert_attribution_parity(root: Path, test: Path, tmp_path: Path, k: int, truth: Path | None):
     dashboard = _dashboard(root, tmp_path / "cache", k=k)
-    cli_run = tmp_path / "cli_run2.csv"
-    args = ["attribute", test, "--k", k, "--out", cli_run, "--cache-dir", tmp_path / "cache"]
+    cli_run, cli_scores = tmp_path / "cli_run2.csv", tmp_path / "cli_scores2.csv"
+    args = ["attribute", test, "--k", k, "--out", cli_run, "--scores", cli_scores, "--cache-dir", tmp_path / "cache"]
     output = _cli(*args, *(["--truth", truth] if truth is not None else []))
     export = next(v for v in dashboard.views if v.title == "Export")
     page_run = _exported(export.export_attribution())
     assert page_run.read_bytes() == cli_run.read_bytes(), "the page's default sub-task 2 run differs from the CLI's"
+    page_scores = _exported(export.export_attribution_scores())
+    assert page_scores.read_bytes() == cli_scores.read_bytes(), "the page's sub-task 2 scores differ from the CLI's"
     return dashboard, output
 
 
@@ -148,6 +150,34 @@ def test_a_moved_threshold_is_what_the_page_exports(tmp_path):
         assert int(lines[membership.frame.image_id.iat[row]]) == expected
 
 
+def test_a_moved_image_is_what_the_label_free_scores_export_says(tmp_path):
+    """After curation the scores file follows the run file: the moved image's prediction is its new
+    cluster, and its margin is measured to the curated clusters' centres."""
+    from synthscope.attribution import assignment_margin
+
+    root = make_bench(tmp_path / "bench", n=8)
+    dashboard = _dashboard(root, tmp_path / "cache")
+    state, data = dashboard.state, dashboard.state.workspace.attribution
+    export = next(v for v in dashboard.views if v.title == "Export")
+    before = _exported(export.export_attribution_scores()).read_text().splitlines()
+    scored = np.flatnonzero(data.scored)
+    row = int(scored[0])
+    target = next(c for c in state.clusters() if c != int(state.assignments[row]))
+    state.assign([row], target)
+    run = dict(line.split(",") for line in _exported(export.export_attribution()).read_text().splitlines())
+    after = _exported(export.export_attribution_scores()).read_text().splitlines()
+    assert after[0] == before[0] == "image_id,prediction,confidence,novelty"
+    predictions = {line.split(",")[0]: line.split(",")[1] for line in after[1:]}
+    assert predictions == run                                    # the scores file follows the curated run file
+    moved = data.frame["image_id"].iat[row]
+    assert next(line for line in after if line.startswith(moved + ",")) != \
+        next(line for line in before if line.startswith(moved + ","))
+    _, clusters = np.unique(state.assignments[data.scored], return_inverse=True)
+    reduced = np.hstack([data.model.reduced_[v] for v in str(data.model.chosen_["view"]).split("+")])
+    margins = np.array([float(line.split(",")[2]) for line in after[1:]])
+    assert np.allclose(margins, assignment_margin(reduced, clusters), atol=5e-7)    # written with 6 decimals
+
+
 def test_v3_membership_page_equals_cli(shared_dir, tmp_path):
     root = shared_dir / "bench" / "v3"
     st1 = root / "subtask1"
@@ -158,3 +188,45 @@ def test_v3_membership_page_equals_cli(shared_dir, tmp_path):
 def test_v1_attribution_page_equals_cli(shared_dir, tmp_path):
     root = shared_dir / "bench" / "v1" / "subtask2"
     _assert_attribution_parity(root, root / "test", tmp_path, 3, None)
+
+
+def test_the_page_pca_layout_and_per_image_columns_are_the_core_and_cli_numbers(tmp_path):
+    """Issue 22, one feature space: the page's PCA layout is `synthscope project --method pca`'s, and its
+    per-image silhouette, distance to centre and outlier score are measured in the space the core's
+    clustering was found in -- the outlier score is the novelty `attribute --scores` writes."""
+    import pandas as pd
+    from sklearn.metrics import silhouette_samples
+
+    root = make_bench(tmp_path / "bench", n=8)
+    test, k = root / "subtask2" / "test", 4
+    dashboard = _dashboard(test, tmp_path / "page-cache", k=k)   # the test folder alone: every row is scored
+    state, data = dashboard.state, dashboard.state.workspace.attribution
+    assert data.scored.all()
+
+    _cli("project", test, "--method", "pca", "--cache-dir", tmp_path / "cli-cache")   # a cache of its own
+    cached = list((tmp_path / "cli-cache" / "projections").glob("*.npy"))
+    assert len(cached) == 1
+    np.testing.assert_array_equal(data.projections["pca"], np.load(cached[0]))
+
+    scores = tmp_path / "cli_scores.csv"
+    output = _cli("attribute", test, "--k", k, "--out", tmp_path / "cli_run.csv", "--scores", scores,
+                  "--cache-dir", tmp_path / "cli-cache")
+    cli = pd.read_csv(scores).set_index("image_id").loc[data.frame["image_id"]]
+    generators = next(v for v in dashboard.views if v.title == "Generator fingerprints")
+    columns = generators.columns
+    np.testing.assert_allclose(columns.values("outlier"), cli["novelty"].to_numpy(), rtol=0, atol=5e-7)   # 6 decimals
+
+    model = data.model
+    reduced = np.hstack([model.reduced_[v] for v in model.chosen_views_])   # where the core clustered
+    assert reduced.shape[1] < data.features.shape[1]
+    np.testing.assert_allclose(data.clustering_space(), reduced, rtol=1e-12, atol=1e-12)
+    silhouette = columns.values("silhouette")
+    np.testing.assert_allclose(silhouette, silhouette_samples(reduced, state.assignments), rtol=1e-12, atol=1e-12)
+    centres = {c: reduced[state.assignments == c].mean(axis=0) for c in np.unique(state.assignments)}
+    expected = np.linalg.norm(reduced - np.stack([centres[c] for c in state.assignments]), axis=1)
+    np.testing.assert_allclose(columns.values("centre_distance"), expected, rtol=1e-12, atol=1e-12)
+    # the CLI's selection table prints the chosen clustering's silhouette: the mean of the page's column
+    chosen = model.selection_.loc[model.selection_["chosen"]].iloc[0]
+    row = next(line for line in output.splitlines()
+               if re.match(rf"^\s*{chosen['view']}\s+{chosen['method']}\s", line))
+    assert f"{np.mean(silhouette):.3f}" in row.split(), (row, np.mean(silhouette))

@@ -270,3 +270,190 @@ def test_the_tab_renders_and_its_export_writes_a_file(tree, tmp_path):
     assert written.parent == exports.resolve() and written.is_file()
     lines = written.read_text().splitlines()
     assert len(lines) == N_TEST_ALL and all(line.split(",")[1] in SUBSETS for line in lines)
+
+
+# -- issue 20: the movable "none of these" level, presentation mode, the reliability diagram ------
+
+MOVED_LEVEL = 0.1      # 20 dev images: p-values are k/21, so the default 0.01 flags nothing and 0.1 flags p <= 2/21
+
+
+def _cli_at_level(tree, tmp_path, alpha):
+    from synthscope.cli import app as cli
+
+    out, scores = tmp_path / f"cli_run_{alpha:g}.csv", tmp_path / f"cli_scores_{alpha:g}.csv"
+    result = CliRunner().invoke(cli, ["attribute", str(tree / "test"), "--dev", str(tree / "dev"), "--layout",
+                                      "2025-st2-test", "--out", str(out), "--scores", str(scores),
+                                      "--novelty-alpha", f"{alpha:g}"])
+    assert result.exit_code == 0, result.output
+    return out, scores, result.output
+
+
+def test_a_moved_novelty_level_moves_the_count_and_the_flags_and_exports_what_the_cli_writes(app, tree, tmp_path):
+    from synthscope.attribution import AttributionOptions, run_attribution
+    from synthscope.data import load_dataset
+
+    state, view, export = app.state, app.view("Training subsets (2025)"), app.view("Export")
+    run = state.workspace.subsets.run
+    assert state.novelty_alpha == 0.01 and view.level.value == 0.01
+    before = int(run.none_of_these.sum())
+    view.sort.value = "novelty"
+    view.level.value = MOVED_LEVEL                              # the analyst moves the slider
+    assert state.novelty_alpha == MOVED_LEVEL
+    # the same flags the core gives when run at that level (not a re-derivation from the rounded novelty)
+    at_level = run_attribution(load_dataset(tree / "test", layout="2025-st2-test"), load_dataset(tree / "dev"),
+                               AttributionOptions(novelty_alpha=MOVED_LEVEL))
+    expected = at_level.none_of_these.reindex(run.labels.index)
+    flagged = int(expected.sum())
+    assert flagged > before, "the moved level must flag more images on this tree, or the test shows nothing"
+    assert f"<b>{flagged} of {N_TEST_ALL} test images are none of these</b> at level {MOVED_LEVEL:g}" in view.summary.value
+    shown = dict(re.findall(r"<tr><td>([^<]+)</td>.*?data-flagged='([01])'", view.table.value))
+    assert len(shown) == N_TEST_ALL and {i: f == "1" for i, f in shown.items()} == expected.to_dict()
+    assert view.table.value.count("<b>none of these</b>") == flagged
+    assert str(flagged) in state.status and f"level {MOVED_LEVEL:g}" in state.status
+    assert f"<b>{flagged}</b> of {N_TEST_ALL} flagged" in view.level_count.value     # beside the slider
+    # the exports at that level are the CLI's at --novelty-alpha 0.1, byte for byte; the page says the
+    # count the CLI prints, in the CLI's own words
+    out, scores, printed = _cli_at_level(tree, tmp_path, MOVED_LEVEL)
+    message = export.export_subset_scores()
+    assert Path(re.search(r"class='ss-run-path'>([^<]+)<", message).group(1)).read_bytes() == scores.read_bytes()
+    assert f"{flagged:,} flagged none of these at level {MOVED_LEVEL:g}" in message
+    page_run = Path(re.search(r"class='ss-run-path'>([^<]+)<", export.export_subsets()).group(1))
+    assert page_run.read_bytes() == out.read_bytes()
+    cli_line = next(line for line in printed.splitlines() if line.startswith("none of these:"))
+    assert f"none of these: {flagged} of {N_TEST_ALL} images" in cli_line and esc_html(cli_line) in view.summary.value
+    # in the file: novelty above 1 - level is exactly the flag
+    table = pd.read_csv(scores, dtype={"image_id": str}).set_index("image_id")
+    assert ((1.0 - table["novelty"]) < MOVED_LEVEL + 5e-7).to_dict() == expected.to_dict()
+    # back to the default: the count and the flags follow; a level outside (0, 1) is refused
+    state.set_novelty_alpha(0.01)
+    assert view.level.value == 0.01 and view.table.value.count("<b>none of these</b>") == before
+    state.set_novelty_alpha(1.5)
+    assert state.novelty_alpha == 0.01 and "must lie between 0 and 1" in state.status
+    state.set_novelty_alpha(0.0375)                             # a level the slider does not offer gets a stop
+    assert view.level.value == 0.0375 and "0.0375" in view.summary.value
+
+
+def esc_html(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def test_presentation_mode_keeps_the_flag_count_and_its_level_and_hides_the_slider(app):
+    state, view = app.state, app.view("Training subsets (2025)")
+    state.set_novelty_alpha(MOVED_LEVEL)
+    flagged = int(state.subset_predictions()["none_of_these"].sum())
+    state.presentation = True
+    def inside(widget):
+        return [widget] + [w for child in getattr(widget, "children", ()) for w in inside(child)]
+
+    slider_box = next(c for c in view.controls if view.level in inside(c))
+    assert slider_box.layout.display == "none" and view.sort.layout.display == "none"
+    assert view.summary.layout.display != "none" and view.summary in view.root.children
+    assert f"data-flagged='{flagged}' data-level='{MOVED_LEVEL:g}'" in view.summary.value
+    state.presentation = False
+    assert slider_box.layout.display is None
+
+
+def test_the_reliability_diagram_shows_the_cores_numbers_in_the_page_and_the_report(app, tmp_path):
+    from synthscope.attribution import reliability_diagram
+    from synthscope_dashboard.report import external_references, write_report
+
+    subsets, view = app.state.workspace.subsets, app.view("Training subsets (2025)")
+    diagram = reliability_diagram(subsets.cv)
+    assert diagram.n_images == len(SUBSETS) * N_DEV
+    html_text = view.reliability_table.value
+    used = ((diagram.raw.bins["images"] > 0) | (diagram.calibrated.bins["images"] > 0)).to_numpy()
+    for curve in diagram.curves:
+        value = re.search(rf"data-metric='ece_{curve.name}'>([^<]+)</td><td class='ss-ci'>\[([^,]+), ([^\]]+)\]",
+                          html_text).groups()
+        assert value == tuple(f"{v:.3f}" for v in (curve.ece, *curve.ece_ci))
+        images = [int(v) for v in re.findall(rf"data-curve='{curve.name}'>(\d+)<", html_text)]
+        assert sum(images) == diagram.n_images
+        assert images == curve.bins["images"].to_numpy()[used].tolist()
+    traces = {t.name.split(" (")[0]: t for t in view.reliability.data}
+    assert set(traces) == {"perfectly calibrated", "raw", "calibrated"}
+    shown = diagram.calibrated.bins[diagram.calibrated.bins["images"] > 0]
+    assert np.allclose(traces["calibrated"].y, shown["accuracy"]) and np.allclose(traces["calibrated"].x, shown["mean_confidence"])
+    # the report: the same table, the figure, and the flag count at the page's level
+    app.state.set_novelty_alpha(MOVED_LEVEL)
+    text = write_report(app.state, tmp_path / "report.html").read_text(encoding="utf-8")
+    section = text[text.index("id='subsets'"):]
+    assert reliability_html_of(subsets) in section and "ss-report-reliability" in section
+    flagged = int(app.state.subset_predictions()["none_of_these"].sum())
+    assert f"data-flagged='{flagged}' data-level='{MOVED_LEVEL:g}'" in section
+    assert external_references(text) == []
+
+
+def reliability_html_of(subsets) -> str:
+    from synthscope_dashboard.calibration_plot import reliability_html
+
+    return reliability_html(subsets.reliability)
+
+
+@pytest.mark.browser
+def test_moving_the_level_in_the_browser_moves_the_count_and_the_grid_and_presentation_keeps_the_count(
+        tree, loaded, tmp_path):
+    """The real Voila page: the analyst moves the "none of these" slider with the keyboard, the count and
+    the grid's flags follow; presentation mode hides the slider and keeps the count with its level."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    from synthscope.commands.dashboard import voila_command, wait_until_serving
+
+    run = loaded.subsets.run          # the same tree and options as the page's kernel: deterministic
+    expected = {level: int(run.none_of_these_at(level).sum()) for level in (0.01, MOVED_LEVEL)}
+    assert expected[MOVED_LEVEL] > expected[0.01]
+    port = _free_port()
+    argv, env = voila_command(tree, "127.0.0.1", port, export_dir=tmp_path / "exports")
+    env["SYNTHSCOPE_CACHE_DIR"] = str(tmp_path / "cache")
+    log = open(tmp_path / "voila.log", "w+")
+    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    count = ".ss-view:visible .ss-none-of-these"
+    try:
+        wait_until_serving(url, process, log)
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.set_default_timeout(60_000)
+                page.goto(url, timeout=PAGE_TIMEOUT_MS)
+                page.wait_for_selector(".ss-app", timeout=PAGE_TIMEOUT_MS)
+                page.locator(".lm-TabBar-tab", has_text="Training subsets (2025)").first.click()
+                page.wait_for_selector(f"{count}[data-level='0.01']")
+                first = (int(page.locator(count).get_attribute("data-flagged")),
+                         page.locator(".ss-view:visible .ss-subset-table td[data-flagged='1']").count())
+                handle = page.locator(".ss-view:visible .ss-novelty-level .noUi-handle").first
+                handle.focus()
+                for _ in range(3):                      # 0.01 -> 0.02 -> 0.05 -> 0.1
+                    page.keyboard.press("ArrowRight")
+                page.wait_for_selector(f"{count}[data-level='{MOVED_LEVEL:g}']")
+                moved = (int(page.locator(count).get_attribute("data-flagged")),
+                         page.locator(".ss-view:visible .ss-subset-table td[data-flagged='1']").count(),
+                         page.locator(count).inner_text(),
+                         page.locator(".ss-view:visible .ss-novelty-level .widget-readout").inner_text(),
+                         page.locator(".ss-view:visible .ss-level-count").inner_text())
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.wait_for_timeout(600)
+                page.screenshot(path=str(ARTIFACTS / "dashboard-subsets-2025-level.png"), full_page=True)
+                page.locator("text=Presentation mode").first.click()
+                page.wait_for_selector(".ss-view:visible .ss-novelty-level", state="hidden")
+                presented = (page.locator(count).is_visible(), page.locator(count).inner_text())
+                page.wait_for_timeout(600)
+                page.screenshot(path=str(ARTIFACTS / "dashboard-subsets-2025-presentation.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+    assert first == (expected[0.01], expected[0.01])
+    assert moved[:2] == (expected[MOVED_LEVEL], expected[MOVED_LEVEL])
+    assert f"{expected[MOVED_LEVEL]} of {N_TEST_ALL} test images are none of these" in moved[2]
+    assert moved[3] == f"{MOVED_LEVEL:g}" and f"{expected[MOVED_LEVEL]} of {N_TEST_ALL} flagged" in moved[4]
+    assert presented[0] and f"at level {MOVED_LEVEL:g}" in presented[1]
+    assert f"{expected[MOVED_LEVEL]} of {N_TEST_ALL}" in presented[1]

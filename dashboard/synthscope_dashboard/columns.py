@@ -2,8 +2,9 @@
 
 Each column is a value per attribution row: a category (cluster, known label, split, group) or a
 number (silhouette, distance to the cluster centre, outlier score). The numbers come from the core
-(`synthscope.attribution.cluster_diagnostics`, `outlier_scores`) on the features the clustering sees,
-computed when first asked for and kept until the clusters (or the features) change.
+(`synthscope.attribution.cluster_diagnostics`, `outlier_scores`) in the space the clusters were found in
+(`AttributionData.clustering_space`: the core model's reducers), computed when first asked for and kept
+until the clusters (or the clustering) change.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ COLUMNS = (
     Column("silhouette", "silhouette", NUMBER,
            "-1 to 1: how much closer the image is to its own cluster than to the next one (low = misplaced?)"),
     Column("centre_distance", "distance to cluster centre", NUMBER,
-           "Euclidean distance to the mean of its cluster, in the features the clustering sees"),
+           "Euclidean distance to the mean of its cluster, in the space the clusters were found in"),
     Column("outlier", "outlier score", NUMBER,
            "local outlier factor: about 1 for an image as dense as its neighbours, higher = lies apart"),
 )
@@ -80,7 +81,7 @@ class PointColumns:
         if key in ("silhouette", "centre_distance"):
             return self._diagnostics()[key]
         if key == "outlier":
-            return self._cached("outlier", id(self.data), lambda: self._outliers())
+            return self._cached("outlier", (id(self.data), id(self.data.model)), lambda: self._outliers())
         raise KeyError(f"no column {key!r}; the columns are {', '.join(BY_KEY)}")
 
     def _cached(self, name: str, token, compute) -> np.ndarray:
@@ -94,16 +95,16 @@ class PointColumns:
     def _outliers(self) -> np.ndarray:
         from synthscope.attribution import outlier_scores
 
-        return outlier_scores(self.data.reduced_features())
+        return outlier_scores(self.data.clustering_space())
 
     def _diagnostics(self) -> dict[str, np.ndarray]:
         from synthscope.attribution import cluster_diagnostics
 
         assignments = np.asarray(self.state.assignments)
-        token = (id(self.data), assignments.tobytes())
+        token = (id(self.data), id(self.data.model), assignments.tobytes())
 
         def compute():
-            diagnostics = cluster_diagnostics(self.data.reduced_features(), assignments)
+            diagnostics = cluster_diagnostics(self.data.clustering_space(), assignments)
             self.silhouette_kind = diagnostics.silhouette_kind
             return {"silhouette": diagnostics.silhouette, "centre_distance": diagnostics.centre_distance}
 

@@ -58,6 +58,7 @@ STYLE = """
 .ss-legend-item { display:inline-block; font-size:12px; margin-right:10px; white-space:nowrap; }
 .ss-caption { font-size:11px; color:#5b6478; text-align:center; }
 .ss-status { font-size:12px; color:#394260; }
+.ss-badge { font-size:12px; color:#20305a; background:#eef1f8; border:1px solid #cfd6e6; border-radius:10px; padding:1px 8px; }
 .ss-card { border:1px solid #e3e6ee; border-radius:6px; padding:6px 10px; margin:4px; background:white; }
 .ss-app .lm-TabBar-tab { flex: 0 0 auto !important; min-width: 190px !important; max-width: none !important; font-size:14px; }
 /* no icon font: Voila's Font Awesome comes from a CDN, which offline machines cannot reach */

@@ -197,9 +197,11 @@ def gallery_html(state, pair_name: str, predictions: np.ndarray, size: int = GAL
 
 # -- 2025 sub-task 2 ------------------------------------------------------------------------------
 
-def subsets_html(subsets, lowest: int = 20) -> str:
-    """The 2025 tab: dev cross-validation (accuracy with baselines, confusion matrix) and the test
-    assignments, least confident first."""
+def subsets_html(subsets, lowest: int = 20, novelty_alpha: float | None = None) -> str:
+    """The 2025 tab: dev cross-validation (accuracy with baselines, confusion matrix, reliability diagram
+    of the confidence) and the test assignments, least confident first, with the "none of these" count at
+    the page's level (`novelty_alpha`; None = the run's)."""
+    from synthscope_dashboard.calibration_plot import reliability_figure, reliability_html
     from synthscope_dashboard.markup import accuracy_table, confusion_html
 
     cv = subsets.cv
@@ -208,14 +210,24 @@ def subsets_html(subsets, lowest: int = 20) -> str:
              + ", ".join(esc(c) for c in subsets.classes) + "</p>",
              accuracy_table(cv.report, f"dev, {cv.n_splits}-fold stratified cross-validation (out-of-fold) · "
                                        f"n = {len(cv.predictions):,}"),
-             confusion_html(cv.confusion)]
+             confusion_html(cv.confusion),
+             "<h3>Reliability of the confidence</h3>",
+             reliability_figure(subsets.reliability).to_html(full_html=False, include_plotlyjs=False,
+                                                             div_id="ss-report-reliability",
+                                                             config={"displaylogo": False, "responsive": True}),
+             reliability_html(subsets.reliability)]
     if subsets.run is not None:
-        predictions = subsets.predictions.sort_values(["confidence", "image_id"], kind="stable")
+        predictions = subsets.predictions_at(novelty_alpha).sort_values(["confidence", "image_id"], kind="stable")
+        alpha = subsets.run.options.novelty_alpha if novelty_alpha is None else novelty_alpha
+        flagged = int(predictions["none_of_these"].sum())
         rows = "".join(f"<tr><td>{esc(r.image_id)}</td><td>{esc(r.subset)}</td>"
                        f"<td class='ss-value'>{fmt(r.confidence)}</td></tr>" for r in predictions.head(lowest).itertuples())
         counts = predictions["subset"].value_counts()
         parts.append(f"<p>{len(predictions):,} test images assigned: "
                      + ", ".join(f"{esc(c)} {int(counts.get(c, 0)):,}" for c in subsets.classes) + "</p>"
+                     f"<p class='ss-none-of-these' data-flagged='{flagged}' data-level='{alpha:g}'><b>{flagged:,} of "
+                     f"{len(predictions):,} test images are none of these</b> at level {alpha:g} (conformal p-value "
+                     "below it: unlike every dev subset).</p>"
                      f"<table class='ss-table ss-subset-lowest'><caption>the {min(lowest, len(predictions))} least "
                      "confident assignments</caption><tr><th>image</th><th>subset</th><th>confidence</th></tr>"
                      + rows + "</table>")
@@ -248,7 +260,8 @@ def report_html(state) -> str:
             evaluation.append(truth_table)
     subsets = workspace.subsets
     if subsets is not None:
-        body.append(subsets_html(subsets))
+        uses_plotly = True
+        body.append(subsets_html(subsets, novelty_alpha=state.novelty_alpha))
     membership = workspace.membership
     if membership is not None:
         predictions = state.membership_predictions()

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import traitlets
 
+from synthscope.attribution.openset import DEFAULT_NOVELTY_ALPHA
 from synthscope_dashboard.session import (SESSION_VERSION, SaveOutcome, as_int, backup_session_file,
                                           read_session_file, running_writer, session_path, session_writer,
                                           validate_session)
@@ -56,6 +57,9 @@ class AppState(traitlets.HasTraits):
     # Shows the scores against test labels (a ground-truth file beside the test folder). Never saved in
     # the session: every page opens with it off, so nobody tunes a threshold on test labels by accident.
     evaluation_mode = traitlets.Bool(False)
+    # The conformal level of the 2025 view's "none of these" flag: p-value < it (`attribute --novelty-alpha`).
+    # Transient like the evaluation mode: every page opens at the CLI's default.
+    novelty_alpha = traitlets.Float(DEFAULT_NOVELTY_ALPHA)
     status = traitlets.Unicode("")
     can_undo = traitlets.Bool(False)
     last_saved = traitlets.Unicode("")     # local time the last autosave reached the disk
@@ -122,6 +126,32 @@ class AppState(traitlets.HasTraits):
                 if row is not None:
                     predictions[row] = int(value)
         return predictions
+
+    @traitlets.validate("novelty_alpha")
+    def _valid_novelty_alpha(self, proposal):
+        value = float(proposal["value"])
+        if not 0.0 < value < 1.0:
+            raise traitlets.TraitError(f"the novelty level must lie in (0, 1); got {value}")
+        return value
+
+    def subset_predictions(self):
+        """The 2025 test predictions (`SubsetData.predictions_at`), flagged at the page's novelty level."""
+        return self.workspace.subsets.predictions_at(self.novelty_alpha)
+
+    def set_novelty_alpha(self, alpha: float) -> None:
+        """Move the level of "none of these" (flag = conformal p-value < alpha). Only the flag moves:
+        the predictions, confidences and novelty scores, so the run and scores files, stay as they are."""
+        alpha = float(alpha)
+        if not 0.0 < alpha < 1.0:
+            self.status = f"the novelty level must lie between 0 and 1 (exclusive); {alpha:g} was not applied"
+            return
+        if alpha == self.novelty_alpha:
+            return
+        self.novelty_alpha = alpha
+        predictions = self.subset_predictions() if self.workspace.subsets is not None else None
+        if predictions is not None:   # a view setting, not curation: nothing to save
+            self.status = (f"none of these at level {alpha:g}: {int(predictions['none_of_these'].sum()):,} of "
+                           f"{len(predictions):,} test images")
 
     def _snapshot(self) -> dict:
         return {"assignments": None if self.assignments is None else self.assignments.copy(),
@@ -219,6 +249,8 @@ class AppState(traitlets.HasTraits):
         old = self.workspace.attribution
         if old is not None and not np.array_equal(old.keys, data.keys):
             raise ValueError("the generated images changed on disk; reload the page to read them again")
+        if old is not None and data.model is None:
+            data.adopt_clustering(old)   # the clusters (and the space they were found in) stay until a re-cluster
         self.workspace.attribution = data
         self.data_version += 1
 

@@ -3,11 +3,12 @@
 A `Workspace` holds the immutable inputs (features, projections, scores, images on demand); the
 curation on top of it lives in `AppState`. Everything heavy comes from the core
 (`synthscope.data`, `.cache`, `.projection`, `.attribution`, `.membership`); UMAP and t-SNE are read
-from the projection cache only, PCA is computed live.
+from the projection cache only, PCA is `synthscope project --method pca`'s, computed live unless cached.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +16,6 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
-from sklearn.decomposition import PCA
-from sklearn.preprocessing import StandardScaler
-
 from synthscope.datatree import load_pooled_images
 
 ImageLoader = Callable[[np.ndarray], np.ndarray]   # positional indices -> uint8 [m, 256, 256]
@@ -65,9 +62,11 @@ class AttributionData:
     def __post_init__(self) -> None:
         if "pca" not in self.projections and len(self.features):
             self.projections["pca"] = pca_2d(self.features)
-        self._reduced: np.ndarray | None = None
+        self._space: np.ndarray | None = None                 # every row in the clustering's space
         self.chosen: dict | None = None
         self.clustered_with: tuple[int, str] | None = None   # (k, method) behind selection_table / chosen
+        self.model = None                                     # the core FingerprintClustering behind them
+        self.clustered_on: str | None = None                  # the extractor whose features `model` was fit on
 
     @property
     def n(self) -> int:
@@ -77,13 +76,36 @@ class AttributionData:
     def keys(self) -> np.ndarray:
         return self.frame["key"].to_numpy()
 
-    def reduced_features(self) -> np.ndarray:
-        """Standardised, PCA-reduced features (what the clustering sees)."""
-        if self._reduced is None:
-            scaled = StandardScaler().fit_transform(self.features)
-            n_components = int(min(50, scaled.shape[0] - 1, scaled.shape[1]))
-            self._reduced = PCA(n_components=max(n_components, 1), random_state=0).fit_transform(scaled)
-        return self._reduced
+    def clustering_space(self) -> np.ndarray:
+        """Every row (dev too) in the space the clusters were found in: the core model's fitted reducers
+        (`FingerprintClustering.transform`: standardise, block weights, PCA to its components), fit on the
+        scored rows. Neighbours, silhouette, distance to centre, outlier score and split all use it.
+        Clusters kept from other features (`adopt_clustering`) keep their own space."""
+        if self._space is None:
+            if self.model is None:
+                self.cluster(self.k)
+            self._space = self.model.transform({self.extractor: self.features})
+        return self._space
+
+    reduced_features = clustering_space   # the name earlier code used; there is one space
+
+    def space_description(self) -> str:
+        """Where the clusters come from, e.g. "fingerprint, gmm, 8 components" ("" before any clustering)."""
+        return self.model.space_description() if self.model is not None else ""
+
+    @property
+    def space_differs(self) -> bool:
+        """True when the features shown (layouts, feature menu) are not the ones the clusters were found in."""
+        return self.clustered_on is not None and self.clustered_on != self.extractor
+
+    def adopt_clustering(self, other: "AttributionData") -> None:
+        """Keep `other`'s clustering for these rows (the same images in other features, or its caches
+        re-read): its model, label-free choice and space stay until the next `cluster`."""
+        if other.model is None or other is self:
+            return
+        self._space = other.clustering_space()
+        self.model, self.selection_table, self.chosen = other.model, other.selection_table, other.chosen
+        self.clustered_with, self.clustered_on = other.clustered_with, other.clustered_on
 
     @property
     def scored(self) -> np.ndarray:
@@ -94,8 +116,9 @@ class AttributionData:
     def cluster(self, k: int, method: str = "auto", seed: int = 0) -> np.ndarray:
         """Cluster labels per row: the core's label-free clustering of the scored rows (the call
         `synthscope attribute TEST --k K -e EXTRACTOR --method METHOD` makes, on the same matrix), and
-        every other row (dev) placed in the nearest cluster. Keeps the label-free selection table."""
-        from synthscope.attribution import AttributionOptions, assign_to_nearest_cluster, cluster_generators
+        every other row (dev) placed in the nearest cluster, in the space the clusters were found in
+        (`FingerprintClustering.predict`). Keeps the label-free selection table."""
+        from synthscope.attribution import AttributionOptions, cluster_generators
 
         scored = self.scored
         options = AttributionOptions(k=int(k), extractors=(self.extractor,), method=method, seed=seed)
@@ -103,27 +126,44 @@ class AttributionData:
         self.selection_table = model.selection_
         self.chosen = dict(model.chosen_)
         self.clustered_with = (int(k), method)
+        self.model, self.clustered_on, self._space = model, self.extractor, None
         labels = np.zeros(len(self.frame), dtype=np.int64)
         labels[scored] = model.labels_
         if not scored.all():
-            labels[~scored] = assign_to_nearest_cluster(self.features[scored], model.labels_, self.features[~scored])
+            labels[~scored] = model.predict({self.extractor: self.features[~scored]})   # in the clusters' space
         return labels
 
+    def scores_table(self, labels: np.ndarray, k: int, method: str) -> pd.DataFrame:
+        """The label-free scores file's table for the scored rows given their cluster `labels`: confidence =
+        assignment margin, novelty = outlier score, in the space of the core's clustering for (k, method)
+        (`synthscope.attribution.clustering_scores`). With that clustering's own labels it is the table
+        `synthscope attribute TEST --k K --method METHOD --scores FILE` writes; with curated ones the
+        margins follow the curated clusters."""
+        from synthscope.attribution import clustering_scores, scores_frame
+
+        if self.model is None or self.clustered_with != (int(k), method):
+            self.cluster(k, method)
+        confidence, novelty = clustering_scores(self.model, labels)
+        return scores_frame(self.frame["image_id"].to_numpy()[self.scored], labels, confidence, novelty)
+
     def split_labels(self, indices: np.ndarray, seed: int = 0) -> np.ndarray:
-        """Two-way k-means inside one cluster: 0/1 per index."""
+        """Two-way k-means (the core's `cluster_once`) inside one cluster, in the clustering's space: 0/1 per index."""
+        from synthscope.attribution import cluster_once
+
+        indices = np.asarray(indices, dtype=np.int64)
         if len(indices) < 2:
             return np.zeros(len(indices), dtype=np.int64)
-        return KMeans(2, n_init=4, random_state=seed).fit_predict(self.reduced_features()[indices])
+        return cluster_once(self.clustering_space()[indices], 2, "kmeans", seed).astype(np.int64)
 
 
-def pca_2d(features: np.ndarray) -> np.ndarray:
+def pca_2d(features: np.ndarray, cache=False) -> np.ndarray:
+    """The page's PCA layout: `synthscope.projection.project(X, "pca")`, the numbers
+    `synthscope project --method pca` computes and caches (read from `cache` when it holds them)."""
     if len(features) < 3:
         return np.zeros((len(features), 2), dtype=np.float32)
-    from synthscope.runtime import small_input_threads
+    from synthscope.projection import project
 
-    with small_input_threads(len(features)):   # see projection.py
-        scaled = StandardScaler().fit_transform(features)
-        return PCA(2, random_state=0).fit_transform(scaled).astype(np.float32)
+    return project(features, "pca", cache=cache)
 
 
 @dataclass
@@ -183,15 +223,27 @@ class SubsetData:
     test_root: str = ""
     load_test_images: ImageLoader | None = None  # positional index in run.labels -> images
 
+    @functools.cached_property
+    def reliability(self):
+        """The core's reliability diagram of the dev cross-validation (raw and calibrated confidence)."""
+        from synthscope.attribution import reliability_diagram
+
+        return reliability_diagram(self.cv)
+
     @property
     def predictions(self) -> pd.DataFrame:
         """image_id, subset, confidence, novelty, none_of_these per test image, in the run file's order
-        (novelty nan and the flag False when the core could not assess it)."""
+        (novelty nan and the flag False when the core could not assess it), flagged at the run's level."""
+        return self.predictions_at(None)
+
+    def predictions_at(self, alpha: float | None) -> pd.DataFrame:
+        """`predictions` with "none of these" at conformal level `alpha` (the core's
+        `AttributionRun.none_of_these_at`); None = the run's own level."""
         if self.run is None:
             return pd.DataFrame({"image_id": [], "subset": [], "confidence": [], "novelty": [], "none_of_these": []})
         table = self.run.scores_table()
-        flagged = (self.run.none_of_these.to_numpy() if self.run.none_of_these is not None
-                   else np.zeros(len(table), dtype=bool))
+        flags = self.run.none_of_these if alpha is None else self.run.none_of_these_at(alpha)
+        flagged = flags.to_numpy() if flags is not None else np.zeros(len(table), dtype=bool)
         return pd.DataFrame({"image_id": table["image_id"].to_numpy(), "subset": self.run.labels.to_numpy(),
                              "confidence": table["confidence"].to_numpy(), "novelty": table["novelty"].to_numpy(),
                              "none_of_these": flagged})
@@ -285,7 +337,7 @@ def _attribution_from(datasets, extractor: str, cache, path: str, progress=None,
     with _cluster_engine(cache):   # $SYNTHSCOPE_SCHEDULER: workers embed, `progress` counts their finished chunks
         matrix = attribution_matrix(datasets, extractor, cache=cache, progress=progress or False, device=device)
     frame, X = matrix.frame, matrix.features
-    projections, hints = {"pca": pca_2d(X)}, {}
+    projections, hints = {"pca": pca_2d(X, cache=cache)}, {}
     for method in ("umap", "tsne"):
         try:
             projections[method] = np.asarray(project(X, method, compute=False, cache=cache), dtype=np.float32)

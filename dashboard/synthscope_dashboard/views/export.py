@@ -126,6 +126,13 @@ class ExportView(View):
             self.attribution_button.add_class("ss-export-st2")
             self.attribution_button.on_click(lambda _: self.show(self.export_attribution()))
             buttons.append(self.attribution_button)
+            self.attribution_scores_button = widgets.Button(
+                description="Write sub-task 2 scores", icon="download",
+                tooltip="image_id,prediction,confidence,novelty per image (assignment margin, outlier score), as "
+                        "`synthscope attribute TEST --k K --scores FILE`")
+            self.attribution_scores_button.add_class("ss-export-st2-scores")
+            self.attribution_scores_button.on_click(lambda _: self.show(self.export_attribution_scores()))
+            buttons.append(self.attribution_scores_button)
         if workspace.subsets is not None and workspace.subsets.run is not None:
             self.subset_button = widgets.Button(description="Write 2025 sub-task 2 run", icon="download",
                                                 button_style="primary",
@@ -155,7 +162,8 @@ class ExportView(View):
                  "curation: moved, merged, split clusters and every label set by hand. Each file is validated "
                  "after writing. Presentation mode (top right) hides every control.</p>")
         return [widgets.HTML(intro), self.root_note, self.control(self.folder),
-                self.control(widgets.HBox(buttons + [self.figures_button, self.report_button])), self.result]
+                self.control(widgets.HBox(buttons + [self.figures_button, self.report_button],
+                                                 layout=widgets.Layout(flex_flow="row wrap"))), self.result]
 
     def target(self) -> Path:
         """The folder the sub-folder box names, made if needed; ExportRefused when it leaves the root."""
@@ -255,6 +263,38 @@ class ExportView(View):
         return self._report("sub-task 2", path, check,
                             f"{len(series):,} images in {k} clusters ({legend}){note}")
 
+    def export_attribution_scores(self) -> str:
+        """image_id,prediction,confidence,novelty per image of the run file (the curated clusters, numbered
+        as `export_attribution` numbers them): before any curation, the file `synthscope attribute TEST
+        --k K --method METHOD --scores FILE` writes."""
+        frame, state = self.state.workspace.attribution.frame, self.state
+        scope = self._scope(frame)
+        _, clusters = np.unique(state.assignments[scope], return_inverse=True)
+        table = state.workspace.attribution.scores_table(clusters.astype(np.int64), state.k, state.method)
+        path, check = self._write_scores(table, "subtask2_scores.csv")
+        if path is None:
+            return self.refused("sub-task 2 scores", check)
+        return self._report("sub-task 2 scores", path, check,
+                            f"{len(table):,} images: confidence = assignment margin (0 = halfway to another "
+                            "cluster), novelty = outlier score (LOF, about 1 = typical); clusters as in the run file")
+
+    def _write_scores(self, table: pd.DataFrame, name: str):
+        """The core's scores writer into a new file: (path, RunCheck), or (None, the refusal)."""
+        from synthscope.score_files import write_attribution_scores
+        from synthscope.submission import SubmissionError
+
+        def write(tmp: Path) -> RunCheck:
+            try:
+                write_attribution_scores(tmp, table)
+            except SubmissionError as error:
+                return RunCheck(False, [str(error)])
+            return RunCheck(True)
+
+        try:
+            return self.write_new_file(name, write)
+        except ExportRefused as error:
+            return None, error
+
     def export_subsets(self) -> str:
         """The 2025 sub-task 2 run (`<image_id>,<subset>`): the core run's own writer, then validated
         against the test ids and the dev subsets -- the file `synthscope attribute` writes."""
@@ -283,28 +323,18 @@ class ExportView(View):
 
     def export_subset_scores(self) -> str:
         """image_id,prediction,confidence,novelty per test image: the core's writer, so the bytes are the
-        file `synthscope attribute TEST --dev DEV --scores FILE` writes."""
-        from synthscope.score_files import write_attribution_scores
-        from synthscope.submission import SubmissionError
-
-        run = self.state.workspace.subsets.run
-        table = run.scores_table()
-
-        def write(tmp: Path) -> RunCheck:
-            try:
-                write_attribution_scores(tmp, table)
-            except SubmissionError as error:
-                return RunCheck(False, [str(error)])
-            return RunCheck(True)
-
-        try:
-            path, check = self.write_new_file("subtask2_subsets_scores.csv", write)
-        except ExportRefused as error:
-            return self.refused("2025 sub-task 2 scores", error)
-        flagged = int(run.none_of_these.sum()) if run.none_of_these is not None else 0
+        file `synthscope attribute TEST --dev DEV --scores FILE` writes (at any --novelty-alpha)."""
+        table = self.state.workspace.subsets.run.scores_table()
+        path, check = self._write_scores(table, "subtask2_subsets_scores.csv")
+        if path is None:
+            return self.refused("2025 sub-task 2 scores", check)
+        alpha = self.state.novelty_alpha
+        flagged = int(self.state.subset_predictions()["none_of_these"].sum())
         return self._report("2025 sub-task 2 scores", path, check,
-                            f"{len(table):,} images: calibrated confidence and novelty; {flagged:,} flagged "
-                            f"none of these")
+                            f"{len(table):,} images: calibrated confidence and novelty = 1 - conformal p-value; "
+                            f"{flagged:,} flagged none of these at level {alpha:g} (novelty above {1 - alpha:g}), as "
+                            f"<code>attribute --novelty-alpha {alpha:g}</code> flags them; the file is the same at "
+                            "every level")
 
     def _report(self, what: str, path: Path, check, detail: str) -> str:
         kind = "file" if what.endswith("scores") else "run"

@@ -167,13 +167,13 @@ class ScatterPart:
             self.show_detail(row)
 
     def nearest(self, row: int, k: int = N_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
-        """The k nearest other generated images in the clustering's feature space (rows, distances)."""
+        """The k nearest other generated images in the space the clusters were found in (rows, distances)."""
         from sklearn.neighbors import NearestNeighbors
 
-        X = self.data.reduced_features()
-        if self._neighbours is None:
-            self._neighbours = NearestNeighbors(n_neighbors=min(k + 1, len(X))).fit(X)
-        distances, rows = self._neighbours.kneighbors(X[[row]], n_neighbors=min(k + 1, len(X)))
+        X = self.data.clustering_space()
+        if self._neighbours is None or self._neighbours[0] is not self.data.model:   # a re-cluster: its space
+            self._neighbours = (self.data.model, NearestNeighbors(n_neighbors=min(k + 1, len(X))).fit(X))
+        distances, rows = self._neighbours[1].kneighbors(X[[row]], n_neighbors=min(k + 1, len(X)))
         keep = rows[0] != row
         return rows[0][keep][:k], distances[0][keep][:k]
 
@@ -192,8 +192,8 @@ class ScatterPart:
         neighbours.add_class("ss-neighbours")
         self.detail.children = [
             widgets.HTML(f"<b>Clicked image</b> <span class='ss-status'>{self._describe(row)} · its "
-                         f"{len(rows)} nearest generated neighbours in the {esc(self.data.extractor)} features "
-                         "(what the clustering sees)</span>"),
+                         f"{len(rows)} nearest generated neighbours in the space the clusters were found in "
+                         f"({esc(self.data.space_description())})</span>"),
             widgets.HBox([full, neighbours])]
 
     @staticmethod

@@ -12,7 +12,6 @@ import collections
 import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
-from sklearn.metrics import silhouette_score
 
 from synthscope_dashboard.columns import BY_KEY, CATEGORY, NUMBER, PointColumns, categories
 from synthscope_dashboard.fingerprints import cluster_fingerprint_images, sample_members
@@ -42,7 +41,7 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
         self._known_values: list[str] = []
         self._trace_selection: dict[int, np.ndarray] = {}   # per-trace parts of one plotly selection event
         self._png_cache: collections.OrderedDict = collections.OrderedDict()   # (row, px) -> PNG bytes
-        self._neighbours = None   # NearestNeighbors on data.reduced_features(), fit on the first click
+        self._neighbours = None   # (model, NearestNeighbors) in data.clustering_space(), fit on the first click
         self.columns = PointColumns(state)
         self.visible = np.arange(self.data.n, dtype=np.int64)   # rows the filter keeps, as the scatter holds them
         self._revision = 0        # +1 whenever the scatter's points are other rows (a filter); sent as trace meta
@@ -113,6 +112,9 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
             self.hint,
         ]))
         self._show_hint()
+        # which space and method the clusters come from, and a warning when the features shown are others
+        self.space_badge = widgets.HTML()
+        self.space_badge.add_class("ss-space-badge")
 
         self.scatter = self._make_scatter()
         self.figures["scatter"] = self.scatter
@@ -224,11 +226,13 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
         state.observe(self._on_data, names="data_version")
         state.observe(self._on_evaluation_mode, names="evaluation_mode")
         state.observe(self._show_k_prompt, names=["k", "k_source", "presentation"])
+        state.observe(lambda c: self._show_space_badge(), names=["assignments", "data_version"])
+        self._show_space_badge()
         self._show_k_prompt()
         self._on_assignments()
         self._show_histogram()
         self._on_selection()
-        return [self.k_prompt, self.k_warning, top,
+        return [self.k_prompt, self.k_warning, top, self.space_badge,
                 widgets.HBox([scatter_box, side]),
                 curation,
                 widgets.HTML("<b>Selected images</b> <span class='ss-status'>(drag a box or lasso on the scatter, "
@@ -266,6 +270,17 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
             self.embedding_progress.layout.display = "none"
             self.embedding_what.value = ""
         state.status = f"features are now {name}; press Re-cluster to cluster on them (your clusters are kept until then)"
+
+    def _show_space_badge(self) -> None:
+        data = self.state.workspace.attribution
+        space = data.space_description()
+        text = f"<span class='ss-badge' data-space='{esc(data.clustered_on or '')}'>clusters: {esc(space)}</span>"
+        if data.space_differs:
+            text += " " + banner(
+                f"The layout and the features menu show the <b>{esc(data.extractor)}</b> features, but the clusters "
+                f"were found in <b>{esc(data.clustered_on)}</b>: silhouette, distance to centre, outlier score, "
+                f"neighbours and split are measured there. Press Re-cluster to cluster on {esc(data.extractor)}.", "warn")
+        self.space_badge.value = text
 
     def dev_generators(self) -> int:
         """How many generators the dev folders name (the default k)."""
@@ -639,17 +654,18 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
             if table:
                 parts.append(table)
         if not parts:
-            X = self.data.reduced_features()
             k = len(np.unique(assignments))
-            if 1 < k < len(X):
-                score = silhouette_score(X, assignments, sample_size=min(len(X), 1500), random_state=0)
-                parts.append(banner(f"No labels here: silhouette {fmt(score)} (from -1 to 1; higher = tighter, "
-                                    f"better separated clusters; on 1,500 sampled images).", "info"))
+            if 1 < k < self.data.n:   # the mean of the silhouette column: one silhouette per page
+                score = float(np.mean(self.columns.values("silhouette")))
+                kind = " (centroid form)" if self.columns.silhouette_kind == "centroid" else ""
+                parts.append(banner(f"No labels here: mean silhouette{kind} {fmt(score)} (from -1 to 1; higher = "
+                                    "tighter, better separated clusters; in the space the clusters were found in: "
+                                    f"{esc(self.data.space_description())}).", "info"))
         if self.data.selection_table is not None and len(self.data.selection_table) > 1:
             chosen = self.data.chosen or {}
             parts.append(f"<details><summary>method chosen without labels: <b>{esc(chosen.get('method', '?'))}</b> on "
-                         + (f"the <b>{esc(self.data.extractor)}</b> features, " if chosen.get('view') == self.data.extractor
-                            else f"<b>{esc(chosen.get('view', '?'))}</b> of the <b>{esc(self.data.extractor)}</b> features, ")
+                         f"the <b>{esc(chosen.get('view', '?'))}</b> features "
+                         f"({esc(self.data.space_description())}), "
                          + f"k = {self.data.clustered_with[0] if self.data.clustered_with else '?'} "
                          "(most stable under resampling, then best silhouette)"
                          "</summary>" + self.data.selection_table.to_html(

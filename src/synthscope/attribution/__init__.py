@@ -10,6 +10,8 @@
   `AttributionOptions`, `AttributionRun`, `cross_validated_subsets`, `evaluate_attribution`.
 - `openset`: `NoveltyScorer`, how unlike every dev generator or subset a test image is, with a
   conformal "none of these" flag.
+- `reliability`: `reliability_diagram`, the 2025 classifier's confidence (raw and calibrated) against its
+  accuracy on dev cross-validation, with the ECE of each.
 - `diagnostics`: per-image silhouette, distance to the cluster centre, assignment margin, outlier score.
 
 Every public name is importable from `synthscope.attribution`.
@@ -45,22 +47,31 @@ from synthscope.attribution.run import (
     assign_to_nearest_cluster,
     check_k,
     cluster_generators,
+    clustering_scores,
     cross_validated_subsets,
     dev_generator_labels,
     evaluate_attribution,
     run_attribution,
     score_clustering,
+    scores_frame,
+)
+from synthscope.attribution.reliability import (
+    DEFAULT_RELIABILITY_BINS,
+    ReliabilityCurve,
+    ReliabilityDiagram,
+    reliability_curve,
+    reliability_diagram,
 )
 from synthscope.attribution.supervised import SeededClustering, SubsetClassifier, fit_temperature
 from synthscope.runtime import SINGLE_THREAD_BELOW
 
 __all__ = [
-    "ALGORITHMS", "CLUSTER_METHODS", "DEFAULT_NOVELTY_ALPHA", "EXACT_SILHOUETTE_LIMIT", "MAX_CONSENSUS_POINTS", "MAX_QUADRATIC_POINTS",
+    "ALGORITHMS", "CLUSTER_METHODS", "DEFAULT_NOVELTY_ALPHA", "DEFAULT_RELIABILITY_BINS", "EXACT_SILHOUETTE_LIMIT", "MAX_CONSENSUS_POINTS", "MAX_QUADRATIC_POINTS",
     "MAX_WARD_POINTS", "SINGLE_THREAD_BELOW",
     "AttributionOptions", "AttributionRun", "ClusterFingerprint", "FingerprintClustering", "NoveltyScorer", "PointDiagnostics",
-    "SeededClustering", "SubsetClassifier", "SubsetCrossValidation", "ViewReducer",
+    "ReliabilityCurve", "ReliabilityDiagram", "SeededClustering", "SubsetClassifier", "SubsetCrossValidation", "ViewReducer",
     "assign_to_nearest_cluster", "assignment_margin", "blocks_for_view", "check_features", "check_k", "cluster_diagnostics",
-    "cluster_fingerprints", "cluster_generators", "cluster_once", "coassociation_consensus",
+    "cluster_fingerprints", "cluster_generators", "clustering_scores", "cluster_once", "coassociation_consensus",
     "cross_validated_subsets", "dev_generator_labels", "evaluate_attribution", "fit_temperature", "outlier_scores",
-    "resampling_stability", "run_attribution", "score_clustering",
+    "reliability_curve", "reliability_diagram", "resampling_stability", "run_attribution", "score_clustering", "scores_frame",
 ]

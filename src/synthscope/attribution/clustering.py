@@ -247,6 +247,37 @@ class FingerprintClustering(BaseEstimator, ClusterMixin):
         self.labels_ = _relabel_by_size(self.labels_)
         return self
 
+    @property
+    def chosen_views_(self) -> list[str]:
+        """The view(s) the chosen labelling was found in (consensus: several, side by side)."""
+        return str(self.chosen_["view"]).split("+")
+
+    def transform(self, features_by_view) -> np.ndarray:
+        """Rows in the space the chosen labelling was found in: each chosen view's fitted `ViewReducer`
+        (standardise, block weights, PCA), consensus views side by side. On the rows the model was fit on
+        this is `reduced_` of those views; other rows (e.g. dev images) land in the same space."""
+        if not isinstance(features_by_view, Mapping):
+            features_by_view = {self.chosen_views_[0]: features_by_view}
+        missing = [v for v in self.chosen_views_ if v not in features_by_view]
+        if missing:
+            raise ValueError(f"the clustering was found in the {', '.join(missing)} features; they were not given")
+        return np.hstack([self.reducers_[v].transform(features_by_view[v]) for v in self.chosen_views_])
+
+    def predict(self, features_by_view) -> np.ndarray:
+        """The cluster of each (new) row: the nearest mean of the clusters of `labels_`, in the space they
+        were found in (`transform`). How the dashboard places dev images beside the clusters of test."""
+        from sklearn.metrics import pairwise_distances_argmin
+
+        fitted = np.hstack([self.reduced_[v] for v in self.chosen_views_])
+        clusters = np.unique(self.labels_)
+        centres = np.stack([fitted[self.labels_ == c].mean(axis=0) for c in clusters])
+        return clusters[pairwise_distances_argmin(self.transform(features_by_view), centres)].astype(np.int64)
+
+    def space_description(self) -> str:
+        """Which space and algorithm the labels come from, e.g. "fingerprint, gmm, 8 components"."""
+        components = sum(int(self.reducers_[v].pca_.n_components_) for v in self.chosen_views_)
+        return f"{self.chosen_['view']}, {self.chosen_['method']}, {components} components"
+
     def describe(self) -> str:
         """One paragraph + table: what was chosen and why."""
         stable = f"the most stable candidates (resampling ARI within {self.stability_tolerance:.2f} of the best)"

@@ -58,6 +58,26 @@ class AttributionRun:
     novelty: pd.Series | None = None           # with dev: 1 - conformal p-value; label-free: outlier score (LOF)
     none_of_these: pd.Series | None = None     # with dev: novelty p-value below options.novelty_alpha
     novelty_model: object | None = None        # the fitted NoveltyScorer (with dev)
+    p_values: pd.Series | None = None          # with dev: the conformal p-values behind novelty and the flag
+
+    def none_of_these_at(self, alpha: float) -> pd.Series | None:
+        """The "none of these" flag at another conformal level: p-value < `alpha` (what
+        `attribute --novelty-alpha alpha` flags); None when the run has no dev novelty."""
+        if not 0.0 < float(alpha) < 1.0:
+            raise ValueError(f"novelty_alpha must lie in (0, 1); got {alpha}")
+        if self.p_values is None:
+            return None
+        return (self.p_values < float(alpha)).rename("none_of_these")
+
+    def describe(self, novelty_alpha: float | None = None) -> list[str]:
+        """The description, with its "none of these" line counted at `novelty_alpha` (None = the run's
+        level): the line `attribute --novelty-alpha novelty_alpha` prints."""
+        flags = None if novelty_alpha is None else self.none_of_these_at(novelty_alpha)
+        if flags is None or self.novelty_model is None:
+            return list(self.description)
+        line = _novelty_line(int(flags.sum()), len(flags), "subset" if self.kind == "subset" else "generator",
+                             float(novelty_alpha), self.options.extractors[0], self.novelty_model.n_splits_)
+        return [line if text.startswith("none of these:") else text for text in self.description]
 
     def scores_table(self) -> pd.DataFrame:
         """image_id, prediction, confidence, novelty: one row per image, in the run's order (what
@@ -65,9 +85,7 @@ class AttributionRun:
         ids = self.labels.index.astype(str)
         confidence = self.confidence.reindex(self.labels.index) if self.confidence is not None else np.nan
         novelty = self.novelty.reindex(self.labels.index) if self.novelty is not None else np.nan
-        return pd.DataFrame({"image_id": ids, "prediction": self.labels.astype(str).to_numpy(),
-                             "confidence": np.asarray(confidence, dtype=np.float64) * np.ones(len(ids)),
-                             "novelty": np.asarray(novelty, dtype=np.float64) * np.ones(len(ids))})
+        return scores_frame(ids, self.labels.astype(str).to_numpy(), confidence, novelty)
 
     @property
     def k(self) -> int | None:
@@ -81,6 +99,23 @@ class AttributionRun:
         if self.kind == "subset":
             return write_subset_run(path, self.labels, expected_ids=expected)
         return write_attribution_run(path, self.labels.astype(int), k=self.k, exact_k=True, expected_ids=expected)
+
+
+def scores_frame(ids, predictions, confidence, novelty) -> pd.DataFrame:
+    """The scores file's table (image_id, prediction, confidence, novelty as float64; a scalar confidence
+    or novelty, e.g. nan, fills its column)."""
+    ids = np.asarray(ids).astype(str)
+    return pd.DataFrame({"image_id": ids, "prediction": np.asarray(predictions).astype(str),
+                         "confidence": np.asarray(confidence, dtype=np.float64) * np.ones(len(ids)),
+                         "novelty": np.asarray(novelty, dtype=np.float64) * np.ones(len(ids))})
+
+
+def clustering_scores(model: FingerprintClustering, labels) -> tuple[np.ndarray, np.ndarray]:
+    """Label-free confidence and novelty per image: the assignment margin of `labels` and the outlier
+    score (LOF), both in the space the chosen labelling was found in (consensus: its views side by side).
+    `labels` may be the model's own or a curated copy of them."""
+    reduced = np.hstack([model.reduced_[v] for v in model.chosen_views_])
+    return assignment_margin(reduced, np.asarray(labels)), outlier_scores(reduced)
 
 
 def dev_generator_labels(dev) -> np.ndarray:
@@ -138,7 +173,7 @@ def cluster_generators(features_by_view: Mapping[str, np.ndarray], options: Attr
 
 def assign_to_nearest_cluster(features: np.ndarray, labels, new_features: np.ndarray) -> np.ndarray:
     """Each new row's cluster: the nearest cluster mean in the standardised space of `features`
-    (how the dashboard places dev images beside the clusters found on test)."""
+    (`FingerprintClustering.predict` does it in the space a fitted clustering was found in)."""
     scaler = StandardScaler().fit(features)
     fitted, new = scaler.transform(features), scaler.transform(new_features)
     labels = np.asarray(labels)
@@ -186,7 +221,7 @@ def run_attribution(dataset, dev=None, options: AttributionOptions | None = None
                  f"({len(model.classes_)} subsets); confidence calibrated by temperature "
                  f"{model.temperature_:.3g} (fit on out-of-fold dev logits)", novelty[3]], model,
                 confidence=pd.Series(probabilities.max(axis=1), index=pd.Index(ids, name="image_id")),
-                novelty=novelty[0], none_of_these=novelty[1], novelty_model=novelty[2])
+                novelty=novelty[0], none_of_these=novelty[1], novelty_model=novelty[2], p_values=novelty[4])
         k = check_k(options.k, len(ids))
         model = SeededClustering(k, n_components=options.n_components, random_state=options.seed,
                                  blocks=blocks_for_view(view, views[view].shape[1]))
@@ -201,33 +236,37 @@ def run_attribution(dataset, dev=None, options: AttributionOptions | None = None
                               options, "seeded by dev", lines + [novelty[3]], model,
                               cluster_names=dict(model.cluster_names_),
                               confidence=pd.Series(margin, index=pd.Index(ids, name="image_id")),
-                              novelty=novelty[0], none_of_these=novelty[1], novelty_model=novelty[2])
+                              novelty=novelty[0], none_of_these=novelty[1], novelty_model=novelty[2],
+                              p_values=novelty[4])
     model = cluster_generators(views, options)
     labels = np.asarray(model.labels_, dtype=np.int64)
     index = pd.Index(ids, name="image_id")
-    # the space the chosen labelling was found in (consensus: its views side by side)
-    reduced = np.hstack([model.reduced_[v] for v in str(model.chosen_["view"]).split("+")])
+    margin, outliers = clustering_scores(model, labels)
     return AttributionRun("attribution", pd.Series(labels, index=index, name="cluster"),
                           options, "label-free", [model.describe()], model, selection=model.selection_,
-                          chosen=dict(model.chosen_), confidence=pd.Series(assignment_margin(reduced, labels), index=index),
-                          novelty=pd.Series(outlier_scores(reduced), index=index))
+                          chosen=dict(model.chosen_), confidence=pd.Series(margin, index=index),
+                          novelty=pd.Series(outliers, index=index))
 
 
 def _novelty(X_dev, y_dev, X_test, view: str, options: AttributionOptions, ids, noun: str):
-    """(novelty series, none-of-these series, fitted NoveltyScorer, one line saying what was done)."""
+    """(novelty series, none-of-these series, fitted NoveltyScorer, one line saying what was done,
+    p-value series)."""
     try:
         scorer = NoveltyScorer(alpha=options.novelty_alpha, blocks=blocks_for_view(view, X_dev.shape[1]),
                                random_state=options.seed).fit(X_dev, y_dev)
     except ValueError as error:      # e.g. a dev class of one image: no calibration, so no flag
-        return None, None, None, f"none of these: not assessed ({error})"
+        return None, None, None, f"none of these: not assessed ({error})", None
     index = pd.Index(ids, name="image_id")
     p_values = scorer.p_values(X_test)
     flagged = p_values < scorer.alpha
-    line = (f"none of these: {int(flagged.sum())} of {len(ids)} images unlike every dev "
-            f"{noun} (conformal p < {scorer.alpha:g}; class-conditional "
-            f"Mahalanobis distance on {view}, calibrated by {scorer.n_splits_}-fold cross-validation on dev)")
+    line = _novelty_line(int(flagged.sum()), len(ids), noun, scorer.alpha, view, scorer.n_splits_)
     return (pd.Series(1.0 - p_values, index=index, name="novelty"), pd.Series(flagged, index=index, name="none_of_these"),
-            scorer, line)
+            scorer, line, pd.Series(p_values, index=index, name="p_value"))
+
+
+def _novelty_line(flagged: int, n: int, noun: str, alpha: float, view: str, n_splits: int) -> str:
+    return (f"none of these: {flagged} of {n} images unlike every dev {noun} (conformal p < {alpha:g}; "
+            f"class-conditional Mahalanobis distance on {view}, calibrated by {n_splits}-fold cross-validation on dev)")
 
 
 @dataclass
