@@ -69,6 +69,28 @@ def test_label_free_selection_reports_every_candidate_and_recovers_blobs():
     assert np.bincount(model.labels_)[0] >= np.bincount(model.labels_)[-1]   # ids ordered by size
 
 
+def test_in_one_view_stability_decides_and_the_silhouette_only_breaks_exact_ties():
+    """Issue 20 item 4: a candidate 0.003 less stable but 0.0005 ahead in silhouette (bench v1's spectral vs
+    Gaussian mixture under the old rule) no longer wins; the silhouette decides only between equal stabilities."""
+    from synthscope.attribution.clustering import most_stable
+
+    table = pd.DataFrame({"method": ["kmeans", "gmm", "ward", "spectral"], "stability": [0.917, 0.997, 0.963, 0.9972],
+                          "silhouette": [0.4623, 0.4610, 0.4610, 0.4615]}, index=[5, 6, 7, 8])
+    assert most_stable(table) == 8
+    table["stability"] = [0.3, 0.1 + 0.2, 0.29, 0.3]            # 0.1 + 0.2 > 0.3 in floats: still a tie
+    assert table["stability"].iloc[1] > 0.3
+    assert most_stable(table) == 5                               # kmeans: the highest silhouette of the tied
+
+
+def test_auto_in_one_view_chooses_the_most_stable_candidate():
+    X, _ = _blobs(25, CENTRES * 0.35, seed=7)                    # overlapping blobs: the candidates differ
+    model = FingerprintClustering(4, n_resamples=6).fit({"toy": X})
+    table = model.selection_
+    assert table["stability"].nunique() > 1
+    assert table.loc[table["chosen"], "stability"].iloc[0] == table["stability"].max()
+    assert "the most stable candidate (mean ARI over 6 resamples" in model.describe()
+
+
 def test_selection_prefers_the_view_that_holds_the_clusters():
     X, y = _blobs(40, CENTRES[:3], seed=1)
     noise = np.random.default_rng(2).normal(size=X.shape)
