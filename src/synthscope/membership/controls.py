@@ -7,18 +7,16 @@ import numpy as np
 import pandas as pd
 
 from synthscope.membership.neighbours import _as_matrix
+from synthscope.membership.patch_tables import patch_pair_table, pooled_distances
+from synthscope.membership.patches import patch_copy_score
 from synthscope.membership.registration import registered_copy_score
 from synthscope.membership.scores import MembershipScorer, near_duplicate_groups
 from synthscope.membership.spaces import Space, space_features
-from synthscope.membership.typicality import (
-    calibrated_from_distances, calibrated_patch_score, patch_pair_table, pooled_distances,
-)
 from synthscope.membership.verdicts import LeakageVerdict, group_rank_test, leakage_test, rank_test
 
-#: image scores the null control runs on the images themselves (held-out real images as the generated set);
-#: each takes (real images, generated images, scan groups of the real images)
-IMAGE_NULL_SCORES = {"patches": calibrated_patch_score,
-                     "registered": lambda real, generated, groups: registered_copy_score(real, generated)}
+#: image scores the null control runs on the images themselves (held-out real images as the generated set)
+IMAGE_NULL_SCORES = {"patches": patch_copy_score,
+                     "registered": lambda real, generated: registered_copy_score(real, generated)}
 #: the patch null builds one real x real patch table and reuses it in every split while it fits in this
 #: many bytes (534 real images: 0.26 GB); above, every split scores its own pool
 PAIR_TABLE_BYTES = 1.5e9
@@ -94,7 +92,7 @@ def run_positive_control(real_features_fn, real_images, gen_images, *, reference
     if score == "registered":
         values = registered_copy_score(np.asarray(real_images), control.generated, real_f, gen_f)
     elif score == "patches":
-        values = calibrated_patch_score(np.asarray(real_images), control.generated)
+        values = patch_copy_score(np.asarray(real_images), control.generated)
     else:
         values = MembershipScorer(scores=(score,), **scorer_params).fit(gen_f, reference).score(real_f)[score].to_numpy()
     verdict = rank_test(values, control.copied, alpha=alpha)
@@ -226,12 +224,10 @@ def null_control(features, used=None, *, score: str = "distance", n_repeats: int
     for repeat in range(n_repeats):
         pool, stand_in, heldout = split_null_control(features, used, seed=seed + repeat, groups=groups)
         if score in IMAGE_NULL_SCORES:     # scored on the images: held-out real images stand in as generated
-            if table is not None:
-                other_scan = groups[pool][:, None] != groups[pool][None, :]
-                values = calibrated_from_distances(pooled_distances(table[np.ix_(pool, stand_in)], body[pool]),
-                                                   pooled_distances(table[np.ix_(pool, pool)], body[pool], other_scan))
+            if table is not None:       # = patch_copy_score(images[pool], images[stand_in]), from the shared table
+                values = -pooled_distances(table[np.ix_(pool, stand_in)], body[pool])
             else:
-                values = IMAGE_NULL_SCORES[score](images[pool], images[stand_in], groups[pool])
+                values = IMAGE_NULL_SCORES[score](images[pool], images[stand_in])
             verdicts.append(_null_rank_test(values, np.asarray(used)[pool], groups[pool], alpha, seed + repeat))
             continue
         verdicts.append(run_null_control(

@@ -12,8 +12,8 @@ from synthscope.membership.columns import (
     DEFAULT_COLUMN_ORDER, MembershipResult, choose_column, default_ensemble_columns, score_membership,
 )
 from synthscope.membership.expectation import Expectation, expected_performance
+from synthscope.membership.patches import patch_copy_score
 from synthscope.membership.registration import IMAGE_SCORES, registered_copy_score
-from synthscope.membership.typicality import calibrated_patch_score
 from synthscope.membership.scores import SCORES, near_duplicate_groups, rank_ensemble
 from synthscope.membership.spaces import DEFAULT_SPACES, dataset_space_rows
 from synthscope.membership.thresholds import ThresholdFit, fit_threshold
@@ -28,7 +28,7 @@ GENERATED_CHOICES = ("pooled", "own")
 #: scores when the dev gate finds leakage (else fit on dev), "dev" = fit on dev, or a label-free cut always
 THRESHOLD_CHOICES = ("auto", "dev", "two_means", "mixture")
 #: the image scores' functions: uint8 real [n, H, W], generated [m, H, W] -> score per real image
-IMAGE_SCORE_FUNCTIONS = {"registered": registered_copy_score, "patches": calibrated_patch_score}
+IMAGE_SCORE_FUNCTIONS = {"registered": registered_copy_score, "patches": patch_copy_score}
 OBJECTIVE_CHOICES = ("f1", "accuracy", "kappa")
 #: nearest generated images kept per real image for the galleries (64 px grey levels)
 GALLERY_NEIGHBOURS = 3
