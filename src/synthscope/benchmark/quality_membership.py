@@ -164,7 +164,7 @@ def _controls(ctx: BenchContext) -> tuple[list[str], dict]:
           "|---|---|---|---|---|"]
     null_md = ["| benchmark (test folder) | columns passed | lowest median p (column, median AUC) | failed |",
                "|---|---|---|---|"]
-    data = {}
+    data, per_column = {}, {}
     options = ControlOptions(space="pixels-norm", positive_scores=("registered", "copies"), null_scores=NULL_SCORES,
                              null_spaces=DEFAULT_SPACES, copy_from="used", seed=1, n_boot=200 if ctx.quick else 1000)
     benches = list(dict.fromkeys(NULL_BENCHES + BENCHES))
@@ -189,9 +189,26 @@ def _controls(ctx: BenchContext) -> tuple[list[str], dict]:
                        + ("; ".join(f"{c} (median AUC {nulls[c].verdict.statistic:.2f}, p {nulls[c].verdict.p_value:.2g})"
                                     for c in failed) or "none") + " |")
         data[f"{label} null"] = {c: n.verdict.__dict__ for c, n in nulls.items()}
+        per_column[label] = nulls
     return md + ["", "Null control (held-out real images, whole scan groups found without labels, stand in for the "
-                 "generated set; two-sided, ten splits, median p >= 0.05 passes), for every space x score column and "
-                 "the two image scores:", ""] + null_md, data
+                 "generated set; two-sided rank test whose p permutes the labels of whole scan groups, ten splits, "
+                 "median p >= 0.05 passes; the patch score is the typicality-calibrated one), for every space x score "
+                 "column and the two image scores:", ""] + null_md + ["", "Per column (median AUC / median p over the "
+                 "ten splits; FAIL marks p < 0.05):", ""] + _null_columns(per_column), data
+
+
+def _null_columns(per_column: dict) -> list[str]:
+    labels = list(per_column)
+    columns = list(dict.fromkeys(c for nulls in per_column.values() for c in nulls))
+    lines = ["| column | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    for column in columns:
+        cells = []
+        for label in labels:
+            result = per_column[label].get(column)
+            cells.append("" if result is None else f"{result.verdict.statistic:.2f} / {result.verdict.p_value:.2g}"
+                         + ("" if result.passed else " FAIL"))
+        lines.append(f"| {column} | " + " | ".join(cells) + " |")
+    return lines
 
 
 # --------------------------------------------------------------------------------------------------

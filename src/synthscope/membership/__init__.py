@@ -75,6 +75,7 @@ from synthscope.membership.scores import (  # noqa: F401
 )
 from synthscope.membership.verdicts import (  # noqa: F401
     LeakageVerdict,
+    group_rank_test,
     rank_test,
     data_copying_test,
     leakage_test,
@@ -179,6 +180,7 @@ __all__ = [
     "rank_ensemble",
     "near_duplicate_groups",
     "LeakageVerdict",
+    "group_rank_test",
     "rank_test",
     "data_copying_test",
     "leakage_test",

@@ -7,15 +7,19 @@ import numpy as np
 import pandas as pd
 
 from synthscope.membership.neighbours import _as_matrix
+from synthscope.membership.patch_tables import patch_pair_table, pooled_distances
 from synthscope.membership.patches import patch_copy_score
 from synthscope.membership.registration import registered_copy_score
 from synthscope.membership.scores import MembershipScorer, near_duplicate_groups
 from synthscope.membership.spaces import Space, space_features
-from synthscope.membership.verdicts import LeakageVerdict, leakage_test, rank_test
+from synthscope.membership.verdicts import LeakageVerdict, group_rank_test, leakage_test, rank_test
 
 #: image scores the null control runs on the images themselves (held-out real images as the generated set)
 IMAGE_NULL_SCORES = {"patches": patch_copy_score,
                      "registered": lambda real, generated: registered_copy_score(real, generated)}
+#: the patch null builds one real x real patch table and reuses it in every split while it fits in this
+#: many bytes (534 real images: 0.26 GB); above, every split scores its own pool
+PAIR_TABLE_BYTES = 1.5e9
 
 
 def near_copies(images: np.ndarray, *, seed: int = 0, noise_sigma: float = 2.0,
@@ -146,6 +150,12 @@ def split_null_control(real, used=None, *, seed: int = 0, groups=None):
     return pool_rows, generated_rows, heldout_rows
 
 
+def _patch_places() -> int:
+    from synthscope.membership.patches import PATCH, PATCH_SIZE, PATCH_STRIDE
+
+    return len(range(0, PATCH_SIZE - PATCH + 1, PATCH_STRIDE)) ** 2
+
+
 def _take_groups(groups: np.ndarray, order, target: int) -> np.ndarray:
     """Rows of whole groups taken in `order`, skipping any group that would overshoot `target`."""
     taken: list[np.ndarray] = []
@@ -162,14 +172,15 @@ def _take_groups(groups: np.ndarray, order, target: int) -> np.ndarray:
 
 
 def run_null_control(real, heldout_as_generated, *, reference=None, used=None, score: str = "gan_leaks",
-                     alpha: float = 0.05, **scorer_params) -> ControlResult:
+                     alpha: float = 0.05, groups=None, seed: int = 0, **scorer_params) -> ControlResult:
     """Null control: the generated set is replaced by held-out real images (feature matrices), so nothing
     can have leaked. With labels the two-sided rank test of `score` must not be significant (a reversed
     separation fails too: it shows a bias that would sink or fake a real signal); without labels the
-    data-copying test must not be."""
+    data-copying test must not be. With `groups` (scan groups of `real`, found without labels) the rank test's
+    p-value comes from permuting the labels of whole groups (`group_rank_test`)."""
     if used is not None:
         table = MembershipScorer(scores=(score,), **scorer_params).fit(heldout_as_generated, reference).score(real)
-        verdict = rank_test(table[score].to_numpy(), used, alpha=alpha, alternative="two-sided")
+        verdict = _null_rank_test(table[score].to_numpy(), used, groups, alpha, seed)
     else:
         verdict = leakage_test(real=real, generated=heldout_as_generated, heldout=reference, alpha=alpha)
     passed = not verdict.significant
@@ -182,6 +193,12 @@ def run_null_control(real, heldout_as_generated, *, reference=None, used=None, s
     return ControlResult("null", passed, verdict, None, message)
 
 
+def _null_rank_test(values, used, groups, alpha: float, seed: int) -> LeakageVerdict:
+    if groups is None:
+        return rank_test(values, used, alpha=alpha, alternative="two-sided")
+    return group_rank_test(values, used, groups, alpha=alpha, seed=seed)
+
+
 def null_control(features, used=None, *, score: str = "distance", n_repeats: int = 10, groups=None,
                  seed: int = 0, alpha: float = 0.05, images=None, **scorer_params) -> ControlResult:
     """The null control over `n_repeats` random group-aware splits (`split_null_control`) of one group's
@@ -189,25 +206,34 @@ def null_control(features, used=None, *, score: str = "distance", n_repeats: int
 
     Passes when the median p-value of the per-split tests is >= alpha (under the null, p is uniform, so
     most splits must come out non-significant); the message gives the median AUC (or Z_U) and how many
-    splits were significant. With labels each split is a two-sided rank test of `score`.
+    splits were significant. With labels each split is a two-sided rank test of `score` whose p-value
+    permutes the labels of whole scan groups (`group_rank_test`): slices of one scan are not independent.
+    The patch score's splits share one real x real patch table (`patch_pair_table`) when it fits in
+    PAIR_TABLE_BYTES: every split is then a reduction of that table, not a new patch search.
     """
     features = _as_matrix(features, "features")
     if n_repeats < 1:
         raise ValueError("n_repeats must be >= 1")
     groups = near_duplicate_groups(features) if groups is None else np.asarray(groups)
+    if score in IMAGE_NULL_SCORES and (images is None or used is None):
+        raise ValueError(f"the null control of images:{score} needs the images and labels")
+    table = None
+    if score == "patches" and len(images) ** 2 * 4 * _patch_places() <= PAIR_TABLE_BYTES:
+        table, body = patch_pair_table(images, images)
     verdicts = []
     for repeat in range(n_repeats):
         pool, stand_in, heldout = split_null_control(features, used, seed=seed + repeat, groups=groups)
         if score in IMAGE_NULL_SCORES:     # scored on the images: held-out real images stand in as generated
-            if images is None or used is None:
-                raise ValueError(f"the null control of images:{score} needs the images and labels")
-            values = IMAGE_NULL_SCORES[score](images[pool], images[stand_in])
-            verdicts.append(rank_test(values, np.asarray(used)[pool], alpha=alpha, alternative="two-sided"))
+            if table is not None:       # = patch_copy_score(images[pool], images[stand_in]), from the shared table
+                values = -pooled_distances(table[np.ix_(pool, stand_in)], body[pool])
+            else:
+                values = IMAGE_NULL_SCORES[score](images[pool], images[stand_in])
+            verdicts.append(_null_rank_test(values, np.asarray(used)[pool], groups[pool], alpha, seed + repeat))
             continue
         verdicts.append(run_null_control(
             features[pool], features[stand_in], reference=None if heldout is None else features[heldout],
             used=None if used is None else np.asarray(used)[pool], score=score, alpha=alpha,
-            **scorer_params).verdict)
+            groups=groups[pool], seed=seed + repeat, **scorer_params).verdict)
     p_values = np.array([v.p_value for v in verdicts])
     statistics = np.array([v.statistic for v in verdicts])
     median_p = float(np.median(p_values))

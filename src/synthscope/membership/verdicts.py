@@ -58,6 +58,58 @@ def rank_test(scores, used, *, alpha: float = 0.05, n_tests: int = 1,
     return LeakageVerdict(bool(p < alpha), p, auc, method, message)
 
 
+def group_rank_test(scores, used, groups, *, alpha: float = 0.05, n_permutations: int = 1999,
+                    seed: int = 0) -> LeakageVerdict:
+    """Two-sided rank test of used vs not-used images that are clustered in scans (`groups`: one label per
+    image, e.g. scan groups found without labels): the statistic is the image-level AUC, its p-value comes from
+    reassigning the labels of whole groups at random (groups whose images all share one label trade labels;
+    a group holding both keeps its own).
+
+    Why: slices of one scan share their look, so a score that varies from scan to scan separates any labelling
+    that follows scans, membership or not. The image-level Mann-Whitney test counts each slice as independent
+    evidence; on v3s (15 scans) it called random half-of-the-scans labellings significant in 4 of 8 tries for
+    the raw patch score. Permuting whole groups keeps the level whatever the within-scan likeness."""
+    from scipy.stats import rankdata
+
+    scores = np.asarray(scores, dtype=float)
+    used = np.asarray(used).astype(int)
+    groups = np.asarray(groups)
+    if not scores.shape == used.shape == groups.shape:
+        raise ValueError("scores, labels and groups differ in length")
+    if used.min() == used.max():
+        raise ValueError("the rank test needs both used and not-used images")
+    ranks = rankdata(scores)
+    _, inverse = np.unique(groups, return_inverse=True)
+    size = np.bincount(inverse).astype(float)
+    share = np.bincount(inverse, weights=used) / size
+    rank_sum = np.bincount(inverse, weights=ranks)
+    pure = (share == 0) | (share == 1)
+    mixed = ~pure[inverse]                   # images of groups holding both labels keep theirs
+    fixed_used, fixed_rank = float(used[mixed].sum()), float(ranks[mixed & (used == 1)].sum())
+    n = len(scores)
+
+    def auc(labels):   # labels [k, n_pure_groups] (1 = the group is used) -> image-level AUC per row
+        n_used = labels @ size[pure] + fixed_used
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (labels @ rank_sum[pure] + fixed_rank - n_used * (n_used + 1) / 2) / (n_used * (n - n_used))
+
+    observed = float(auc(share[pure][None])[0])
+    rng = np.random.default_rng(seed)
+    draws = rng.permuted(np.tile(share[pure], (n_permutations, 1)), axis=1)
+    null = auc(draws)
+    null = null[np.isfinite(null)]           # a draw that left one class empty carries no information
+    extreme = np.abs(null - 0.5) >= abs(observed - 0.5) - 1e-12
+    p = float((1 + extreme.sum()) / (1 + len(null)))
+    method = f"two-sided rank test, used vs not used, p from {n_permutations} permutations of whole groups"
+    if p < alpha:
+        direction = "higher" if observed > 0.5 else "LOWER"
+        message = (f"significant difference: used images score {direction} than not-used ones (AUC {observed:.3f}, "
+                   f"group-permutation p = {p:.2g} < {alpha}).")
+    else:
+        message = f"no significant difference (AUC {observed:.3f}, group-permutation p = {p:.2g} >= {alpha})."
+    return LeakageVerdict(bool(p < alpha), p, observed, method, message)
+
+
 def data_copying_test(real, generated, heldout, *, alpha: float = 0.05,
                       approx_threshold: int = APPROX_THRESHOLD) -> LeakageVerdict:
     """Meehan, Chaudhuri & Dasgupta 2020 data-copying test, without labels.
