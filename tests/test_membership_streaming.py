@@ -152,3 +152,73 @@ def test_image_scores_read_lazily_equal_the_array_scores():
         np.testing.assert_array_equal(score(real, lazy), score(real, generated))
     assert (mb.registered_copy_score(real, lazy)[:3] > -1e-3).all()   # the copies register at distance ~0
     np.testing.assert_array_equal(lazy[5:15], generated[5:15])
+
+
+def _ct_like(n, seed, size=64):
+    """Textured stand-ins at the working resolution: smoothed noise inside a disc on a black background."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    disc = ((yy - size / 2) ** 2 + (xx - size / 2 + 4) ** 2) < (0.4 * size) ** 2
+    images = [np.clip(128 + 60 * gaussian_filter(rng.normal(size=(size, size)), 1.5) / 0.2 * disc, 0, 255)
+              for _ in range(n)]
+    return np.stack(images).astype(np.uint8)
+
+
+class _Recording(_Images):
+    """_Images that records how many rows each read asked for."""
+
+    def __init__(self, images):
+        super().__init__(images)
+        self.reads = []
+
+    def images(self, rows):
+        self.reads.append(len(np.asarray(rows)))
+        return super().images(rows)
+
+
+def test_the_approximate_patch_search_streams_the_generated_images_and_bounds_the_exact_one(monkeypatch):
+    """The faiss path as a map-reduce over generated chunks of 9 images (decoded 4 at a time): no read asks for
+    more than 4 images, every image is read once per pass (plus the k-means sample), and each real patch's
+    distance is a distance to an actual candidate, so per image it is never below the exact search's beyond
+    float32 rounding; the planted copies (one mirrored) are found at distance ~0."""
+    from synthscope.membership import patches
+    from synthscope.membership.rows import ImageRows
+
+    real, other = _ct_like(8, 0), _ct_like(30, 1)
+    generated = np.concatenate([other[:12], real[:2], real[2:3, :, ::-1], other[12:]])
+    options = dict(size=64, patch=8, stride=8)     # images at the working resolution: both paths see the same pixels
+    exact = patches.patch_distances(real, generated, method="exact", **options)
+    monkeypatch.setattr(patches, "APPROX_CHUNK", 9)
+    source = _Recording(generated)
+    approx = patches.patch_distances(real, ImageRows([(source, np.arange(len(generated)))]), method="approx",
+                                     chunk=4, **options)
+    assert max(source.reads) <= 4
+    assert sum(source.reads) == 2 * len(generated)                 # the chunks, and the k-means sample (all 33)
+    # float32 |q|^2 + |c|^2 - 2 q.c of unit patches (d = 64): within (d + 3) eps (1 + 1)^2; sqrt for the distance
+    bound = np.sqrt((64 + 3) * EPS32 * 4)
+    assert (approx >= exact - bound).all()
+    assert approx[:3].max() < 1e-3 + bound < exact[3:].min()
+    assert np.abs(approx - exact).mean() < 0.05 * exact[3:].mean()  # and close: the nearest patch is mostly found
+
+
+def test_patch_scores_on_v3_are_those_of_the_exact_search(shared_dir):
+    """v3's folders are far below APPROX_PATCH_PAIRS: `auto` is the exact, chunked search, whatever the chunk."""
+    from synthscope.data import load_dataset
+    from synthscope.membership import patches
+
+    folder = shared_dir / "bench" / "v3" / "subtask1" / "dev"
+    if not folder.is_dir():
+        pytest.skip(f"benchmark v3 not found at {folder}")
+    dev = load_dataset(folder)
+    generated = dev.manifest["role"].astype(str).str.contains("generated").to_numpy()
+    real_rows, gen_rows = np.flatnonzero(~generated)[:6], np.flatnonzero(generated)
+    assert patches.patch_pairs(len(np.flatnonzero(~generated)), len(gen_rows)) < patches.APPROX_PATCH_PAIRS
+    real = dev.images(real_rows)
+    whole = patches.patch_distances(real, dev.images(gen_rows), chunk=len(gen_rows))
+    np.testing.assert_array_equal(patches.patch_distances(real, dev.images(gen_rows), method="auto"),
+                                  patches.patch_distances(real, dev.images(gen_rows), method="exact"))
+    # other reference chunkings: the running minimum of the same float32 distances, to their rounding
+    np.testing.assert_allclose(patches.patch_distances(real, dev.images(gen_rows), chunk=37), whole, rtol=0,
+                               atol=np.sqrt((256 + 3) * EPS32 * 4))

@@ -24,8 +24,6 @@ NULL_BENCHES = (("v3", "model_1", "folder_1"), ("v3s", "model_1", "folder_1"), (
                 ("v1", "model_2", "folder_2"))
 #: robustness variants of v3 and v3s (../shared/tools/variants.py, and a shift of our own), side by side
 VARIANTS = (("flip",), ("few", "50"), ("jpeg", "75"), ("few", "20"), ("shift", "8"))
-#: the patch score at scale: (generated, real) stand-in images
-PATCH_SCALE = ((10_000, 4_000), (50_000, 10_000))
 
 
 def _fmt_ci(estimate) -> str:
@@ -315,64 +313,6 @@ def _variants(ctx: BenchContext) -> tuple[list[str], dict]:
     return md, data
 
 
-def patch_scale_worker(n_generated: int, n_real: int) -> dict:
-    """One patch-score run on stand-in images (transformed copies of the project's procedural phantoms), in a
-    fresh process so that its peak RSS is its own."""
-    import resource
-
-    from synthscope.membership.patches import PATCH_SIZE, patch_copy_score
-    from synthscope.phantom import phantom_slices
-
-    base = phantom_slices(40, 6, seed=0).images                                   # 240 slices, 256 px
-    from synthscope.membership.neighbours import downsampled_pixels
-    small = np.rint(downsampled_pixels(base, PATCH_SIZE) * 255).astype(np.uint8).reshape(-1, PATCH_SIZE, PATCH_SIZE)
-    rng = np.random.default_rng(0)
-
-    def stand_ins(n, seed):
-        r = np.random.default_rng(seed)
-        out = np.empty((n, PATCH_SIZE, PATCH_SIZE), dtype=np.uint8)
-        for start in range(0, n, 1000):
-            picks = r.integers(0, len(small), min(1000, n - start))
-            shifts = r.integers(-6, 7, (len(picks), 2))
-            block = np.stack([np.roll(small[p], tuple(s), axis=(0, 1)) for p, s in zip(picks, shifts)])
-            noise = r.normal(0, 6, block.shape)
-            out[start:start + len(picks)] = np.clip(block + noise, 0, 255).astype(np.uint8)
-        return out
-
-    generated, real = stand_ins(n_generated, 1), stand_ins(n_real, 2)
-    del rng
-    start = time.perf_counter()
-    scores = patch_copy_score(real, generated)
-    seconds = time.perf_counter() - start
-    return {"seconds": round(seconds, 1), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "finite": bool(np.isfinite(scores).all())}
-
-
-def _patch_scale(ctx: BenchContext) -> tuple[list[str], dict]:
-    import json
-    import subprocess
-    import sys
-
-    sizes = ((1_000, 400),) if ctx.quick else PATCH_SCALE
-    md = ["| generated x real (stand-in images, 128 px) | search | seconds | peak RSS of the process (MiB) |",
-          "|---|---|---|---|"]
-    data = {}
-    for n_generated, n_real in sizes:
-        code = ("import json, sys; from synthscope.benchmark.quality_membership import patch_scale_worker as w; "
-                f"print(json.dumps(w({n_generated}, {n_real})))")
-        try:
-            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600, check=True)
-            result = json.loads(done.stdout.strip().splitlines()[-1])
-        except (subprocess.SubprocessError, ValueError, IndexError) as error:
-            md.append(f"| {n_generated:,} x {n_real:,} | | failed: {str(error)[:120]} | |")
-            continue
-        from synthscope.membership.patches import APPROX_PATCH_PAIRS
-        md.append(f"| {n_generated:,} x {n_real:,} | faiss (inverted file per grid place, exact re-ranking) | "
-                  f"{result['seconds']} | {result['peak_rss_mb']:,} |")
-        data[f"{n_generated}x{n_real}"] = result
-    return md, data
-
-
 def run(ctx: BenchContext) -> BenchSection:
     speed_md, speed_data = _speed(ctx)
     md = ["Fit on dev, evaluated on test. AUC, F1 etc. with 95% bootstrap CIs; the all-used baseline beside F1. "
@@ -390,10 +330,8 @@ def run(ctx: BenchContext) -> BenchSection:
            "expected line is nested cross-validation on dev (column choice and threshold inside each fold).", ""]
     md += variants_md + [""]
     data["variants"] = variants_data
-    scale_md, scale_data = _patch_scale(ctx)
-    md += ["**The patch score at scale** (stand-in images: shifted, noisy copies of procedural phantoms, each run "
-           "in a fresh process):", ""] + scale_md + [""]
-    data["patch_scale"] = scale_data
+    md += ["**The patch score at scale**: see the scale section (`synthscope.benchmark.scale_audit`: 10k generated x "
+           "4k real and 50k x 10k, wall and CPU seconds, peak RSS).", ""]
     md += ["**Positive and null controls** (`synthscope controls`: near copies = 1-px shift, Gaussian noise "
            "sigma 2, contrast +/-3%, of half of the used images, injected into the generated set; dev copies fit the "
            "threshold):", ""]

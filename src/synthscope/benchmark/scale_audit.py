@@ -16,6 +16,8 @@ cluster the workers' peaks are asked from the workers and reported beside the cl
 - **End-to-end membership** (`run_membership`) at 10k, 40k and 100k generated x 10k real: stand-in features of
   every run space written into an embedding cache by one process, read back a chunk at a time by the run in
   another (`synthscope.membership.rows`), so the peak RSS is that of the streamed run.
+- **The patch score** (`images:patches`) at 10k generated x 4k real and 50k x 10k on CT-like stand-in images
+  rendered a chunk at a time (`synthscope.benchmark.scale_patches`): wall, CPU seconds and peak RSS.
 - **Start-up**: `synthscope embed` on a cached folder, without and with `--workers 2`, and whether Dask was
   imported.
 
@@ -37,6 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from synthscope.benchmark.base import BenchContext, BenchSection, cpu_count, peak_rss_mb
+from synthscope.benchmark.scale_patches import PATCH_SIZES, measure_patches
 
 #: (full, quick) sizes
 IMAGE_SIZES = ((1_000, 5_000), (200, 600))
@@ -283,7 +286,8 @@ def measure_startup(folder: str, cache_dir: str, workers: int = 0) -> dict:
 
 MEASUREMENTS = {"embed": measure_embed, "cache": measure_cache, "cluster": measure_cluster,
                 "membership": measure_membership, "membership_standins": write_membership_standins,
-                "membership_run": measure_membership_run, "knn": measure_knn, "startup": measure_startup}
+                "membership_run": measure_membership_run, "knn": measure_knn, "startup": measure_startup,
+                "patches": measure_patches}
 
 
 def in_subprocess(name: str, timeout: float = 3600, **kwargs) -> dict:
@@ -382,6 +386,7 @@ def run(ctx: BenchContext) -> BenchSection:
     data["knn"] = [in_subprocess("knn", n_data=VECTOR_SIZES[pick][1], n_query=n_real, method="exact")]
     data["knn"] += [in_subprocess("knn", n_data=n, n_query=n_real, method="faiss") for n in VECTOR_SIZES[pick][1:]]
     data["membership_run"] = membership_runs(MEMBERSHIP_RUN_GENERATED[pick], n_real)
+    data["patches"] = [in_subprocess("patches", n_generated=g, n_real=r, method=m) for g, r, m in PATCH_SIZES[pick]]
     data["load_avg_end"] = list(os.getloadavg())
     lines = _markdown(data)
     return BenchSection(title="Scale: a large audit, 1 process and a 2-worker Dask cluster, extrapolated to 1M images",
@@ -492,6 +497,7 @@ def _markdown(data: dict) -> list[str]:
         lines.append(f"| {row['n_data']:,} | {row['n_query']:,} | kNN {row['method']} | {_t(row['seconds'])} | "
                      f"{_mb(row['peak_rss_mb'])} |")
     lines += _membership_run_lines(data)
+    lines += patch_lines(data.get("patches") or [])
     members = [r for r in data["membership"] if "error" not in r]
     data["slopes"]["membership"] = loglog_slope([r["n_generated"] for r in members], [r["seconds"] for r in members])
     # slopes and extrapolation
@@ -530,7 +536,30 @@ def _membership_run_lines(data: dict) -> list[str]:
                   "passing a chunk at a time. The real default spaces are wider (pixels-norm "
                   "and pixels-lung 4,096-d, pixels-128 16,384-d): their time grows with the width, their memory by the "
                   "chunk and one index block, not by the number of images. The image scores (registered, patches) are "
-                  "left out: they decode every generated image (a chunk at a time), hours at this size on 2 cores."]
+                  "left out here: they decode every generated image (a chunk at a time); the patch score has rows of "
+                  "its own below."]
+    return lines
+
+
+def patch_lines(rows: list[dict]) -> list[str]:
+    """The table of the patch-score rows (`scale_patches.measure_patches`)."""
+    if not rows:
+        return []
+    lines = ["", "**The patch score at scale** (`images:patches` = `patch_copy_score`, 16 px patches at 128 px; stand-in "
+             "CT-like slices of `synthscope.phantom`, shifted, mirrored, rescaled and noisy, the generated images "
+             "rendered a chunk at a time as a run decodes them (the CPU seconds include rendering them, given apart); the last column scores a few real images exactly "
+             "against every generated image and gives the largest difference to the measured score, whose range "
+             "over images is about 0.1):", "",
+             "| generated | real | search | seconds (CPU s) | of which rendering, CPU s | peak RSS | vs exact |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        if "error" in row:
+            lines.append(f"| {row.get('n_generated')} | {row.get('n_real')} | failed: {row['error']} |||||")
+            continue
+        check = row.get("exact_check")
+        versus = f"{check['max_abs_diff']:.4f} over {check['n']} images" if check else "exact"
+        lines.append(f"| {row['n_generated']:,} | {row['n_real']:,} | {row['search']} | {_t(row['seconds'])} "
+                     f"({_t(row['cpu_s'])}) | {_t(row['render_cpu_s'])} | {_mb(row['peak_rss_mb'])} | {versus} |")
     return lines
 
 

@@ -1,0 +1,85 @@
+"""The patch score at scale (`images:patches`), rows of the `make bench` scale section.
+
+Each measurement runs in a process of its own (through `scale_audit.in_subprocess`): `patch_copy_score` of n_real
+stand-in real images against n_generated stand-in generated images read a chunk at a time as the membership run
+reads them (`membership.rows.ImageRows`), with wall seconds, CPU seconds and the process's peak RSS.
+
+Stand-ins: 256 px CT-like slices made by the project (`synthscope.phantom`: 240 procedural slices of 40 patients,
+fewer for small sets),
+each copy shifted by up to 8 px, mirrored at random, rescaled in grey level and given seeded noise, rendered on
+demand per row from the row's own seed (as a folder's images are decoded per chunk), so the generated images never
+exist all at once. Real and generated images share the slices, as used images share a generator's training slices.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import numpy as np
+
+#: (generated, real, search) sizes, full and quick (quick: the streamed faiss search at a small size)
+PATCH_SIZES = (((10_000, 4_000, "auto"), (50_000, 10_000, "auto")), ((1_000, 200, "approx"),))
+#: real images whose exact score is compared with the measured one (the exact search costs ~1 s per 1,000
+#: generated images per 10 real images on one core)
+EXACT_CHECK = 10
+
+
+@functools.lru_cache(maxsize=2)
+def _slices(n_patients: int) -> np.ndarray:
+    from synthscope.phantom import phantom_slices
+
+    return phantom_slices(n_patients, 6, seed=0).images.astype(np.float32)     # ~50 ms of CPU per slice
+
+
+class StandinImages:
+    """A data set's `images(rows)` face over CT-like stand-ins, one seeded render per row (uint8 [n, 256, 256])."""
+
+    def __init__(self, seed: int, n_patients: int = 40):
+        self.base = _slices(n_patients)
+        self.seed = int(seed)
+        self.cpu_s = 0.0                              # CPU seconds spent rendering (a folder would decode instead)
+
+    def images(self, rows) -> np.ndarray:
+        start = time.process_time()
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        out = np.empty((len(rows),) + self.base.shape[1:], dtype=np.uint8)
+        for i, row in enumerate(rows):
+            rng = np.random.default_rng((self.seed, int(row)))
+            image = np.roll(self.base[rng.integers(len(self.base))], tuple(rng.integers(-8, 9, 2)), axis=(0, 1))
+            if rng.random() < 0.5:
+                image = image[:, ::-1]
+            noise = rng.standard_normal(image.shape, dtype=np.float32) * 3
+            out[i] = np.clip(image * rng.uniform(0.85, 1.15) + rng.uniform(-10, 10) + noise, 0, 255)
+        self.cpu_s += time.process_time() - start
+        return out
+
+
+def measure_patches(n_generated: int, n_real: int, method: str = "auto", exact_check: int = EXACT_CHECK) -> dict:
+    """`patch_copy_score(real, generated)`; the generated images rendered a chunk at a time as the score reads them.
+    `exact_check` real images are then scored exactly against every generated image (not timed) to show how far the
+    measured (approximate above APPROX_PATCH_PAIRS) score is from the exact one."""
+    from synthscope.benchmark.base import peak_rss_mb
+    from synthscope.membership.patches import APPROX_PATCH_PAIRS, patch_copy_score, patch_pairs
+    from synthscope.membership.rows import ImageRows
+
+    n_patients = int(np.clip((n_generated + n_real) // 60, 2, 40))          # 240 slices from 14,400 images on
+    real = StandinImages(seed=2, n_patients=n_patients).images(np.arange(n_real))
+    source = StandinImages(seed=1, n_patients=n_patients)
+    generated = ImageRows([(source, np.arange(n_generated))])
+    wall, cpu = time.perf_counter(), time.process_time()
+    scores = patch_copy_score(real, generated, method=method)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    peak = peak_rss_mb()
+    pairs = patch_pairs(n_real, n_generated)
+    search = "exact" if method == "exact" or (method == "auto" and pairs <= APPROX_PATCH_PAIRS) else "faiss"
+    result: dict[str, Any] = {"n_generated": n_generated, "n_real": n_real, "search": search, "seconds": wall,
+                              "cpu_s": cpu, "render_cpu_s": source.cpu_s, "peak_rss_mb": round(peak, 1), "patch_pairs": pairs,
+                              "finite": bool(np.isfinite(scores).all()), "score_mean": float(scores.mean())}
+    if exact_check and search != "exact":
+        pick = np.linspace(0, n_real - 1, min(exact_check, n_real)).astype(int)
+        exact = patch_copy_score(real[pick], generated, method="exact")
+        result["exact_check"] = {"n": len(pick), "max_abs_diff": float(np.abs(exact - scores[pick]).max()),
+                                 "mean_exact": float(exact.mean())}
+    return result
