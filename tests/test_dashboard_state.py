@@ -802,3 +802,39 @@ def test_the_generator_view_shows_test_truth_only_in_evaluation_mode(app):
     assert len(set(codes[test].tolist())) == 4, "in evaluation mode the test truth colours the test points"
     state.evaluation_mode = False
     assert "test images (ground-truth file" not in view.metrics.value
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue 22: nothing forgotten on reload; the score line of the model shown
+
+
+def _html_widgets(widget):
+    if isinstance(widget, widgets.HTML):
+        yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _html_widgets(child)
+
+
+def test_the_score_line_names_the_column_of_the_model_shown(app):
+    """Issue 22 defect 10: with model_2 chosen, the line under the slider named model_1's column choice."""
+    from synthscope_dashboard.markup import esc
+
+    state, view = app.state, app.view("Training-data fingerprints")
+    pairs = state.workspace.membership.pairs
+    assert len({pair.choice for pair in pairs.values()}) == len(pairs) > 1, "the bench's pairs chose differently"
+
+    def score_line() -> str:
+        lines = [w.value for w in _html_widgets(view.root) if "score = " in w.value]
+        assert len(lines) == 1, lines
+        return lines[0]
+
+    for name, pair in pairs.items():
+        view.group.value = name
+        line = score_line()
+        assert f"score = {esc(pair.primary)}" in line and esc(pair.choice) in line, (name, line)
+        others = [p for p in pairs.values() if p.name != name]
+        assert not any(esc(other.choice) in line for other in others), (name, line)
+    view.group.value = ""   # every model: each one's column, by name
+    line = score_line()
+    assert all(esc(pair.name) in line and esc(pair.choice) in line for pair in pairs.values()), line
+

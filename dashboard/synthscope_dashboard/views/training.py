@@ -53,12 +53,11 @@ class TrainingView(View):
                                          tooltip="every model's threshold back to the one fit on its dev group, or "
                                                  "label-free without dev (what `synthscope membership` applies)",
                                          layout=widgets.Layout(width="auto"))
-        controls = self.control(widgets.VBox([
-            widgets.HBox([self.group, self.slider, self.fit_button]),
-            widgets.HTML("<span class='ss-status'>score = " + esc(self.data.score_name) + ". Each model's threshold "
-                         "is fit on its dev group and applied unchanged to its test folder; an image at or above it "
-                         "is called <b>used</b>.</span>"),
-        ]))
+        # the score column and why it was chosen, for the model shown: each pair chose its own (defect 10)
+        self.score_line = widgets.HTML()
+        self.score_line.add_class("ss-score-line")
+        controls = self.control(widgets.VBox([widgets.HBox([self.group, self.slider, self.fit_button]),
+                                              self.score_line]))
         self.verdict = widgets.HTML()
         self.histogram = self._make_histogram()
         self.figures["scores"] = self.histogram
@@ -323,6 +322,7 @@ class TrainingView(View):
             finally:
                 self._syncing = False
         self.slider.disabled = pooled
+        self.score_line.value = self.score_line_html()
         self.verdict.value = self.verdict_html()
         self._on_threshold()
 
@@ -377,6 +377,17 @@ class TrainingView(View):
             parts.append(f"<span class='ss-threshold-value' data-pair='{esc(pair.name)}'><b>{esc(pair.name)}</b>: "
                          f"threshold {value:.4g} ({esc(source)})</span>")
         return "<div class='ss-status'>" + " · ".join(parts) + "</div>"
+
+    def score_line_html(self) -> str:
+        """Which score column decides the calls of the model shown (every model's, by name, when pooled)."""
+        shown = [self._pair()] if self._pair() is not None else list(self.data.pairs.values())
+        named = len(shown) > 1
+        columns = "; ".join((f"{esc(pair.name)}: " if named else "") + f"{esc(pair.primary)} ({esc(pair.choice)})"
+                            for pair in shown)
+        return (f"<span class='ss-status'>score = {columns}; reference: each folder's own real images, "
+                "leave-one-out, the same run as `synthscope membership`. Each model's threshold is fit on its dev "
+                "group and applied unchanged to its test folder; an image at or above it is called "
+                "<b>used</b>.</span>")
 
     def verdict_html(self) -> str:
         pairs = self.data.pairs
