@@ -14,23 +14,23 @@ import numpy as np
 import plotly.graph_objects as go
 from sklearn.metrics import silhouette_score
 
-from synthscope_dashboard.columns import BY_KEY, CATEGORY, NUMBER, PointColumns, categories
+from synthscope_dashboard.columns import BY_KEY, NUMBER, PointColumns
 from synthscope_dashboard.fingerprints import cluster_fingerprint_images, sample_members
-from synthscope_dashboard.grid import (category_filter, filter_mask, grid_order, move_refusal, page_bounds,
-                                       range_filter, value_range)
+from synthscope_dashboard.grid import grid_order, move_refusal, page_bounds
 from synthscope_dashboard.imaging import cluster_color, colormap, png_bytes, to_uint8
 from synthscope_dashboard.tables import ARI_NMI_TABLES, N_BOOT, ari_nmi_table, cluster_table_html, labelled_rows
 from synthscope_dashboard.views.common import View, banner, esc, fmt, guarded
+from synthscope_dashboard.views.generator_filter import FilterPart
 from synthscope_dashboard.views.generator_histogram import HistogramPart
 from synthscope_dashboard.views.generator_scatter import THUMB_PX, ScatterPart
-from synthscope_dashboard.views.plot_selection import SelectionBridge, clear_outline, mirror_selection
+from synthscope_dashboard.views.plot_selection import SelectionBridge, mirror_selection
 from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
 
 GALLERY_SIZE = 16   # images per page of the selection grid
 NEW_CLUSTER = -1
 
 
-class GeneratorsView(ScatterPart, HistogramPart, View):
+class GeneratorsView(ScatterPart, HistogramPart, FilterPart, View):
     title = "Generator fingerprints"
 
     def __init__(self, state):
@@ -113,6 +113,11 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
             self.hint,
         ]))
         self._show_hint()
+        if state.point_filter and state.point_filter.get("column") not in self._column_keys():
+            state.point_filter = {}        # a saved filter on a column this page does not offer
+        self._show_filter_controls()   # a restored session's filter (issue 22 item 3)
+        self.visible = np.flatnonzero(self.filter_mask()).astype(np.int64)
+        self._show_filter_label()
 
         self.scatter = self._make_scatter()
         self.figures["scatter"] = self.scatter
@@ -331,6 +336,7 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
         self._update_marker()
         self._show_histogram()
         if self.state.point_filter:
+            self._show_filter_controls()
             self.apply_filter()
 
     def _show_embedding_progress(self, done: int, total: int, what: str) -> None:
@@ -375,91 +381,6 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
             valid = [value for _, value in dropdown.options]
             dropdown.value = keep if keep in valid else valid[0]
         self.gallery_sort.options = self._sort_options()
-
-    # ------------------------------------------------------------------ filter
-    def _on_filter_column(self, change=None) -> None:
-        """A new filter column: its controls show every value (nothing is hidden until one is changed)."""
-        key = self.filter_column.value
-        self.filter_values.layout.display = "none"
-        self.filter_range.layout.display = "none"
-        if not key:
-            self.state.point_filter = {}
-            return
-        values = self.columns.values(key)
-        self._setting_filter = True
-        try:
-            if BY_KEY[key].kind == CATEGORY:
-                distinct, _ = categories(values)
-                names = self._value_names(key)
-                self.filter_values.options = [(names(v), v) for v in distinct]
-                self.filter_values.value = tuple(distinct)
-                self.filter_values.layout.display = None
-            else:
-                low, high = value_range(values)
-                high = high if high > low else low + 1.0
-                self.filter_range.min, self.filter_range.max = -1e300, 1e300
-                self.filter_range.min, self.filter_range.max = low, high
-                self.filter_range.step = (high - low) / 500
-                self.filter_range.value = (low, high)
-                self.filter_range.layout.display = None
-        finally:
-            self._setting_filter = False
-        self._filter_from_controls()
-
-    _setting_filter = False
-
-    def _value_names(self, key: str):
-        if key == "cluster":
-            return lambda v: f"{self.state.cluster_name(int(v))} ({int(v)})"
-        return lambda v: str(v) if v != "" else "unlabelled"
-
-    def _filter_from_controls(self) -> None:
-        if self._setting_filter:
-            return
-        key = self.filter_column.value
-        if not key:
-            self.state.point_filter = {}
-        elif BY_KEY[key].kind == CATEGORY:
-            self.state.point_filter = category_filter(key, self.filter_values.value)
-        else:
-            low, high = self.filter_range.value
-            self.state.point_filter = range_filter(key, low, high, self.filter_range.min, self.filter_range.max)
-
-    def filter_mask(self) -> np.ndarray:
-        """Which rows the current filter keeps."""
-        return filter_mask(self.state.point_filter, self.columns.values, self.data.n)
-
-    def _on_point_filter(self, change=None) -> None:
-        self.apply_filter()
-
-    def apply_filter(self) -> None:
-        """The scatter holds the rows the filter keeps; the selection keeps only those rows."""
-        visible = np.flatnonzero(self.filter_mask()).astype(np.int64)
-        if np.array_equal(visible, self.visible) and self.scatter is not None:
-            return
-        self.visible = visible
-        self._revision += 1
-        xy = self.data.projections[self.state.projection]
-        selection = self.state.selection if self.state.selection is not None else np.zeros(0, dtype=np.int64)
-        kept = selection[np.isin(selection, visible)]
-        clear_outline(self.scatter)
-        with self.scatter.batch_update():
-            trace = self.scatter.data[0]
-            trace.selectedpoints = None
-            trace.x, trace.y = xy[visible, 0], xy[visible, 1]
-            trace.text = self._hover_text()[visible]
-            trace.meta = self.revision()
-            self._set_marker(trace, self._marker())
-            self.scatter.layout.title.text = self._title()
-        n = self.data.n
-        self.filter_label.value = ("" if len(visible) == n else
-                                   f"<span class='ss-status'><b>{len(visible):,}</b> of {n:,} images shown</span>")
-        self.bridge.reported = None
-        self.state.select(kept)
-        if len(kept) < len(selection):
-            self.state.status = (f"the filter hides {len(selection) - len(kept):,} selected images: "
-                                 f"{len(kept):,} stay selected")
-        self._show_histogram()
 
     # ------------------------------------------------------------------ reactions
     def _on_browser_selection(self, rows: np.ndarray) -> None:
@@ -569,6 +490,9 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
         if self._detail_row is not None:
             self.show_detail(self._detail_row)   # and the clicked image's (issue 22 defect 8)
         if self.state.point_filter.get("column") in ("cluster", "silhouette", "centre_distance"):
+            # these values change with every move, merge and split: the filter is applied to the new values,
+            # and its controls show the new range, so nothing outside the slider's ends is shown (defect 5)
+            self._show_filter_controls()
             self.apply_filter()
 
     def _show_cluster_buttons(self) -> None:
@@ -582,6 +506,9 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
         self.cluster_select.children = buttons
 
     def _on_selection(self, change=None) -> None:
+        if not self._filtering and self._filter_dropped:
+            self._filter_dropped = 0      # the analyst selected anew: the note about the old selection goes
+            self._show_filter_label()
         selection = self.state.selection
         n = 0 if selection is None else len(selection)
         self.selected_label.value = f"<b>{n:,}</b> selected&nbsp;"
