@@ -27,6 +27,7 @@ from synthscope_dashboard.views.plot_selection import SelectionBridge, mirror_se
 from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
 
 GALLERY_SIZE = 16   # images per page of the selection grid
+GRID = "selection"   # this view's grid in AppState.grid_sort
 NEW_CLUSTER = -1
 
 
@@ -184,10 +185,14 @@ class GeneratorsView(ScatterPart, HistogramPart, FilterPart, View):
 
         self.gallery = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
         self.gallery.add_class("ss-gallery")
-        self.gallery_sort = widgets.Dropdown(options=self._sort_options(), value="", description="sort by",
-                                             layout=widgets.Layout(width="300px"))
+        saved_sort = state.grid_sort.get(GRID, {})
+        sort_keys = [value for _, value in self._sort_options()]
+        self.gallery_sort = widgets.Dropdown(options=self._sort_options(), description="sort by",
+                                             value=saved_sort.get("column") if saved_sort.get("column") in sort_keys
+                                             else "", layout=widgets.Layout(width="300px"))
         self.gallery_descending = widgets.Dropdown(options=[("highest first", True), ("lowest first", False)],
-                                                   value=True, layout=widgets.Layout(width="130px"))
+                                                   value=saved_sort.get("descending", True) is not False,
+                                                   layout=widgets.Layout(width="130px"))
         self.gallery_previous = widgets.Button(description="Previous", layout=widgets.Layout(width="90px"))
         self.gallery_next = widgets.Button(description="Next", layout=widgets.Layout(width="90px"))
         self.gallery_label = widgets.HTML()
@@ -206,7 +211,8 @@ class GeneratorsView(ScatterPart, HistogramPart, FilterPart, View):
         self.filter_clear.on_click(lambda _: setattr(self.filter_column, "value", ""))
         state.observe(self._on_point_filter, names="point_filter")
         for widget in (self.gallery_sort, self.gallery_descending):
-            widget.observe(lambda c: self._show_gallery(page=0), names="value")
+            widget.observe(lambda c: self._on_gallery_sort(), names="value")
+        state.observe(self._follow_grid_sort, names="grid_sort")
         self.gallery_previous.on_click(lambda _: self._show_gallery(page=self.gallery_page - 1))
         self.gallery_next.on_click(lambda _: self._show_gallery(page=self.gallery_page + 1))
         self.recluster.on_click(lambda _: self.recluster_with(self.k.value))
@@ -515,6 +521,23 @@ class GeneratorsView(ScatterPart, HistogramPart, FilterPart, View):
         self._push_selection_to_plot()
         self._update_histogram_selection()
         self._show_gallery(page=0)
+
+    def _on_gallery_sort(self) -> None:
+        if not self._following_sort:
+            self.state.set_grid_sort(GRID, self.gallery_sort.value, self.gallery_descending.value)
+        self._show_gallery(page=0)
+
+    def _follow_grid_sort(self, change=None) -> None:
+        """A restored session's sort: the grid's controls follow it."""
+        saved = self.state.grid_sort.get(GRID, {})
+        self._following_sort = True
+        try:
+            self._follow(self.gallery_sort, saved.get("column", ""))
+            self._follow(self.gallery_descending, saved.get("descending", True) is not False)
+        finally:
+            self._following_sort = False
+
+    _following_sort = False
 
     def gallery_rows(self) -> np.ndarray:
         """The selected rows in the grid's order."""
