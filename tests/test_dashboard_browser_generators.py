@@ -95,63 +95,6 @@ def test_hover_shows_the_image_and_a_click_its_neighbours(page):
     _shot(page, "generators-detail")
 
 
-
-def _box_select(page, points, start, end) -> list[str]:
-    for attempt in range(3):   # on a loaded machine a fast drag now and then selects nothing: drag again
-        _gesture(page, [start, (end[0], start[1]), end], points, False)
-        try:
-            page.wait_for_function(f"() => {_PLOT}.data.some(t => t.selectedpoints && t.selectedpoints.length)",
-                                   timeout=5_000)
-            break
-        except Exception:
-            _select_mode(page, "select")
-    shown = _browser_selection(page)
-    _wait_settled(page, len(shown))
-    return shown
-
-
-def _largest_cluster_id(page) -> int:
-    """The highest cluster id the "move to" list offers ("name (id)")."""
-    import re
-
-    labels = page.evaluate("() => [...document.querySelectorAll('.ss-view select option')]"
-                           ".filter(o => o.parentElement.offsetParent).map(o => o.textContent)")
-    return max(int(m.group(1)) for m in (re.search(r"\((\d+)\)$", label) for label in labels) if m)
-
-
-def test_a_double_click_on_move_moves_once_and_a_lasso_starts_inside_the_old_outline(page, server):
-    """Issue 22 defect 12: a double-click on Move selection moved twice; a lasso started inside the
-    previous box's outline did nothing and selected the page's text instead."""
-    _show_plot(page)
-    page.keyboard.press("Escape")
-    page.wait_for_timeout(500)
-    points, (px, py, pw, ph) = _point_pixels(page)
-    _select_mode(page, "select")
-    shown = _box_select(page, points, _empty_spot(points, px + 4, py + 4),
-                        _empty_spot(points, px + 0.5 * pw, py + ph - 4))
-    assert shown and _page_selected(page) == len(shown)
-    newest = _largest_cluster_id(page)
-    before = _session_assignments(server, timeout=0)
-    page.locator(".ss-view:visible .ss-move").first.dblclick()
-    expect(page.locator(".ss-status-line")).to_contain_text("not moved again")
-    after = _session_assignments(server, changed_from=before)
-    assert {after[key] for key in shown} == {newest + 1}, "one new cluster, not two"
-    assert sorted(key for key, cluster in after.items() if cluster == newest + 1) == shown
-
-    # a lasso that starts inside the box's outline draws a new selection
-    _select_mode(page, "lasso")
-    inside = _empty_spot(points, px + 0.3 * pw, py + 0.5 * ph)
-    corner = _empty_spot(points, px + pw - 6, py + 6)
-    far = _empty_spot(points, px + pw - 6, py + ph - 6)
-    _gesture(page, [inside, corner, far, (inside[0] + 4, inside[1] + 8)], points, False)
-    page.wait_for_timeout(800)
-    lassoed = _browser_selection(page)
-    _wait_settled(page, len(lassoed))
-    assert page.evaluate("() => String(window.getSelection())") == "", "the drag selected page text"
-    assert lassoed and lassoed != shown, "the lasso selected nothing new"
-    assert _page_selected(page) == len(lassoed)
-    _shot(page, "generators-lasso-inside-outline")
-
 def test_a_reload_keeps_the_features_the_clusters_were_made_on(page):
     _show_plot(page)
     page.keyboard.press("Escape")

@@ -204,37 +204,3 @@ def test_the_clicked_image_panel_follows_a_move_of_that_image(app):
     assert "moved here" in header.value, header.value
     assert f"background:{cluster_color(new)}" in header.value
 
-
-
-def test_the_second_click_of_a_double_click_on_move_moves_nothing(app):
-    """Issue 22 defect 12: a double-click on "Move selection" moved twice (into two new clusters). Each
-    press reports which selection event it acts on; a second press on the same one is refused, a new
-    selection of the same points moves."""
-    from synthscope_dashboard.views.generators import NEW_CLUSTER
-
-    state, view = app.state, app.view(VIEW)
-    _key(view, "ready", 1, [])
-    _key(view, "selected", 2, [3, 4, 5])
-    view.target.value = NEW_CLUSTER
-    _key(view, "shown", 3, [3, 4, 5], selection=2)
-    view.move.click()
-    first = state.assignments.copy()
-    new = int(first[3])
-    assert set(first[[3, 4, 5]]) == {new} and new not in state.clusters()[:-1]
-    _key(view, "shown", 4, [3, 4, 5], selection=2)     # the second click of the double-click
-    view.move.click()
-    assert np.array_equal(state.assignments, first), "moved twice"
-    assert "not moved again" in state.status
-    state.undo()                                       # one press, one undo step
-    assert not state.can_undo
-    state.assign([3, 4, 5], new)                       # (back to the state after the first move)
-    _key(view, "selected", 5, [3, 4, 5])               # a new box over the same points: it moves
-    _key(view, "shown", 6, [3, 4, 5], selection=5)
-    view.move.click()
-    assert state.status.startswith("moved 3 images") and int(state.assignments[3]) == max(state.clusters())
-    assert int(state.assignments[3]) != new
-    other = state.clusters()[0]
-    view.target.value = other                          # the same selection to another target: it moves
-    _key(view, "shown", 7, [3, 4, 5], selection=5)
-    view.move.click()
-    assert set(state.assignments[[3, 4, 5]]) == {other}

@@ -68,10 +68,6 @@ STYLE = """
 .ss-score-table select { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; font-size: 12px; }
 .ss-app details summary { cursor: pointer; font-size: 13px; margin: 4px 0; }
 .ss-presenting .modebar-container, .ss-presenting .modebar { display:none !important; }
-/* a box or lasso outline is no handle: a drag that starts inside it draws a new selection, and never
-   selects the page's text (issue 22 defect 12) */
-.ss-scatter-box .selectionlayer path { pointer-events: none !important; }
-.ss-scatter-box .js-plotly-plot { user-select: none; -webkit-user-select: none; }
 .ss-term { text-decoration: underline dotted #5b6478; cursor: help; }
 .ss-glossary th { white-space:nowrap; vertical-align:top; background:none; }
 .ss-glossary td { font-size:12px; color:#394260; max-width:900px; }

@@ -410,29 +410,15 @@ class GeneratorsView(ScatterPart, HistogramPart, FilterPart, View):
         return True
 
     def move_selection(self) -> int:
-        """Move the selected images to the target cluster, only if they are the ones the plot shows, and
-        only once per selection and target: the second click of a double-click names the same selection
-        report as the first (issue 22 defect 12), while a new box over the same points is a new one."""
+        """Move the selected images to the target cluster, only if they are the ones the plot shows."""
         state = self.state
         cluster = None if self.target.value == NEW_CLUSTER else self.target.value
         bridge = self.bridge
-        press = None
         if bridge is not None and bridge.live:
             shown, bridge.shown = bridge.shown, None   # each press needs its own report from the page
-            key, bridge.shown_key = bridge.shown_key, None
             if self._refuse_unless_shown(shown):
                 return -1
-            press = None if key is None else (key, self.target.value)
-            if press is not None and press == self._last_press:
-                state.status = (f"not moved again: these {len(shown):,} images were moved by the first click "
-                                "(a double-click presses twice); select them again to move them again")
-                return -1
-        target = state.assign(state.selection, cluster)
-        if target >= 0:
-            self._last_press = press   # set after the move: its own redraw (_on_assignments) clears it
-        return target
-
-    _last_press = None   # (page, selection report, target) of the last move; any other curation forgets it
+        return state.assign(state.selection, cluster)
 
     def _on_key(self, event: str, shown: np.ndarray, content: dict) -> None:
         """Keys in the page (plot_selection.py): Ctrl+Z undoes, a digit moves the selection the plot
@@ -469,7 +455,6 @@ class GeneratorsView(ScatterPart, HistogramPart, FilterPart, View):
 
     def _on_assignments(self, change=None) -> None:
         state = self.state
-        self._last_press = None   # after an undo, a merge or another move, the same press may move again
         key = self._color_key()
         if key in ("cluster", "silhouette", "centre_distance"):
             self._update_marker()

@@ -14,10 +14,6 @@ the highlight changes otherwise. It also reports what the plot shows when the an
 button ("Move selection"), so the kernel can refuse to act on a selection that is not the one on screen,
 and clears the selection on Escape.
 
-Each report carries `selection`, the id of the report that showed the selection the plot holds now: two
-presses of "Move selection" naming the same one are one double-click (the second is refused), while a new
-box over the same points is a new selection.
-
 Keys (while the plot is on screen and no text box has the focus): Ctrl+Z (or Cmd+Z) sends "undo",
 a digit 0-9 sends "assign" with that cluster number and the points the plot highlights at the key
 press, so the kernel can make the same check as for "Move selection".
@@ -51,16 +47,13 @@ function signature(points, gd) {   // cheap, order-sensitive summary of what the
 }
 export default {
   render({ model, el }) {
-    let id = 0, gd = null, last = null, dragging = false, selection = 0;
+    let id = 0, gd = null, last = null, dragging = false;
     const page = Math.random().toString(36).slice(2);   // ids count per page view
     const report = (event) => {
       id += 1;
-      // the id of the report that showed the current selection: a guarded press names it, so the kernel
-      // can tell the second click of a double-click (same selection) from a new selection of the same points
-      if (event !== 'shown' && event !== 'undo') selection = id;
       const points = shownPoints(gd);
       last = signature(points, gd);
-      model.send({ event, id, page, points, metas: metas(gd), selection });
+      model.send({ event, id, page, points, metas: metas(gd) });
     };
     const attach = () => {
       const plot = plotOf(el);
@@ -175,7 +168,6 @@ class SelectionBridge(anywidget.AnyWidget):
         self._on_change = on_change
         self._on_escape = on_escape
         self.shown: np.ndarray | None = None
-        self.shown_key: tuple[str, int] | None = None   # (page view, selection report id) of that press
         self._last_id: dict[str, int] = {}          # page view -> id of the last event applied
         self.events: list[tuple[str, int, int]] = []   # (event, id, n rows): what arrived, for debugging
         self.on_msg(self._on_message)
@@ -202,7 +194,7 @@ class SelectionBridge(anywidget.AnyWidget):
         if revision is not None and metas and any(meta not in (None, revision) for meta in metas):
             self.events.append((f"{event} (stale data)", event_id, -1))
             if event == "shown":
-                self.shown = self.shown_key = None   # the guarded action is refused: the page must report again
+                self.shown = None     # the guarded action is refused: the page must report again
             return                    # the indices refer to the points before the last refilter
         rows = self.rows(content.get("points"))
         self.events.append((event, event_id, int(rows.size)))
@@ -223,9 +215,6 @@ class SelectionBridge(anywidget.AnyWidget):
             self._on_change(rows)
         elif event == "shown":
             self.shown = rows
-            selection = content.get("selection")
-            self.shown_key = ((page, int(selection)) if isinstance(selection, int) and not isinstance(selection, bool)
-                              else None)
         elif event == "escape":
             self._on_escape(rows)
         elif event in ("undo", "assign") and self._on_key is not None:
