@@ -220,3 +220,55 @@ def test_the_focused_real_image_is_marked_on_the_histogram(app):
     assert marker.visible and marker.x0 == pytest.approx(state.workspace.membership.frame.at[row, "score"])
     state.focused_real = -1
     assert not view.histogram.layout.shapes[1].visible
+
+
+def test_a_number_filter_is_applied_again_after_each_curation_step_and_says_what_it_hides(app):
+    """Issue 22 defect 5: after curation, points outside the slider's range showed, and the selection
+    shrank without a word (the curation's status line replaced the filter's)."""
+    from synthscope_dashboard.grid import filter_mask
+
+    state, view = app.state, app.view(VIEW)
+    n = state.workspace.attribution.n
+
+    def check_shown() -> None:
+        expected = np.flatnonzero(filter_mask(state.point_filter, view.columns.values, n))
+        np.testing.assert_array_equal(view.visible, expected)
+        shown = view.columns.values("silhouette")[view.visible]
+        shown_low, shown_high = view.filter_range.value
+        assert view.filter_range.min <= shown_low <= shown.min() + 1e-12, "the slider shows every value it lets in"
+        assert shown.max() <= shown_high + 1e-12 <= view.filter_range.max + 1e-12
+        hidden = n - len(view.visible)
+        assert (f"<b>{len(view.visible):,}</b> of {n:,} images shown · the filter hides {hidden:,}"
+                in view.filter_label.value) == (hidden > 0), view.filter_label.value
+
+    view.filter_column.value = "silhouette"
+    low, high = view.filter_range.min, view.filter_range.max
+    view.filter_range.value = (low, low + 0.8 * (high - low))   # the top end moved; the low end stays open
+    first = state.clusters()
+    state.merge(first[0], first[1])
+    check_shown()
+    state.split(first[1])
+    check_shown()
+    # three images of one cluster moved into another: their silhouettes fall below the first range
+    state.assign(np.flatnonzero(state.assignments == state.clusters()[0])[:3], state.clusters()[-1])
+    check_shown()
+    assert view.columns.values("silhouette")[view.visible].min() < low, "what the old slider did not show"
+
+    # both ends set: the images a merge and a split push out of the range leave the selection, and the page says so
+    for _ in range(3):
+        state.undo()
+        check_shown()
+    low, high = view.filter_range.min, view.filter_range.max
+    view.filter_range.value = (low + 0.3 * (high - low), high - 0.1 * (high - low))
+    state.select(view.visible)
+    selected = len(state.selection)
+    clusters = state.clusters()
+    state.merge(clusters[0], clusters[1])
+    check_shown()
+    state.split(clusters[1])
+    check_shown()
+    dropped = selected - len(state.selection)
+    assert dropped > 0 and state.status.startswith("split cluster")
+    assert f"{dropped:,} selected images left the selection" in view.filter_label.value, view.filter_label.value
+    state.select(view.visible[:2])   # a new selection: the note about the old one goes
+    assert "left the selection" not in view.filter_label.value

@@ -802,3 +802,124 @@ def test_the_generator_view_shows_test_truth_only_in_evaluation_mode(app):
     assert len(set(codes[test].tolist())) == 4, "in evaluation mode the test truth colours the test points"
     state.evaluation_mode = False
     assert "test images (ground-truth file" not in view.metrics.value
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue 22: nothing forgotten on reload; the score line of the model shown
+
+
+def _html_widgets(widget):
+    if isinstance(widget, widgets.HTML):
+        yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _html_widgets(child)
+
+
+def test_the_score_line_names_the_column_of_the_model_shown(app):
+    """Issue 22 defect 10: with model_2 chosen, the line under the slider named model_1's column choice."""
+    from synthscope_dashboard.markup import esc
+
+    state, view = app.state, app.view("Training-data fingerprints")
+    pairs = state.workspace.membership.pairs
+    assert len({pair.choice for pair in pairs.values()}) == len(pairs) > 1, "the bench's pairs chose differently"
+
+    def score_line() -> str:
+        lines = [w.value for w in _html_widgets(view.root) if "score = " in w.value]
+        assert len(lines) == 1, lines
+        return lines[0]
+
+    for name, pair in pairs.items():
+        view.group.value = name
+        line = score_line()
+        assert f"score = {esc(pair.primary)}" in line and esc(pair.choice) in line, (name, line)
+        others = [p for p in pairs.values() if p.name != name]
+        assert not any(esc(other.choice) in line for other in others), (name, line)
+    view.group.value = ""   # every model: each one's column, by name
+    line = score_line()
+    assert all(esc(pair.name) in line and esc(pair.choice) in line for pair in pairs.values()), line
+
+
+def _old_session(state) -> dict:
+    """A session file as the version-1 writer (before issue 22) wrote it: no filter, sort nor undo."""
+    keys = state.workspace.attribution.keys.tolist()
+    return {"version": 1, "data_path": state.workspace.path, "saved_at": "2026-11-30T10:00:00+00:00",
+            "extractor": state.workspace.attribution.extractor, "projection": "pca", "k": 4, "method": "auto",
+            "k_source": "analyst", "color_by": "split", "cluster_names": {"0": "grid"},
+            "thresholds": dict(state.thresholds), "overrides": {},
+            "assignments": {key: (i % 4) for i, key in enumerate(keys)}, "writer": "old-page", "sequence": 3,
+            "revision": 7}
+
+
+def test_a_session_file_of_the_old_version_is_still_read(workspace):
+    from synthscope_dashboard.state import AppState
+
+    probe = AppState(workspace, autosave=False, restore=False)
+    old = _old_session(probe)
+    probe.session_file.parent.mkdir(parents=True, exist_ok=True)
+    probe.session_file.write_text(json.dumps(old))
+    state = AppState(workspace)
+    assert "restored" in state.status and "could not restore" not in state.status, state.status
+    assert state.assignments.tolist() == list(old["assignments"].values())
+    assert state.cluster_names == {"0": "grid"} and state.color_by == "split" and state.k == 4
+    assert state.point_filter == {} and not state.can_undo
+    state.rename(1, "noise")                 # the next save writes the new version, history included
+    state.flush()
+    saved = json.loads(state.session_file.read_text())
+    from synthscope_dashboard.session import SESSION_VERSION
+    assert saved["version"] == SESSION_VERSION > 1 and saved["revision"] == 8
+    again = AppState(workspace)
+    assert again.can_undo
+    again.undo()
+    assert again.cluster_names == {"0": "grid"}
+    again.flush()
+    # a file from a newer version than this code is kept, not read
+    newer = {**saved, "version": SESSION_VERSION + 1}
+    state.session_file.write_text(json.dumps(newer))
+    assert "could not restore" in AppState(workspace).status
+
+
+def test_a_reload_keeps_the_filter_the_grid_sort_and_the_undo_history(workspace):
+    """Issue 22 defect 4 (item 3): a reload lost the filter, the grids' sort and the undo history."""
+    from synthscope_dashboard.app import build
+
+    first = build(workspace=workspace)
+    for view in first.views:
+        view.ensure_built()
+    state, view = first.state, first.view("Generator fingerprints")
+    training = first.view("Training-data fingerprints")
+    original = state.assignments.copy()
+    moved = state.assign(np.arange(5), None)
+    state.rename(moved, "five")
+    after_two = state.assignments.copy()
+    state.split(moved)
+    view.filter_column.value = "outlier"
+    low, high = view.filter_range.min, view.filter_range.max
+    view.filter_range.value = (low, low + 0.6 * (high - low))
+    spec = dict(state.point_filter)
+    visible = view.visible.copy()
+    assert spec["column"] == "outlier" and spec["high"] is not None and len(visible) < state.workspace.attribution.n
+    view.gallery_sort.value = "silhouette"
+    view.gallery_descending.value = False
+    training.sort.value = "percentile"
+    training.descending.value = False
+    state.flush()
+
+    second = build(workspace=dataclasses.replace(workspace))   # the page reloaded: a new kernel
+    for other in second.views:
+        other.ensure_built()
+    state2, view2 = second.state, second.view("Generator fingerprints")
+    training2 = second.view("Training-data fingerprints")
+    assert state2.point_filter == spec
+    assert view2.filter_column.value == "outlier" and view2.filter_range.layout.display is None
+    assert view2.filter_range.value[1] == pytest.approx(spec["high"])
+    np.testing.assert_array_equal(view2.visible, visible)
+    assert len(view2.scatter.data[0].x) == len(visible)
+    assert (view2.gallery_sort.value, view2.gallery_descending.value) == ("silhouette", False)
+    assert (training2.sort.value, training2.descending.value) == ("percentile", False)
+    assert state2.can_undo
+    state2.undo()                                 # the split, then the rename, then the move
+    assert np.array_equal(state2.assignments, after_two) and state2.cluster_name(moved) == "five"
+    state2.undo()
+    assert state2.cluster_name(moved) != "five"
+    state2.undo()
+    assert np.array_equal(state2.assignments, original) and not state2.can_undo

@@ -3,6 +3,9 @@ lock between pages, and the one writer thread that saves it.
 
 `AppState` (state.py) autosaves every curation action to `<cache>/sessions/<dataset hash>.json` through
 `session_writer()`; a save never overwrites a newer revision written by another page (`commit_session`).
+
+Version 2 (issue 22) also keeps the generator view's filter, the grids' sort and the undo history (each
+step's clusters as the images it changed against the next newer step); a version-1 file is still read.
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ try:
 except ImportError:   # not on Windows: then two pages are not guarded against each other
     fcntl = None
 
+import numpy as np
+
 from synthscope.outputs import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
     from synthscope_dashboard.state import AppState
 
-SESSION_VERSION = 1
+SESSION_VERSION = 2
+READABLE_VERSIONS = (1, 2)   # 1: before the filter, the sort and the undo history were kept
 
 
 def session_path(cache_dir: Path, data_path: str) -> Path:
@@ -49,8 +55,9 @@ def read_session_file(path: Path) -> tuple[dict | None, str | None]:
         payload = json.loads(path.read_text())
         if not isinstance(payload, dict):
             raise ValueError("it is not a JSON object")
-        if payload.get("version") != SESSION_VERSION:
-            raise ValueError(f"session version {payload.get('version')!r} is not {SESSION_VERSION}")
+        if payload.get("version") not in READABLE_VERSIONS:
+            raise ValueError(f"session version {payload.get('version')!r} is not one of "
+                             f"{', '.join(map(str, READABLE_VERSIONS))}")
         return payload, None
     except (OSError, ValueError) as error:
         return None, str(error)
@@ -277,6 +284,42 @@ def validate_session(payload: dict, state: "AppState") -> tuple[dict, list[str]]
             raise ValueError(value)
         return value
 
+    def point_filter(value):
+        from synthscope_dashboard.columns import BY_KEY, CATEGORY
+
+        if not isinstance(value, dict):
+            raise TypeError(value)
+        if not value:
+            return {}
+        key = value["column"]
+        if key not in BY_KEY:
+            raise ValueError(key)
+        if BY_KEY[key].kind == CATEGORY:
+            values = value["values"]
+            if not isinstance(values, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool)
+                                                       for v in values):
+                raise TypeError(values)
+            return {"column": key, "values": list(values)}
+        ends = [value.get("low"), value.get("high")]
+        for end in ends:
+            if end is not None and (isinstance(end, bool) or not isinstance(end, (int, float)) or end != end):
+                raise ValueError(end)
+        if None not in ends and ends[0] > ends[1]:
+            raise ValueError(ends)
+        return {"column": key, "low": None if ends[0] is None else float(ends[0]),
+                "high": None if ends[1] is None else float(ends[1])}
+
+    def grid_sort(value):
+        if not isinstance(value, dict):
+            raise TypeError(value)
+        clean = {}
+        for grid, sort in value.items():
+            if not isinstance(sort, dict) or not isinstance(sort.get("column"), str) \
+                    or not isinstance(sort.get("descending"), bool):
+                raise TypeError(sort)
+            clean[str(grid)] = {"column": sort["column"], "descending": sort["descending"]}
+        return clean
+
     take("projection", projection)
     take("k_source", k_source)
     take("color_by", color_by)
@@ -286,10 +329,84 @@ def validate_session(payload: dict, state: "AppState") -> tuple[dict, list[str]]
     take("thresholds", thresholds)
     take("overrides", overrides)
     take("assignments", assignments)
+    take("point_filter", point_filter)
+    take("grid_sort", grid_sort)
     if "assignments" in clean and any(v < 0 for v in clean["assignments"].values()):
         del clean["assignments"]
         bad.append("assignments")
+    if "undo" in payload:
+        try:
+            clean["undo"] = decode_undo(payload["undo"], clean.get("assignments"), state)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            bad.append("undo")
     return clean, bad
+
+
+def encode_undo(snapshots: list[dict], keys, assignments) -> list[dict]:
+    """The undo history for the session file, oldest first. Each step keeps its clusters as the images
+    whose cluster differs from the next newer step (the newest: from `assignments`, the current clusters),
+    so a move of 30 images costs 30 entries, not one per image."""
+    entries, newer = [], None if assignments is None else np.asarray(assignments)
+    for snapshot in reversed(snapshots):
+        entry = {"k": snapshot["k"], "method": snapshot["method"], "cluster_names": dict(snapshot["cluster_names"]),
+                 "thresholds": dict(snapshot["thresholds"]), "overrides": dict(snapshot["overrides"])}
+        older = snapshot["assignments"]
+        if older is None or newer is None or len(older) != len(keys):
+            entry["changed"] = None
+        else:
+            changed = np.flatnonzero(older != newer)
+            entry["changed"] = {str(keys[i]): int(older[i]) for i in changed}
+            newer = older
+        entries.append(entry)
+    return entries[::-1]
+
+
+def decode_undo(entries, saved_assignments: dict | None, state: "AppState") -> list[dict]:
+    """The undo snapshots of `encode_undo`'s entries, in this workspace's rows; ValueError or TypeError
+    when they do not fit it (then the history is dropped, the curation itself is still restored)."""
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise TypeError(entries)
+    attribution = state.workspace.attribution if state.workspace is not None else None
+    newer = None
+    if attribution is not None and saved_assignments is not None:
+        keys = attribution.keys.tolist()
+        if set(saved_assignments) != set(keys):
+            raise ValueError("the saved clusters are not this workspace's images")
+        index = {key: i for i, key in enumerate(keys)}
+        newer = np.array([saved_assignments[key] for key in keys], dtype=np.int64)
+    snapshots = []
+    for entry in reversed(entries):
+        k, method = _strict_int(entry["k"]), entry["method"]
+        if k < 1 or not isinstance(method, str):
+            raise ValueError(entry)
+        names, overrides, thresholds = entry["cluster_names"], entry["overrides"], entry["thresholds"]
+        if not (isinstance(names, dict) and all(isinstance(v, str) for v in names.values())):
+            raise TypeError(names)
+        if not (isinstance(overrides, dict) and all(v in (0, 1) and not isinstance(v, (bool, float))
+                                                    for v in overrides.values())):
+            raise TypeError(overrides)
+        if not (isinstance(thresholds, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                     for v in thresholds.values())):
+            raise TypeError(thresholds)
+        changed = entry["changed"]
+        older = None
+        if changed is not None and newer is not None:
+            if not isinstance(changed, dict):
+                raise TypeError(changed)
+            older = newer.copy()
+            for key, cluster in changed.items():
+                cluster = _strict_int(cluster)
+                if cluster < 0:
+                    raise ValueError(cluster)
+                older[index[key]] = cluster
+            newer = older
+        snapshots.append({"assignments": older, "k": k, "method": method,
+                          "cluster_names": {str(_strict_int(key)): v for key, v in names.items()},
+                          "overrides": {str(key): int(v) for key, v in overrides.items()},
+                          # pairs this workspace knows; the rest keep the current values
+                          "thresholds": {**state.thresholds, **{str(pair): float(v) for pair, v in thresholds.items()
+                                                                if str(pair) in state.thresholds}}})
+    return snapshots[::-1]
 
 
 def _strict_int(value) -> int:

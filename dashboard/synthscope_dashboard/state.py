@@ -17,7 +17,7 @@ import numpy as np
 import traitlets
 
 from synthscope.attribution.openset import DEFAULT_NOVELTY_ALPHA
-from synthscope_dashboard.session import (SESSION_VERSION, SaveOutcome, as_int, backup_session_file,
+from synthscope_dashboard.session import (SESSION_VERSION, SaveOutcome, as_int, backup_session_file, encode_undo,
                                           read_session_file, running_writer, session_path, session_writer,
                                           validate_session)
 from synthscope_dashboard.workspace import Workspace
@@ -36,7 +36,8 @@ class AppState(traitlets.HasTraits):
     k = traitlets.Int(4)
     method = traitlets.Unicode("auto")
     color_by = traitlets.Unicode("cluster")      # a key of columns.COLUMNS ("cluster", "known", "silhouette", ...)
-    point_filter = traitlets.Dict()              # {} or {"column": key, "values": [...]} / {"column", "low", "high"}
+    point_filter = traitlets.Dict()              # {} or {"column": key, "values": [...]} / {"column", "low", "high"}; saved
+    grid_sort = traitlets.Dict()                 # grid ("selection", "scores") -> {"column", "descending"}; saved
     #: where k comes from: "task" (`synthscope dashboard --k`), "analyst" (typed in the page), or
     #: "default" (the number of dev generators, a guess the page asks the analyst to replace)
     k_source = traitlets.Unicode("default")
@@ -78,6 +79,9 @@ class AppState(traitlets.HasTraits):
         self._conflict: SaveOutcome | None = None
         self._autosave = autosave
         self._last_action = ""
+        self._applying_session = False
+        # the filter and the sort are saved as they change (a reload must not lose them), not only with curation
+        self.observe(self._save_setting, names=["point_filter", "grid_sort"])
         self.workspace = workspace
         if workspace is not None:
             attribution = workspace.attribution
@@ -350,6 +354,16 @@ class AppState(traitlets.HasTraits):
         return bool(self.evaluation_mode)
 
     # ---------------------------------------------------------------- undo and session
+    def set_grid_sort(self, grid: str, column: str, descending: bool) -> None:
+        """The order of one image grid ("selection": the generator view's, "scores": the training view's)."""
+        sort = {"column": str(column), "descending": bool(descending)}
+        if self.grid_sort.get(grid) != sort:
+            self.grid_sort = {**self.grid_sort, grid: sort}
+
+    def _save_setting(self, change=None) -> None:
+        if not self._applying_session:
+            self.save()
+
     def undo(self) -> None:
         if not self._undo:
             self.status = "nothing to undo"
@@ -372,9 +386,12 @@ class AppState(traitlets.HasTraits):
                    "extractor": self.extractor, "projection": self.projection, "k": self.k, "method": self.method,
                    "k_source": self.k_source, "color_by": self.color_by,
                    "cluster_names": dict(self.cluster_names), "thresholds": dict(self.thresholds),
-                   "overrides": dict(self.overrides)}
+                   "overrides": dict(self.overrides), "point_filter": dict(self.point_filter),
+                   "grid_sort": dict(self.grid_sort)}
+        keys = self.workspace.attribution.keys.tolist() if self.workspace.attribution is not None else []
         if self.workspace.attribution is not None and self.assignments is not None:
-            payload["assignments"] = dict(zip(self.workspace.attribution.keys.tolist(), self.assignments.tolist()))
+            payload["assignments"] = dict(zip(keys, self.assignments.tolist()))
+        payload["undo"] = encode_undo(self._undo, keys, self.assignments)
         return payload
 
     def save(self) -> None:
@@ -483,12 +500,20 @@ class AppState(traitlets.HasTraits):
         return True
 
     def _apply_session(self, payload: dict) -> None:
+        self._applying_session = True
+        try:
+            self._apply_session_payload(payload)
+        finally:
+            self._applying_session = False
+
+    def _apply_session_payload(self, payload: dict) -> None:
         extractor_problem = self._apply_saved_extractor(payload.get("extractor"))
         clean, bad = validate_session(payload, self)
         if "k_source" in clean and self.k_source == "task":
             del clean["k_source"]           # the task's k (--k) is not a guess, whatever was saved
         with self.hold_trait_notifications():
-            for name in ("projection", "k", "method", "k_source", "color_by", "cluster_names", "overrides"):
+            for name in ("projection", "k", "method", "k_source", "color_by", "cluster_names", "overrides",
+                         "point_filter", "grid_sort"):
                 if name in clean:
                     setattr(self, name, clean[name])
             if "thresholds" in clean:         # pairs this workspace knows; the rest keep their dev fit
@@ -500,6 +525,10 @@ class AppState(traitlets.HasTraits):
                 found = np.array([key in saved for key in keys])
                 assignments[found] = [saved[key] for key in keys[found]]
                 self.assignments = assignments
+            if "undo" in clean:               # version 2: the undo history, as it was at the save
+                self._undo = clean["undo"][-UNDO_DEPTH:]
+                self._last_action = ""
+                self.can_undo = bool(self._undo)
         attribution = self.workspace.attribution
         if attribution is not None and attribution.clustered_with != (self.k, self.method):
             attribution.cluster(self.k, self.method)   # the label-free choice the page shows, for these settings

@@ -410,8 +410,9 @@ def _membership_from(datasets, cache, device: str = "auto") -> MembershipData:
                        "dev": None if group.dev_result is None else group.dev_result.baseline},
             scan_groups={scored.split: group.scan_groups, "dev": group.dev_scan_groups})
     columns = sorted({g.primary for g in run.groups})
-    score_name = (f"{', '.join(columns)} ({run.groups[0].choice}; reference: each folder's own real images, "
-                  f"leave-one-out), the same run as `synthscope membership`")
+    # each model chose its column on its own dev group: no one group's reasons here (each pair has its `choice`)
+    score_name = (f"{', '.join(columns)} (chosen per model; reference: each folder's own real "
+                  f"images, leave-one-out), the same run as `synthscope membership`")
     by_split = {scored.split: scored, **({"dev": dev} if dev is not None else {})}
     parts = [(by_split[split], _real_rows(by_split[split], frame.loc[frame["split"] == split, "image_id"]))
              for split in pd.unique(frame["split"])]

@@ -13,23 +13,24 @@ import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
 
-from synthscope_dashboard.columns import BY_KEY, CATEGORY, NUMBER, PointColumns, categories
+from synthscope_dashboard.columns import BY_KEY, NUMBER, PointColumns
 from synthscope_dashboard.fingerprints import cluster_fingerprint_images, sample_members
-from synthscope_dashboard.grid import (category_filter, filter_mask, grid_order, move_refusal, page_bounds,
-                                       range_filter, value_range)
+from synthscope_dashboard.grid import grid_order, move_refusal, page_bounds
 from synthscope_dashboard.imaging import cluster_color, colormap, png_bytes, to_uint8
 from synthscope_dashboard.tables import ARI_NMI_TABLES, N_BOOT, ari_nmi_table, cluster_table_html, labelled_rows
 from synthscope_dashboard.views.common import View, banner, esc, fmt, guarded
+from synthscope_dashboard.views.generator_filter import FilterPart
 from synthscope_dashboard.views.generator_histogram import HistogramPart
 from synthscope_dashboard.views.generator_scatter import THUMB_PX, ScatterPart
-from synthscope_dashboard.views.plot_selection import SelectionBridge, clear_outline, mirror_selection
+from synthscope_dashboard.views.plot_selection import SelectionBridge, mirror_selection
 from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
 
 GALLERY_SIZE = 16   # images per page of the selection grid
+GRID = "selection"   # this view's grid in AppState.grid_sort
 NEW_CLUSTER = -1
 
 
-class GeneratorsView(ScatterPart, HistogramPart, View):
+class GeneratorsView(ScatterPart, HistogramPart, FilterPart, View):
     title = "Generator fingerprints"
 
     def __init__(self, state):
@@ -115,6 +116,11 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
         # which space and method the clusters come from, and a warning when the features shown are others
         self.space_badge = widgets.HTML()
         self.space_badge.add_class("ss-space-badge")
+        if state.point_filter and state.point_filter.get("column") not in self._column_keys():
+            state.point_filter = {}        # a saved filter on a column this page does not offer
+        self._show_filter_controls()   # a restored session's filter (issue 22 item 3)
+        self.visible = np.flatnonzero(self.filter_mask()).astype(np.int64)
+        self._show_filter_label()
 
         self.scatter = self._make_scatter()
         self.figures["scatter"] = self.scatter
@@ -181,10 +187,14 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
 
         self.gallery = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
         self.gallery.add_class("ss-gallery")
-        self.gallery_sort = widgets.Dropdown(options=self._sort_options(), value="", description="sort by",
-                                             layout=widgets.Layout(width="300px"))
+        saved_sort = state.grid_sort.get(GRID, {})
+        sort_keys = [value for _, value in self._sort_options()]
+        self.gallery_sort = widgets.Dropdown(options=self._sort_options(), description="sort by",
+                                             value=saved_sort.get("column") if saved_sort.get("column") in sort_keys
+                                             else "", layout=widgets.Layout(width="300px"))
         self.gallery_descending = widgets.Dropdown(options=[("highest first", True), ("lowest first", False)],
-                                                   value=True, layout=widgets.Layout(width="130px"))
+                                                   value=saved_sort.get("descending", True) is not False,
+                                                   layout=widgets.Layout(width="130px"))
         self.gallery_previous = widgets.Button(description="Previous", layout=widgets.Layout(width="90px"))
         self.gallery_next = widgets.Button(description="Next", layout=widgets.Layout(width="90px"))
         self.gallery_label = widgets.HTML()
@@ -203,7 +213,8 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
         self.filter_clear.on_click(lambda _: setattr(self.filter_column, "value", ""))
         state.observe(self._on_point_filter, names="point_filter")
         for widget in (self.gallery_sort, self.gallery_descending):
-            widget.observe(lambda c: self._show_gallery(page=0), names="value")
+            widget.observe(lambda c: self._on_gallery_sort(), names="value")
+        state.observe(self._follow_grid_sort, names="grid_sort")
         self.gallery_previous.on_click(lambda _: self._show_gallery(page=self.gallery_page - 1))
         self.gallery_next.on_click(lambda _: self._show_gallery(page=self.gallery_page + 1))
         self.recluster.on_click(lambda _: self.recluster_with(self.k.value))
@@ -346,6 +357,7 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
         self._update_marker()
         self._show_histogram()
         if self.state.point_filter:
+            self._show_filter_controls()
             self.apply_filter()
 
     def _show_embedding_progress(self, done: int, total: int, what: str) -> None:
@@ -390,91 +402,6 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
             valid = [value for _, value in dropdown.options]
             dropdown.value = keep if keep in valid else valid[0]
         self.gallery_sort.options = self._sort_options()
-
-    # ------------------------------------------------------------------ filter
-    def _on_filter_column(self, change=None) -> None:
-        """A new filter column: its controls show every value (nothing is hidden until one is changed)."""
-        key = self.filter_column.value
-        self.filter_values.layout.display = "none"
-        self.filter_range.layout.display = "none"
-        if not key:
-            self.state.point_filter = {}
-            return
-        values = self.columns.values(key)
-        self._setting_filter = True
-        try:
-            if BY_KEY[key].kind == CATEGORY:
-                distinct, _ = categories(values)
-                names = self._value_names(key)
-                self.filter_values.options = [(names(v), v) for v in distinct]
-                self.filter_values.value = tuple(distinct)
-                self.filter_values.layout.display = None
-            else:
-                low, high = value_range(values)
-                high = high if high > low else low + 1.0
-                self.filter_range.min, self.filter_range.max = -1e300, 1e300
-                self.filter_range.min, self.filter_range.max = low, high
-                self.filter_range.step = (high - low) / 500
-                self.filter_range.value = (low, high)
-                self.filter_range.layout.display = None
-        finally:
-            self._setting_filter = False
-        self._filter_from_controls()
-
-    _setting_filter = False
-
-    def _value_names(self, key: str):
-        if key == "cluster":
-            return lambda v: f"{self.state.cluster_name(int(v))} ({int(v)})"
-        return lambda v: str(v) if v != "" else "unlabelled"
-
-    def _filter_from_controls(self) -> None:
-        if self._setting_filter:
-            return
-        key = self.filter_column.value
-        if not key:
-            self.state.point_filter = {}
-        elif BY_KEY[key].kind == CATEGORY:
-            self.state.point_filter = category_filter(key, self.filter_values.value)
-        else:
-            low, high = self.filter_range.value
-            self.state.point_filter = range_filter(key, low, high, self.filter_range.min, self.filter_range.max)
-
-    def filter_mask(self) -> np.ndarray:
-        """Which rows the current filter keeps."""
-        return filter_mask(self.state.point_filter, self.columns.values, self.data.n)
-
-    def _on_point_filter(self, change=None) -> None:
-        self.apply_filter()
-
-    def apply_filter(self) -> None:
-        """The scatter holds the rows the filter keeps; the selection keeps only those rows."""
-        visible = np.flatnonzero(self.filter_mask()).astype(np.int64)
-        if np.array_equal(visible, self.visible) and self.scatter is not None:
-            return
-        self.visible = visible
-        self._revision += 1
-        xy = self.data.projections[self.state.projection]
-        selection = self.state.selection if self.state.selection is not None else np.zeros(0, dtype=np.int64)
-        kept = selection[np.isin(selection, visible)]
-        clear_outline(self.scatter)
-        with self.scatter.batch_update():
-            trace = self.scatter.data[0]
-            trace.selectedpoints = None
-            trace.x, trace.y = xy[visible, 0], xy[visible, 1]
-            trace.text = self._hover_text()[visible]
-            trace.meta = self.revision()
-            self._set_marker(trace, self._marker())
-            self.scatter.layout.title.text = self._title()
-        n = self.data.n
-        self.filter_label.value = ("" if len(visible) == n else
-                                   f"<span class='ss-status'><b>{len(visible):,}</b> of {n:,} images shown</span>")
-        self.bridge.reported = None
-        self.state.select(kept)
-        if len(kept) < len(selection):
-            self.state.status = (f"the filter hides {len(selection) - len(kept):,} selected images: "
-                                 f"{len(kept):,} stay selected")
-        self._show_histogram()
 
     # ------------------------------------------------------------------ reactions
     def _on_browser_selection(self, rows: np.ndarray) -> None:
@@ -569,6 +496,9 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
         if self._detail_row is not None:
             self.show_detail(self._detail_row)   # and the clicked image's (issue 22 defect 8)
         if self.state.point_filter.get("column") in ("cluster", "silhouette", "centre_distance"):
+            # these values change with every move, merge and split: the filter is applied to the new values,
+            # and its controls show the new range, so nothing outside the slider's ends is shown (defect 5)
+            self._show_filter_controls()
             self.apply_filter()
 
     def _show_cluster_buttons(self) -> None:
@@ -582,12 +512,32 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
         self.cluster_select.children = buttons
 
     def _on_selection(self, change=None) -> None:
+        if not self._filtering and self._filter_dropped:
+            self._filter_dropped = 0      # the analyst selected anew: the note about the old selection goes
+            self._show_filter_label()
         selection = self.state.selection
         n = 0 if selection is None else len(selection)
         self.selected_label.value = f"<b>{n:,}</b> selected&nbsp;"
         self._push_selection_to_plot()
         self._update_histogram_selection()
         self._show_gallery(page=0)
+
+    def _on_gallery_sort(self) -> None:
+        if not self._following_sort:
+            self.state.set_grid_sort(GRID, self.gallery_sort.value, self.gallery_descending.value)
+        self._show_gallery(page=0)
+
+    def _follow_grid_sort(self, change=None) -> None:
+        """A restored session's sort: the grid's controls follow it."""
+        saved = self.state.grid_sort.get(GRID, {})
+        self._following_sort = True
+        try:
+            self._follow(self.gallery_sort, saved.get("column", ""))
+            self._follow(self.gallery_descending, saved.get("descending", True) is not False)
+        finally:
+            self._following_sort = False
+
+    _following_sort = False
 
     def gallery_rows(self) -> np.ndarray:
         """The selected rows in the grid's order."""

@@ -27,6 +27,7 @@ SORT_COLUMNS = (("score", "membership score"), ("rank", "rank in its folder"), (
                 ("nearest_distance", "distance to the nearest generated image"))
 N_BOOT = 1000   # as `synthscope membership`'s default --n-boot, so the page and the CLI print the same CIs
 ALL_GROUPS = ""
+GRID = "scores"   # this view's grid in AppState.grid_sort
 METRIC_LABELS = (("f1", "F1"), ("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"),
                  ("specificity", "specificity"), ("kappa", "Cohen's kappa"))
 
@@ -53,12 +54,11 @@ class TrainingView(View):
                                          tooltip="every model's threshold back to the one fit on its dev group, or "
                                                  "label-free without dev (what `synthscope membership` applies)",
                                          layout=widgets.Layout(width="auto"))
-        controls = self.control(widgets.VBox([
-            widgets.HBox([self.group, self.slider, self.fit_button]),
-            widgets.HTML("<span class='ss-status'>score = " + esc(self.data.score_name) + ". Each model's threshold "
-                         "is fit on its dev group and applied unchanged to its test folder; an image at or above it "
-                         "is called <b>used</b>.</span>"),
-        ]))
+        # the score column and why it was chosen, for the model shown: each pair chose its own (defect 10)
+        self.score_line = widgets.HTML()
+        self.score_line.add_class("ss-score-line")
+        controls = self.control(widgets.VBox([widgets.HBox([self.group, self.slider, self.fit_button]),
+                                              self.score_line]))
         self.verdict = widgets.HTML()
         self.histogram = self._make_histogram()
         self.figures["scores"] = self.histogram
@@ -107,9 +107,12 @@ class TrainingView(View):
         frame = self.data.frame
         columns = [(label, column) for column, label in SORT_COLUMNS if column in frame]
         small = widgets.Layout(width="auto")
-        self.sort = widgets.Dropdown(options=columns, value="score", description="sort by", layout=small)
-        self.descending = widgets.Dropdown(options=[("highest first", True), ("lowest first", False)], value=True,
-                                           layout=small)
+        saved = self.state.grid_sort.get(GRID, {})   # a restored session's sort (issue 22 item 3)
+        self.sort = widgets.Dropdown(options=columns, description="sort by", layout=small,
+                                     value=saved.get("column") if saved.get("column") in dict(SORT_COLUMNS) and
+                                     saved.get("column") in frame else "score")
+        self.descending = widgets.Dropdown(options=[("highest first", True), ("lowest first", False)],
+                                           value=saved.get("descending", True) is not False, layout=small)
         self.search = widgets.Text(placeholder="image id contains…", description="search", continuous_update=True,
                                    layout=widgets.Layout(width="260px"))
         splits = [s for s in ("dev", "test") if (frame["split"] == s).any()]
@@ -151,8 +154,24 @@ class TrainingView(View):
         self.thumbnail = functools.lru_cache(maxsize=2048)(self._thumbnail_png)
         for widget in (self.sort, self.descending, self.search, self.split_filter, self.call_filter, self.hand_filter):
             widget.observe(lambda _: self._fill_grid(page=0), names="value")
+        for widget in (self.sort, self.descending):
+            widget.observe(lambda _: self._following_sort or self.state.set_grid_sort(
+                GRID, self.sort.value, self.descending.value), names="value")
+        self.state.observe(self._follow_grid_sort, names="grid_sort")
         self.prev_page.on_click(lambda _: self._fill_grid(page=self.page - 1))
         self.next_page.on_click(lambda _: self._fill_grid(page=self.page + 1))
+
+    def _follow_grid_sort(self, change=None) -> None:
+        saved = self.state.grid_sort.get(GRID, {})
+        self._following_sort = True
+        try:
+            if saved.get("column") in [value for _, value in self.sort.options]:
+                self.sort.value = saved["column"]
+            self.descending.value = saved.get("descending", True) is not False
+        finally:
+            self._following_sort = False
+
+    _following_sort = False
 
     def _thumbnail_png(self, row: int) -> bytes:
         """PNG bytes of one real image's thumbnail (cached per row: a page is decoded once)."""
@@ -323,6 +342,7 @@ class TrainingView(View):
             finally:
                 self._syncing = False
         self.slider.disabled = pooled
+        self.score_line.value = self.score_line_html()
         self.verdict.value = self.verdict_html()
         self._on_threshold()
 
@@ -377,6 +397,17 @@ class TrainingView(View):
             parts.append(f"<span class='ss-threshold-value' data-pair='{esc(pair.name)}'><b>{esc(pair.name)}</b>: "
                          f"threshold {value:.4g} ({esc(source)})</span>")
         return "<div class='ss-status'>" + " · ".join(parts) + "</div>"
+
+    def score_line_html(self) -> str:
+        """Which score column decides the calls of the model shown (every model's, by name, when pooled)."""
+        shown = [self._pair()] if self._pair() is not None else list(self.data.pairs.values())
+        named = len(shown) > 1
+        columns = "; ".join((f"{esc(pair.name)}: " if named else "") + f"{esc(pair.primary)} ({esc(pair.choice)})"
+                            for pair in shown)
+        return (f"<span class='ss-status'>score = {columns}; reference: each folder's own real images, "
+                "leave-one-out, the same run as `synthscope membership`. Each model's threshold is fit on its dev "
+                "group and applied unchanged to its test folder; an image at or above it is called "
+                "<b>used</b>.</span>")
 
     def verdict_html(self) -> str:
         pairs = self.data.pairs
