@@ -32,6 +32,13 @@ def metric_table(rows: list[str], caption: str = "") -> str:
     return f"<table class='ss-table'>{cap}{head}{''.join(rows)}</table>"
 
 
+#: plotly.js config of every plot: the page's, the saved figures' and the report's (issue 22 item 5). plotly.js
+#: 3 shows a "Share chart..." button that uploads the chart to Plotly Cloud and a logo linking to plotly.com
+#: unless told not to; nothing here may leave the machine.
+PLOT_CONFIG = {"displaylogo": False, "showSendToCloud": False, "modeBarButtonsToRemove": ["sendChartToCloud"],
+               "responsive": True}
+
+
 def banner(text: str, kind: str) -> str:
     """kind: ok | warn | bad | info"""
     return f"<div class='ss-banner ss-{kind}'>{text}</div>"

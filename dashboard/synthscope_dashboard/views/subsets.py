@@ -14,6 +14,7 @@ from synthscope_dashboard.grid import page_bounds
 from synthscope_dashboard.imaging import png_bytes
 from synthscope_dashboard.markup import accuracy_table, confusion_html
 from synthscope_dashboard.views.common import View, banner, esc, fmt
+from synthscope_dashboard.views.plot_selection import LocalFigureWidget
 
 TABLE_ROWS = 200
 THUMBS = 8
@@ -79,7 +80,7 @@ class SubsetsView(View):
 
     def _histogram(self) -> go.FigureWidget:
         predictions = self.data.predictions
-        figure = go.FigureWidget(layout=go.Layout(
+        figure = LocalFigureWidget(layout=go.Layout(
             height=300, barmode="stack", margin={"l": 40, "r": 10, "t": 36, "b": 40}, plot_bgcolor="white",
             title={"text": "confidence of each test assignment (probability of the predicted subset)", "font": {"size": 14}},
             xaxis={"title": "confidence", "range": [0, 1]}, yaxis={"title": "images"}))
