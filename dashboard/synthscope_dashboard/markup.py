@@ -75,6 +75,9 @@ STYLE = """
 .ss-score-table select { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; font-size: 12px; }
 .ss-app details summary { cursor: pointer; font-size: 13px; margin: 4px 0; }
 .ss-presenting .modebar-container, .ss-presenting .modebar { display:none !important; }
+/* presentation mode (issue 22 defect 9): no control, selection outline, local path or hint at a hidden switch */
+.ss-presenting .ss-control, .ss-presenting .ss-sub, .ss-presenting .ss-eval-switch-hint { display:none !important; }
+.ss-presenting .js-plotly-plot :is(.selectionlayer, .outline-controllers, .select-outline) { display:none; }
 .ss-term { text-decoration: underline dotted #5b6478; cursor: help; }
 .ss-glossary th { white-space:nowrap; vertical-align:top; background:none; }
 .ss-glossary td { font-size:12px; color:#394260; max-width:900px; }

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 
 from synthscope_dashboard.columns import BY_KEY, NUMBER, categories
 from synthscope_dashboard.imaging import UNLABELLED_COLOR, cluster_color, known_label_color, png_bytes
-from synthscope_dashboard.views.common import esc
+from synthscope_dashboard.views.common import ScrollIntoView, esc
 from synthscope_dashboard.views.plot_selection import BridgedFigureWidget, clear_outline
 
 NUMBER_SCALE = "Viridis"
@@ -177,8 +177,9 @@ class ScatterPart:
         keep = rows[0] != row
         return rows[0][keep][:k], distances[0][keep][:k]
 
-    def show_detail(self, row: int) -> None:
-        """The image at full size beside its nearest neighbours in the feature space."""
+    def show_detail(self, row: int, scroll: bool = True) -> None:
+        """The image at full size beside its nearest neighbours in the feature space; `scroll`: the page
+        scrolls it into view (a click, not a redraw after a move)."""
         self._detail_row = row   # redrawn when clusters change, so its cluster names stay true
         rows, distances = self.nearest(row)
         full = widgets.Image(value=self.png(row, FULL_PX), format="png", width=FULL_PX, height=FULL_PX)
@@ -190,11 +191,15 @@ class ScatterPart:
                 widgets.HTML(f"<div class='ss-caption'>{self._describe(other)}<br>distance {distance:.2f}</div>")]))
         neighbours = widgets.HBox(cards, layout=widgets.Layout(flex_flow="row wrap", align_content="flex-start"))
         neighbours.add_class("ss-neighbours")
+        if getattr(self, "_detail_scroll", None) is None:
+            self._detail_scroll = ScrollIntoView(selector=".ss-detail")
         self.detail.children = [
             widgets.HTML(f"<b>Clicked image</b> <span class='ss-status'>{self._describe(row)} · its "
                          f"{len(rows)} nearest generated neighbours in the {esc(self.data.extractor)} features "
                          "(what the clustering sees)</span>"),
-            widgets.HBox([full, neighbours])]
+            widgets.HBox([full, neighbours]), self._detail_scroll]
+        if scroll:
+            self._detail_scroll.request += 1
 
     @staticmethod
     def _set_marker(trace, marker: dict) -> None:
