@@ -19,6 +19,7 @@ from synthscope_dashboard.views.plot_selection import BridgedFigureWidget, clear
 
 NUMBER_SCALE = "Viridis"
 THUMB_PX, FULL_PX = 128, 512
+SCATTER_PX = 660   # fits its box (56 % of the page) at 1280 px
 N_NEIGHBOURS = 6
 PNG_CACHE = 512   # PNG bytes kept per page (LRU): hovering back and forth decodes nothing
 
@@ -36,7 +37,9 @@ class ScatterPart:
                                marker={"size": 5 if data.n > 5000 else 7, "opacity": 0.85,
                                        "line": {"width": 0}, **self._marker()},
                                selected={"marker": {"opacity": 1.0}}, unselected={"marker": {"opacity": 0.25}})],
-            layout=go.Layout(height=520, margin={"l": 30, "r": 10, "t": 36, "b": 30}, dragmode="lasso",
+            # 660 px wide: the widget draws a plot before it is in the page, so one without a width got plotly's
+            # default 700 px, which at 1280 px ran 20 px into the panel beside it (issue 22 defect 11)
+            layout=go.Layout(height=520, width=SCATTER_PX, margin={"l": 30, "r": 10, "t": 36, "b": 30}, dragmode="lasso",
                              title={"text": self._title(), "font": {"size": 14}}, showlegend=False,
                              plot_bgcolor="white", xaxis={"showgrid": False, "zeroline": False},
                              yaxis={"showgrid": False, "zeroline": False}))

@@ -106,7 +106,7 @@ class GeneratorsView(ScatterPart, HistogramPart, View):
         self.embedding_what = widgets.HTML()
         top = self.control(widgets.VBox([
             widgets.HBox([self.extractor, self.projection, self.color_by, self.k, self.method, self.recluster,
-                          self.reload_button]),
+                          self.reload_button], layout=widgets.Layout(flex_flow="row wrap")),   # 1280 px: all shown
             widgets.HBox([self.embedding_progress, self.embedding_what]),
             widgets.HBox([self.filter_column, self.filter_values, self.filter_range, self.filter_clear,
                           self.filter_label], layout=widgets.Layout(align_items="center")),

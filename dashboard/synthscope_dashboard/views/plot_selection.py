@@ -258,7 +258,8 @@ class LocalFigureWidget(go.FigureWidget):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._config = {**(self._config or {}), **PLOT_CONFIG}
+        # not `responsive`: the page's plots keep their size (a 1280 px page drew the scatter empty with it)
+        self._config = {**(self._config or {}), **{k: v for k, v in PLOT_CONFIG.items() if k != "responsive"}}
 
 
 class BridgedFigureWidget(LocalFigureWidget):
