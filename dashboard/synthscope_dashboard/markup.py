@@ -32,6 +32,13 @@ def metric_table(rows: list[str], caption: str = "") -> str:
     return f"<table class='ss-table'>{cap}{head}{''.join(rows)}</table>"
 
 
+#: plotly.js config of every plot: the page's, the saved figures' and the report's (issue 22 item 5). plotly.js
+#: 3 shows a "Share chart..." button that uploads the chart to Plotly Cloud and a logo linking to plotly.com
+#: unless told not to; nothing here may leave the machine.
+PLOT_CONFIG = {"displaylogo": False, "showSendToCloud": False, "modeBarButtonsToRemove": ["sendChartToCloud"],
+               "responsive": True}
+
+
 def banner(text: str, kind: str) -> str:
     """kind: ok | warn | bad | info"""
     return f"<div class='ss-banner ss-{kind}'>{text}</div>"
@@ -69,6 +76,9 @@ STYLE = """
 .ss-score-table select { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; font-size: 12px; }
 .ss-app details summary { cursor: pointer; font-size: 13px; margin: 4px 0; }
 .ss-presenting .modebar-container, .ss-presenting .modebar { display:none !important; }
+/* presentation mode (issue 22 defect 9): no control, selection outline, local path or hint at a hidden switch */
+.ss-presenting .ss-control, .ss-presenting .ss-sub, .ss-presenting .ss-eval-switch-hint { display:none !important; }
+.ss-presenting .js-plotly-plot :is(.selectionlayer, .outline-controllers, .select-outline) { display:none; }
 .ss-term { text-decoration: underline dotted #5b6478; cursor: help; }
 .ss-glossary th { white-space:nowrap; vertical-align:top; background:none; }
 .ss-glossary td { font-size:12px; color:#394260; max-width:900px; }

@@ -21,7 +21,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from synthscope_dashboard.imaging import cluster_color, colormap, png_bytes, to_uint8
-from synthscope_dashboard.markup import STYLE, banner, esc, estimate_row, fmt, metric_table
+from synthscope_dashboard.markup import PLOT_CONFIG, STYLE, banner, esc, estimate_row, fmt, metric_table
 from synthscope_dashboard.tables import N_BOOT, ari_nmi_table, cluster_table_html   # N_BOOT: the views' and CLI's
 
 GALLERY_SIZE = 12          # real images per model pair, highest score first
@@ -253,7 +253,7 @@ def report_html(state) -> str:
                     f"<p class='ss-status'>k = {state.k} asked, {len(state.clusters())} clusters after curation; "
                     f"clustering {esc(state.method)} on {esc(attribution.extractor)} features.</p>"
                     + figure.to_html(full_html=False, include_plotlyjs=False, div_id="ss-report-scatter",
-                                     config={"displaylogo": False, "responsive": True})
+                                     config=PLOT_CONFIG)
                     + cluster_table(state) + (dev_table or banner("no dev labels: no attribution scores", "info"))
                     + "<h3>Fingerprints per cluster</h3>" + fingerprints_html(state) + "</section>")
         if truth_table:

@@ -6,7 +6,9 @@ import functools
 import logging
 import traceback
 
+import anywidget
 import ipywidgets as widgets
+import traitlets
 
 # the HTML helpers live in markup.py (the static report uses them too); the views import them from here
 from synthscope_dashboard.markup import STYLE, banner, esc, estimate_row, fmt, metric_table  # noqa: F401
@@ -46,6 +48,13 @@ class View:
         self.controls.append(widget)
         return widget
 
+    @staticmethod
+    def transient_control(widget: widgets.Widget) -> widgets.Widget:
+        """A control made again at each redraw (a gallery card's button): presentation mode hides it through
+        its class (STYLE), so the view keeps no list of the old ones."""
+        widget.add_class("ss-control")
+        return widget
+
     def evaluation_only(self, html_text: str, what: str = "Test-label scores") -> str:
         """See `evaluation_only`: `html_text` in evaluation mode, else a note saying it is hidden."""
         return evaluation_only(self.state, html_text, what)
@@ -53,6 +62,41 @@ class View:
     def _on_presentation(self, change=None) -> None:
         for widget in self.controls:
             widget.layout.display = "none" if self.state.presentation else None
+
+
+class ScrollIntoView(anywidget.AnyWidget):
+    """Scrolls the page so that the panel around it (its closest ancestor matching `selector`) is on screen
+    each time `request` grows; `handled` is the last request the page acted on (a request that arrives
+    before the page has drawn this widget is acted on when it is drawn). The panel's images arrive after
+    the request, so the page follows the panel's growth for a moment, scrolling as little as it can."""
+
+    _esm = """
+    export default {
+      render({ model, el }) {
+        let until = 0, tries = 0;
+        const panel = () => el.closest(model.get("selector"));
+        const scroll = () => { const p = panel(); if (p && p.offsetParent) p.scrollIntoView({ block: "nearest" }); };
+        const observer = new ResizeObserver(() => { if (Date.now() < until) scroll(); });
+        const request = () => {
+          const wanted = model.get("request");
+          if (model.get("handled") >= wanted) return;
+          const p = panel();
+          if (!p || !p.offsetParent) { if (tries++ < 40) setTimeout(request, 100); return; }   // not drawn yet
+          model.set("handled", wanted);
+          model.save_changes();
+          until = Date.now() + 3000;
+          observer.observe(p);
+          scroll();
+        };
+        model.on("change:request", () => { tries = 0; request(); });
+        request();
+        return () => observer.disconnect();
+      }
+    }
+    """
+    selector = traitlets.Unicode(".ss-detail").tag(sync=True)
+    request = traitlets.Int(0).tag(sync=True)
+    handled = traitlets.Int(0).tag(sync=True)
 
 
 _LOG = logging.getLogger("synthscope_dashboard")
@@ -100,8 +144,9 @@ def guard_buttons(widget, state) -> None:
 
 
 EVALUATION_HIDDEN = ("<div class='ss-banner ss-info ss-eval-hidden'>{what} hidden: they are computed from the "
-                     "test labels (ground-truth file) and are for evaluation only. Switch <b>Evaluation mode</b> "
-                     "on in the header to see them; do not tune anything with it on.</div>")
+                     "test labels (ground-truth file) and are for evaluation only.<span class='ss-eval-switch-hint'> "
+                     "Switch <b>Evaluation mode</b> on in the header to see them; do not tune anything with it "
+                     "on.</span></div>")   # presentation mode hides the switch, and so the hint (STYLE)
 
 
 def evaluation_only(state: AppState, html_text: str, what: str = "Test-label scores") -> str:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from synthscope_dashboard.markup import PLOT_CONFIG
 from synthscope_dashboard.runs import RunCheck, write_run
 from synthscope_dashboard.views.common import View, banner, esc
 
@@ -150,7 +151,7 @@ class ExportView(View):
             buttons.append(self.subset_scores_button)
         self.figures_button = widgets.Button(description="Save figures (HTML + PNG)", icon="image")
         self.figures_button.add_class("ss-export-figures")
-        self.figures_button.on_click(lambda _: self.show(self.export_figures()))
+        self.figures_button.on_click(lambda _: self.save_figures())
         self.report_button = widgets.Button(description="Export report (HTML)", icon="file-text-o",
                                             tooltip="one self-contained HTML file (no kernel, no network needed): "
                                                     "scatter, fingerprints, tables, verdicts, galleries")
@@ -368,7 +369,25 @@ class ExportView(View):
                       f"{path.stat().st_size / 1024:,.0f} KB in {seconds:.1f} s; one file that opens in any browser "
                       "without the dashboard or a network", "ok")
 
-    def export_figures(self) -> str:
+    def save_figures(self) -> None:
+        """Save figures with feedback (issue 22 defect 3): a PNG starts a headless browser, so a save takes
+        seconds per figure. Meanwhile the button is disabled and the box says which figure is being saved
+        (widget messages go out during the call), never the previous export's text."""
+        button = self.figures_button
+        self.show(banner("<b>saving figures…</b>", "info"))   # first: the page never shows the old text disabled
+        button.disabled = True
+        try:
+            self.show(self.export_figures(progress=lambda done, total, name: self.show(banner(
+                f"<b>saving figures…</b> {done + 1} of {total}: <code>{esc(name)}</code> (HTML, then PNG)", "info"))))
+        except Exception:
+            self.show(banner("<b>saving figures failed</b>: the status line says why", "bad"))
+            raise
+        finally:
+            button.disabled = False
+
+    def export_figures(self, progress=None) -> str:
+        """Write every view's figures as HTML + PNG into a new `figures/` folder; `progress(done, total,
+        name)` is called before each figure."""
         if not any(view.figures for view in self.figure_sources):
             return banner("No figures yet: open the views first (figures are made when their tab is first shown).", "info")
         try:
@@ -376,18 +395,20 @@ class ExportView(View):
         except ExportRefused as error:
             return self.refused("saving figures", error)
         written, problems = [], []
-        for view in self.figure_sources:
-            for name, figure in view.figures.items():
-                plain = plain_figure(figure)
-                html_path = folder / f"{name}.html"
-                plain.write_html(html_path, include_plotlyjs=True)   # self-contained: works offline
-                written.append(html_path)
-                png_path = folder / f"{name}.png"
-                error = _write_png(plain, png_path)
-                if error is None:
-                    written.append(png_path)
-                else:   # kaleido missing or broken: the HTML is still there
-                    problems.append(f"{name}.png: {error}")
+        named = [(name, figure) for view in self.figure_sources for name, figure in view.figures.items()]
+        for done, (name, figure) in enumerate(named):
+            if progress is not None:
+                progress(done, len(named), name)
+            plain = plain_figure(figure)
+            html_path = folder / f"{name}.html"
+            plain.write_html(html_path, include_plotlyjs=True, config=PLOT_CONFIG)   # self-contained, offline
+            written.append(html_path)
+            png_path = folder / f"{name}.png"
+            error = _write_png(plain, png_path)
+            if error is None:
+                written.append(png_path)
+            else:   # kaleido missing or broken: the HTML is still there
+                problems.append(f"{name}.png: {error}")
         if not written:
             return banner("No figures yet: open the views first (figures are made when their tab is first shown).", "info")
         self.state.status = f"saved {len(written)} figure files to {folder}"

@@ -14,11 +14,12 @@ import plotly.graph_objects as go
 
 from synthscope_dashboard.columns import BY_KEY, NUMBER, categories
 from synthscope_dashboard.imaging import UNLABELLED_COLOR, cluster_color, known_label_color, png_bytes
-from synthscope_dashboard.views.common import esc
+from synthscope_dashboard.views.common import ScrollIntoView, esc
 from synthscope_dashboard.views.plot_selection import BridgedFigureWidget, clear_outline
 
 NUMBER_SCALE = "Viridis"
 THUMB_PX, FULL_PX = 128, 512
+SCATTER_PX = 660   # fits its box (56 % of the page) at 1280 px
 N_NEIGHBOURS = 6
 PNG_CACHE = 512   # PNG bytes kept per page (LRU): hovering back and forth decodes nothing
 
@@ -36,7 +37,9 @@ class ScatterPart:
                                marker={"size": 5 if data.n > 5000 else 7, "opacity": 0.85,
                                        "line": {"width": 0}, **self._marker()},
                                selected={"marker": {"opacity": 1.0}}, unselected={"marker": {"opacity": 0.25}})],
-            layout=go.Layout(height=520, margin={"l": 30, "r": 10, "t": 36, "b": 30}, dragmode="lasso",
+            # 660 px wide: the widget draws a plot before it is in the page, so one without a width got plotly's
+            # default 700 px, which at 1280 px ran 20 px into the panel beside it (issue 22 defect 11)
+            layout=go.Layout(height=520, width=SCATTER_PX, margin={"l": 30, "r": 10, "t": 36, "b": 30}, dragmode="lasso",
                              title={"text": self._title(), "font": {"size": 14}}, showlegend=False,
                              plot_bgcolor="white", xaxis={"showgrid": False, "zeroline": False},
                              yaxis={"showgrid": False, "zeroline": False}))
@@ -177,8 +180,9 @@ class ScatterPart:
         keep = rows[0] != row
         return rows[0][keep][:k], distances[0][keep][:k]
 
-    def show_detail(self, row: int) -> None:
-        """The image at full size beside its nearest neighbours in the feature space."""
+    def show_detail(self, row: int, scroll: bool = True) -> None:
+        """The image at full size beside its nearest neighbours in the feature space; `scroll`: the page
+        scrolls it into view (a click, not a redraw after a move)."""
         self._detail_row = row   # redrawn when clusters change, so its cluster names stay true
         rows, distances = self.nearest(row)
         full = widgets.Image(value=self.png(row, FULL_PX), format="png", width=FULL_PX, height=FULL_PX)
@@ -190,11 +194,15 @@ class ScatterPart:
                 widgets.HTML(f"<div class='ss-caption'>{self._describe(other)}<br>distance {distance:.2f}</div>")]))
         neighbours = widgets.HBox(cards, layout=widgets.Layout(flex_flow="row wrap", align_content="flex-start"))
         neighbours.add_class("ss-neighbours")
+        if getattr(self, "_detail_scroll", None) is None:
+            self._detail_scroll = ScrollIntoView(selector=".ss-detail")
         self.detail.children = [
             widgets.HTML(f"<b>Clicked image</b> <span class='ss-status'>{self._describe(row)} · its "
                          f"{len(rows)} nearest generated neighbours in the space the clusters were found in "
                          f"({esc(self.data.space_description())})</span>"),
-            widgets.HBox([full, neighbours])]
+            widgets.HBox([full, neighbours]), self._detail_scroll]
+        if scroll:
+            self._detail_scroll.request += 1
 
     @staticmethod
     def _set_marker(trace, marker: dict) -> None:

@@ -106,7 +106,7 @@ class GeneratorsView(ScatterPart, HistogramPart, FilterPart, View):
         self.embedding_what = widgets.HTML()
         top = self.control(widgets.VBox([
             widgets.HBox([self.extractor, self.projection, self.color_by, self.k, self.method, self.recluster,
-                          self.reload_button]),
+                          self.reload_button], layout=widgets.Layout(flex_flow="row wrap")),   # 1280 px: all shown
             widgets.HBox([self.embedding_progress, self.embedding_what]),
             widgets.HBox([self.filter_column, self.filter_values, self.filter_range, self.filter_clear,
                           self.filter_label], layout=widgets.Layout(align_items="center")),
@@ -246,12 +246,13 @@ class GeneratorsView(ScatterPart, HistogramPart, FilterPart, View):
         return [self.k_prompt, self.k_warning, top, self.space_badge,
                 widgets.HBox([scatter_box, side]),
                 curation,
+                self.detail,   # above the gallery, and scrolled into view on a click (issue 22 defect 7)
                 widgets.HTML("<b>Selected images</b> <span class='ss-status'>(drag a box or lasso on the scatter, "
                              "a box over the histogram's bars, or select a cluster)</span>"),
-                widgets.HBox([self.gallery_sort, self.gallery_descending, self.gallery_previous, self.gallery_next,
-                              self.gallery_label], layout=widgets.Layout(align_items="center", flex_flow="row wrap")),
+                widgets.HBox([self.control(widgets.HBox([self.gallery_sort, self.gallery_descending, self.gallery_previous,
+                                                         self.gallery_next])), self.gallery_label],
+                             layout=widgets.Layout(align_items="center", flex_flow="row wrap")),
                 self.gallery,
-                self.detail,
                 self.control(self.fingerprint_button),
                 self.fingerprint_box]
 
@@ -494,7 +495,7 @@ class GeneratorsView(ScatterPart, HistogramPart, FilterPart, View):
         self._show_cluster_buttons()
         self._update_captions()   # a move, merge, split or rename changes the gallery's cluster names
         if self._detail_row is not None:
-            self.show_detail(self._detail_row)   # and the clicked image's (issue 22 defect 8)
+            self.show_detail(self._detail_row, scroll=False)   # and the clicked image's (issue 22 defect 8)
         if self.state.point_filter.get("column") in ("cluster", "silhouette", "centre_distance"):
             # these values change with every move, merge and split: the filter is applied to the new values,
             # and its controls show the new range, so nothing outside the slider's ends is shown (defect 5)
@@ -568,8 +569,8 @@ class GeneratorsView(ScatterPart, HistogramPart, FilterPart, View):
         for index, image in zip(shown.tolist(), images):
             caption = widgets.HTML(self._caption(index))
             self._captions.append((index, caption))
-            open_button = widgets.Button(description="show", tooltip="full size, beside its nearest neighbours",
-                                         layout=widgets.Layout(width="96px"))
+            open_button = self.transient_control(widgets.Button(
+                description="show", tooltip="full size, beside its nearest neighbours", layout=widgets.Layout(width="96px")))
             open_button.on_click(guarded(lambda _, row=index: self.show_detail(row), self.state, "show"))
             card = widgets.VBox([widgets.Image(value=png_bytes(image, 96), format="png", width=96, height=96),
                                  caption, open_button])

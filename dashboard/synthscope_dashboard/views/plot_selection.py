@@ -29,6 +29,8 @@ import plotly.graph_objects as go
 import traitlets
 from plotly.serializers import custom_serializers
 
+from synthscope_dashboard.markup import PLOT_CONFIG
+
 BRIDGE_JS = r"""
 function plotOf(el) {
   const box = el.closest('.ss-scatter-box');
@@ -245,7 +247,22 @@ def _no_echo(trait):
     return trait.tag(sync=True, echo_update=False, **custom_serializers)
 
 
-class BridgedFigureWidget(go.FigureWidget):
+class LocalFigureWidget(go.FigureWidget):
+    """A FigureWidget drawn with `PLOT_CONFIG`: no "Share chart..." upload button, no plotly.com logo link.
+
+    plotly.py has no public config for FigureWidget (plotly/plotly.py#1074): its front end passes the
+    synced `_config` trait to Plotly.newPlot, and plotly.py fills it in the constructor. pyproject caps
+    plotly to the releases checked, and tests/test_plotly_config.py fails when a release renames the
+    trait or stops reading it. Every FigureWidget of the page is one of these.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # not `responsive`: the page's plots keep their size (a 1280 px page drew the scatter empty with it)
+        self._config = {**(self._config or {}), **{k: v for k, v in PLOT_CONFIG.items() if k != "responsive"}}
+
+
+class BridgedFigureWidget(LocalFigureWidget):
     """A FigureWidget for a plot whose selections come through a SelectionBridge.
 
     ipywidgets echoes every state update from the page back to it (at 50,000 points a box selection came

@@ -13,9 +13,11 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from synthscope_dashboard.calibration_plot import reliability_figure, reliability_html
+from synthscope_dashboard.grid import page_bounds
 from synthscope_dashboard.imaging import png_bytes
 from synthscope_dashboard.markup import accuracy_table, confusion_html
 from synthscope_dashboard.views.common import View, banner, esc, fmt
+from synthscope_dashboard.views.plot_selection import LocalFigureWidget
 
 TABLE_ROWS = 200
 THUMBS = 8
@@ -55,6 +57,12 @@ class SubsetsView(View):
         self.table = widgets.HTML()
         self.table.add_class("ss-subset-table")
         self.thumbs = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
+        # the table pages like the generator grid (issue 22 defect 13: it stopped at the first 200)
+        self.table_page = 0
+        self.table_previous = widgets.Button(description="Previous", layout=widgets.Layout(width="90px"))
+        self.table_next = widgets.Button(description="Next", layout=widgets.Layout(width="90px"))
+        self.table_previous.on_click(lambda _: self._fill(page=self.table_page - 1))
+        self.table_next.on_click(lambda _: self._fill(page=self.table_page + 1))
         self.sort.observe(lambda change: self._fill(), names="value")
         self.level = widgets.SelectionSlider(options=self._level_options(), value=self.state.novelty_alpha,
                                              description="none of these at p <", continuous_update=False,
@@ -73,7 +81,8 @@ class SubsetsView(View):
         return parts + [self.histogram, self.control(widgets.VBox([widgets.HBox([self.level, self.level_count]), level_help])),
                         self.control(self.sort),
                         widgets.HTML("<b>Test images with the lowest confidence</b> <span class='ss-status'>(check "
-                                     "these first)</span>"), self.thumbs, self.table]
+                                     "these first)</span>"), self.thumbs,
+                        self.control(widgets.HBox([self.table_previous, self.table_next])), self.table]
 
     def summary_html(self) -> str:
         data, cv = self.data, self.data.cv
@@ -96,7 +105,7 @@ class SubsetsView(View):
 
     def _histogram(self) -> go.FigureWidget:
         predictions = self.data.predictions
-        figure = go.FigureWidget(layout=go.Layout(
+        figure = LocalFigureWidget(layout=go.Layout(
             height=300, barmode="stack", margin={"l": 40, "r": 10, "t": 36, "b": 40}, plot_bgcolor="white",
             title={"text": "confidence of each test assignment (probability of the predicted subset)", "font": {"size": 14}},
             xaxis={"title": "confidence", "range": [0, 1]}, yaxis={"title": "images"}))
@@ -129,7 +138,7 @@ class SubsetsView(View):
         self.level.value = alpha
         self.summary.value = self.summary_html()
         self.level_count.value = self.level_count_html()
-        self._fill()
+        self._fill(page=self.table_page)
 
     def ordered(self):
         predictions = self.state.subset_predictions()
@@ -140,16 +149,22 @@ class SubsetsView(View):
         by = {"confidence": ["confidence", "image_id"], "image_id": ["image_id"], "subset": ["subset", "confidence"]}[key]
         return predictions.sort_values(by, kind="stable")
 
-    def _fill(self) -> None:
+    def _fill(self, page: int = 0) -> None:
         ordered = self.ordered()
+        page, n_pages = page_bounds(len(ordered), page, TABLE_ROWS)
+        self.table_page = page
+        self.table_previous.disabled = page == 0
+        self.table_next.disabled = page >= n_pages - 1
+        shown = ordered.iloc[page * TABLE_ROWS:(page + 1) * TABLE_ROWS]
         rows = "".join(f"<tr><td>{esc(r.image_id)}</td><td>{esc(r.subset)}</td>"
                        f"<td class='ss-value' data-confidence='{r.confidence:.6f}'>{fmt(r.confidence)}</td>"
                        f"<td class='ss-novelty' data-novelty='{r.novelty:.6f}' data-flagged='{int(r.none_of_these)}'>"
                        f"{fmt(r.novelty)}"
                        f"{' <b>none of these</b>' if r.none_of_these else ''}</td></tr>"
-                       for r in ordered.head(TABLE_ROWS).itertuples())
-        more = (f"<div class='ss-status'>first {TABLE_ROWS} of {len(ordered):,}; the export holds all</div>"
-                if len(ordered) > TABLE_ROWS else "")
+                       for r in shown.itertuples())
+        more = (f"<div class='ss-status ss-subset-page'>page {page + 1} of {n_pages} · images "
+                f"{page * TABLE_ROWS + 1:,}–{page * TABLE_ROWS + len(shown):,} of {len(ordered):,}</div>"
+                if n_pages > 1 else "")
         self.table.value = ("<table class='ss-table'><tr><th>image</th><th>subset</th><th>confidence</th>"
                             "<th>novelty</th></tr>"
                             + rows + "</table>" + more)
