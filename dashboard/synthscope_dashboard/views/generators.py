@@ -618,7 +618,7 @@ class GeneratorsView(ScatterPart, HistogramPart, FilterPart, View):
                          f"the <b>{esc(chosen.get('view', '?'))}</b> features "
                          f"({esc(self.data.space_description())}), "
                          + f"k = {self.data.clustered_with[0] if self.data.clustered_with else '?'} "
-                         "(most stable under resampling, then best silhouette)"
+                         "(most stable under resampling; the silhouette breaks exact ties)"
                          "</summary>" + self.data.selection_table.to_html(
                              index=False, classes="ss-table", border=0, float_format=lambda v: f"{v:.3f}") + "</details>")
         return "".join(parts)
