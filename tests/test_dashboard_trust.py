@@ -328,7 +328,7 @@ def test_the_export_root_comes_from_the_command_line(workspace, tmp_path, monkey
 def test_a_failing_button_handler_says_so_in_the_status_line(export_app, monkeypatch):
     view = export_app.view("Export")
 
-    def broken():
+    def broken(**_):   # export_figures takes a progress callback
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(view, "export_figures", broken)

@@ -247,24 +247,25 @@ class AppState(traitlets.HasTraits):
         self.assignments = np.asarray(labels, dtype=np.int64)
         self._done(f"re-clustered with {method}, k = {k} (manual moves and names were reset; undo brings them back)")
 
-    def use_attribution(self, data) -> None:
+    def use_attribution(self, data, adopt: bool = True) -> None:
         """Replace the sub-task 2 data by the same images in other features, or by the same features
-        with their caches re-read: the curation (clusters, names) is kept."""
+        with their caches re-read: the curation (clusters, names) is kept. `adopt`: the old clustering
+        model (and its space) stays too; a restored session's curation was made on `data`'s features."""
         old = self.workspace.attribution
         if old is not None and not np.array_equal(old.keys, data.keys):
             raise ValueError("the generated images changed on disk; reload the page to read them again")
-        if old is not None and data.model is None:
+        if adopt and old is not None and data.model is None:
             data.adopt_clustering(old)   # the clusters (and the space they were found in) stay until a re-cluster
         self.workspace.attribution = data
         self.data_version += 1
 
-    def load_extractor(self, name: str, progress=None) -> bool:
+    def load_extractor(self, name: str, progress=None, adopt: bool = True) -> bool:
         """The same images in the features of extractor `name` (embedded now unless cached);
         the clusters stay until the next re-cluster. False when nothing changed."""
         loader = self.workspace.attribution_loader
         if loader is None or self.workspace.attribution is None or name == self.workspace.attribution.extractor:
             return False
-        self.use_attribution(loader(name, progress=progress))
+        self.use_attribution(loader(name, progress=progress), adopt=adopt)
         self.extractor = name
         return True
 
@@ -557,7 +558,7 @@ class AppState(traitlets.HasTraits):
         if self.workspace.attribution_loader is None:
             return f"the curation was made on {name} features, which this page cannot load"
         try:
-            self.load_extractor(name)
+            self.load_extractor(name, adopt=False)   # the saved clusters were made on these features
         except Exception as error:   # an extractor gone from this machine, a damaged cache
             return f"could not load the {name} features the curation was made on ({error}); showing {attribution.extractor}"
         return ""
