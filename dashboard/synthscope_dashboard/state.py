@@ -36,6 +36,9 @@ class AppState(traitlets.HasTraits):
     k = traitlets.Int(4)
     method = traitlets.Unicode("auto")
     color_by = traitlets.Unicode("cluster")      # a key of columns.COLUMNS ("cluster", "known", "silhouette", ...)
+    # the generator view's main scatter: "plotly", "jscatter" (jupyter-scatter), or "auto" = jscatter from
+    # views/generator_jscatter.JSCATTER_FROM generated images on (read when the view is built)
+    scatter_engine = traitlets.Enum(("auto", "plotly", "jscatter"), "auto")
     point_filter = traitlets.Dict()              # {} or {"column": key, "values": [...]} / {"column", "low", "high"}; saved
     grid_sort = traitlets.Dict()                 # grid ("selection", "scores") -> {"column", "descending"}; saved
     #: where k comes from: "task" (`synthscope dashboard --k`), "analyst" (typed in the page), or

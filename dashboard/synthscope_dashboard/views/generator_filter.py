@@ -108,7 +108,7 @@ class FilterPart:
         """The scatter holds the rows the filter keeps; the selection keeps only those rows, and the filter's
         label says what it hides and which selected images it took out of the selection."""
         visible = np.flatnonzero(self.filter_mask()).astype(np.int64)
-        if not (np.array_equal(visible, self.visible) and self.scatter is not None):
+        if not (np.array_equal(visible, self.visible) and (self.scatter is not None or self.jscatter is not None)):
             self._show_rows(visible)
         self._show_filter_label()
 
@@ -118,16 +118,19 @@ class FilterPart:
         xy = self.data.projections[self.state.projection]
         selection = self.state.selection if self.state.selection is not None else np.zeros(0, dtype=np.int64)
         kept = selection[np.isin(selection, visible)]
-        clear_outline(self.scatter)
-        with self.scatter.batch_update():
-            trace = self.scatter.data[0]
-            trace.selectedpoints = None
-            trace.x, trace.y = xy[visible, 0], xy[visible, 1]
-            trace.text = self._hover_text()[visible]
-            trace.meta = self.revision()
-            self._set_marker(trace, self._marker())
-            self.scatter.layout.title.text = self._title()
-        self.bridge.reported = None
+        if self.jscatter is not None:
+            self._jscatter_filter()   # the points stay in the page; only the kept rows are drawn
+        else:
+            clear_outline(self.scatter)
+            with self.scatter.batch_update():
+                trace = self.scatter.data[0]
+                trace.selectedpoints = None
+                trace.x, trace.y = xy[visible, 0], xy[visible, 1]
+                trace.text = self._hover_text()[visible]
+                trace.meta = self.revision()
+                self._set_marker(trace, self._marker())
+                self.scatter.layout.title.text = self._title()
+            self.bridge.reported = None
         self._filtering = True
         try:
             self.state.select(kept)

@@ -50,6 +50,12 @@ class ScatterPart:
             trace.on_click(self._on_click)
         return figure
 
+    def _set_title(self) -> None:
+        if self.jscatter is not None:
+            self._show_title()
+        else:
+            self.scatter.layout.title.text = self._title()
+
     def _hover_text(self) -> np.ndarray:
         frame = self.data.frame
         return (frame["split"] + " · " + frame["image_id"] + "<br>" + frame["group"]).to_numpy()
@@ -215,10 +221,16 @@ class ScatterPart:
             current.colorbar = marker["colorbar"]
 
     def _update_marker(self, force: bool = False) -> None:
+        if self.jscatter is not None:
+            self._jscatter_colors()
+            return
         with self.scatter.batch_update():
             self._set_marker(self.scatter.data[0], self._marker())
 
     def _on_projection(self, change=None) -> None:
+        if self.jscatter is not None:
+            self._jscatter_projection()
+            return
         xy = self.data.projections[self.state.projection]
         clear_outline(self.scatter)   # an outline drawn in the old coordinates would select other points here
         with self.scatter.batch_update():
@@ -248,6 +260,9 @@ class ScatterPart:
 
     def _push_selection_to_plot(self) -> None:
         """Show in the scatter a selection made elsewhere (histogram, clusters, Escape, undo)."""
+        if self.jscatter is not None:
+            self._push_selection_to_jscatter()
+            return
         selected = self.state.selection if self.state.selection is not None else np.zeros(0, dtype=np.int64)
         reported = self.bridge.reported if self.bridge is not None else None
         if reported is not None and np.array_equal(reported, selected):

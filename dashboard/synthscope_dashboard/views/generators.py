@@ -21,6 +21,7 @@ from synthscope_dashboard.tables import ARI_NMI_TABLES, N_BOOT, ari_nmi_table, c
 from synthscope_dashboard.views.common import View, banner, esc, fmt, guarded
 from synthscope_dashboard.views.generator_filter import FilterPart
 from synthscope_dashboard.views.generator_histogram import HistogramPart
+from synthscope_dashboard.views.generator_jscatter import JScatterPart, choose_engine
 from synthscope_dashboard.views.generator_scatter import THUMB_PX, ScatterPart
 from synthscope_dashboard.views.plot_selection import SelectionBridge, mirror_selection
 from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
@@ -30,7 +31,7 @@ GRID = "selection"   # this view's grid in AppState.grid_sort
 NEW_CLUSTER = -1
 
 
-class GeneratorsView(ScatterPart, HistogramPart, FilterPart, View):
+class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View):
     title = "Generator fingerprints"
 
     def __init__(self, state):
@@ -122,18 +123,27 @@ class GeneratorsView(ScatterPart, HistogramPart, FilterPart, View):
         self.visible = np.flatnonzero(self.filter_mask()).astype(np.int64)
         self._show_filter_label()
 
-        self.scatter = self._make_scatter()
-        self.figures["scatter"] = self.scatter
-        # the browser's selection reaches the kernel through the bridge (see plot_selection.py)
-        self.bridge = SelectionBridge(trace_rows=self._trace_rows, on_change=self._on_browser_selection,
-                                      on_escape=self._on_escape, on_key=guarded(self._on_key, state, "the key"),
-                                      revision=self.revision,
-                                      on_report=lambda points: mirror_selection(self.scatter, points))
+        # the main scatter: plotly below a size, jupyter-scatter above it (views/generator_jscatter.py)
+        self.engine = choose_engine(state.scatter_engine, data.n)
+        self.jscatter = None
+        if self.engine == "jscatter":
+            self.scatter, self.bridge = None, None   # selection, hover and click are the widget's traits
+            widget = self._make_jscatter()
+            drawn = [self.scatter_title, widget]
+        else:
+            self.scatter = self._make_scatter()
+            self.figures["scatter"] = self.scatter
+            # the browser's selection reaches the kernel through the bridge (see plot_selection.py)
+            self.bridge = SelectionBridge(trace_rows=self._trace_rows, on_change=self._on_browser_selection,
+                                          on_escape=self._on_escape, on_key=guarded(self._on_key, state, "the key"),
+                                          revision=self.revision,
+                                          on_report=lambda points: mirror_selection(self.scatter, points))
+            drawn = [self.scatter, self.bridge]
         self.legend = widgets.HTML()
         self.legend.add_class("ss-legend")
         self._show_legend()
-        scatter_box = widgets.VBox([self.legend, self.scatter, self.bridge],
-                                   layout=widgets.Layout(width="56%", align_self="flex-start"))
+        self.scatter_box = scatter_box = widgets.VBox([self.legend, *drawn],
+                                                      layout=widgets.Layout(width="56%", align_self="flex-start"))
         scatter_box.add_class("ss-scatter-box")
         # the colour column's histogram: a box over its bars selects their images everywhere
         self.histogram = self._make_histogram()
@@ -143,7 +153,9 @@ class GeneratorsView(ScatterPart, HistogramPart, FilterPart, View):
                                                 revision=lambda: f"bins-{self._histogram_revision}",
                                                 follow_changes=False, follow_deselect=False,
                                                 on_report=lambda points: mirror_selection(self.histogram, points))
-        self.scatter.bridge, self.histogram.bridge = self.bridge, self.histogram_bridge
+        self.histogram.bridge = self.histogram_bridge
+        if self.scatter is not None:
+            self.scatter.bridge = self.bridge
         histogram_box = widgets.VBox([self.histogram, self.histogram_bridge])
         histogram_box.add_class("ss-scatter-box")
         histogram_box.add_class("ss-column-histogram")
@@ -342,8 +354,14 @@ class GeneratorsView(ScatterPart, HistogramPart, FilterPart, View):
         self._refresh_column_options()
         self.visible = np.arange(data.n, dtype=np.int64)
         self._revision += 1
-        self.scatter.data[0].meta = self.revision()
-        self.scatter.data[0].text = self._hover_text()
+        if self.jscatter is not None:   # other points: a new widget, in the same place
+            old = self.jscatter.widget
+            widget = self._make_jscatter()
+            self.scatter_box.children = [self.legend, self.scatter_title, widget]
+            old.close()
+        else:
+            self.scatter.data[0].meta = self.revision()
+            self.scatter.data[0].text = self._hover_text()
         if self.extractor.value != data.extractor:
             self.extractor.options = sorted(set(self.extractor.options) | {data.extractor})
             self.extractor.value = data.extractor   # switch_extractor sees the same name: nothing reloads
@@ -458,7 +476,7 @@ class GeneratorsView(ScatterPart, HistogramPart, FilterPart, View):
         if self.color_by.value != self._color_key():
             self._follow(self.color_by, self._color_key())
         self._update_marker(force=True)
-        self.scatter.layout.title.text = self._title()
+        self._set_title()
         self._show_legend()
         self._show_histogram()
 
