@@ -47,6 +47,16 @@ def test_the_browser_section_measures_every_interaction(tmp_path):
     assert info["kernel_build_s"]["build_s"] > 0 and "Generator fingerprints" in info["kernel_view_build_s"]
     assert {"first draw", "recolour", "new x/y"} <= set(info["plotly_alone"])
     assert "| box selection:" in section.markdown and "< 1 s" in section.markdown
+    engines = section.data["engines"]["results"]   # issue 22 item 1: both engines on the real page
+    assert set(engines) == {"plotly@2000", "jscatter@2000"}, engines
+    for key, run in engines.items():
+        for name, step in run["steps"].items():
+            assert not step["errors"], f"{key} {name}: {step['errors']}"
+            expected = 1 if name == "load" else 2
+            assert step["repeats"] == expected and step["median_ms"] > 0, f"{key} {name}: {step}"
+        assert all(0 < count < 2_000 for count in run["steps"]["selection"]["counts"]), run["steps"]["selection"]
+        assert "moved" in run["steps"]["move"]["status_line"], run["steps"]["move"]
+    assert "| jscatter | 2,000 |" in section.markdown and "| plotly | 2,000 |" in section.markdown
 
 
 def test_the_runner_takes_the_browser_section_by_name_and_says_why_it_skips(tmp_path, monkeypatch):

@@ -64,7 +64,8 @@ def test_a_page_selection_is_the_kernels_selection_and_move_recolours(view):
     view.target.value = -1                                    # + new cluster
     target = view.move_selection()
     assert (state.assignments[rows] == target).all()
-    codes = np.asarray(widget.points[:, 2])
+    # colour value = code / (colours - 1) on a list of colours, one per cluster id
+    codes = np.rint(np.asarray(widget.points[:, 2], dtype=np.float64) * (len(widget.color) - 1)).astype(int)
     assert (codes[rows] == target).all(), "the moved points carry their new cluster's colour"
     others = np.setdiff1d(np.arange(view.data.n), rows)
     assert np.array_equal(codes[others], state.assignments[others])

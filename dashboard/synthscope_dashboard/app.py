@@ -24,6 +24,7 @@ ENV_PATH = "SYNTHSCOPE_DASHBOARD_PATH"
 ENV_K = "SYNTHSCOPE_DASHBOARD_K"
 #: JSON of the CLI's loading options (size_policy, layout, manifest_csv, device) for the kernel
 ENV_LOAD = "SYNTHSCOPE_DASHBOARD_LOAD"
+ENV_ENGINE = "SYNTHSCOPE_SCATTER_ENGINE"   # the main scatter: auto (default), plotly or jscatter
 LOAD_OPTIONS = ("size_policy", "layout", "manifest_csv", "device")
 
 
@@ -232,6 +233,9 @@ def build(path: str | os.PathLike | None = None, *, cache_dir=None, extractor: s
             return widgets.HTML(STYLE + banner(f"<b>k = {esc(raw)} is not a number of generators</b> "
                                                f"(from <code>{ENV_K}</code>); give a whole number of at least 1.", "bad"))
         state_options["k"] = int(raw)
+    engine = os.environ.get(ENV_ENGINE, "").strip()
+    if "scatter_engine" not in state_options and engine in ("auto", "plotly", "jscatter"):
+        state_options["scatter_engine"] = engine
     if workspace is None:
         path = path or os.environ.get(ENV_PATH)
         if not path:

@@ -53,7 +53,7 @@ from synthscope_dashboard.latency import synthetic_workspace
 _t1 = time.perf_counter()
 _workspace = synthetic_workspace({n}, projections=("pca", "umap"), cache_dir={cache!r})
 _t2 = time.perf_counter()
-_app = build(workspace=_workspace, autosave=False, method="kmeans")
+_app = build(workspace=_workspace, autosave=False, method="kmeans", scatter_engine={engine!r})
 _t3 = time.perf_counter()
 
 def _log(**record):
@@ -115,13 +115,13 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _voila(folder: Path, n_points: int):
+def _voila(folder: Path, n_points: int, engine: str = "plotly"):
     """Voila serving the bench notebook with `synthscope dashboard`'s command line; yields the URL."""
     from synthscope.commands.dashboard import voila_command, wait_until_serving
 
     notebook = folder / "bench.ipynb"
     log = folder / "kernel-timings.jsonl"
-    source = NOTEBOOK_SOURCE.format(n=int(n_points), cache=str(folder / "workspace"), log=str(log))
+    source = NOTEBOOK_SOURCE.format(n=int(n_points), cache=str(folder / "workspace"), log=str(log), engine=engine)
     notebook.write_text(json.dumps({
         "cells": [{"cell_type": "code", "execution_count": None, "id": "bench", "metadata": {}, "outputs": [],
                    "source": source.splitlines(keepends=True)}],
@@ -670,6 +670,7 @@ def run(ctx: BenchContext, n_points: int | None = None, repeats: int | None = No
     problem = _missing()
     if problem:
         return BenchSection(TITLE, "", skipped=problem)
+    given = n_points is not None
     n_points = int(n_points or (N_QUICK if ctx.quick else N_FULL))
     repeats = int(repeats or (3 if ctx.quick else 5))
     loads = int(loads or (1 if ctx.quick else 3))
@@ -683,4 +684,10 @@ def run(ctx: BenchContext, n_points: int | None = None, repeats: int | None = No
     results["info"]["load_average"] = {"before": before, "after": _load_average()}
     if any(step["errors"] or step.get("median_ms") is None for step in results["steps"].values()):
         results["voila_log_tail"] = tail
-    return BenchSection(TITLE, markdown(results, n_points), data={"n_points": n_points, "goal_ms": GOAL_MS, **results})
+    from synthscope_dashboard.bench_engines import engine_grid
+
+    small = ctx.quick or given   # both engines at this size only, one load (full: 50k, 200k, 1M, two loads)
+    engines = engine_grid((n_points,) if small else None, loads=1 if small else 2, repeats=repeats if small else None)
+    text = markdown(results, n_points) + "\n\n" + engines["markdown"]
+    return BenchSection(TITLE, text, data={"n_points": n_points, "goal_ms": GOAL_MS, **results, "engines": engines})
+

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ipywidgets as widgets
 import numpy as np
-import pandas as pd
 
 from synthscope_dashboard.columns import BY_KEY, NUMBER
 from synthscope_dashboard.views.generator_scatter import SCATTER_PX, THUMB_PX
@@ -55,9 +54,10 @@ class JScatterPart:
         xy = self.data.projections[self.state.projection]
         scatter = jscatter.Scatter(x=np.asarray(xy[:, 0], dtype=np.float32), y=np.asarray(xy[:, 1], dtype=np.float32),
                                    height=HEIGHT, width=SCATTER_PX, size=3 if self.data.n > 5000 else 6,
-                                   opacity_unselected=0.25, lasso_initiator=False, legend=True,
-                                   legend_position="top-right", tooltip=False, axes=False, reticle=False,
-                                   zoom_on_selection=False, background_color="white")
+                                   opacity_unselected=0.25, lasso_initiator=False, mouse_mode="lasso",
+                                   tooltip=False, axes=False, reticle=False,
+                                   zoom_on_selection=False, background_color="white",
+                                   transition_points=False)
         self.jscatter = scatter
         self._jscatter_colors()
         if len(self.visible) < self.data.n:
@@ -79,12 +79,16 @@ class JScatterPart:
             shown = values[self.visible]
             finite = shown[np.isfinite(shown)]
             low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+            self.jscatter.legend(True, "top-right")   # its colour bar
             self.jscatter.color(by=np.nan_to_num(values, nan=low), map=NUMBER_MAP,
                                 norm=(low, high if high > low else low + 1))
             return
+        # the codes as numbers on a list of colours (code c → colour c): jupyter-scatter's categorical path builds
+        # a Python dict over every point (0.6 s of kernel time at 1M); the legend is the page's own, above
         codes, colors = self._color_codes()
-        by = pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), categories=list(range(max(len(colors), 1))))
-        self.jscatter.color(by=by, map=list(colors) or ["#888888"])
+        self.jscatter.legend(False)
+        self.jscatter.color(by=np.asarray(codes, dtype=np.float32), map=list(colors) or ["#888888"],
+                            norm=(0.0, float(max(len(colors) - 1, 1))))
 
     def _show_title(self) -> None:
         self.scatter_title.value = f"<div class='ss-plot-title'><b>{self._title()}</b></div>"
@@ -122,7 +126,8 @@ class JScatterPart:
 
     def _jscatter_projection(self) -> None:
         xy = self.data.projections[self.state.projection]
-        self.jscatter.xy(x=np.asarray(xy[:, 0], dtype=np.float32), y=np.asarray(xy[:, 1], dtype=np.float32))
+        self.jscatter.xy(x=np.asarray(xy[:, 0], dtype=np.float32), y=np.asarray(xy[:, 1], dtype=np.float32),
+                         animate=False)   # a 3 s transition of a million points is no help in software GL
         self._show_title()
 
     def _jscatter_filter(self) -> None:
