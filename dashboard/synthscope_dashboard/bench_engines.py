@@ -114,9 +114,7 @@ def _plot_area(page, engine: str) -> tuple[float, float, float, float]:
 
 
 def selections(page, traffic: Traffic, engine: str, step: Step, repeats: int) -> None:
-    """Box (plotly: box mode) or box-shaped lasso (jupyter-scatter: a drag lassos) → the page's count."""
-    if engine == "plotly":
-        page.locator(".ss-view:visible .modebar-btn[data-val='select']").first.click()
+    """A box-shaped lasso (both engines lasso on a plain drag) → the page's count."""
     counts = []
     for repeat in range(repeats):
         page.keyboard.press("Escape")
@@ -128,8 +126,7 @@ def selections(page, traffic: Traffic, engine: str, step: Step, repeats: int) ->
         before = page.evaluate(f"() => {_SHOWN_COUNT}")
         page.mouse.move(*corners[0])
         page.mouse.down()
-        path = corners[1:] if engine == "jscatter" else [corners[2]]
-        for x, y in path:
+        for x, y in corners[1:]:
             page.mouse.move(x, y, steps=8)
         ok = _timed(page, traffic, step, page.mouse.up,
                     f"before => {{ const n = {_SHOWN_COUNT}; return n > 0 && n !== before; }}", arg=before)
@@ -210,10 +207,16 @@ def measure_engine(url: str, n_points: int, engine: str, repeats: int, loads: in
                     break
             if steps["load"].ms:
                 page.wait_for_timeout(500)
-                selections(page, traffic, engine, steps["selection"], repeats)
-                moves(page, traffic, engine, steps["move"], repeats)
-                _switch(page, traffic, engine, steps["colour"], "colour by", repeats)
-                _switch(page, traffic, engine, steps["projection"], "projection", repeats)
+                for name, measure in (("selection", selections), ("move", moves)):
+                    try:
+                        measure(page, traffic, engine, steps[name], repeats)
+                    except Exception as error:   # noqa: BLE001 - one broken step does not lose the others
+                        steps[name].errors.append(f"{type(error).__name__}: {str(error).splitlines()[0][:200]}")
+                for name, label in (("colour", "colour by"), ("projection", "projection")):
+                    try:
+                        _switch(page, traffic, engine, steps[name], label, repeats)
+                    except Exception as error:   # noqa: BLE001
+                        steps[name].errors.append(f"{type(error).__name__}: {str(error).splitlines()[0][:200]}")
             if page is not None:
                 page.close()
         finally:
