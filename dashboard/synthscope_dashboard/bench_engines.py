@@ -88,7 +88,7 @@ def load(page, traffic: Traffic, url: str, n_points: int, engine: str, step: Ste
         step.notes.setdefault("app_shown_ms", []).append(round(1000 * (time.perf_counter() - start)))
         _open_tab(page, GENERATORS)
         if engine == "plotly":
-            page.wait_for_function(f"n => {{ const gd = {_PLOT}; return gd && gd._fullData && gd.data[0].x &&"
+            page.wait_for_function(f"n => {{ const gd = {_PLOT}; return gd && gd.data && gd.data[0] && gd.data[0].x &&"
                                    " gd.data[0].x.length === n && gd.querySelector('canvas'); }", arg=n_points,
                                    timeout=LOAD_TIMEOUT_MS, polling=200)
         else:
