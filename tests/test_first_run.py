@@ -192,3 +192,25 @@ def test_an_older_session_file_is_read_as_clustered_on_its_features(loaded, tmp_
     assert state.extractor == "pixels" and data.clustered_on == "pixels" and not data.space_differs
     assert data.clustered_with == (3, "kmeans") and state.cluster_names == {"0": "old"}
     assert state.assignments.tolist() == [i % 3 for i in range(len(keys))]
+
+
+def test_the_background_page_says_what_is_wrong_without_a_traceback(tmp_path, monkeypatch):
+    """The notebook's page (build(background=True)) for a folder with nothing readable: the error page,
+    as build() gives it, once the worker thread is done; an unexpected error is named, its traceback kept
+    out of the page."""
+    from synthscope_dashboard.app import build
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    page = build(empty, background=True)
+    page.loading.join()
+    assert len(page.children) == 1 and "Could not open" in page.children[0].value and str(empty) in page.children[0].value
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("synthscope_dashboard.app.load_workspace", broken)
+    page = build(empty, background=True)
+    page.loading.join()
+    text = page.children[0].value
+    assert "RuntimeError: disk on fire" in text and "Traceback" not in text and "terminal" in text

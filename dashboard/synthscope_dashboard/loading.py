@@ -10,6 +10,7 @@ browser already shows the panel. Without a running event loop (plain Python, tes
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import traceback
 from typing import Callable
@@ -73,9 +74,10 @@ def in_background(work: Callable[[Callable[[ProgressEvent], None]], object], pan
     def run() -> None:
         try:
             result, error = work(lambda event: post(panel, event)), None
-        except BaseException as caught:   # shown in the page, never lost in a thread
+        except BaseException as caught:   # said in the page, never lost in a thread
             result, error = None, caught
-            error.formatted = traceback.format_exc()
+            # the traceback goes to the server's log (the kernel's own stderr), never into the page
+            print(traceback.format_exc(), file=sys.__stderr__, flush=True)
         post(done, result, error)
 
     thread = threading.Thread(target=run, name=name, daemon=True)
@@ -96,8 +98,9 @@ def start_page(build: Callable[..., widgets.Widget], load: Callable[..., object]
         from synthscope_dashboard.views.common import STYLE, banner
 
         if error is not None:
-            page.children = [widgets.HTML(STYLE + banner(f"<b>Could not open {esc(path)}</b><br>{esc(error)}", "bad")
-                                          + f"<pre>{esc(getattr(error, 'formatted', ''))}</pre>")]
+            page.children = [widgets.HTML(STYLE + banner(
+                f"<b>Could not open {esc(path)}</b><br>{esc(type(error).__name__)}: {esc(error)}<br>"
+                "The traceback is in the log of the terminal that runs <code>synthscope dashboard</code>.", "bad"))]
         else:
             page.children = [build(**loaded)]
 
