@@ -381,7 +381,8 @@ def _attribution_from(datasets, extractor: str, cache, path: str, progress=None,
             hints[method] = method.upper()
     if hints:
         hints = {m: f"{', '.join(hints.values())} not cached for these features yet: run "
-                    f"`synthscope prepare {path} --extractor {extractor}` once (UMAP compiles for about a minute)."
+                    f"`synthscope prepare {path} --extractor {extractor}` once, or press Prepare at the top of the "
+                    "page (UMAP compiles for about a minute)."
                  for m in list(hints)[:1]}
     # k is part of the task statement (`synthscope dashboard --k N` or the k box); the default is the dev
     # generator count -- never the test ground truth, which is for evaluation only
