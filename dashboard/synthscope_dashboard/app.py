@@ -197,7 +197,7 @@ class Dashboard(widgets.VBox):
         """Run `synthscope prepare` on this page's data (its defaults, the load's options) on a worker thread,
         its progress in the page; then re-read the caches. Returns the thread (None when one is running)."""
         from synthscope.datatree import prepare
-        from synthscope_dashboard.loading import ProgressPanel, in_background
+        from synthscope_dashboard.views.progress import ProgressPanel, in_background
 
         if self.prepare_button.disabled:
             return None
@@ -271,7 +271,7 @@ def build(path: str | os.PathLike | None = None, *, cache_dir=None, extractor: s
     else `<cache>/exports/<session>`). `state_options` set AppState traits before the first clustering
     (e.g. method="kmeans", k=5). `on_progress`: a callable(ProgressEvent) told of every loading step.
     `background=True` (the notebook's call) returns at once a page showing the load's progress, per data set
-    and extractor with an ETA, which becomes the dashboard when the data is loaded (`loading.start_page`).
+    and extractor with an ETA, which becomes the dashboard when the data is loaded (`views.progress.start_page`).
     """
     if "k" not in state_options and os.environ.get(ENV_K, "").strip():
         raw = os.environ[ENV_K].strip()   # `synthscope dashboard --k N`
@@ -288,7 +288,7 @@ def build(path: str | os.PathLike | None = None, *, cache_dir=None, extractor: s
             "No data path given. Start the dashboard with <code>synthscope dashboard PATH</code> "
             f"or set <code>{ENV_PATH}</code>.", "bad"))
     if background:
-        from synthscope_dashboard.loading import start_page
+        from synthscope_dashboard.views.progress import start_page
 
         def load(progress):
             from synthscope.progress import ProgressTracker
