@@ -214,3 +214,26 @@ def test_the_background_page_says_what_is_wrong_without_a_traceback(tmp_path, mo
     page.loading.join()
     text = page.children[0].value
     assert "RuntimeError: disk on fire" in text and "Traceback" not in text and "terminal" in text
+
+
+def test_the_progress_panel_shows_the_step_its_eta_and_each_finished_step_with_its_time():
+    from synthscope_dashboard.views.progress import ProgressPanel
+
+    clock, panel = FakeClock(), ProgressPanel("Loading")
+    tracker = ProgressTracker(panel, min_interval_s=0.0, clock=clock)
+    tracker.plan("a", "fingerprint features of subtask2/dev", 10)
+    tracker.plan("b", "fingerprint features of subtask2/test", 10)
+    with tracker.step("a") as tick:
+        clock.now += 3.0
+        tick(10, 10)
+    with tracker.step("b") as tick:
+        clock.now += 1.0
+        tick(5, 10)
+        assert "step 2 of 2 · fingerprint features of subtask2/test: 5 / 10 images · 75%" in panel.line.value
+        assert "about 1 s left" in panel.line.value and panel.bar.value == pytest.approx(0.75)
+        clock.now += 1.0
+        tick(10, 10)
+    assert "✓ fingerprint features of subtask2/dev (3 s)" in panel.done_steps.value
+    assert "✓ fingerprint features of subtask2/test (2 s)" in panel.done_steps.value
+    tracker.finish()
+    assert "done in 5 s" in panel.line.value and panel.bar.value == 1.0

@@ -30,7 +30,7 @@ class ProgressPanel(widgets.VBox):
         self.line = widgets.HTML("<div class='ss-progress-line'>starting…</div>")
         self.done_steps = widgets.HTML()
         self.events: list[ProgressEvent] = []
-        self._finished: list[str] = []
+        self._finished: list[tuple[str, float]] = []   # (step, seconds it took)
         self._step_started: dict[str, float] = {}
         super().__init__([self.title, widgets.HBox([self.bar]), self.line, self.done_steps])
         self.add_class("ss-progress")
@@ -41,11 +41,9 @@ class ProgressPanel(widgets.VBox):
         self.line.value = f"<div class='ss-progress-line'>{esc(event.describe())}</div>"
         self._step_started.setdefault(event.step, event.elapsed_s)
         if (not event.finished and event.total and event.done >= event.total
-                and event.step not in self._finished):
-            self._finished.append(event.step)
-            seconds = event.elapsed_s - self._step_started[event.step]
-            lines = [f"✓ {esc(step)}" for step in self._finished[-8:]]
-            lines[-1] += f" ({format_seconds(seconds)})"
+                and event.step not in dict(self._finished)):
+            self._finished.append((event.step, event.elapsed_s - self._step_started[event.step]))
+            lines = [f"✓ {esc(step)} ({format_seconds(seconds)})" for step, seconds in self._finished[-8:]]
             self.done_steps.value = "<div class='ss-progress-done'>" + "<br>".join(lines) + "</div>"
 
     def say(self, message: str) -> None:
