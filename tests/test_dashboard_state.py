@@ -472,7 +472,7 @@ def test_cli_finds_the_notebook_and_rejects_a_missing_folder(tmp_path, monkeypat
     from synthscope.commands.dashboard import find_notebook, voila_command
 
     notebook = find_notebook()
-    assert notebook.name == "app.ipynb" and "build()" in notebook.read_text()
+    assert notebook.name == "app.ipynb" and "build(background=True)" in notebook.read_text()
     argv, env = voila_command(tmp_path, port=8899)
     assert env["SYNTHSCOPE_DASHBOARD_PATH"] == str(tmp_path.resolve())
     assert "--port=8899" in argv and "--Voila.ip=127.0.0.1" in argv and str(notebook) in argv

@@ -165,11 +165,18 @@ class Dashboard(widgets.VBox):
         self.status = widgets.HTML()
 
         def present(change):
-            for button in (self.undo_button, self.evaluation, self.evaluation_label):
+            for button in (self.undo_button, self.evaluation, self.evaluation_label, self.prepare_button):
                 button.layout.visibility = "hidden" if change["new"] else "visible"
             (self.add_class if change["new"] else self.remove_class)("ss-presenting")   # hides plotly's toolbars
 
         state.observe(present, names="presentation")
+        self.prepare_button = widgets.Button(
+            description="Prepare", layout=widgets.Layout(width="180px"),
+            tooltip="What `synthscope prepare` does: embed with every extractor, cache UMAP and t-SNE (UMAP "
+                    "compiles for about a minute), score membership; then re-read the caches (curation is kept)")
+        self.prepare_button.add_class("ss-prepare")
+        self.prepare_button.on_click(guarded(lambda _: self.prepare(), state, "Prepare"))
+        self.prepare_panel = None
         self.status.add_class("ss-status-line")
         header = widgets.HTML(
             "<div class='ss-header'><h2>synthscope · fingerprints of generative models in lung CT</h2>"
@@ -181,10 +188,48 @@ class Dashboard(widgets.VBox):
         # then (`synthscope prepare` may have run since), and take up newer curation
         self.page_shown.observe(lambda _: (state.refresh_stale_caches(), state.sync_with_session()), names="shown")
         self.connection = ConnectionWatch()
-        super().__init__([widgets.HTML(STYLE), self.page_shown, self.connection, widgets.HBox([header, widgets.VBox([self.present, self.evaluation, self.evaluation_label, self.undo_button])]),
-                          self.evaluation_banner, self.status, self.tabs])
+        self.prepare_box = widgets.VBox()
+        super().__init__([widgets.HTML(STYLE), self.page_shown, self.connection, widgets.HBox([header, widgets.VBox([self.present, self.evaluation, self.evaluation_label, self.undo_button, self.prepare_button])]),
+                          self.evaluation_banner, self.status, self.prepare_box, self.tabs])
         self.add_class("ss-app")
         self._on_tab()
+
+    def prepare(self, extractors=("fingerprint", "pixels"), projections=("umap", "tsne")):
+        """Run `synthscope prepare` on this page's data (its defaults, the load's options) on a worker thread,
+        its progress in the page; then re-read the caches. Returns the thread (None when one is running)."""
+        from synthscope.datatree import prepare
+        from synthscope_dashboard.views.progress import ProgressPanel, in_background
+
+        if self.prepare_button.disabled:
+            return None
+        workspace, state = self.state.workspace, self.state
+        loading = json.loads(os.environ.get(ENV_LOAD) or "{}")
+        options = {key: loading[key] for key in LOAD_OPTIONS if key in (loading if isinstance(loading, dict) else {})}
+        self.prepare_panel = panel = ProgressPanel(f"Preparing {workspace.path} (what `synthscope prepare` does)")
+        self.prepare_box.children = [panel]
+        self.prepare_button.disabled = True
+        self.prepare_button.description = "Preparing…"
+
+        def work(progress):
+            from synthscope.cache import EmbeddingCache
+
+            return prepare(workspace.path, extractors=extractors, projections=projections,
+                           cache=EmbeddingCache(workspace.cache_dir), progress=False, say=lambda message: None,
+                           on_progress=progress, **options)
+
+        def done(items, error) -> None:
+            self.prepare_button.disabled = False
+            self.prepare_button.description = "Prepare"
+            if error is not None:
+                panel.say(f"prepare failed: {error}")
+                state.status = f"prepare failed: {error}"
+                return
+            computed = sum(item.computed for item in items)
+            panel.say(f"prepared: {computed} of {len(items)} steps computed, the rest were cached; caches re-read")
+            if workspace.attribution_loader is not None and workspace.attribution is not None:
+                state.reload_data()
+
+        return in_background(work, panel, done, name="synthscope-prepare")
 
     def _on_tab(self, change=None) -> None:
         # Plotly figures must be created while their tab is visible, or Voila renders them empty.
@@ -218,14 +263,16 @@ class Dashboard(widgets.VBox):
 
 
 def build(path: str | os.PathLike | None = None, *, cache_dir=None, extractor: str = "fingerprint",
-          workspace: Workspace | None = None, autosave: bool = True, export_dir=None,
-          **state_options) -> widgets.Widget:
+          workspace: Workspace | None = None, autosave: bool = True, export_dir=None, background: bool = False,
+          on_progress=None, **state_options) -> widgets.Widget:
     """The dashboard widget for a data set folder, a dev/test pair or a bench root.
 
     `path` defaults to $SYNTHSCOPE_DASHBOARD_PATH. Bad input gives a page that says what is wrong.
     `export_dir` is the one folder exports may write under (default: $SYNTHSCOPE_DASHBOARD_EXPORT_DIR,
     else `<cache>/exports/<session>`). `state_options` set AppState traits before the first clustering
-    (e.g. method="kmeans", k=5).
+    (e.g. method="kmeans", k=5). `on_progress`: a callable(ProgressEvent) told of every loading step.
+    `background=True` (the notebook's call) returns at once a page showing the load's progress, per data set
+    and extractor with an ETA, which becomes the dashboard when the data is loaded (`views.progress.start_page`).
     """
     if "k" not in state_options and os.environ.get(ENV_K, "").strip():
         raw = os.environ[ENV_K].strip()   # `synthscope dashboard --k N`
@@ -236,24 +283,52 @@ def build(path: str | os.PathLike | None = None, *, cache_dir=None, extractor: s
     engine = os.environ.get(ENV_ENGINE, "").strip()
     if "scatter_engine" not in state_options and engine in ("auto", "plotly", "jscatter"):
         state_options["scatter_engine"] = engine
-    if workspace is None:
-        path = path or os.environ.get(ENV_PATH)
-        if not path:
-            return widgets.HTML(STYLE + banner(
-                "No data path given. Start the dashboard with <code>synthscope dashboard PATH</code> "
-                f"or set <code>{ENV_PATH}</code>.", "bad"))
-        progress = widgets.HTML()
-        try:
-            loading = json.loads(os.environ.get(ENV_LOAD) or "{}")
-            if not isinstance(loading, dict) or set(loading) - set(LOAD_OPTIONS):
-                raise ValueError(f"{ENV_LOAD} must be a JSON object with keys among {', '.join(LOAD_OPTIONS)}")
-            workspace = load_workspace(Path(path), extractor=extractor, cache_dir=cache_dir,
-                                       progress=lambda message: setattr(progress, "value", esc(message)), **loading)
-        except (WorkspaceError, ValueError, FileNotFoundError) as error:
-            return widgets.HTML(STYLE + banner(f"<b>Could not open {esc(path)}</b><br>{esc(error)}", "bad"))
-        except ImportError as error:
-            return widgets.HTML(STYLE + banner(f"A synthscope module the dashboard needs is missing: {esc(error)}", "bad")
-                                + f"<pre>{esc(traceback.format_exc())}</pre>")
+    options = dict(extractor=extractor, autosave=autosave, export_dir=export_dir, **state_options)
+    if workspace is not None:
+        return _assemble(workspace, **options)
+    path = path or os.environ.get(ENV_PATH)
+    if not path:
+        return widgets.HTML(STYLE + banner(
+            "No data path given. Start the dashboard with <code>synthscope dashboard PATH</code> "
+            f"or set <code>{ENV_PATH}</code>.", "bad"))
+    if background:
+        from synthscope_dashboard.views.progress import start_page
+
+        def load(progress):
+            from synthscope.progress import ProgressTracker
+
+            tracker = ProgressTracker(progress)
+            loaded, problem = _open(path, cache_dir, extractor, tracker)
+            if loaded is not None and loaded.attribution is not None:
+                tracker.step("cluster", "label-free clustering of the generated images", unit="")
+            return {"problem": problem} if problem else {"workspace": loaded}
+
+        def assemble(problem=None, workspace=None):
+            return widgets.HTML(problem) if problem else _assemble(workspace, **options)
+
+        return start_page(assemble, load, str(path))
+    loaded, problem = _open(path, cache_dir, extractor, on_progress)
+    return widgets.HTML(problem) if problem else _assemble(loaded, **options)
+
+
+def _open(path, cache_dir, extractor: str, on_progress) -> tuple[Workspace | None, str | None]:
+    """(the workspace, None), or (None, the HTML of a page saying what is wrong). Creates no widget, so a
+    worker thread may call it."""
+    try:
+        loading = json.loads(os.environ.get(ENV_LOAD) or "{}")
+        if not isinstance(loading, dict) or set(loading) - set(LOAD_OPTIONS):
+            raise ValueError(f"{ENV_LOAD} must be a JSON object with keys among {', '.join(LOAD_OPTIONS)}")
+        return load_workspace(Path(path), extractor=extractor, cache_dir=cache_dir, on_progress=on_progress,
+                              **loading), None
+    except (WorkspaceError, ValueError, FileNotFoundError) as error:
+        return None, STYLE + banner(f"<b>Could not open {esc(path)}</b><br>{esc(error)}", "bad")
+    except ImportError as error:
+        return None, (STYLE + banner(f"A synthscope module the dashboard needs is missing: {esc(error)}", "bad")
+                      + f"<pre>{esc(traceback.format_exc())}</pre>")
+
+
+def _assemble(workspace: Workspace, *, extractor: str, autosave: bool, export_dir, **state_options) -> widgets.Widget:
+    """The state (the first clustering) and the views over a loaded workspace."""
     k = state_options.get("k")
     if k is not None and workspace.attribution is not None:
         from synthscope.attribution import check_k

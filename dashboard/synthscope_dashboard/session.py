@@ -5,7 +5,9 @@ lock between pages, and the one writer thread that saves it.
 `session_writer()`; a save never overwrites a newer revision written by another page (`commit_session`).
 
 Version 2 (issue 22) also keeps the generator view's filter, the grids' sort and the undo history (each
-step's clusters as the images it changed against the next newer step); a version-1 file is still read.
+step's clusters as the images it changed against the next newer step). Version 3 also keeps which features
+the clusters were made on (`clustered_on`), which may differ from the features shown (`extractor`).
+Version-1 and -2 files are still read.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from synthscope.outputs import atomic_write_bytes, atomic_write_text
 if TYPE_CHECKING:
     from synthscope_dashboard.state import AppState
 
-SESSION_VERSION = 2
-READABLE_VERSIONS = (1, 2)   # 1: before the filter, the sort and the undo history were kept
+SESSION_VERSION = 3
+#: 1: before the filter, the sort and the undo history were kept; 2: before `clustered_on` (the features the
+#: clusters were made on, when they differ from the features shown); both read as clustered on `extractor`
+READABLE_VERSIONS = (1, 2, 3)
 
 
 def session_path(cache_dir: Path, data_path: str) -> Path:

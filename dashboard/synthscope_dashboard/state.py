@@ -392,6 +392,8 @@ class AppState(traitlets.HasTraits):
                    "cluster_names": dict(self.cluster_names), "thresholds": dict(self.thresholds),
                    "overrides": dict(self.overrides), "point_filter": dict(self.point_filter),
                    "grid_sort": dict(self.grid_sort)}
+        if self.workspace.attribution is not None and self.workspace.attribution.clustered_on:
+            payload["clustered_on"] = self.workspace.attribution.clustered_on
         keys = self.workspace.attribution.keys.tolist() if self.workspace.attribution is not None else []
         if self.workspace.attribution is not None and self.assignments is not None:
             payload["assignments"] = dict(zip(keys, self.assignments.tolist()))
@@ -511,7 +513,12 @@ class AppState(traitlets.HasTraits):
             self._applying_session = False
 
     def _apply_session_payload(self, payload: dict) -> None:
-        extractor_problem = self._apply_saved_extractor(payload.get("extractor"))
+        shown = payload.get("extractor")
+        clustered_on = payload.get("clustered_on")   # version 3; older files clustered on what they showed
+        if not isinstance(clustered_on, str) or not clustered_on:
+            clustered_on = shown
+        # the clusters first, on the features they were made on; then the features that were shown
+        extractor_problem = self._apply_saved_extractor(clustered_on)
         clean, bad = validate_session(payload, self)
         if "k_source" in clean and self.k_source == "task":
             del clean["k_source"]           # the task's k (--k) is not a guess, whatever was saved
@@ -537,6 +544,8 @@ class AppState(traitlets.HasTraits):
         if attribution is not None and attribution.clustered_with != (self.k, self.method):
             attribution.cluster(self.k, self.method)   # the label-free choice the page shows, for these settings
             self.data_version += 1
+        if not extractor_problem and isinstance(shown, str) and shown and shown != clustered_on:
+            extractor_problem = self._apply_saved_extractor(shown, adopt=True)   # keeps the clusters' model
         self._restored_from = (payload.get("writer"), payload.get("sequence"))
         with self._revision_lock:
             self._revision = max(self._revision, as_int(payload.get("revision"), 0))
@@ -553,15 +562,16 @@ class AppState(traitlets.HasTraits):
                             f"{where}")
 
 
-    def _apply_saved_extractor(self, name) -> str:
-        """Load the features the saved curation was made on; '' or what went wrong."""
+    def _apply_saved_extractor(self, name, adopt: bool = False) -> str:
+        """Load the saved features (those the curation was made on; with `adopt`, those shown over its
+        clusters); '' or what went wrong."""
         attribution = self.workspace.attribution if self.workspace is not None else None
         if attribution is None or not isinstance(name, str) or not name or name == attribution.extractor:
             return ""
         if self.workspace.attribution_loader is None:
             return f"the curation was made on {name} features, which this page cannot load"
         try:
-            self.load_extractor(name, adopt=False)   # the saved clusters were made on these features
+            self.load_extractor(name, adopt=adopt)   # adopt=False: the saved clusters were made on these features
         except Exception as error:   # an extractor gone from this machine, a damaged cache
             return f"could not load the {name} features the curation was made on ({error}); showing {attribution.extractor}"
         return ""

@@ -8,6 +8,7 @@ from the projection cache only, PCA is `synthscope project --method pca`'s, comp
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from dataclasses import dataclass, field
@@ -269,15 +270,20 @@ class Workspace:
 
 def load_workspace(path: str | os.PathLike, *, extractor: str = "fingerprint", cache_dir=None,
                    progress: Callable[[str], None] | None = None, size_policy: str = "error",
-                   layout: str | None = None, manifest_csv=None, device: str = "auto") -> Workspace:
+                   layout: str | None = None, manifest_csv=None, device: str = "auto",
+                   on_progress=None) -> Workspace:
     """Read every data set under `path` (core `synthscope.datatree`), embed (cached) and score.
 
-    `size_policy`, `layout`, `manifest_csv` and `device` mean what the CLI's options of those names mean."""
+    `size_policy`, `layout`, `manifest_csv` and `device` mean what the CLI's options of those names mean.
+    `progress` gets one line per stage; `on_progress` (a callable(ProgressEvent) or a core `ProgressTracker`)
+    every step -- each data set and extractor embedded, each membership group scored -- with an ETA."""
     from synthscope.cache import EmbeddingCache
     from synthscope.datatree import WorkspaceError as CoreWorkspaceError
     from synthscope.datatree import load_datasets
+    from synthscope.progress import as_tracker
 
     say = progress or (lambda message: None)
+    tracker = as_tracker(on_progress)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     cache = EmbeddingCache(cache_dir)
     say(f"reading {path}")
@@ -287,19 +293,48 @@ def load_workspace(path: str | os.PathLike, *, extractor: str = "fingerprint", c
         raise WorkspaceError(str(error)) from None
     workspace = Workspace(path=str(Path(path).resolve()), datasets=[_summarise(d) for d in datasets],
                           cache_dir=cache_dir, messages=list(errors))
-    if any(d.task == "attribution" for d in datasets):
+    attribution = any(d.task == "attribution" for d in datasets)
+    subsets = any(d.task == "attribution" and d.split == "dev" and d.layout.startswith("2025-st2") for d in datasets)
+    membership = [d for d in datasets if d.task == "membership"]
+    if tracker is not None:
+        _plan_load(tracker, datasets, extractor, cache, device, attribution, subsets, membership)
+    if attribution:
         say(f"embedding generated images with {extractor}")
-        workspace.attribution = _attribution_from(datasets, extractor, cache, str(path), device=device)
+        workspace.attribution = _attribution_from(datasets, extractor, cache, str(path), tracker, device=device)
         workspace.attribution_loader = lambda name, progress=None: _attribution_from(datasets, name, cache, str(path),
                                                                                      progress, device=device)
-    if any(d.task == "attribution" and d.split == "dev" and d.layout.startswith("2025-st2") for d in datasets):
+    if subsets:
         say("assigning test images to the 2025 training subsets")
-        workspace.subsets = _subsets_from(datasets, cache, device=device)
-    membership = [d for d in datasets if d.task == "membership"]
+        step = tracker.step("subsets", unit="") if tracker is not None else contextlib.nullcontext()
+        with step:
+            workspace.subsets = _subsets_from(datasets, cache, device=device)
     if membership:
         say("scoring real images")
-        workspace.membership = _membership_from(membership, cache, device=device)
+        workspace.membership = _membership_from(membership, cache, device=device, progress=tracker)
     return workspace
+
+
+def _plan_load(tracker, datasets, extractor, cache, device, attribution, subsets, membership) -> None:
+    """The steps of `load_workspace` (and the page's first clustering), with their estimated costs."""
+    from synthscope.datatree import membership_pair, plan_attribution
+    from synthscope.membership import plan_membership
+    from synthscope.progress import cost_per_image
+
+    if attribution:
+        plan_attribution(tracker, datasets, extractor, cache, device)
+    if subsets:
+        n = sum(len(d.manifest) for d in datasets if d.task == "attribution")
+        tracker.plan("subsets", "the 2025 training subsets (classifier and cross-validation)", n,
+                     unit="", cost_per_unit=cost_per_image("fingerprint") * 3)
+    if membership:
+        try:
+            plan_membership(tracker, *membership_pair(membership), cache_dir=cache.cache_dir, device=device)
+        except ValueError:
+            pass   # the page says why membership cannot be scored
+    if attribution:
+        n = sum(int((d.manifest["role"] == "generated").sum()) for d in datasets if d.task == "attribution")
+        tracker.plan("cluster", "label-free clustering of the generated images", n, unit="",
+                     cost_per_unit=0.003, fixed_cost=1.0)
 
 
 def _summarise(dataset) -> DatasetSummary:
@@ -330,7 +365,8 @@ def _cluster_engine(cache):
 
 def _attribution_from(datasets, extractor: str, cache, path: str, progress=None, device: str = "auto") -> AttributionData:
     """The pooled matrix exactly as `synthscope prepare` builds it, so its cached projections are found.
-    `progress(done, total, what)` is called while images are embedded (nothing when all are cached)."""
+    `progress(done, total, what)` (or a core `ProgressTracker`) is told while images are embedded (nothing
+    when all are cached)."""
     from synthscope.projection import NotCached, project
     from synthscope.datatree import attribution_matrix
 
@@ -345,7 +381,8 @@ def _attribution_from(datasets, extractor: str, cache, path: str, progress=None,
             hints[method] = method.upper()
     if hints:
         hints = {m: f"{', '.join(hints.values())} not cached for these features yet: run "
-                    f"`synthscope prepare {path} --extractor {extractor}` once (UMAP compiles for about a minute)."
+                    f"`synthscope prepare {path} --extractor {extractor}` once, or press Prepare at the top of the "
+                    "page (UMAP compiles for about a minute)."
                  for m in list(hints)[:1]}
     # k is part of the task statement (`synthscope dashboard --k N` or the k box); the default is the dev
     # generator count -- never the test ground truth, which is for evaluation only
@@ -377,7 +414,7 @@ def _subsets_from(datasets, cache, device: str = "auto") -> SubsetData:
     return data
 
 
-def _membership_from(datasets, cache, device: str = "auto") -> MembershipData:
+def _membership_from(datasets, cache, device: str = "auto", progress=None) -> MembershipData:
     """The core's `run_membership` with its default options -- the same call `synthscope membership
     TEST --dev DEV` makes -- laid out for the views. Test labels are never passed in; a ground-truth file
     beside a test folder fills the `truth` column, for evaluation mode only."""
@@ -387,7 +424,8 @@ def _membership_from(datasets, cache, device: str = "auto") -> MembershipData:
     scored, dev = membership_pair(datasets)    # only a labelled folder: scored against its own labels
     try:
         # cached by content, options and code: a reload reads it back (`synthscope prepare` computes it)
-        run, _ = run_membership_cached(scored, dev, MembershipOptions(), cache_dir=cache.cache_dir, device=device)
+        run, _ = run_membership_cached(scored, dev, MembershipOptions(), cache_dir=cache.cache_dir, device=device,
+                                       progress=progress or False)
     except ValueError as error:
         raise WorkspaceError(f"membership cannot be scored: {error}") from None
     truth = ground_truth_beside(scored.root) if scored.split == "test" else None

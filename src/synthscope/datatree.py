@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from synthscope.data import Dataset, DatasetError, load_dataset, read_ground_truth
+from synthscope.progress import ProgressTracker, cost_per_image
 
 ImageLoader = Callable[[np.ndarray], np.ndarray]   # positional indices -> uint8 [m, 256, 256]
 
@@ -115,7 +116,8 @@ def attribution_matrix(datasets: Sequence[Dataset], extractor: str, *, cache=Non
                        progress=False, device: str = "auto") -> AttributionMatrix:
     """Generated images of every attribution data set, pooled (dev first), with their features.
 
-    `progress`: bool (tqdm) or a callable(done, total, what) called per data set while embedding.
+    `progress`: bool (tqdm), a callable(done, total, what) called per data set while embedding, or a
+    `ProgressTracker` (one step per data set, see `plan_attribution`).
     """
     from synthscope.cache import embed_dataset
 
@@ -136,15 +138,42 @@ def attribution_matrix(datasets: Sequence[Dataset], extractor: str, *, cache=Non
                       else known.to_numpy()),
         }))
         report = progress
-        if callable(progress):
+        if isinstance(progress, ProgressTracker):
+            report = progress.step(*embed_step(extractor, dataset))
+        elif callable(progress):
             what = f"{extractor} on {dataset.split} ({Path(dataset.root).name})"
             report = lambda done, total, what=what: progress(done, total, what)  # noqa: E731
         features.append(embed_dataset(dataset, extractor, cache=cache, device=device, progress=report)[rows])
+        if isinstance(progress, ProgressTracker):
+            report.__exit__(None, None, None)
         parts.append((dataset, rows))
     if not frames:
         raise WorkspaceError("no attribution (sub-task 2) data set among the loaded ones")
     return AttributionMatrix(frame=pd.concat(frames, ignore_index=True),
                              features=np.concatenate(features).astype(np.float32), parts=parts)
+
+
+def embed_step(extractor: str, dataset) -> tuple[str, str]:
+    """(key, label) of the progress step that embeds `dataset` with `extractor`."""
+    where = f"{Path(dataset.root).parent.name}/{Path(dataset.root).name}"
+    return f"embed {extractor} {dataset.root}", f"{extractor} features of {where}"
+
+
+def images_to_embed(dataset, extractor, cache, device: str = "auto") -> int:
+    """How many of `dataset`'s distinct images are not yet in `cache` for `extractor` (name or instance)."""
+    from synthscope.cache import _resolve_extractor, dataset_keys
+
+    extractor = _resolve_extractor(extractor, device)
+    return len(set(dataset_keys(dataset)) - cache.keys(extractor))
+
+
+def plan_attribution(tracker: ProgressTracker, datasets: Sequence[Dataset], extractor: str, cache,
+                     device: str = "auto") -> None:
+    """One planned step per attribution data set: the images `attribution_matrix` will embed."""
+    for dataset in sorted((d for d in datasets if d.task == "attribution"), key=lambda d: (d.split, str(d.root))):
+        key, label = embed_step(extractor, dataset)
+        tracker.plan(key, label, images_to_embed(dataset, extractor, cache, device),
+                     cost_per_unit=cost_per_image(extractor))
 
 
 def membership_pair(datasets: Sequence[Dataset]) -> tuple[Dataset, Dataset | None] | None:
@@ -168,25 +197,35 @@ class PreparedItem:
 def prepare(path: str | os.PathLike, *, extractors: Sequence[str] = ("fingerprint", "pixels"),
             projections: Sequence[str] = ("umap", "tsne"), cache=None, progress: bool = True,
             say: Callable[[str], None] = print, size_policy: str = "error", layout: str | None = None,
-            manifest_csv=None, device: str = "auto") -> list[PreparedItem]:
+            manifest_csv=None, device: str = "auto", on_progress=None) -> list[PreparedItem]:
     """Embed every data set under `path` and cache the projections the dashboard reads.
 
-    Idempotent: a second call only reads the caches.
+    Idempotent: a second call only reads the caches. `on_progress`: a callable(ProgressEvent) (or a
+    `ProgressTracker`) told of every step -- each data set and extractor, projection and membership group --
+    with an ETA (then no tqdm bars are drawn).
     """
     import time
 
     from synthscope.cache import CacheStats, EmbeddingCache, embed_dataset
+    from synthscope.progress import as_tracker
     from synthscope.projection import NotCached, available_at, describe_projection, project
 
     cache = cache or EmbeddingCache()
+    tracker = as_tracker(on_progress)
     datasets, errors = load_datasets(path, size_policy=size_policy, layout=layout, manifest_csv=manifest_csv)
     for line in errors:
         say(f"skipped {line}")
+    pair = membership_pair(datasets)
+    if tracker is not None:
+        plan_prepare(tracker, datasets, extractors, projections, cache, device)
     done: list[PreparedItem] = []
     for extractor in extractors:
         for dataset in datasets:
             stats, start = CacheStats(), time.perf_counter()
-            embed_dataset(dataset, extractor, cache=cache, device=device, progress=progress, stats=stats)
+            step = tracker.step(*embed_step(extractor, dataset)) if tracker is not None else None
+            embed_dataset(dataset, extractor, cache=cache, device=device, progress=step or progress, stats=stats)
+            if step is not None:
+                step.__exit__(None, None, None)
             done.append(PreparedItem(f"embed {extractor} on {dataset.root}", time.perf_counter() - start,
                                      stats.n_computed > 0))
         if not any(d.task == "attribution" for d in datasets):
@@ -199,24 +238,60 @@ def prepare(path: str | os.PathLike, *, extractors: Sequence[str] = ("fingerprin
             wanted = list(dict.fromkeys(wanted + ["pca"]))
         for method in wanted:
             start = time.perf_counter()
+            key = f"project {method} {extractor}"
             try:
-                project(X, method, compute=False)
+                project(X, method, compute=False, cache=cache)
                 computed = False
+                if tracker is not None:
+                    tracker.skip(key)
             except NotCached:
                 say(f"computing {describe_projection(method, len(X))} of {extractor} features "
                     f"({X.shape[0]:,} x {X.shape[1]:,})")
-                project(X, method)
+                step = tracker.step(key, f"{method.upper()} of {extractor} ({len(X):,} points)",
+                                    unit="points") if tracker is not None else None
+                project(X, method, cache=cache)
+                if step is not None:
+                    step(len(X), len(X))
                 computed = True
             done.append(PreparedItem(f"{method} of {extractor} ({X.shape[0]:,} x {X.shape[1]:,})",
                                      time.perf_counter() - start, computed))
-    pair = membership_pair(datasets)
     if pair is not None:    # the sub-task 1 run the dashboard shows, with the CLI's default options
         from synthscope.membership import run_membership_cached
 
         start = time.perf_counter()
         try:
-            _, cached = run_membership_cached(pair[0], pair[1], cache_dir=cache.cache_dir, device=device)
+            _, cached = run_membership_cached(pair[0], pair[1], cache_dir=cache.cache_dir, device=device,
+                                              progress=tracker or False)
             done.append(PreparedItem(f"membership run on {pair[0].root}", time.perf_counter() - start, not cached))
         except ValueError as error:   # e.g. a group without generated images: the dashboard says so too
             say(f"membership not scored: {error}")
+    if tracker is not None:
+        tracker.finish()
     return done
+
+
+#: estimated seconds of a projection: (fixed, per point); UMAP compiles (numba) for about a minute per process
+PROJECTION_COST = {"umap": (60.0, 0.005), "tsne": (5.0, 0.01), "pca": (0.1, 0.0001)}
+
+
+def plan_prepare(tracker: ProgressTracker, datasets, extractors, projections, cache, device: str = "auto") -> None:
+    """The steps of `prepare`: every data set per extractor, the projections, the membership run."""
+    n_points = sum(int((d.manifest["role"] == "generated").sum()) for d in datasets if d.task == "attribution")
+    for extractor in extractors:
+        for dataset in datasets:
+            key, label = embed_step(extractor, dataset)
+            tracker.plan(key, label, images_to_embed(dataset, extractor, cache, device),
+                         cost_per_unit=cost_per_image(extractor))
+        if n_points:
+            for method in projections:
+                fixed, per_point = PROJECTION_COST.get(method, (1.0, 0.001))
+                tracker.plan(f"project {method} {extractor}", f"{method.upper()} of {extractor} ({n_points:,} points)",
+                             n_points, unit="points", cost_per_unit=per_point, fixed_cost=fixed)
+    pair = membership_pair(datasets)
+    if pair is not None:
+        from synthscope.membership import plan_membership
+
+        try:
+            plan_membership(tracker, pair[0], pair[1], cache_dir=cache.cache_dir, device=device)
+        except ValueError:
+            pass   # prepare says why it is not scored

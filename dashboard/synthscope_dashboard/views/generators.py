@@ -279,7 +279,7 @@ class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View)
     def _show_hint(self) -> None:
         hint = "; ".join(self.data.projection_hints.values())
         if hint and self.state.workspace.attribution_loader is not None:
-            hint += " Then press Reload data (the curation is kept)."
+            hint += " After the command, press Reload data (Prepare re-reads by itself; the curation is kept)."
         self.hint.value = f"<span class='ss-status'>{esc(hint)}</span>" if hint else ""
 
     def switch_extractor(self, name: str) -> None:

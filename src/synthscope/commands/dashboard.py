@@ -51,7 +51,7 @@ NOTEBOOK_NAME = "app.ipynb"
 # The same thin notebook as dashboard/app.ipynb, for installs that do not ship the repo's copy.
 _THIN_NOTEBOOK = """{
  "cells": [{"cell_type": "code", "execution_count": null, "id": "app", "metadata": {}, "outputs": [],
-            "source": ["from synthscope_dashboard import build\\n", "\\n", "build()"]}],
+            "source": ["from synthscope_dashboard import build\\n", "\\n", "build(background=True)"]}],
  "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
  "nbformat": 4, "nbformat_minor": 5
 }

@@ -132,6 +132,8 @@ from synthscope.membership.pipeline import (  # noqa: F401
     MembershipRun,
     predict,
     run_membership_cached,
+    plan_membership,
+    run_cache_path,
     within_group_rank,
     membership_story,
     REFERENCES,
@@ -151,6 +153,8 @@ from synthscope.membership.evaluation import (  # noqa: F401
 
 __all__ = [
     "run_membership_cached",
+    "plan_membership",
+    "run_cache_path",
     "MembershipOptions",
     "MembershipRun",
     "predict",

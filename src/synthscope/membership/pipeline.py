@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Sequence
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from synthscope.progress import ProgressTracker
 from synthscope.membership.rows import GENERATED_CHUNK, FeatureRows, ImageRows, streamed_knn
 from synthscope.membership.columns import (
     DEFAULT_COLUMN_ORDER, MembershipResult, choose_column, default_ensemble_columns, score_membership,
@@ -318,7 +321,9 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
     groups = sorted(dataset.manifest.loc[dataset.manifest["role"] == "real", "group"].unique())
     pairs = pair_groups(groups, sorted(dev.manifest["group"].unique())) if dev is not None else {}
     runs = []
+    tracker = progress if isinstance(progress, ProgressTracker) else None
     for group in groups:
+        step = tracker.step(*score_step(dataset, group), unit="real images") if tracker is not None else None
         real_rows, gen_rows = _group_rows(dataset, group)
         ids = dataset.manifest["image_id"].to_numpy()[real_rows]
         real = {s: _take(features[s], real_rows) for s in spaces}
@@ -341,6 +346,8 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
             except ValueError as error:      # e.g. too few real images: name the set and the group
                 raise ValueError(f"dev set {dev.root}, group {_name(dev, dev_group)} "
                                  f"({len(dev_real_rows)} real images): {error}") from None
+            if step is not None:   # the dev group is about half of the group's work
+                step(min(len(dev_real_rows), step.step.units))
             chosen = options.primary
             if chosen == "auto":
                 column_choice = choose_column(dev_result.scores, dev_used, groups=dev_scan, alpha=alpha)
@@ -394,6 +401,8 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
                              dev_scan_groups=dev_scan,
                              name=_name(dataset, group), dev_name=None if dev is None else _name(dev, dev_group),
                              expected=expected, generated=own_gen.description))
+        if step is not None:
+            step.__exit__(None, None, None)
     return MembershipRun(runs, options)
 
 
@@ -462,11 +471,65 @@ def _check_column(column: str, columns) -> None:
 
 
 def _space_rows(dataset, spaces, cache, device, progress, chunk, given=None) -> dict[str, FeatureRows]:
-    """Each space's features of every manifest row, lazy: given matrices wrapped, the rest read from the cache."""
+    """Each space's features of every manifest row, lazy: given matrices wrapped, the rest read from the cache.
+    With a `ProgressTracker` as `progress`, each space's embedding is one step (`space_step`)."""
     given = dict(given or {})
-    return {s: FeatureRows.from_array(given[s], chunk=chunk) if s in given else
-            dataset_space_rows(dataset, s, cache=cache, device=device, progress=progress, chunk=chunk)
-            for s in spaces}
+    rows = {}
+    for s in spaces:
+        if s in given:
+            rows[s] = FeatureRows.from_array(given[s], chunk=chunk)
+        elif isinstance(progress, ProgressTracker):
+            with progress.step(*space_step(s, dataset)) as tick:
+                rows[s] = dataset_space_rows(dataset, s, cache=cache, device=device, progress=tick, chunk=chunk)
+        else:
+            rows[s] = dataset_space_rows(dataset, s, cache=cache, device=device, progress=progress, chunk=chunk)
+    return rows
+
+
+def space_step(space: str, dataset) -> tuple[str, str]:
+    """(key, label) of the progress step embedding `dataset` for `space`; spaces sharing an extractor share it."""
+    from synthscope.membership.spaces import get_space
+
+    extractor = get_space(space)
+    where = f"{Path(dataset.root).parent.name}/{Path(dataset.root).name}"
+    return (f"embed {extractor.extractor} {sorted(extractor.options.items())} {dataset.root}",
+            f"{extractor.extractor} features ({space}) of {where}")
+
+
+def score_step(dataset, group: str) -> tuple[str, str]:
+    return f"score {dataset.root} {group}", f"membership scores of {_name(dataset, group)}"
+
+
+def plan_membership(tracker: ProgressTracker, dataset, dev=None, options: MembershipOptions | None = None, *,
+                    cache_dir, device: str = "auto") -> bool:
+    """Plan `run_membership_cached`'s steps on `tracker`: each space's embedding per data set (the images not
+    cached yet) and each group's scoring. Nothing when the run is cached; returns whether it is."""
+    from synthscope.cache import EmbeddingCache, _resolve_extractor, dataset_keys
+    from synthscope.features import get_extractor
+    from synthscope.membership.spaces import get_space
+    from synthscope.progress import cost_per_image
+
+    options = options or MembershipOptions()
+    if run_cache_path(dataset, dev, options, cache_dir).is_file():
+        return True
+    cache = EmbeddingCache(cache_dir)
+    for data in (dataset, dev):
+        if data is None:
+            continue
+        keys = set(dataset_keys(data))
+        for space in dict.fromkeys(options.spaces + (GALLERY_SPACE,)):
+            key, label = space_step(space, data)
+            if key not in tracker.steps:
+                found = get_space(space)
+                extractor = _resolve_extractor(get_extractor(found.extractor, **found.options), device)
+                tracker.plan(key, label, len(keys - cache.keys(extractor)), cost_per_unit=cost_per_image(space))
+    manifest = dataset.manifest
+    for group in sorted(manifest.loc[manifest["role"] == "real", "group"].unique()):
+        n_real = int(((manifest["group"] == group) & (manifest["role"] == "real")).sum())
+        if dev is not None:
+            n_real *= 2   # its dev group is scored too (about as many real images)
+        tracker.plan(*score_step(dataset, group), n_real, unit="real images", cost_per_unit=cost_per_image("score"))
+    return False
 
 
 def _nearest_generated(dataset, features, real_rows, gen_rows, split: str) -> pd.DataFrame:
@@ -549,6 +612,13 @@ def run_key(dataset, dev, options: MembershipOptions) -> str:
     return digest.hexdigest()[:32]
 
 
+def run_cache_path(dataset, dev, options: MembershipOptions, cache_dir):
+    """Where `run_membership_cached` keeps the run of these folders and options."""
+    from pathlib import Path
+
+    return Path(cache_dir) / "runs" / f"membership-{run_key(dataset, dev, options)}.pkl"
+
+
 def run_membership_cached(dataset, dev=None, options: MembershipOptions | None = None, *, cache_dir,
                           device: str = "auto", progress=False) -> tuple[MembershipRun, bool]:
     """`run_membership` with its result kept under `<cache_dir>/runs/`: the same images, labels, options and
@@ -561,8 +631,7 @@ def run_membership_cached(dataset, dev=None, options: MembershipOptions | None =
     from synthscope.outputs import atomic_save
 
     options = options or MembershipOptions()
-    folder = Path(cache_dir) / "runs"
-    path = folder / f"membership-{run_key(dataset, dev, options)}.pkl"
+    path = run_cache_path(dataset, dev, options, cache_dir)
     if path.is_file():
         try:
             with open(path, "rb") as handle:
