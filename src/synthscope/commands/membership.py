@@ -71,9 +71,11 @@ def membership(
                                      "on dev by a paired scan-group bootstrap, Bonferroni-corrected), ensemble (mean rank "
                                      "of the distance, adjusted and registered columns) or SPACE:SCORE."),
     threshold: ThresholdRule = typer.Option(ThresholdRule.auto, "--threshold",
-                                            help="auto: a label-free two-means cut of the scored folder's own scores "
-                                                 "when the dev gate finds leakage, else fit on dev; dev: fit on dev; "
-                                                 "two_means or mixture: label-free always."),
+                                            help="auto: two_means_band when the dev gate finds leakage, else fit on "
+                                                 "dev; two_means_band: the two-means cut of the scored folder's own "
+                                                 "scores, kept within 0.15 of the fraction used that dev's rates "
+                                                 "estimate for it; dev: fit on dev; two_means or mixture: label-free "
+                                                 "always."),
     generated: Generated = typer.Option(Generated.pooled, "--generated",
                                         help="Score real images against the generated images of both paired folders "
                                              "(pooled: one generator, one scale for dev and test) or of their own folder."),

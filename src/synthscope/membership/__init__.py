@@ -84,7 +84,10 @@ from synthscope.membership.verdicts import (  # noqa: F401
 )
 from synthscope.membership.thresholds import (  # noqa: F401
     OBJECTIVES,
+    PREVALENCE_BAND,
     ThresholdFit,
+    adjusted_count,
+    banded_two_means,
     fit_threshold,
     ThresholdFitter,
 )
@@ -193,6 +196,9 @@ __all__ = [
     "OBJECTIVES",
     "ThresholdFit",
     "fit_threshold",
+    "adjusted_count",
+    "banded_two_means",
+    "PREVALENCE_BAND",
     "ThresholdFitter",
     "ENSEMBLE_SCORES",
     "MembershipResult",

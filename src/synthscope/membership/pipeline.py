@@ -19,7 +19,7 @@ from synthscope.membership.patches import patch_copy_score
 from synthscope.membership.registration import IMAGE_SCORES, registered_copy_score
 from synthscope.membership.scores import SCORES, near_duplicate_groups, rank_ensemble
 from synthscope.membership.spaces import DEFAULT_SPACES, dataset_space_rows
-from synthscope.membership.thresholds import ThresholdFit, fit_threshold
+from synthscope.membership.thresholds import ThresholdFit, banded_two_means, fit_threshold
 from synthscope.membership.verdicts import LeakageVerdict, best_baseline, leakage_test, rank_test, with_baseline_caveat
 
 
@@ -27,9 +27,10 @@ REFERENCES = ("pool", "dev")
 #: which generated images a paired dev and scored group are scored against: their own folder's, or both
 #: folders' together (one generator; more images, and dev and test scores on one scale)
 GENERATED_CHOICES = ("pooled", "own")
-#: where the threshold comes from with a dev set: "auto" = a label-free two-means cut of the scored folder's own
-#: scores when the dev gate finds leakage (else fit on dev), "dev" = fit on dev, or a label-free cut always
-THRESHOLD_CHOICES = ("auto", "dev", "two_means", "mixture")
+#: where the threshold comes from with a dev set: "auto" = "two_means_band" when the dev gate finds leakage (else fit
+#: on dev); "two_means_band" = the two-means cut of the scored folder's own scores kept within 0.15 of the fraction
+#: used that dev's rates estimate for that folder (adjusted count); "dev" = fit on dev; or a label-free cut always
+THRESHOLD_CHOICES = ("auto", "dev", "two_means_band", "two_means", "mixture")
 #: the image scores' functions: uint8 real [n, H, W], generated [m, H, W] -> score per real image
 IMAGE_SCORE_FUNCTIONS = {"registered": registered_copy_score, "patches": patch_copy_score}
 OBJECTIVE_CHOICES = ("f1", "accuracy", "kappa")
@@ -431,16 +432,19 @@ class GeneratedSet:
 def _threshold(options: MembershipOptions, dev_scores, dev_used, scored, leaked: bool) -> ThresholdFit:
     """The threshold rule with a dev set. Dev and scored folders come from different scans, and a score's level
     moves with the scans' content, so a cut in score units fit on dev lands off the scored folder's gap; when
-    dev shows leakage the scored folder's own scores are cut label-free (two-means). Chosen on repeated
-    balanced scan-disjoint re-splits of the v3 pool (kappa 0.91 vs 0.87 dev-fitted at 20 generated images per
-    folder, 0.95 vs 0.92 at 50) and on the visible benchmarks' dev folders (docs/design.md)."""
+    dev shows leakage the scored folder's own scores are cut (two-means), kept within `PREVALENCE_BAND` of the
+    fraction used that dev's rates estimate for that folder (adjusted count). Chosen on repeated scan-disjoint
+    re-splits of the v3 pool with 20 and 50 generated images per folder and 30, 50 and 70 % used in the scored
+    folder (docs/design.md); the no-leakage case keeps the cut fit on dev."""
     if options.prevalence is not None:
         return fit_threshold(scored, None, prevalence=options.prevalence)
     rule = options.threshold
     if rule == "auto":
-        rule = "two_means" if leaked else "dev"
+        rule = "two_means_band" if leaked else "dev"
     if rule == "dev":
         return fit_threshold(dev_scores, dev_used, options.objective)
+    if rule == "two_means_band":
+        return banded_two_means(scored, dev_scores, dev_used)
     return fit_threshold(scored, None, label_free=rule)
 
 

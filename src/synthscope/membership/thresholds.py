@@ -9,12 +9,14 @@ import numpy as np
 OBJECTIVES = ("f1", "accuracy", "kappa")
 #: label-free cuts of one folder's own scores
 LABEL_FREE = ("two_means", "mixture")
+#: how far (in fraction called used) the two-means cut may stray from the adjusted-count prevalence estimate
+PREVALENCE_BAND = 0.15
 
 
 @dataclass
 class ThresholdFit:
     threshold: float
-    method: str            # "f1" | "accuracy" | "kappa" | "prevalence" | "two_means" | "mixture"
+    method: str            # "f1" | "accuracy" | "kappa" | "prevalence" | "two_means" | "mixture" | "two_means_band"
     value: float           # the objective at the threshold on the data it was fit on (nan for label-free)
     predicted_used_fraction: float
 
@@ -94,6 +96,34 @@ def _two_means(scores: np.ndarray) -> ThresholdFit:
     best = int(k[np.argmax(between)])
     t = float((values[best - 1] + values[best]) / 2)
     return ThresholdFit(t, "two_means", float("nan"), float((scores >= t).mean()))
+
+
+def adjusted_count(dev_scores, dev_used, scores) -> float:
+    """The fraction used in `scores` by adjusted classify-and-count (Forman 2008): the share q of the folder at or
+    above the kappa-best dev cut, corrected by that cut's dev rates, (q - FPR) / (TPR - FPR), kept in [0.02, 0.98].
+    It assumes the score's class-conditional distributions carry from dev, not the prevalence."""
+    dev_scores, dev_used = np.asarray(dev_scores, dtype=float), np.asarray(dev_used).astype(int)
+    scores = np.asarray(scores, dtype=float)
+    t = fit_threshold(dev_scores, dev_used, "kappa").threshold
+    tpr, fpr = (dev_scores[dev_used == 1] >= t).mean(), (dev_scores[dev_used == 0] >= t).mean()
+    return float(np.clip(((scores >= t).mean() - fpr) / max(tpr - fpr, 1e-6), 0.02, 0.98))
+
+
+def banded_two_means(scores, dev_scores, dev_used, *, band: float = PREVALENCE_BAND) -> ThresholdFit:
+    """The two-means cut of `scores` (a folder's own scores, no labels), unless the fraction it calls used lies
+    more than `band` from the folder's prevalence estimated by `adjusted_count` from labelled dev scores; then
+    the folder's quantile at the band's nearer edge. Two-means assumes nothing about the prevalence but, when one
+    class is spread and the other tight, splits the spread class; the band bounds that error without assuming
+    the dev prevalence carries (chosen on scan-disjoint re-splits of the v3 pool at 30, 50 and 70 % used,
+    docs/design.md)."""
+    scores = np.asarray(scores, dtype=float)
+    fit = _two_means(scores)
+    estimate = adjusted_count(dev_scores, dev_used, scores)
+    low, high = max(0.0, estimate - band), min(1.0, estimate + band)
+    if low <= fit.predicted_used_fraction <= high:
+        return ThresholdFit(fit.threshold, "two_means_band", float("nan"), fit.predicted_used_fraction)
+    kept = fit_threshold(scores, None, prevalence=float(np.clip(fit.predicted_used_fraction, low, high)))
+    return ThresholdFit(kept.threshold, "two_means_band", float("nan"), kept.predicted_used_fraction)
 
 
 class ThresholdFitter:

@@ -1,0 +1,116 @@
+"""Issue 19 item 5: the default threshold with a dev set -- the two-means cut of the scored folder's own scores,
+kept within a band of the prevalence that dev's rates estimate for that folder (adjusted count) -- on synthetic
+score mixtures, in the pipeline's rule and its nested-CV expectation, and on a scan-disjoint re-split of v3."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import cohen_kappa_score
+
+import synthscope.membership as mb
+from synthscope.membership.pipeline import MembershipOptions, _procedure, _threshold
+from synthscope.membership.thresholds import PREVALENCE_BAND, adjusted_count, banded_two_means
+
+
+def _spread_and_tight(n, prevalence, rng):
+    """Used images spread far above a tight not-used cluster: the shape where two-means splits the used class."""
+    y = (np.arange(n) < round(n * prevalence)).astype(int)
+    return np.where(y == 1, rng.uniform(-0.80, -0.55, n), rng.normal(-0.84, 0.025, n)), y
+
+
+def _kappa(y, scores, fit):
+    return cohen_kappa_score(y, (scores >= fit.threshold).astype(int))
+
+
+def test_adjusted_count_estimates_the_scored_folders_prevalence_not_devs():
+    rng = np.random.default_rng(0)
+    dev, dev_used = _spread_and_tight(100, 0.5, rng)
+    for prevalence in (0.3, 0.7):
+        scores, _ = _spread_and_tight(1000, prevalence, rng)
+        assert adjusted_count(dev, dev_used, scores) == pytest.approx(prevalence, abs=0.05)
+
+
+def test_the_band_stops_two_means_splitting_a_spread_used_class_and_otherwise_leaves_it_alone():
+    rng = np.random.default_rng(1)
+    dev, dev_used = _spread_and_tight(100, 0.5, rng)
+    scores, y = _spread_and_tight(400, 0.7, rng)
+    plain, banded = mb.fit_threshold(scores, None, label_free="two_means"), banded_two_means(scores, dev, dev_used)
+    estimate = adjusted_count(dev, dev_used, scores)
+    assert plain.predicted_used_fraction < estimate - PREVALENCE_BAND          # two-means cut inside the used spread
+    assert banded.method == "two_means_band"
+    assert banded.predicted_used_fraction == pytest.approx(estimate - PREVALENCE_BAND, abs=1 / 400)
+    assert _kappa(y, scores, banded) > _kappa(y, scores, plain) + 0.1
+    # a well separated folder: two-means agrees with the estimate and the band leaves its cut as it is
+    clear = np.r_[rng.normal(-1.0, 0.05, 60), rng.normal(-0.6, 0.05, 40)]
+    dev_clear = np.r_[rng.normal(-1.0, 0.05, 20), rng.normal(-0.6, 0.05, 20)]
+    kept = banded_two_means(clear, dev_clear, np.r_[np.zeros(20), np.ones(20)])
+    assert kept.threshold == mb.fit_threshold(clear, None, label_free="two_means").threshold
+    assert kept.predicted_used_fraction == pytest.approx(0.4)
+
+
+def test_the_pipeline_rule_and_its_nested_cv_use_the_band_only_when_dev_finds_leakage():
+    rng = np.random.default_rng(2)
+    dev, dev_used = _spread_and_tight(40, 0.5, rng)
+    scored, _ = _spread_and_tight(80, 0.7, rng)
+    auto = MembershipOptions()
+    expected = banded_two_means(scored, dev, dev_used)
+    fit = _threshold(auto, dev, dev_used, scored, leaked=True)
+    assert (fit.method, fit.threshold) == (expected.method, expected.threshold)
+    assert _threshold(auto, dev, dev_used, scored, leaked=False).method == "f1"        # no leakage: fit on dev
+    assert _threshold(MembershipOptions(threshold="two_means"), dev, dev_used, scored, True).method == "two_means"
+    assert _threshold(MembershipOptions(threshold="dev"), dev, dev_used, scored, True).method == "f1"
+    # nested CV: the same rule inside each fold, dev labels read at the training rows only
+    table = pd.DataFrame({"images:patches": dev})
+    train = np.arange(0, 40, 2)
+    column, threshold = _procedure(MembershipOptions(primary="images:patches"), 0.05)(
+        train, table, dev_used, np.arange(40) // 2)
+    assert column == "images:patches"
+    assert threshold == banded_two_means(dev, dev[train], dev_used[train]).threshold
+
+
+def test_on_a_scan_disjoint_resplit_of_v3_with_few_generated_images(shared_dir):
+    """v3's 127 real images pooled (dev + test), whole scans to one side; 20 generated images per folder, pooled
+    as the default run does; the scored folder 70 % used. The estimate finds the prevalence within the band, and
+    the banded cut calls close to it where plain two-means calls far fewer (the used images' spread)."""
+    from synthscope.data import load_dataset, read_ground_truth
+    from synthscope.membership.patches import patch_copy_score
+
+    root = shared_dir / "bench" / "v3" / "subtask1"
+    groups_csv = shared_dir / "data" / "iqoth256" / "near_duplicate_groups.csv"
+    if not root.is_dir() or not groups_csv.is_file():
+        pytest.skip("bench v3 or the pool's scan groups absent")
+    scan_of = pd.read_csv(groups_csv).set_index("id")["group"]
+    source = pd.read_csv(root / "real_source.csv").set_index("image_id")["pool_id"]
+    truth = read_ground_truth(root / "test_ground_truth.csv")
+    images, used, scans, generated = [], [], [], []
+    for folder in (root / "dev" / "model_1", root / "test" / "folder_1"):
+        data = load_dataset(folder)
+        m = data.manifest
+        real = np.flatnonzero(m["role"].to_numpy() == "real")
+        ids = m["image_id"].to_numpy()[real]
+        images.append(data.images(real))
+        used += [int(label == "used") if folder.parent.name == "dev" else int(truth[i])
+                 for label, i in zip(m["label"].to_numpy()[real], ids)]
+        scans += [scan_of[f"real_{int(source[i]):04d}"] for i in ids]
+        generated.append(data.images(np.flatnonzero(m["role"].to_numpy() == "generated")))
+    images, used, scans = np.concatenate(images), np.array(used), np.array(scans)
+    rng = np.random.default_rng(0)
+    dev_scans = np.concatenate([rng.permutation(np.unique(scans[used == c]))[:4] for c in (0, 1)])
+    dev = np.isin(scans, dev_scans)
+    scored_used = np.flatnonzero(~dev & (used == 1))
+    not_used = np.flatnonzero(~dev & (used == 0))
+    scored = np.r_[scored_used, not_used[:round(len(scored_used) * 3 / 7)]]          # 70 % used
+    pool = np.concatenate(generated)
+    gen = pool[rng.choice(len(pool), 40, replace=False)]
+    dev_scores = patch_copy_score(images[dev], gen)
+    scores = patch_copy_score(images[scored], gen)
+    y = used[scored]
+    estimate = adjusted_count(dev_scores, used[dev], scores)
+    banded = banded_two_means(scores, dev_scores, used[dev])
+    plain = mb.fit_threshold(scores, None, label_free="two_means")
+    assert abs(estimate - y.mean()) <= PREVALENCE_BAND
+    assert abs(banded.predicted_used_fraction - estimate) <= PREVALENCE_BAND + 1 / len(y)
+    assert abs(banded.predicted_used_fraction - y.mean()) <= abs(plain.predicted_used_fraction - y.mean())
+    assert _kappa(y, scores, banded) >= 0.5
