@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from test_dashboard_browser import (_PLOT, PAGE_TIMEOUT_MS, _browser_selection, _empty_spot, _gesture, _open_tab,  # noqa: F401
-                                    _page_selected, _point_pixels, _select_mode, _session_assignments,
-                                    _wait_settled, expect, page, server)
+                                    _page_selected, _point_pixels, _select_mode, _selection_after,
+                                    _session_assignments, _wait_settled, expect, page, server)
 
 pytestmark = pytest.mark.browser
 
@@ -93,6 +93,79 @@ def test_hover_shows_the_image_and_a_click_its_neighbours(page):
     assert page.evaluate("() => document.querySelector('.ss-detail-full').naturalWidth") == 512
     full.scroll_into_view_if_needed()
     _shot(page, "generators-detail")
+
+
+def _box_select(page, points, start, end) -> list[str]:
+    for attempt in range(3):   # on a loaded machine a fast drag now and then selects nothing: drag again
+        _gesture(page, [start, (end[0], start[1]), end], points, False)
+        try:
+            page.wait_for_function(f"() => {_PLOT}.data.some(t => t.selectedpoints && t.selectedpoints.length)",
+                                   timeout=5_000)
+            break
+        except Exception:
+            _select_mode(page, "select")
+    shown = _browser_selection(page)
+    _wait_settled(page, len(shown))
+    return shown
+
+
+def _largest_cluster_id(page) -> int:
+    """The highest cluster id the "move to" list offers ("name (id)")."""
+    import re
+
+    labels = page.evaluate("() => [...document.querySelectorAll('.ss-view select option')]"
+                           ".filter(o => o.parentElement.offsetParent).map(o => o.textContent)")
+    return max(int(m.group(1)) for m in (re.search(r"\((\d+)\)$", label) for label in labels) if m)
+
+
+def test_a_double_click_on_move_moves_once(page, server):
+    """Issue 22 defect 12: a double-click on Move selection moved the selection twice (into two new
+    clusters). The second click is refused and the button greys out until the next selection."""
+    _show_plot(page)
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(500)
+    points, (px, py, pw, ph) = _point_pixels(page)
+    _select_mode(page, "select")
+    shown = _box_select(page, points, _empty_spot(points, px + 4, py + 4),
+                        _empty_spot(points, px + 0.5 * pw, py + ph - 4))
+    assert shown and _page_selected(page) == len(shown)
+    newest = _largest_cluster_id(page)
+    before = _session_assignments(server, timeout=0)
+    move = page.locator(".ss-view:visible .ss-move").first
+    move.dblclick()
+    expect(page.locator(".ss-status-line")).to_contain_text("not moved again")   # the second click, answered
+    expect(move).to_be_disabled()
+    after = _session_assignments(server, changed_from=before)
+    assert {after[key] for key in shown} == {newest + 1}, "one new cluster, not two"
+    assert sorted(key for key, cluster in after.items() if cluster == newest + 1) == shown
+    assert _largest_cluster_id(page) == newest + 1
+
+
+def test_a_lasso_started_inside_the_previous_outline_selects(page):
+    """Issue 22 defect 12: a lasso started inside the previous box's outline did nothing (the outline's
+    transparent fill took the pointer) and selected the page's text instead."""
+    _show_plot(page)
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(500)
+    points, (px, py, pw, ph) = _point_pixels(page)
+    _select_mode(page, "select")
+    boxed = _box_select(page, points, _empty_spot(points, px + 4, py + 4),
+                        _empty_spot(points, px + 0.5 * pw, py + ph - 4))
+    assert boxed and _page_selected(page) == len(boxed)
+    _select_mode(page, "lasso")
+    inside = _empty_spot(points, px + 0.3 * pw, py + 0.5 * ph)
+    assert "nsewdrag" in page.evaluate(
+        "([x, y]) => document.elementFromPoint(x, y).getAttribute('class') || ''", list(inside)), \
+        "the box's outline takes the pointer inside it"
+    corner = _empty_spot(points, px + pw - 6, py + 6)
+    far = _empty_spot(points, px + pw - 6, py + ph - 6)
+    _gesture(page, [inside, corner, far, (inside[0] + 4, inside[1] + 8)], points, False)
+    lassoed = _selection_after(page, boxed)
+    _wait_settled(page, len(lassoed))
+    assert page.evaluate("() => String(window.getSelection())") == "", "the drag selected page text"
+    assert lassoed and lassoed != boxed, "the lasso selected nothing new"
+    assert _page_selected(page) == len(lassoed)
+    _shot(page, "generators-lasso-inside-outline")
 
 
 def test_a_reload_keeps_the_features_the_clusters_were_made_on(page):

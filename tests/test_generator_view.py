@@ -252,3 +252,42 @@ def test_split_divides_a_cluster_in_the_clusterings_space(app):
     expected = cluster_once(space[members], 2, "kmeans", 0)
     new = state.split(cluster)
     assert np.array_equal(state.assignments[members] == new, expected == 1)
+
+
+def test_the_second_click_of_a_double_click_on_move_moves_nothing(app):
+    """Issue 22 defect 12: a double-click on "Move selection" moved twice (into two new clusters). A move
+    happens once per selection and target; a new selection of the same points, another target or an undo
+    moves again, and a redraw that shows the same points is no new selection."""
+    from synthscope_dashboard.views.generators import NEW_CLUSTER
+
+    state, view = app.state, app.view(VIEW)
+    _key(view, "ready", 1, [])
+    _key(view, "selected", 2, [3, 4, 5])
+    view.target.value = NEW_CLUSTER
+    _key(view, "shown", 3, [3, 4, 5])
+    view.move.click()
+    first = state.assignments.copy()
+    new = int(first[3])
+    assert set(first[[3, 4, 5]]) == {new} and new not in state.clusters()[:-1]
+    assert view.move.disabled, "the button says the selection is moved"
+    _key(view, "changed", 4, [3, 4, 5])                # the move's redraw: the same points, no new selection
+    _key(view, "shown", 5, [3, 4, 5])                  # the second click of the double-click
+    view.move.click()
+    assert np.array_equal(state.assignments, first), "moved twice"
+    assert "not moved again" in state.status
+    state.undo()                                       # one press, one undo step
+    assert not state.can_undo and not view.move.disabled
+    state.assign([3, 4, 5], new)                       # (back to the state after the first move)
+    _key(view, "selected", 6, [3, 4, 5])               # a new box over the same points: it moves
+    assert not view.move.disabled
+    _key(view, "shown", 7, [3, 4, 5])
+    view.move.click()
+    assert state.status.startswith("moved 3 images") and int(state.assignments[3]) == max(state.clusters())
+    assert int(state.assignments[3]) != new
+    other = state.clusters()[0]
+    view.target.value = other                          # the same selection to another target: it moves
+    assert not view.move.disabled
+    _key(view, "shown", 8, [3, 4, 5])
+    view.move.click()
+    assert set(state.assignments[[3, 4, 5]]) == {other}
+

@@ -76,6 +76,11 @@ STYLE = """
 .ss-score-table select { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; font-size: 12px; }
 .ss-app details summary { cursor: pointer; font-size: 13px; margin: 4px 0; }
 .ss-presenting .modebar-container, .ss-presenting .modebar { display:none !important; }
+/* a box or lasso outline is no handle (editSelection is off): plotly.js still gives its transparent fill
+   pointer-events: all, so a box or lasso started inside the previous outline never reached the drag layer and
+   the drag selected the page's text instead (issue 22 defect 12) */
+.ss-scatter-box .selectionlayer path { pointer-events: none !important; }
+.ss-scatter-box .js-plotly-plot { user-select: none; -webkit-user-select: none; }
 /* presentation mode (issue 22 defect 9): no control, selection outline, local path or hint at a hidden switch */
 .ss-presenting .ss-control, .ss-presenting .ss-sub, .ss-presenting .ss-eval-switch-hint { display:none !important; }
 .ss-presenting .js-plotly-plot :is(.selectionlayer, .outline-controllers, .select-outline) { display:none; }

@@ -47,6 +47,8 @@ class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View)
         self.columns = PointColumns(state)
         self.visible = np.arange(self.data.n, dtype=np.int64)   # rows the filter keeps, as the scatter holds them
         self._revision = 0        # +1 whenever the scatter's points are other rows (a filter); sent as trace meta
+        self._selection_version = 0   # +1 at every new selection (box, lasso, histogram, cluster, Escape, undo)
+        self._moved = None            # (selection version, target) of the last move: a press moves it once
         self.gallery_page = 0
         self._detail_row: int | None = None   # the clicked image the detail panel shows
 
@@ -233,6 +235,7 @@ class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View)
         self.k_confirm.on_click(lambda _: self.recluster_with(self.k_answer.value))
         self.reload_button.on_click(lambda _: state.reload_data())
         self.move.on_click(lambda _: self.move_selection())
+        self.target.observe(lambda c: self._show_move_button(), names="value")
         self.rename_button.on_click(lambda _: state.rename(self.rename_which.value, self.rename_text.value))
         self.merge_button.on_click(lambda _: state.merge(self.merge_source.value, self.merge_target.value))
         self.split_button.on_click(lambda _: state.split(self.split_which.value))
@@ -424,6 +427,11 @@ class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View)
 
     # ------------------------------------------------------------------ reactions
     def _on_browser_selection(self, rows: np.ndarray) -> None:
+        events = self.bridge.events if self.bridge is not None else []
+        gesture = not events or events[-1][0] in ("selected", "deselected")
+        selection = self.state.selection
+        if not gesture and selection is not None and np.array_equal(rows, selection):
+            return   # a redraw that shows the same points is no new selection (it would re-arm Move selection)
         self.state.select(rows)
 
     def _on_escape(self, rows: np.ndarray) -> None:
@@ -444,7 +452,9 @@ class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View)
         return True
 
     def move_selection(self) -> int:
-        """Move the selected images to the target cluster, only if they are the ones the plot shows."""
+        """Move the selected images to the target cluster, only if they are the ones the plot shows, and
+        once per selection and target: the second click of a double-click finds the selection it would move
+        already moved (issue 22 defect 12), while a new box over the same points is a new selection."""
         state = self.state
         cluster = None if self.target.value == NEW_CLUSTER else self.target.value
         bridge = self.bridge
@@ -452,7 +462,21 @@ class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View)
             shown, bridge.shown = bridge.shown, None   # each press needs its own report from the page
             if self._refuse_unless_shown(shown):
                 return -1
-        return state.assign(state.selection, cluster)
+        if self._moved == (self._selection_version, self.target.value):
+            state.status = (f"not moved again: these {len(state.selection):,} images were moved by the first click "
+                            "(a double-click presses twice); select them again to move them again")
+            return -1
+        target = state.assign(state.selection, cluster)
+        if target >= 0:   # recorded after the move's own redraw, which forgets an older move (_on_assignments)
+            self._moved = (self._selection_version, self.target.value)
+            self._show_move_button()
+        return target
+
+    def _show_move_button(self) -> None:
+        """Greyed out once the selection is moved, until another selection, target or curation step."""
+        moved = self._moved == (self._selection_version, self.target.value)
+        self.move.disabled = moved
+        self.move.tooltip = "moved; select again (or pick another target) to move again" if moved else ""
 
     def _on_key(self, event: str, shown: np.ndarray, content: dict) -> None:
         """Keys in the page (plot_selection.py): Ctrl+Z undoes, a digit moves the selection the plot
@@ -489,6 +513,8 @@ class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View)
 
     def _on_assignments(self, change=None) -> None:
         state = self.state
+        self._moved = None   # after an undo, a merge or another move, the same selection may move again
+        self._show_move_button()
         key = self._color_key()
         if key in ("cluster", "silhouette", "centre_distance"):
             self._update_marker()
@@ -534,6 +560,8 @@ class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View)
         if not self._filtering and self._filter_dropped:
             self._filter_dropped = 0      # the analyst selected anew: the note about the old selection goes
             self._show_filter_label()
+        self._selection_version += 1   # a new selection: Move selection moves it (once)
+        self._show_move_button()
         selection = self.state.selection
         n = 0 if selection is None else len(selection)
         self.selected_label.value = f"<b>{n:,}</b> selected&nbsp;"
