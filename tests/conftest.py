@@ -89,6 +89,56 @@ def small_bench(tmp_path_factory) -> Path:
     return build_once(tmp_path_factory, "small_bench", lambda folder: make_bench(folder, n=12))
 
 
+# ------------------------------------------------------------------------------------------------
+# Scheduling for `pytest -n N --dist loadfile` (make test): longest work first, and the few long
+# independent tests of one file spread over the workers.
+#
+# loadfile sends whole files to workers in collection order (xdist would sort them by test count,
+# which says little about time here), so a long file that starts last keeps one worker busy while
+# the other idles. Files are ordered by the seconds they took (`--durations`, setup included, quiet
+# machine); files not listed come after, in the usual order. SPLIT_FILES are files whose tests share
+# no costly module fixture: each test is a work unit of its own.
+
+#: seconds per file, measured with --durations on a quiet 2-core machine; rough, only the order matters
+FILE_SECONDS: dict[str, float] = {
+    "test_benchmark_scale.py": 180, "test_notebooks.py": 130, "test_parity.py": 110, "test_demo.py": 100,
+    "test_generator_view.py": 90, "test_dashboard_state.py": 80, "test_bench_scale_audit.py": 70,
+    "test_dashboard_trust.py": 70, "test_engine.py": 60, "test_membership.py": 45, "test_membership_transfer.py": 40,
+}
+#: files whose long tests share no costly module fixture: scheduled test by test
+SPLIT_FILES: frozenset[str] = frozenset({"test_notebooks.py", "test_benchmark_scale.py", "test_parity.py"})
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+
+
+def pytest_collection_modifyitems(config, items):
+    """On xdist workers: longest files first (a stable sort: tests keep their order within a file, files
+    stay whole). A run without -n keeps the usual file order."""
+    if not hasattr(config, "workerinput"):
+        return
+    items.sort(key=lambda item: -FILE_SECONDS.get(_file_of(item.nodeid), 0.0))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile with SPLIT_FILES split per test and the collection order kept (longest first)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LongestFirstFileScheduling(LoadFileScheduling):
+        def __init__(self, config, log=None):
+            super().__init__(config, log)
+            config.option.loadscopereorder = False   # keep the collection order: longest files first
+
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if _file_of(nodeid) in SPLIT_FILES else super()._split_scope(nodeid)
+
+    return LongestFirstFileScheduling(config, log)
+
+
 @pytest.fixture(scope="session")
 def small_bench_cache(small_bench, built_once) -> Path:
     """A cache dir filled by one load_workspace(small_bench) per run (embeddings, membership runs), to be
