@@ -264,14 +264,13 @@ def test_a_dev_tree_alone_shows_the_cross_validation_without_an_export(tree, tmp
 # -- in the browser --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def served_tree(tree, loaded, tmp_path_factory):
-    """One Voila server for the module's browser tests, each of which opens a page (a kernel) of its own;
-    its cache starts as a copy of what `loaded` computed (embeddings, no session)."""
+def served_tree(tree, tmp_path_factory):
+    """One Voila server for the module's browser tests, each of which opens a page (a kernel) of its own."""
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     exports = tmp_path_factory.mktemp("exports")
-    with voila_server(tree, tmp_path_factory.mktemp("voila"), cache_from=loaded.cache_dir, export_dir=exports) as served:
+    with voila_server(tree, tmp_path_factory.mktemp("voila"), export_dir=exports) as served:
         yield {**served, "exports": exports}
 
 

@@ -5,7 +5,6 @@ log in a file that a failure quotes. Used by the browser tests and the server te
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -19,19 +18,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def voila_server(path: str | Path, workdir: Path, *, cache_from: Path | None = None, **options) -> Iterator[dict]:
+def voila_server(path: str | Path, workdir: Path, **options) -> Iterator[dict]:
     """Serve `path` until the block ends; `options` go to voila_command (export_dir, max_pages, culling...).
-    `workdir` (an empty tmp dir) gets the cache dir and voila.log; `cache_from`, a cache dir that a
-    load_workspace of `path` filled (embeddings, membership runs, no session), is copied into it first, so
-    the kernels read what every server would compute alike. Yields {"url", "port", "process", "log",
+    `workdir` (an empty tmp dir) gets the cache dir and voila.log. Yields {"url", "port", "process", "log",
     "cache"}. Raises RuntimeError with the log's tail if the server does not start. On exit SIGTERM (Voila
     shuts its kernels down), then SIGKILL after 15 s."""
     from synthscope.commands.dashboard import voila_command, wait_until_serving
 
     workdir = Path(workdir)
     cache = workdir / "cache"
-    if cache_from is not None:
-        shutil.copytree(cache_from, cache)
     cache.mkdir(parents=True, exist_ok=True)
     port = free_port()
     argv, env = voila_command(path, "127.0.0.1", port, **options)
