@@ -30,7 +30,8 @@ demo: setup
 	$(VENV)/bin/synthscope demo --prepare --serve --host $(HOST) --port $(PORT)
 
 # the suite runs in two passes: everything but the browser tests on one worker per core (at most 4;
-# whole files per worker so module fixtures are built once), then the browser tests one at a time, since a
+# whole files per worker so module fixtures are built once, longest files first and a few long files split
+# test by test: tests/conftest.py), then the browser tests one at a time, since a
 # Voila page, its kernel and Chromium beside a CPU-bound test on 2 cores missed the tests' waits
 test: setup browser
 	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile -m "not browser"

@@ -9,12 +9,13 @@ import json
 
 import re
 import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+from voila_server import free_port as _free_port  # noqa: F401  (imported from here by other modules)
+from voila_server import voila_server
 
 pytestmark = pytest.mark.browser
 
@@ -25,41 +26,13 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 PAGE_TIMEOUT_MS = 240_000   # first page: kernel start + reading and embedding the fixture on 2 busy cores
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, small_bench):
     if not CHROMIUM.exists() and not shutil.which("chromium"):
         pytest.skip("Debian chromium is not installed (apt-get install chromium; `make browser` does it)")
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    from test_dashboard_state import make_bench
-
-    from synthscope.commands.dashboard import voila_command, wait_until_serving
-
-    bench = make_bench(tmp_path_factory.mktemp("bench"), n=12)
-    cache = tmp_path_factory.mktemp("cache")
-    port = _free_port()
-    argv, env = voila_command(bench, "127.0.0.1", port)
-    env["SYNTHSCOPE_CACHE_DIR"] = str(cache)
-    log = open(tmp_path_factory.mktemp("voila") / "voila.log", "w+")
-    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_until_serving(url, process, log)
-    except RuntimeError as error:
-        process.kill()
-        pytest.fail(str(error))
-    yield {"url": url, "cache": cache, "bench": bench, "log": log}
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    with voila_server(small_bench, tmp_path_factory.mktemp("voila")) as served:
+        yield {**served, "bench": small_bench}
 
 
 @pytest.fixture(scope="module")

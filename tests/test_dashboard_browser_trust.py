@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from test_dashboard_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, PAGE_TIMEOUT_MS, _free_port, _open_tab, expect
+from test_dashboard_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, PAGE_TIMEOUT_MS, _open_tab, expect
+from voila_server import voila_server
 
 pytestmark = pytest.mark.browser
 
@@ -66,45 +64,14 @@ def rss_mb(pid: int) -> float:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, small_bench):
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium; `make browser` does it)")
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    from test_dashboard_state import make_bench
-
-    from synthscope.commands.dashboard import voila_command
-
-    bench = make_bench(tmp_path_factory.mktemp("bench"), n=12)
-    cache = tmp_path_factory.mktemp("cache")
     exports = tmp_path_factory.mktemp("exports")
-    port = _free_port()
-    argv, env = voila_command(bench, "127.0.0.1", port, export_dir=exports,
-                              cull_idle_timeout=CULL_IDLE_TIMEOUT, cull_interval=CULL_INTERVAL)
-    env["SYNTHSCOPE_CACHE_DIR"] = str(cache)
-    log_path = tmp_path_factory.mktemp("voila") / "voila.log"
-    log = open(log_path, "w+")
-    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url + "voila/static/", timeout=2)
-            break
-        except urllib.error.HTTPError:
-            break
-        except OSError:
-            if process.poll() is not None or time.time() > deadline:
-                log.seek(0)
-                process.kill()
-                pytest.fail("Voila did not start:\n" + log.read()[-3000:])
-            time.sleep(0.5)
-    yield {"url": url, "cache": cache, "bench": bench, "exports": exports, "process": process, "log": log}
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    with voila_server(small_bench, tmp_path_factory.mktemp("voila"), export_dir=exports,
+                      cull_idle_timeout=CULL_IDLE_TIMEOUT, cull_interval=CULL_INTERVAL) as served:
+        yield {**served, "bench": small_bench, "exports": exports}
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,14 @@ import asyncio
 import http.client
 import json
 import re
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from test_dashboard_browser import _free_port
 from test_dashboard_browser_trust import kernels
+from voila_server import voila_server
 
 pytestmark = pytest.mark.slow
 
@@ -33,31 +32,18 @@ SECRET = "secret-detail-7f3a"   # in the failing cell's error: must not reach th
 def server(tmp_path_factory):
     import nbformat
 
-    from synthscope.commands.dashboard import voila_command, wait_until_serving
-
     folder = tmp_path_factory.mktemp("notebook")
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell("print('the page ran')"),
                       nbformat.v4.new_code_cell(f"raise ValueError('{SECRET}')")]
     notebook.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     nbformat.write(notebook, folder / "page.ipynb")
-    port = _free_port()
-    argv, env = voila_command(folder, "127.0.0.1", port, notebook=folder / "page.ipynb", max_pages=MAX_PAGES)
-    env["SYNTHSCOPE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    log = open(tmp_path_factory.mktemp("voila") / "voila.log", "w+")
-    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_until_serving(f"http://127.0.0.1:{port}/", process, log)
-    except RuntimeError as error:
-        process.terminate()   # Voila shuts its kernels down on SIGTERM
+        with voila_server(folder, tmp_path_factory.mktemp("voila"), notebook=folder / "page.ipynb",
+                          max_pages=MAX_PAGES) as served:
+            yield served
+    except RuntimeError as error:   # the server did not start (the log's tail is in the message)
         pytest.fail(str(error))
-    yield {"port": port, "process": process, "log": log}
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
 
 
 def request(server, path="/", *, method="GET", headers=None, body=None, timeout=180):

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -98,15 +99,21 @@ def make_bench(root: Path, seed: int = 0, n: int = 16) -> Path:
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory) -> Path:
-    return make_bench(tmp_path_factory.mktemp("bench"))
+def bench(built_once) -> Path:
+    """make_bench(), built once per test run and only read by the modules that take it (conftest.build_once)."""
+    return built_once("bench", make_bench)
 
 
 @pytest.fixture(scope="module")
-def loaded(bench, tmp_path_factory):
+def loaded(bench, built_once, tmp_path_factory):
+    """The bench loaded with a cache dir of the module's own, into which the cache of one load per test
+    run (embeddings, membership runs) is copied first: load_workspace reads it as it reads a user's."""
     from synthscope_dashboard.workspace import load_workspace
 
-    return load_workspace(bench, cache_dir=tmp_path_factory.mktemp("embeddings"))
+    cache = tmp_path_factory.mktemp("embeddings")
+    shutil.copytree(built_once("bench-cache", lambda folder: load_workspace(bench, cache_dir=folder)), cache,
+                    dirs_exist_ok=True)
+    return load_workspace(bench, cache_dir=cache)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from test_dashboard_browser import _free_port
+from voila_server import free_port as _free_port
 from test_dashboard_browser_trust import _children, kernels
 
 

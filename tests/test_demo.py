@@ -28,6 +28,13 @@ def quick_demo(tmp_path_factory):
     return build_demo(tmp_path_factory.mktemp("demo") / "quick", seed=0, quick=True, device="cpu")
 
 
+@pytest.fixture(scope="module")
+def prepared_cache(tmp_path_factory):
+    """One cache dir for the module's `demo` runs on quick_demo: the first run's --prepare computes the
+    embeddings and projections, the next reads them, as a user's second run does."""
+    return tmp_path_factory.mktemp("prepared_cache")
+
+
 def test_default_location_is_under_the_cache_dir(isolated_cache):
     assert default_demo_dir(0, quick=True) == isolated_cache / "demo" / "seed0-quick"
     assert default_demo_dir(3) == isolated_cache / "demo" / "seed3"
@@ -137,9 +144,10 @@ def test_demo_is_read_by_synthscope_data(quick_demo):
     assert set(truth.unique()) == {0, 1}
 
 
-def test_demo_command_uses_the_cache(quick_demo):
+def test_demo_command_uses_the_cache(quick_demo, prepared_cache, monkeypatch):
     from synthscope.cli import app
 
+    monkeypatch.setenv("SYNTHSCOPE_CACHE_DIR", str(prepared_cache))
     result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(quick_demo.root), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "already built" in result.output and str(quick_demo.subtask2_test) in result.output
@@ -153,10 +161,11 @@ def test_demo_command_reports_a_foreign_folder(tmp_path):
     assert result.exit_code != 0 and "not a synthscope demo folder" in result.output
 
 
-def test_demo_serve_hands_the_demo_root_to_the_dashboard(quick_demo, monkeypatch):
+def test_demo_serve_hands_the_demo_root_to_the_dashboard(quick_demo, prepared_cache, monkeypatch):
     import synthscope.commands.dashboard as dashboard
     from synthscope.cli import app
 
+    monkeypatch.setenv("SYNTHSCOPE_CACHE_DIR", str(prepared_cache))
     calls = []
     monkeypatch.setattr(dashboard, "serve_dashboard",
                         lambda path, host, port, k=None: calls.append((path, host, port, k)) or 0)

@@ -97,11 +97,12 @@ def test_package_docstring_example_uses_only_the_public_api():
 
 
 @pytest.fixture(scope="session")
-def quick_demo(tmp_path_factory) -> Path:
-    """The quick demo, built once per test session into a tmp dir (not the user's cache)."""
+def quick_demo(built_once) -> Path:
+    """The quick demo, built once per test run into a tmp dir (not the user's cache) and shared by the xdist
+    workers that run these tests (conftest schedules them one by one)."""
     from synthscope.demo import build_demo
 
-    return Path(build_demo(out_dir=tmp_path_factory.mktemp("notebook_demo") / "demo", quick=True).root)
+    return built_once("notebook_demo", lambda folder: build_demo(out_dir=folder / "demo", quick=True)) / "demo"
 
 
 def _venv_kernel_manager(workdir: Path):

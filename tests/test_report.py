@@ -7,21 +7,22 @@ from __future__ import annotations
 import dataclasses
 import html
 import re
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 
 from test_dashboard_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS
-from test_dashboard_state import make_bench
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
+def loaded(small_bench, small_bench_cache, tmp_path_factory):
     from synthscope_dashboard.workspace import load_workspace
 
-    bench = make_bench(tmp_path_factory.mktemp("bench"), n=12)
-    return load_workspace(bench, cache_dir=tmp_path_factory.mktemp("embeddings"))
+    cache = tmp_path_factory.mktemp("embeddings")
+    shutil.copytree(small_bench_cache, cache, dirs_exist_ok=True)
+    return load_workspace(small_bench, cache_dir=cache)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,9 @@ import pytest
 from typer.testing import CliRunner
 
 from layout_factory import make_layout
-from test_dashboard_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, PAGE_TIMEOUT_MS, _free_port
+from test_dashboard_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, PAGE_TIMEOUT_MS
 from test_dashboard_state import _generate, _real_slice, _save
+from voila_server import voila_server
 
 SUBSETS = {"subset_a": "grid", "subset_b": "noise"}
 N_DEV, N_TEST = 10, 8      # generated images per subset in dev; per subset in test
@@ -263,51 +263,43 @@ def test_a_dev_tree_alone_shows_the_cross_validation_without_an_export(tree, tmp
 
 # -- in the browser --------------------------------------------------------------------------------
 
-@pytest.mark.browser
-def test_the_tab_renders_and_its_export_writes_a_file(tree, tmp_path):
+@pytest.fixture(scope="module")
+def served_tree(tree, tmp_path_factory):
+    """One Voila server for the module's browser tests, each of which opens a page (a kernel) of its own."""
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    from synthscope.commands.dashboard import voila_command, wait_until_serving
+    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    exports = tmp_path_factory.mktemp("exports")
+    with voila_server(tree, tmp_path_factory.mktemp("voila"), export_dir=exports) as served:
+        yield {**served, "exports": exports}
 
-    exports = tmp_path / "exports"
-    port = _free_port()
-    argv, env = voila_command(tree, "127.0.0.1", port, export_dir=exports)
-    env["SYNTHSCOPE_CACHE_DIR"] = str(tmp_path / "cache")
-    log = open(tmp_path / "voila.log", "w+")
-    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_until_serving(url, process, log)
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.set_default_timeout(60_000)
-                page.goto(url, timeout=PAGE_TIMEOUT_MS)
-                page.wait_for_selector(".ss-app", timeout=PAGE_TIMEOUT_MS)
-                page.locator(".lm-TabBar-tab", has_text="Training subsets (2025)").first.click()
-                confusion = page.locator(".ss-view:visible .ss-confusion")
-                confusion.wait_for()
-                counts = [int(t) for t in page.locator(".ss-view:visible .ss-confusion td[data-true]").all_inner_texts()]
-                page.wait_for_selector(".ss-view:visible .js-plotly-plot .bars path")
-                rows = page.locator(".ss-view:visible .ss-subset-table tr").count()
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.wait_for_timeout(600)
-                page.screenshot(path=str(ARTIFACTS / "dashboard-subsets-2025.png"), full_page=True)
-                page.locator(".lm-TabBar-tab", has_text="Export").first.click()
-                page.locator(".ss-export-subsets").click()
-                page.wait_for_selector(".ss-export-result .ss-run-path")
-                written = Path(page.locator(".ss-export-result .ss-run-path").inner_text())
-            finally:
-                browser.close()
-    finally:
-        process.terminate()
+
+@pytest.mark.browser
+def test_the_tab_renders_and_its_export_writes_a_file(served_tree):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    exports, url = served_tree["exports"], served_tree["url"]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(url, timeout=PAGE_TIMEOUT_MS)
+            page.wait_for_selector(".ss-app", timeout=PAGE_TIMEOUT_MS)
+            page.locator(".lm-TabBar-tab", has_text="Training subsets (2025)").first.click()
+            confusion = page.locator(".ss-view:visible .ss-confusion")
+            confusion.wait_for()
+            counts = [int(t) for t in page.locator(".ss-view:visible .ss-confusion td[data-true]").all_inner_texts()]
+            page.wait_for_selector(".ss-view:visible .js-plotly-plot .bars path")
+            rows = page.locator(".ss-view:visible .ss-subset-table tr").count()
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.wait_for_timeout(600)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-subsets-2025.png"), full_page=True)
+            page.locator(".lm-TabBar-tab", has_text="Export").first.click()
+            page.locator(".ss-export-subsets").click()
+            page.wait_for_selector(".ss-export-result .ss-run-path")
+            written = Path(page.locator(".ss-export-result .ss-run-path").inner_text())
+        finally:
+            browser.close()
     assert sum(counts) == len(SUBSETS) * N_DEV and len(counts) == len(SUBSETS) ** 2
     assert rows == 1 + N_TEST_ALL
     assert written.parent == exports.resolve() and written.is_file()
@@ -436,64 +428,47 @@ def reliability_html_of(subsets) -> str:
 
 @pytest.mark.browser
 def test_moving_the_level_in_the_browser_moves_the_count_and_the_grid_and_presentation_keeps_the_count(
-        tree, loaded, tmp_path):
+        served_tree, loaded):
     """The real Voila page: the analyst moves the "none of these" slider with the keyboard, the count and
     the grid's flags follow; presentation mode hides the slider and keeps the count with its level."""
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    from synthscope.commands.dashboard import voila_command, wait_until_serving
+    sync_api = pytest.importorskip("playwright.sync_api")
 
     run = loaded.subsets.run          # the same tree and options as the page's kernel: deterministic
     expected = {level: int(run.none_of_these_at(level).sum()) for level in (0.01, MOVED_LEVEL)}
     assert expected[MOVED_LEVEL] > expected[0.01]
-    port = _free_port()
-    argv, env = voila_command(tree, "127.0.0.1", port, export_dir=tmp_path / "exports")
-    env["SYNTHSCOPE_CACHE_DIR"] = str(tmp_path / "cache")
-    log = open(tmp_path / "voila.log", "w+")
-    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+    url = served_tree["url"]
     count = ".ss-view:visible .ss-none-of-these"
-    try:
-        wait_until_serving(url, process, log)
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.set_default_timeout(60_000)
-                page.goto(url, timeout=PAGE_TIMEOUT_MS)
-                page.wait_for_selector(".ss-app", timeout=PAGE_TIMEOUT_MS)
-                page.locator(".lm-TabBar-tab", has_text="Training subsets (2025)").first.click()
-                page.wait_for_selector(f"{count}[data-level='0.01']")
-                first = (int(page.locator(count).get_attribute("data-flagged")),
-                         page.locator(".ss-view:visible .ss-subset-table td[data-flagged='1']").count())
-                handle = page.locator(".ss-view:visible .ss-novelty-level .noUi-handle").first
-                handle.focus()
-                for _ in range(3):                      # 0.01 -> 0.02 -> 0.05 -> 0.1
-                    page.keyboard.press("ArrowRight")
-                page.wait_for_selector(f"{count}[data-level='{MOVED_LEVEL:g}']")
-                moved = (int(page.locator(count).get_attribute("data-flagged")),
-                         page.locator(".ss-view:visible .ss-subset-table td[data-flagged='1']").count(),
-                         page.locator(count).inner_text(),
-                         page.locator(".ss-view:visible .ss-novelty-level .widget-readout").inner_text(),
-                         page.locator(".ss-view:visible .ss-level-count").inner_text())
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.wait_for_timeout(600)
-                page.screenshot(path=str(ARTIFACTS / "dashboard-subsets-2025-level.png"), full_page=True)
-                page.locator("text=Presentation mode").first.click()
-                page.wait_for_selector(".ss-view:visible .ss-novelty-level", state="hidden")
-                presented = (page.locator(count).is_visible(), page.locator(count).inner_text())
-                page.wait_for_timeout(600)
-                page.screenshot(path=str(ARTIFACTS / "dashboard-subsets-2025-presentation.png"), full_page=True)
-            finally:
-                browser.close()
-    finally:
-        process.terminate()
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(url, timeout=PAGE_TIMEOUT_MS)
+            page.wait_for_selector(".ss-app", timeout=PAGE_TIMEOUT_MS)
+            page.locator(".lm-TabBar-tab", has_text="Training subsets (2025)").first.click()
+            page.wait_for_selector(f"{count}[data-level='0.01']")
+            first = (int(page.locator(count).get_attribute("data-flagged")),
+                     page.locator(".ss-view:visible .ss-subset-table td[data-flagged='1']").count())
+            handle = page.locator(".ss-view:visible .ss-novelty-level .noUi-handle").first
+            handle.focus()
+            for _ in range(3):                      # 0.01 -> 0.02 -> 0.05 -> 0.1
+                page.keyboard.press("ArrowRight")
+            page.wait_for_selector(f"{count}[data-level='{MOVED_LEVEL:g}']")
+            moved = (int(page.locator(count).get_attribute("data-flagged")),
+                     page.locator(".ss-view:visible .ss-subset-table td[data-flagged='1']").count(),
+                     page.locator(count).inner_text(),
+                     page.locator(".ss-view:visible .ss-novelty-level .widget-readout").inner_text(),
+                     page.locator(".ss-view:visible .ss-level-count").inner_text())
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.wait_for_timeout(600)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-subsets-2025-level.png"), full_page=True)
+            page.locator("text=Presentation mode").first.click()
+            page.wait_for_selector(".ss-view:visible .ss-novelty-level", state="hidden")
+            presented = (page.locator(count).is_visible(), page.locator(count).inner_text())
+            page.wait_for_timeout(600)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-subsets-2025-presentation.png"), full_page=True)
+        finally:
+            browser.close()
     assert first == (expected[0.01], expected[0.01])
     assert moved[:2] == (expected[MOVED_LEVEL], expected[MOVED_LEVEL])
     assert f"{expected[MOVED_LEVEL]} of {N_TEST_ALL} test images are none of these" in moved[2]

@@ -1,0 +1,46 @@
+"""One way for tests to start and stop a Voila server: the way `synthscope dashboard` starts it
+(`voila_command`), on a free loopback port, with a cache dir (and so a session file) of its own and its
+log in a file that a failure quotes. Used by the browser tests and the server tests."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def voila_server(path: str | Path, workdir: Path, **options) -> Iterator[dict]:
+    """Serve `path` until the block ends; `options` go to voila_command (export_dir, max_pages, culling...).
+    `workdir` (an empty tmp dir) gets the cache dir and voila.log. Yields {"url", "port", "process", "log",
+    "cache"}. Raises RuntimeError with the log's tail if the server does not start. On exit SIGTERM (Voila
+    shuts its kernels down), then SIGKILL after 15 s."""
+    from synthscope.commands.dashboard import voila_command, wait_until_serving
+
+    workdir = Path(workdir)
+    cache = workdir / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    argv, env = voila_command(path, "127.0.0.1", port, **options)
+    env["SYNTHSCOPE_CACHE_DIR"] = str(cache)
+    url = f"http://127.0.0.1:{port}/"
+    with open(workdir / "voila.log", "w+") as log:
+        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until_serving(url, process, log)
+            yield {"url": url, "port": port, "process": process, "log": log, "cache": cache}
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
