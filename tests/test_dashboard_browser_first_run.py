@@ -7,11 +7,11 @@ A server of its own with an empty cache and no preheated kernel, so the load sta
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from test_dashboard_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, _free_port, expect
+from test_dashboard_browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, expect
+
+from voila_server import voila_server
 
 pytestmark = pytest.mark.browser
 
@@ -35,28 +35,12 @@ def cold_server(tmp_path_factory):
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     from test_dashboard_state import make_bench
 
-    from synthscope.commands.dashboard import voila_command, wait_until_serving
-
     bench = make_bench(tmp_path_factory.mktemp("bench"), n=12)
-    cache = tmp_path_factory.mktemp("cold-cache")
-    port = _free_port()
-    argv, env = voila_command(bench, "127.0.0.1", port, preheat=False)   # the load starts with the page
-    env["SYNTHSCOPE_CACHE_DIR"] = str(cache)
-    log = open(tmp_path_factory.mktemp("voila") / "voila.log", "w+")
-    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
     try:
-        wait_until_serving(url, process, log)
-    except RuntimeError as error:
-        process.kill()
+        with voila_server(bench, tmp_path_factory.mktemp("voila"), preheat=False) as served:
+            yield {**served, "bench": bench}
+    except RuntimeError as error:   # the server did not start: its log's tail
         pytest.fail(str(error))
-    yield {"url": url, "cache": cache, "bench": bench, "log": log}
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
 
 
 @pytest.fixture(scope="module")

@@ -6,17 +6,19 @@ set the page counts, Move moves exactly that set, and the page recolours the mov
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from test_dashboard_browser import (ARTIFACTS, CHROMIUM, LAUNCH_ARGS, PAGE_TIMEOUT_MS, _free_port,  # noqa: F401
+from test_dashboard_browser import (ARTIFACTS, CHROMIUM, LAUNCH_ARGS, PAGE_TIMEOUT_MS,  # noqa: F401
                                     _COUNT, _open_tab, _page_selected, _session_assignments, expect)
+
+from voila_server import voila_server
 
 pytestmark = pytest.mark.browser
 
 TAB = "Generator fingerprints"
 CANVAS = ".ss-view:visible .ss-jscatter canvas"
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     import shutil
@@ -27,29 +29,12 @@ def server(tmp_path_factory):
     pytest.importorskip("jscatter", reason="jupyter-scatter is not installed (pip install -e '.[dashboard]')")
     from test_dashboard_state import make_bench
 
-    from synthscope.commands.dashboard import voila_command, wait_until_serving
-
     bench = make_bench(tmp_path_factory.mktemp("bench"), n=12)
-    cache = tmp_path_factory.mktemp("cache")
-    port = _free_port()
-    argv, env = voila_command(bench, "127.0.0.1", port)
-    env["SYNTHSCOPE_CACHE_DIR"] = str(cache)
-    env["SYNTHSCOPE_SCATTER_ENGINE"] = "jscatter"
-    log = open(tmp_path_factory.mktemp("voila") / "voila.log", "w+")
-    process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
     try:
-        wait_until_serving(url, process, log)
-    except RuntimeError as error:
-        process.kill()
+        with voila_server(bench, tmp_path_factory.mktemp("voila"), env={"SYNTHSCOPE_SCATTER_ENGINE": "jscatter"}) as served:
+            yield {**served, "bench": bench}
+    except RuntimeError as error:   # the server did not start: its log's tail
         pytest.fail(str(error))
-    yield {"url": url, "cache": cache, "bench": bench, "log": log}
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def voila_server(path: str | Path, workdir: Path, **options) -> Iterator[dict]:
+def voila_server(path: str | Path, workdir: Path, *, env: dict | None = None, **options) -> Iterator[dict]:
     """Serve `path` until the block ends; `options` go to voila_command (export_dir, max_pages, culling...).
+    `env` adds variables to the server's environment (e.g. SYNTHSCOPE_SCATTER_ENGINE).
     `workdir` (an empty tmp dir) gets the cache dir and voila.log. Yields {"url", "port", "process", "log",
     "cache"}. Raises RuntimeError with the log's tail if the server does not start. On exit SIGTERM (Voila
     shuts its kernels down), then SIGKILL after 15 s."""
@@ -29,11 +30,12 @@ def voila_server(path: str | Path, workdir: Path, **options) -> Iterator[dict]:
     cache = workdir / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    argv, env = voila_command(path, "127.0.0.1", port, **options)
-    env["SYNTHSCOPE_CACHE_DIR"] = str(cache)
+    argv, server_env = voila_command(path, "127.0.0.1", port, **options)
+    server_env.update(env or {})
+    server_env["SYNTHSCOPE_CACHE_DIR"] = str(cache)
     url = f"http://127.0.0.1:{port}/"
     with open(workdir / "voila.log", "w+") as log:
-        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, env=server_env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_until_serving(url, process, log)
             yield {"url": url, "port": port, "process": process, "log": log, "cache": cache}
