@@ -136,9 +136,10 @@ def selections(page, traffic: Traffic, engine: str, step: Step, repeats: int) ->
 
 
 def moves(page, traffic: Traffic, engine: str, step: Step, repeats: int) -> None:
-    from synthscope_dashboard.bench_browser import _COLOR_SIG
+    from synthscope_dashboard.bench_browser import _COLOR_SIG, _alternate_target
 
-    for _ in range(repeats):
+    for repeat in range(repeats):
+        _alternate_target(page, repeat)
         button = page.locator(".ss-view:visible .ss-move").first
         if engine == "plotly":
             button.scroll_into_view_if_needed()
