@@ -425,6 +425,8 @@ def _box_selections(page, traffic: Traffic, step: Step, repeats: int) -> None:
 
 def _moves(page, traffic: Traffic, step: Step, repeats: int) -> None:
     """Move selection (to a new cluster) → the scatter's marker colours changed and drawn."""
+    from synthscope_dashboard.bench_engines import alternate_target as _alternate_target
+
     step.notes["selected"] = page.evaluate(f"() => {_SELECTED}")
     for repeat in range(repeats):
         _alternate_target(page, repeat)
@@ -436,15 +438,6 @@ def _moves(page, traffic: Traffic, step: Step, repeats: int) -> None:
         _timed(page, traffic, step, lambda: page.mouse.click(*centre), f"before => {_COLOR_SIG} !== before",
                arg=before, drawn=True)
     step.notes["status_line"] = page.locator(".ss-status-line").first.inner_text().strip()[:160]
-
-
-def _alternate_target(page, repeat: int) -> None:
-    """A selection moves once per target (issue 22 defect 12: a double-click moves once), so repeated Moves
-    of one selection alternate the target: a new cluster (the last option), then the first cluster."""
-    select = page.locator(".ss-view:visible .widget-dropdown", has_text="move to").locator("select").first
-    options = select.evaluate("s => s.options.length")
-    select.select_option(index=options - 1 if repeat % 2 == 0 else 0)
-    page.locator(".ss-view:visible .ss-move:not([disabled])").first.wait_for(timeout=30_000)   # re-armed
 
 
 def _projections(page, traffic: Traffic, step: Step, repeats: int) -> None:

@@ -135,11 +135,20 @@ def selections(page, traffic: Traffic, engine: str, step: Step, repeats: int) ->
     step.notes["counts"] = counts
 
 
+def alternate_target(page, repeat: int) -> None:
+    """A selection moves once per target (issue 22 defect 12: a double-click moves once), so repeated Moves
+    of one selection alternate the target: a new cluster (the last option), then the first cluster."""
+    select = page.locator(".ss-view:visible .widget-dropdown", has_text="move to").locator("select").first
+    options = select.evaluate("s => s.options.length")
+    select.select_option(index=options - 1 if repeat % 2 == 0 else 0)
+    page.locator(".ss-view:visible .ss-move:not([disabled])").first.wait_for(timeout=30_000)   # re-armed
+
+
 def moves(page, traffic: Traffic, engine: str, step: Step, repeats: int) -> None:
-    from synthscope_dashboard.bench_browser import _COLOR_SIG, _alternate_target
+    from synthscope_dashboard.bench_browser import _COLOR_SIG
 
     for repeat in range(repeats):
-        _alternate_target(page, repeat)
+        alternate_target(page, repeat)
         button = page.locator(".ss-view:visible .ss-move").first
         if engine == "plotly":
             button.scroll_into_view_if_needed()
