@@ -118,17 +118,24 @@ def _largest_cluster_id(page) -> int:
     return max(int(m.group(1)) for m in (re.search(r"\((\d+)\)$", label) for label in labels) if m)
 
 
-def test_a_double_click_on_move_moves_once(page, server):
-    """Issue 22 defect 12: a double-click on Move selection moved the selection twice (into two new
-    clusters). The second click is refused and the button greys out until the next selection."""
+def _box_the_left_half(page):
+    """A fresh box over the plot's left half (Escape first): (its points, the plot's rectangle, the keys boxed)."""
     _show_plot(page)
     page.keyboard.press("Escape")
     page.wait_for_timeout(500)
-    points, (px, py, pw, ph) = _point_pixels(page)
+    points, rect = _point_pixels(page)
+    px, py, pw, ph = rect
     _select_mode(page, "select")
-    shown = _box_select(page, points, _empty_spot(points, px + 4, py + 4),
+    boxed = _box_select(page, points, _empty_spot(points, px + 4, py + 4),
                         _empty_spot(points, px + 0.5 * pw, py + ph - 4))
-    assert shown and _page_selected(page) == len(shown)
+    assert boxed and _page_selected(page) == len(boxed)
+    return points, rect, boxed
+
+
+def test_a_double_click_on_move_moves_once(page, server):
+    """Issue 22 defect 12: a double-click on Move selection moved the selection twice (into two new
+    clusters). The second click is refused and the button greys out until the next selection."""
+    _, _, shown = _box_the_left_half(page)
     newest = _largest_cluster_id(page)
     before = _session_assignments(server, timeout=0)
     move = page.locator(".ss-view:visible .ss-move").first
@@ -144,14 +151,7 @@ def test_a_double_click_on_move_moves_once(page, server):
 def test_a_lasso_started_inside_the_previous_outline_selects(page):
     """Issue 22 defect 12: a lasso started inside the previous box's outline did nothing (the outline's
     transparent fill took the pointer) and selected the page's text instead."""
-    _show_plot(page)
-    page.keyboard.press("Escape")
-    page.wait_for_timeout(500)
-    points, (px, py, pw, ph) = _point_pixels(page)
-    _select_mode(page, "select")
-    boxed = _box_select(page, points, _empty_spot(points, px + 4, py + 4),
-                        _empty_spot(points, px + 0.5 * pw, py + ph - 4))
-    assert boxed and _page_selected(page) == len(boxed)
+    points, (px, py, pw, ph), boxed = _box_the_left_half(page)
     _select_mode(page, "lasso")
     inside = _empty_spot(points, px + 0.3 * pw, py + 0.5 * ph)
     assert "nsewdrag" in page.evaluate(

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from test_dashboard_browser import (ARTIFACTS, CHROMIUM, LAUNCH_ARGS, PAGE_TIMEOUT_MS,  # noqa: F401
+from test_dashboard_browser import (ARTIFACTS, CHROMIUM, LAUNCH_ARGS,  # noqa: F401
                                     _COUNT, _open_tab, _page_selected, _session_assignments, expect)
 
+from test_dashboard_browser_trust import open_page
 from voila_server import voila_server
 
 pytestmark = pytest.mark.browser
@@ -44,15 +45,7 @@ def page(server):
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        page = browser.new_page(viewport={"width": 1500, "height": 1000})
-        page.set_default_timeout(60_000)
-        page.goto(server["url"], timeout=PAGE_TIMEOUT_MS)
-        try:
-            page.wait_for_selector(".ss-app", timeout=PAGE_TIMEOUT_MS)
-        except Exception:
-            server["log"].seek(0)
-            raise AssertionError("dashboard did not render; Voila log:\n" + server["log"].read()[-3000:])
-        yield page
+        yield open_page(browser, server)
         browser.close()
 
 
