@@ -30,3 +30,24 @@ def test_runner_writes_both_reports_and_quality_sections_skip_without_shared(tmp
     assert {"speed_scale", "scale_audit"} <= set(names)
     # the dashboard's section comes in by name (--section): the core lists no dashboard module
     assert not any(name.startswith("synthscope_dashboard") for name in SECTIONS)
+
+
+def test_a_partial_rerun_keeps_the_other_sections_with_their_date(tmp_path):
+    """`--only X` re-measures X and keeps every other section of the previous report, marked as kept, so a
+    slow section can be redone without losing (or silently re-dating) the others' numbers."""
+    out = tmp_path / "bench"
+    no_shared = str(tmp_path / "no-shared")
+    assert main(["--out", str(out), "--quick", "--shared-dir", no_shared,
+                 "--only", "quality_attribution", "quality_membership"]) == 0
+    first = json.loads((out / "report.json").read_text())
+    assert main(["--out", str(out), "--quick", "--shared-dir", no_shared, "--only", "quality_attribution"]) == 0
+    report = (out / "report.md").read_text()
+    payload = json.loads((out / "report.json").read_text())
+    assert set(payload["sections"]) == {"quality_attribution", "quality_membership"}
+    kept = payload["sections"]["quality_membership"]
+    assert kept["data"] == first["sections"]["quality_membership"]["data"]
+    assert kept["markdown"] == first["sections"]["quality_membership"]["markdown"]
+    assert report.count("_Kept from the run of") == 1
+    # the report's order is the sections' order, not the order of the runs
+    assert report.index("## Sub-task 2") < report.index("## Sub-task 1")
+    assert "1 section(s) kept from earlier runs" in report
