@@ -154,14 +154,17 @@ def test_a_digit_moves_the_lasso_selection_and_ctrl_z_undoes_it(page, server):
     shown = _page_selected(page)
     before = _session_assignments(server, timeout=0)
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)   # focus stays on the page, not a box
-    page.keyboard.press("1")
-    expect(page.locator(".ss-status-line")).to_contain_text(f"moved {shown} images to cluster 1", timeout=60_000)
-    after = _session_assignments(server, changed_from=before)
+    names = page.locator(".ss-view:visible .widget-dropdown", has_text="move to").locator("option").all_inner_texts()
+    cluster = next(int(n.rsplit("(", 1)[1].rstrip(")")) for n in names if n.rstrip().endswith(")")
+                   and n.rsplit("(", 1)[1].rstrip(")").isdigit() and int(n.rsplit("(", 1)[1].rstrip(")")) <= 9)
+    page.keyboard.press(str(cluster))   # the digit of an existing cluster
+    expect(page.locator(".ss-status-line")).to_contain_text(f"moved {shown} images to", timeout=60_000)
+    after = _session_assignments(server, timeout=60, changed_from=before)
     changed = [key for key in after if after[key] != before.get(key)]
-    assert changed and all(after[key] == 1 for key in changed) and len(changed) <= shown
+    assert changed and all(after[key] == cluster for key in changed) and len(changed) <= shown
     page.keyboard.press("Control+z")
     expect(page.locator(".ss-status-line")).to_contain_text("undone", timeout=60_000)
-    undone = _session_assignments(server, changed_from=after)
+    undone = _session_assignments(server, timeout=60, changed_from=after)   # autosaved a moment later
     assert all(undone[key] == before[key] for key in changed if key in before)
 
 
@@ -174,7 +177,7 @@ def test_the_engine_control_switches_the_scatter_between_engines(page):
     page.wait_for_timeout(1000)
     shown = _page_selected(page)
     control = page.locator(".ss-view:visible .ss-scatter-engine select").first
-    control.select_option("plotly")
+    control.select_option(label="scatter: plotly")
     plot = page.locator(".ss-view:visible .ss-scatter-box:not(.ss-column-histogram) .js-plotly-plot").first
     expect(plot).to_be_visible(timeout=120_000)
     expect(page.locator(".ss-view:visible .ss-jscatter")).to_have_count(0)
@@ -182,7 +185,7 @@ def test_the_engine_control_switches_the_scatter_between_engines(page):
                            ".find(e => e.offsetParent && !e.closest('.ss-column-histogram')); return gd && gd.data && (gd.data[0].selectedpoints || []).length"
                            " === n; }", arg=shown, timeout=60_000)
     assert _page_selected(page) == shown
-    control.select_option("jscatter")
+    control.select_option(label="scatter: jupyter-scatter")
     expect(page.locator(CANVAS).first).to_be_visible(timeout=120_000)
     expect(plot).to_be_hidden(timeout=60_000)
     assert _page_selected(page) == shown
