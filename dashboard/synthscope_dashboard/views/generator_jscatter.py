@@ -12,6 +12,15 @@ point as synced traits, so:
 - a hover sends one integer (`hovering`), a click selects the one point under the mouse, and a
   selection of exactly one image opens it beside its neighbours (the clicked-image panel).
 
+- the hovered image shows beside the cursor (JScatterCompanion, PNG bytes of that one image), and the
+  companion answers the plotly engine's keys (0-9 move the selection to that cluster, Ctrl+Z undoes);
+- "Save figures" saves a plotly figure of SAVED_POINTS points drawn at random (SubsampleFigure);
+- the page's "scatter:" control (AppState.scatter_engine) redraws the plot with the other engine.
+
+Where the time goes at 1M (README, dashboard scale): after the scores went on request, the kernel's
+share of a Move is ~0.4 CPU s; the page's is jupyter-scatter 1.0.1 decoding the points array into one
+JavaScript array per point, then regl-scatterplot's upload and redraw on software GL.
+
 Every point is drawn at its attribution row (index = row): no mapping from trace indices to rows.
 Only public names of jupyter-scatter are used (`Scatter`, its `.xy/.color/.selection/.filter/.widget`
 methods and the widget's synced `selection` / `hovering` traits); pyproject pins the range checked and
@@ -200,6 +209,8 @@ class JScatterPart:
             widget = self._make_jscatter()
             self.figures["scatter"] = SubsampleFigure(self)
             return [self.scatter_title, widget, self.companion]
+        if self.companion is not None:   # the jupyter-scatter engine's, before a switch
+            self.companion.close()
         self.companion = None
         self.scatter = self._make_scatter()
         self.figures["scatter"] = self.scatter
