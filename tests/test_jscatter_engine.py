@@ -102,3 +102,74 @@ def test_colour_by_a_number_filter_and_projection_reach_the_widget(view):
     assert np.array_equal(np.asarray(widget.filter), kept)
     widget.selection = np.arange(view.data.n, dtype=np.int32)   # hidden points never count
     assert np.array_equal(state.selection, kept)
+
+
+def test_hover_sends_the_thumbnail_beside_the_cursor_and_leaving_hides_it(view):
+    companion, widget = view.companion, view.jscatter.widget
+    widget.hovering = 4
+    assert companion.row == 4 and companion.thumbnail.startswith(b"\x89PNG")
+    assert view.data.frame.at[4, "image_id"] in companion.caption
+    widget.hovering = None
+    assert companion.row == -1
+
+
+def test_a_digit_key_moves_what_the_plot_shows_and_ctrl_z_undoes(view):
+    state, widget = view.state, view.jscatter.widget
+    rows = np.flatnonzero(state.assignments != 1)[:3]
+    widget.selection = rows.astype(np.int32)
+    before = np.asarray(state.assignments).copy()
+    view.companion._message(view.companion, {"event": "assign", "cluster": 1}, [])
+    assert (state.assignments[rows] == 1).all() and "moved 3 images to cluster 1" in state.status
+    view.companion._message(view.companion, {"event": "undo"}, [])
+    assert np.array_equal(state.assignments, before)
+    view.companion._message(view.companion, {"event": "assign", "cluster": 63}, [])
+    assert np.array_equal(state.assignments, before) and "no cluster 63" in state.status
+
+
+def test_the_engine_control_redraws_the_scatter_with_the_other_engine(view):
+    state = view.state
+    view.select_cluster(int(state.assignments[0]))
+    selected = np.asarray(state.selection).copy()
+    view.engine_control.value = "plotly"
+    assert state.scatter_engine == "plotly" and view.jscatter is None and view.scatter is not None
+    assert view.scatter in view.scatter_box.children and view.figures["scatter"] is view.scatter
+    assert sorted(view.scatter.data[0].selectedpoints) == sorted(np.flatnonzero(np.isin(view.visible, selected)))
+    state.scatter_engine = "jscatter"
+    assert view.engine_control.value == "jscatter" and view.scatter is None
+    assert view.jscatter.widget in view.scatter_box.children and view.companion in view.scatter_box.children
+    assert np.array_equal(np.sort(np.asarray(view.jscatter.widget.selection)), selected)
+
+
+def test_save_figures_saves_a_plotly_figure_of_a_random_subsample(view, monkeypatch):
+    from synthscope_dashboard.views import generator_jscatter
+    from synthscope_dashboard.views.export import plain_figure
+
+    def x_of(figure) -> np.ndarray:   # plotly 6 keeps arrays as {"dtype", "bdata"}
+        import base64
+
+        x = figure.data[0].x
+        return np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"]) if isinstance(x, dict) else np.asarray(x)
+
+    figure = plain_figure(view.figures["scatter"])
+    assert len(x_of(figure)) == view.data.n
+    monkeypatch.setattr(generator_jscatter, "SAVED_POINTS", 5)
+    figure = plain_figure(view.figures["scatter"])
+    xy = view.data.projections[view.state.projection]
+    assert len(x_of(figure)) == 5 and np.isin(x_of(figure), xy[:, 0]).all()
+    assert "5 drawn at random" in figure.layout.title.text
+
+
+def test_large_workspaces_compute_the_scores_on_request(view, monkeypatch):
+    from synthscope_dashboard.views import generator_jscatter
+
+    state = view.state
+    fresh = view.metrics.value
+    monkeypatch.setattr(generator_jscatter, "LAZY_SUMMARIES_FROM", 1)
+    view.select_cluster(int(state.assignments[0]))
+    view.target.value = -1
+    target = view.move_selection()
+    assert "before the last curation step" in view.metrics.value and fresh in view.metrics.value
+    assert view.summaries_button.layout.display == "" and f">{target}</td>" in view.cluster_table.value
+    view.summaries_button.click()
+    assert "before the last curation step" not in view.metrics.value
+    assert view.summaries_button.layout.display == "none"

@@ -239,17 +239,20 @@ def markdown(results: dict) -> str:
     goal_of = {"load": "warm load", "selection": "selection", "move": "move", "colour": "colour",
                "projection": "projection"}
     rows = ["| engine | points | load s (warm; kernel s) | selection ms | move ms | colour ms | projection ms | "
-            "kernel→page MB per move | repeats |", "|---|---|---|---|---|---|---|---|---|"]
+            "kernel→page MB per move | kernel busy ms: selection / move / colour / projection | repeats |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for key, run in results.items():
         engine, n = key.split("@")
         steps = run.get("steps", {})
         if not steps:
-            rows.append(f"| {engine} | {int(n):,} | {run.get('error', 'not run')} | | | | | | |")
+            rows.append(f"| {engine} | {int(n):,} | {run.get('error', 'not run')} | | | | | | | |")
             continue
 
         def cell(name: str) -> str:
             step = steps.get(name, {})
-            if step.get("median_ms") is None:
+            if step.get("median_ms") is None:   # a step past its cap is reported as "> cap", not as a failure
+                if any("Timeout" in error for error in step.get("errors", [])):
+                    return f"> {(LOAD_TIMEOUT_MS if name == 'load' else STEP_TIMEOUT_MS) / 1000:.0f} s"
                 return "failed" if step.get("errors") else "–"
             value = step["median_ms"] if name != "load" else step["all_ms"][-1]
             goal = GOALS_MS[goal_of[name]]
@@ -257,10 +260,14 @@ def markdown(results: dict) -> str:
             return f"{value / 1000:.1f}{mark}" if name == "load" else f"{value:.0f}{mark}"
 
         kernel = run.get("kernel_s")
+        # the kernel's share of each step (the rest: transfer and the browser's decoding and drawing)
+        busy = " / ".join("–" if steps.get(name, {}).get("kernel_busy_ms") is None
+                          else f"{steps[name]['kernel_busy_ms']:.0f}"
+                          for name in ("selection", "move", "colour", "projection"))
         move_mb = steps.get("move", {}).get("kernel_to_page_kb")
         rows.append(f"| {engine} | {int(n):,} | {cell('load')} ({'–' if kernel is None else f'{kernel:.0f}'}) | "
                     f"{cell('selection')} | {cell('move')} | {cell('colour')} | {cell('projection')} | "
-                    f"{'–' if move_mb is None else f'{move_mb / 1024:.1f}'} | {steps['selection'].get('repeats', 0)} |")
+                    f"{'–' if move_mb is None else f'{move_mb / 1024:.1f}'} | {busy} | {steps['selection'].get('repeats', 0)} |")
     errors = [f"- {key} {name}: {step['errors'][0]}" for key, run in results.items()
               for name, step in run.get("steps", {}).items() if step.get("errors")]
     return "\n".join(rows + ([""] + errors if errors else []))

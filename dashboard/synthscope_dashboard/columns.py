@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 CATEGORY, NUMBER = "category", "number"
 N_BINS = 30
@@ -48,13 +49,19 @@ class PointColumns:
         self.state = state
         self._cache: dict[str, tuple[object, np.ndarray]] = {}
         self.silhouette_kind = "exact"
+        self._available = None   # (token, frame, columns) of the last available()
 
     @property
     def data(self):
         return self.state.workspace.attribution
 
     def available(self) -> list[Column]:
+        """The columns this workspace offers; kept per (frame, test labels shown): at a million rows each
+        check is an O(n) string comparison, and the view asks on every colour, move and redraw."""
         frame = self.data.frame
+        token = (id(frame), bool(self.state.shows_test_labels()))
+        if self._available is not None and self._available[0] == token and self._available[1] is frame:
+            return list(self._available[2])
         shown = []
         for column in COLUMNS:
             if column.key == "known" and not ((frame["known_label"] != "").any() or
@@ -65,7 +72,8 @@ class PointColumns:
             if column.key == "split" and frame["split"].nunique() < 2:
                 continue
             shown.append(column)
-        return shown
+        self._available = (token, frame, shown)
+        return list(shown)
 
     def values(self, key: str) -> np.ndarray:
         """Strings for a category (cluster ids as ints), floats for a number."""
@@ -119,10 +127,15 @@ class PointColumns:
 
 def categories(values: np.ndarray) -> tuple[list, np.ndarray]:
     """Sorted distinct values (empty strings, "unlabelled", last) and the code of each row."""
-    distinct = list(dict.fromkeys(values.tolist()))
-    distinct.sort(key=lambda v: (v == "" or v is None, str(v) if not isinstance(v, (int, np.integer)) else f"{v:09d}"))
-    lookup = {v: i for i, v in enumerate(distinct)}
-    return distinct, np.fromiter((lookup[v] for v in values.tolist()), dtype=np.int64, count=len(values))
+    codes, uniques = pd.factorize(np.asarray(values), use_na_sentinel=False)   # no per-row Python loop
+    first = uniques.tolist() if hasattr(uniques, "tolist") else list(uniques)
+    if values.dtype == object and any(v != v for v in first) and np.any(values == None):  # noqa: E711
+        first = [None if v != v else v for v in first]   # factorize turns None into NaN: keep None
+    order = sorted(range(len(first)), key=lambda i: (first[i] == "" or first[i] is None, str(first[i])
+                   if not isinstance(first[i], (int, np.integer)) else f"{first[i]:09d}"))
+    position = np.empty(len(first), dtype=np.int64)
+    position[order] = np.arange(len(first))
+    return [first[i] for i in order], position[codes].astype(np.int64)
 
 
 @dataclass

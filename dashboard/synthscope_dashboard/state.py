@@ -184,7 +184,9 @@ class AppState(traitlets.HasTraits):
 
     # ---------------------------------------------------------------- sub-task 2 actions
     def select(self, indices) -> None:
-        self.selection = np.unique(np.asarray(indices, dtype=np.int64))
+        rows = np.asarray(indices, dtype=np.int64).ravel().copy()
+        # a page's selection mostly arrives sorted: sort only when it is not (np.unique: 0.66 s at 333k of 1M)
+        self.selection = rows if rows.size < 2 or bool(np.all(rows[1:] > rows[:-1])) else np.unique(rows)
 
     def assign(self, indices, cluster: int | None) -> int:
         """Move images to `cluster` (None = a new cluster). Returns the target cluster."""

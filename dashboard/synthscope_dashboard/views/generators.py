@@ -21,7 +21,7 @@ from synthscope_dashboard.tables import ARI_NMI_TABLES, N_BOOT, ari_nmi_table, c
 from synthscope_dashboard.views.common import View, banner, esc, fmt, guarded
 from synthscope_dashboard.views.generator_filter import FilterPart
 from synthscope_dashboard.views.generator_histogram import HistogramPart
-from synthscope_dashboard.views.generator_jscatter import JScatterPart, choose_engine
+from synthscope_dashboard.views.generator_jscatter import JScatterPart
 from synthscope_dashboard.views.generator_scatter import THUMB_PX, ScatterPart
 from synthscope_dashboard.views.plot_selection import SelectionBridge, mirror_selection
 from synthscope_dashboard.workspace import CLUSTER_METHODS, PROJECTION_METHODS
@@ -89,6 +89,7 @@ class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View)
                                           disabled=state.workspace.attribution_loader is None,
                                           layout=widgets.Layout(width="220px"))
         self.hint = widgets.HTML()
+        self.engine_control = self._make_engine_control()   # auto / plotly / jupyter-scatter
         self.reload_button = widgets.Button(description="Reload data", disabled=state.workspace.attribution_loader is None,
                                             tooltip="read the embedding and projection caches again (after "
                                                     "`synthscope prepare`); the curation is kept")
@@ -109,7 +110,8 @@ class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View)
         self.embedding_what = widgets.HTML()
         top = self.control(widgets.VBox([
             widgets.HBox([self.extractor, self.projection, self.color_by, self.k, self.method, self.recluster,
-                          self.reload_button], layout=widgets.Layout(flex_flow="row wrap")),   # 1280 px: all shown
+                          self.reload_button, self.engine_control],
+                         layout=widgets.Layout(flex_flow="row wrap")),   # 1280 px: all shown
             widgets.HBox([self.embedding_progress, self.embedding_what]),
             widgets.HBox([self.filter_column, self.filter_values, self.filter_range, self.filter_clear,
                           self.filter_label], layout=widgets.Layout(align_items="center")),
@@ -125,22 +127,8 @@ class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View)
         self.visible = np.flatnonzero(self.filter_mask()).astype(np.int64)
         self._show_filter_label()
 
-        # the main scatter: plotly below a size, jupyter-scatter above it (views/generator_jscatter.py)
-        self.engine = choose_engine(state.scatter_engine, data.n)
-        self.jscatter = None
-        if self.engine == "jscatter":
-            self.scatter, self.bridge = None, None   # selection, hover and click are the widget's traits
-            widget = self._make_jscatter()
-            drawn = [self.scatter_title, widget]
-        else:
-            self.scatter = self._make_scatter()
-            self.figures["scatter"] = self.scatter
-            # the browser's selection reaches the kernel through the bridge (see plot_selection.py)
-            self.bridge = SelectionBridge(trace_rows=self._trace_rows, on_change=self._on_browser_selection,
-                                          on_escape=self._on_escape, on_key=guarded(self._on_key, state, "the key"),
-                                          revision=self.revision,
-                                          on_report=lambda points: mirror_selection(self.scatter, points))
-            drawn = [self.scatter, self.bridge]
+        # the main scatter: plotly below a size, jupyter-scatter above it, or as the engine control says
+        drawn = self._make_main_scatter()   # (views/generator_jscatter.py)
         self.legend = widgets.HTML()
         self.legend.add_class("ss-legend")
         self._show_legend()
@@ -156,8 +144,6 @@ class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View)
                                                 follow_changes=False, follow_deselect=False,
                                                 on_report=lambda points: mirror_selection(self.histogram, points))
         self.histogram.bridge = self.histogram_bridge
-        if self.scatter is not None:
-            self.scatter.bridge = self.bridge
         histogram_box = widgets.VBox([self.histogram, self.histogram_bridge])
         histogram_box.add_class("ss-scatter-box")
         histogram_box.add_class("ss-column-histogram")
@@ -173,7 +159,7 @@ class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View)
                                             "click it for the full image and its nearest neighbours</span>")
         self.preview_box = widgets.HBox([self.preview, self.preview_caption], layout=widgets.Layout(min_height="130px"))
         self.preview_box.add_class("ss-preview")
-        side = widgets.VBox([self.preview_box, self.metrics, self.cluster_table, self.control(self.cluster_select),
+        side = widgets.VBox([self.preview_box, self._make_summaries_button(), self.metrics, self.cluster_table, self.control(self.cluster_select),
                              histogram_box], layout=widgets.Layout(width="44%"))
         self.detail = widgets.VBox()
         self.detail.add_class("ss-detail")
@@ -359,8 +345,7 @@ class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View)
         self._revision += 1
         if self.jscatter is not None:   # other points: a new widget, in the same place
             old = self.jscatter.widget
-            widget = self._make_jscatter()
-            self.scatter_box.children = [self.legend, self.scatter_title, widget]
+            self.scatter_box.children = [self.legend, *self._make_main_scatter()]
             old.close()
         else:
             self.scatter.data[0].meta = self.revision()
@@ -534,8 +519,7 @@ class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View)
                 dropdown.value = NEW_CLUSTER if extra else valid[0]
         if len(clusters) > 1 and self.merge_target.value == self.merge_source.value:
             self.merge_target.value = clusters[1]
-        self.metrics.value = self.metrics_html()
-        self.cluster_table.value = self.cluster_table_html()
+        self._refresh_summaries()   # at once, or on request in large workspaces
         self._show_cluster_buttons()
         self._update_captions()   # a move, merge, split or rename changes the gallery's cluster names
         if self._detail_row is not None:
