@@ -11,6 +11,8 @@ from PIL import Image
 
 from synthscope_dashboard.imaging import THUMBNAIL_PX, data_url, thumbnail_data_url
 
+from test_dashboard_state import app, bench, loaded, workspace  # noqa: F401  (fixtures)
+
 
 def _decode(url: str) -> Image.Image:
     header, payload = url.split(",", 1)
@@ -40,3 +42,35 @@ def test_a_data_url_keeps_the_aspect_and_png_is_lossless():
     assert header == "data:image/png;base64" and np.array_equal(np.asarray(pil), image)
     pil, _ = _decode(data_url(image, 40, "webp"))
     assert pil.size == (40, 20)
+
+
+def test_the_kernel_answers_a_hover_with_that_points_thumbnail_and_a_caption_that_follows_moves(app):
+    from test_generator_view import VIEW
+
+    state, view = app.state, app.view(VIEW)
+    data = state.workspace.attribution
+    hover = view.hover_thumbnail
+    decoded = []
+    original = data.load_images
+    data.load_images = lambda rows: decoded.append(len(rows)) or original(rows)
+    try:
+        point = 7   # one trace, all rows shown: point 7 is row 7
+        reply = hover.answer({"curve": 0, "point": point, "meta": view.revision(), "key": "k7"})
+        assert reply["key"] == "k7" and data.frame.at[7, "image_id"] in reply["caption"]
+        assert reply["url"] == thumbnail_data_url(original(np.array([7]))[0])
+        assert reply["caption"].count(state.cluster_name(int(state.assignments[7]))) == 1
+        again = hover.answer({"curve": 0, "point": point, "meta": view.revision(), "key": "k7"})
+        assert again == reply and len(decoded) == 1, "hovering back decodes nothing"
+        # the page asks for the caption only, once clusters change (the image it keeps)
+        version = hover.version
+        new = state.assign([7], None)
+        state.rename(new, "moved here")
+        assert hover.version > version, "the page is told to drop its captions"
+        moved = hover.answer({"curve": 0, "point": point, "meta": view.revision(), "key": "k7", "image": False})
+        assert "moved here" in moved["caption"] and "url" not in moved and len(decoded) == 1
+        # a point of an older version of the traces (before a refilter) names no row
+        assert hover.answer({"curve": 0, "point": point, "meta": "points-older", "key": "x"}) is None
+        assert hover.answer({"curve": 0, "point": data.n + 5, "meta": view.revision(), "key": "x"}) is None
+        assert hover.answer({"curve": "?", "point": 1}) is None
+    finally:
+        data.load_images = original

@@ -140,7 +140,7 @@ class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View)
                                           on_escape=self._on_escape, on_key=guarded(self._on_key, state, "the key"),
                                           revision=self.revision,
                                           on_report=lambda points: mirror_selection(self.scatter, points))
-            drawn = [self.scatter, self.bridge]
+            drawn = [self.scatter, self.bridge, self._make_hover_thumbnail()]   # the image beside the cursor
         self.legend = widgets.HTML()
         self.legend.add_class("ss-legend")
         self._show_legend()
