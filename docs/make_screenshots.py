@@ -61,12 +61,8 @@ def serve(data: Path, cache: Path, exports: Path, k: int | None = None) -> tuple
 
 
 def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    process.terminate()   # Voila shuts its kernels down
+    process.wait(timeout=30)
 
 
 @contextlib.contextmanager
