@@ -108,3 +108,15 @@ def test_large_dataset_installs_name_extras_that_exist_and_the_python_line_compi
     assert any(isinstance(node, ast.ImportFrom) and node.module == "dask_jobqueue" for node in ast.walk(tree))
     assert "scheduler_address" in code
     assert all(line.split()[0] in ("pip", "python", "synthscope", "export") for line in lines)
+
+
+def test_the_readme_images_exist_are_small_and_made_by_the_screenshot_script():
+    """Every image the README shows is in docs/, at most ~150 kB, and one `docs/make_screenshots.py` makes."""
+    script = (README.parent / "docs" / "make_screenshots.py").read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README.read_text())
+    assert len(images) >= 7, images
+    for image in images:
+        path = README.parent / image
+        assert path.is_file(), f"README shows {image}, which does not exist"
+        assert path.stat().st_size <= 160_000, f"{image} is {path.stat().st_size:,} bytes"
+        assert path.name in script, f"{image} is not made by docs/make_screenshots.py"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -34,6 +35,34 @@ def png_bytes(image: np.ndarray, size: int | None = None) -> bytes:
     buffer = io.BytesIO()
     pil.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+THUMBNAIL_PX = 96   # the hover thumbnail beside the cursor (both scatter engines)
+_MIME = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
+
+
+def encoded(image: np.ndarray, size: int | None = None, fmt: str = "png", quality: int = 80) -> bytes:
+    """uint8 [H,W] or [H,W,3] -> PNG, WebP or JPEG bytes, shrunk to `size` px on its long side (aspect kept)."""
+    if fmt == "png":
+        return png_bytes(image, size)
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    if size is not None and max(pil.size) != size:
+        scale = size / max(pil.size)
+        pil = pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), Image.BILINEAR)
+    buffer = io.BytesIO()
+    pil.save(buffer, format=fmt.upper(), quality=quality)
+    return buffer.getvalue()
+
+
+def data_url(image: np.ndarray, size: int | None = None, fmt: str = "png") -> str:
+    """A `data:` URL of the image, for an <img> in HTML that needs no widget (the report, hover thumbnails)."""
+    return f"data:{_MIME[fmt]};base64," + base64.b64encode(encoded(image, size, fmt)).decode("ascii")
+
+
+def thumbnail_data_url(image: np.ndarray, px: int = THUMBNAIL_PX) -> str:
+    """The hover thumbnail of one image: `px` px on its long side, lossy WebP (~1.5 kB at 96 px of a CT
+    slice, ~2 ms CPU; PNG is ~3.4 kB). Callers cache it per image: it never changes."""
+    return data_url(image, px, "webp")
 
 
 def to_uint8(values: np.ndarray, low: float | None = None, high: float | None = None) -> np.ndarray:

@@ -12,7 +12,6 @@ against test labels (a ground-truth file) appear only in the section marked "Eva
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import re
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from synthscope_dashboard.imaging import cluster_color, colormap, png_bytes, to_uint8
+from synthscope_dashboard.imaging import cluster_color, colormap, data_url, to_uint8
 from synthscope_dashboard.markup import PLOT_CONFIG, STYLE, banner, esc, estimate_row, fmt, metric_table
 from synthscope_dashboard.tables import N_BOOT, ari_nmi_table, cluster_table_html   # N_BOOT: the views' and CLI's
 
@@ -49,7 +48,7 @@ body { margin: 0; background: #f6f7fb; }
 
 
 def data_uri(image: np.ndarray, size: int | None = None) -> str:
-    return "data:image/png;base64," + base64.b64encode(png_bytes(image, size)).decode("ascii")
+    return data_url(image, size, "png")
 
 
 def img(image: np.ndarray, size: int, alt: str, role: str) -> str:

@@ -206,6 +206,8 @@ class JScatterPart:
         self.jscatter = None
         if self.engine == "jscatter":
             self.scatter, self.bridge = None, None   # selection, hover and click are the widget's traits
+            if getattr(self, "hover_thumbnail", None) is not None:   # the plotly engine's, before a switch
+                self.hover_thumbnail.close()
             widget = self._make_jscatter()
             self.figures["scatter"] = SubsampleFigure(self)
             return [self.scatter_title, widget, self.companion]
@@ -220,7 +222,7 @@ class JScatterPart:
                                       revision=self.revision,
                                       on_report=lambda points: mirror_selection(self.scatter, points))
         self.scatter.bridge = self.bridge
-        return [self.scatter, self.bridge]
+        return [self.scatter, self.bridge, self._make_hover_thumbnail()]   # the image beside the cursor
 
     def _on_scatter_engine(self, change=None) -> None:
         """The page's engine control: the other engine draws the same points, colours and selection."""

@@ -13,8 +13,10 @@ import numpy as np
 import plotly.graph_objects as go
 
 from synthscope_dashboard.columns import BY_KEY, NUMBER, categories
-from synthscope_dashboard.imaging import UNLABELLED_COLOR, cluster_color, known_label_color, png_bytes
+from synthscope_dashboard.imaging import (UNLABELLED_COLOR, cluster_color, known_label_color, png_bytes,
+                                         thumbnail_data_url)
 from synthscope_dashboard.views.common import ScrollIntoView, esc
+from synthscope_dashboard.views.hover_thumbnail import HoverThumbnail
 from synthscope_dashboard.views.plot_selection import BridgedFigureWidget, clear_outline
 
 NUMBER_SCALE = "Viridis"
@@ -162,6 +164,27 @@ class ScatterPart:
         return (f"<b>{esc(frame.at[row, 'image_id'])}</b> · {esc(frame.at[row, 'split'])}"
                 f"{' · ' + esc(known) if known else ''}<br><span class='ss-swatch' "
                 f"style='background:{cluster_color(cluster)}'></span>{esc(self.state.cluster_name(cluster))}")
+
+    def _make_hover_thumbnail(self) -> HoverThumbnail:
+        """The hovered image beside the cursor (issue 22 item 6); its caption follows every cluster change."""
+        if getattr(self, "hover_thumbnail", None) is None:   # once: an engine switch draws the plotly scatter again
+            self.state.observe(lambda change: self.hover_thumbnail.changed(), names=["assignments", "cluster_names"])
+            self.state.observe(lambda change: self.hover_thumbnail.forget(), names="data_version")
+        else:
+            self.hover_thumbnail.close()
+        self.hover_thumbnail = HoverThumbnail(row_of=self._hovered_row, thumbnail=self._thumbnail_url,
+                                              caption=self._describe)
+        return self.hover_thumbnail
+
+    def _hovered_row(self, curve: int, point: int, meta: str) -> int | None:
+        """The row of a point the page hovered, None when the page's points are an older version."""
+        rows_of = self._trace_rows()
+        if meta != self.revision() or not 0 <= curve < len(rows_of) or not 0 <= point < len(rows_of[curve]):
+            return None
+        return int(rows_of[curve][point])
+
+    def _thumbnail_url(self, row: int) -> str:
+        return thumbnail_data_url(self.data.load_images(np.array([row], dtype=np.int64))[0])
 
     def _on_hover(self, trace, points, state=None) -> None:
         row = self._point_row(trace, points)
