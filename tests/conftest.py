@@ -142,9 +142,10 @@ def pytest_xdist_make_scheduler(config, log):
 @pytest.fixture(scope="session")
 def small_bench_cache(small_bench, built_once) -> Path:
     """A cache dir filled by one load_workspace(small_bench) per run (embeddings, membership runs), to be
-    copied (never written to): modules that load small_bench then read instead of computing. Not given to
-    the browser tests' Voila servers: a 2025 server started on such a copy did not draw that tab's bar
-    chart within 60 s in two runs (without it, it did); not understood yet."""
+    copied (never written to): modules that load small_bench, and the Voila servers of the browser modules
+    that serve small_bench (voila_server's cache_from), then read instead of computing (~36 CPU s each).
+    The 2025 module's server still starts cold: started on a copy of its own module's load cache, it did not
+    draw that tab's bar chart within 60 s in two runs (without it, it did); not understood yet."""
     def load(folder: Path) -> None:
         from synthscope_dashboard.workspace import load_workspace
 

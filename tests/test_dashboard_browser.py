@@ -27,11 +27,11 @@ PAGE_TIMEOUT_MS = 240_000   # first page: kernel start + reading and embedding t
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, small_bench):
+def server(tmp_path_factory, small_bench, small_bench_cache):
     if not CHROMIUM.exists() and not shutil.which("chromium"):
         pytest.skip("Debian chromium is not installed (apt-get install chromium; `make browser` does it)")
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    with voila_server(small_bench, tmp_path_factory.mktemp("voila")) as served:
+    with voila_server(small_bench, tmp_path_factory.mktemp("voila"), cache_from=small_bench_cache) as served:
         yield {**served, "bench": small_bench}
 
 

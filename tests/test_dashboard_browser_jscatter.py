@@ -22,19 +22,17 @@ CANVAS = ".ss-view:visible .ss-jscatter canvas"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, small_bench, small_bench_cache):
     import shutil
 
     if not CHROMIUM.exists() and not shutil.which("chromium"):
         pytest.skip("Debian chromium is not installed (apt-get install chromium; `make browser` does it)")
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     pytest.importorskip("jscatter", reason="jupyter-scatter is not installed (pip install -e '.[dashboard]')")
-    from test_dashboard_state import make_bench
-
-    bench = make_bench(tmp_path_factory.mktemp("bench"), n=12)
     try:
-        with voila_server(bench, tmp_path_factory.mktemp("voila"), env={"SYNTHSCOPE_SCATTER_ENGINE": "jscatter"}) as served:
-            yield {**served, "bench": bench}
+        with voila_server(small_bench, tmp_path_factory.mktemp("voila"), cache_from=small_bench_cache,
+                          env={"SYNTHSCOPE_SCATTER_ENGINE": "jscatter"}) as served:
+            yield {**served, "bench": small_bench}
     except RuntimeError as error:   # the server did not start: its log's tail
         pytest.fail(str(error))
 

@@ -64,12 +64,12 @@ def rss_mb(pid: int) -> float:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, small_bench):
+def server(tmp_path_factory, small_bench, small_bench_cache):
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium; `make browser` does it)")
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     exports = tmp_path_factory.mktemp("exports")
-    with voila_server(small_bench, tmp_path_factory.mktemp("voila"), export_dir=exports,
+    with voila_server(small_bench, tmp_path_factory.mktemp("voila"), cache_from=small_bench_cache, export_dir=exports,
                       cull_idle_timeout=CULL_IDLE_TIMEOUT, cull_interval=CULL_INTERVAL) as served:
         yield {**served, "bench": small_bench, "exports": exports}
 
