@@ -24,12 +24,28 @@ def _kappa(y, scores, fit):
     return cohen_kappa_score(y, (scores >= fit.threshold).astype(int))
 
 
-def test_adjusted_count_estimates_the_scored_folders_prevalence_not_devs():
+@pytest.mark.parametrize("cut", ["kappa", "x"])
+def test_adjusted_count_estimates_the_scored_folders_prevalence_not_devs(cut):
     rng = np.random.default_rng(0)
     dev, dev_used = _spread_and_tight(100, 0.5, rng)
     for prevalence in (0.3, 0.7):
         scores, _ = _spread_and_tight(1000, prevalence, rng)
-        assert adjusted_count(dev, dev_used, scores) == pytest.approx(prevalence, abs=0.05)
+        assert adjusted_count(dev, dev_used, scores, cut=cut) == pytest.approx(prevalence, abs=0.05)
+    with pytest.raises(ValueError, match="unknown cut"):
+        adjusted_count(dev, dev_used, scores, cut="median")
+
+
+def test_either_cut_recovers_the_prevalence_exactly_when_devs_class_distributions_carry():
+    """Overlapping classes on a small dev set (10 used at -1..-10, 10 not used at -6..-15): a folder made of dev's
+    used scores twice and its not-used scores once has dev's class distributions exactly, so the adjusted count is
+    2/3 at any cut, while the share above either cut is not."""
+    dev = -np.r_[np.arange(1.0, 11), np.arange(6.0, 16)]
+    dev_used = np.r_[np.ones(10), np.zeros(10)]
+    folder = np.r_[dev[:10], dev[:10], dev[10:]]
+    for cut in ("kappa", "x"):
+        assert adjusted_count(dev, dev_used, folder, cut=cut) == pytest.approx(2 / 3)
+    share_above_x = (folder >= banded_two_means(folder, dev, dev_used, cut="x").threshold).mean()
+    assert abs(share_above_x - 2 / 3) <= PREVALENCE_BAND + 1 / 30
 
 
 def test_the_band_stops_two_means_splitting_a_spread_used_class_and_otherwise_leaves_it_alone():
@@ -70,39 +86,29 @@ def test_the_pipeline_rule_and_its_nested_cv_use_the_band_only_when_dev_finds_le
     assert threshold == banded_two_means(dev, dev[train], dev_used[train]).threshold
 
 
+def _v3_pool(shared_dir):
+    from synthscope.benchmark.threshold_resplits import read_pool
+
+    root = shared_dir / "bench" / "v3"
+    groups_csv = shared_dir / "data" / "iqoth256" / "near_duplicate_groups.csv"
+    if not (root / "subtask1").is_dir() or not groups_csv.is_file():
+        pytest.skip("bench v3 or the pool's scan groups absent")
+    return read_pool(root, groups_csv)
+
+
 def test_on_a_scan_disjoint_resplit_of_v3_with_few_generated_images(shared_dir):
     """v3's 127 real images pooled (dev + test), whole scans to one side; 20 generated images per folder, pooled
     as the default run does; the scored folder 70 % used. The estimate finds the prevalence within the band, and
     the banded cut calls close to it where plain two-means calls far fewer (the used images' spread)."""
-    from synthscope.data import load_dataset, read_ground_truth
     from synthscope.membership.patches import patch_copy_score
 
-    root = shared_dir / "bench" / "v3" / "subtask1"
-    groups_csv = shared_dir / "data" / "iqoth256" / "near_duplicate_groups.csv"
-    if not root.is_dir() or not groups_csv.is_file():
-        pytest.skip("bench v3 or the pool's scan groups absent")
-    scan_of = pd.read_csv(groups_csv).set_index("id")["group"]
-    source = pd.read_csv(root / "real_source.csv").set_index("image_id")["pool_id"]
-    truth = read_ground_truth(root / "test_ground_truth.csv")
-    images, used, scans, generated = [], [], [], []
-    for folder in (root / "dev" / "model_1", root / "test" / "folder_1"):
-        data = load_dataset(folder)
-        m = data.manifest
-        real = np.flatnonzero(m["role"].to_numpy() == "real")
-        ids = m["image_id"].to_numpy()[real]
-        images.append(data.images(real))
-        used += [int(label == "used") if folder.parent.name == "dev" else int(truth[i])
-                 for label, i in zip(m["label"].to_numpy()[real], ids)]
-        scans += [scan_of[f"real_{int(source[i]):04d}"] for i in ids]
-        generated.append(data.images(np.flatnonzero(m["role"].to_numpy() == "generated")))
-    images, used, scans = np.concatenate(images), np.array(used), np.array(scans)
+    images, used, scans, pool = _v3_pool(shared_dir)
     rng = np.random.default_rng(0)
     dev_scans = np.concatenate([rng.permutation(np.unique(scans[used == c]))[:4] for c in (0, 1)])
     dev = np.isin(scans, dev_scans)
     scored_used = np.flatnonzero(~dev & (used == 1))
     not_used = np.flatnonzero(~dev & (used == 0))
     scored = np.r_[scored_used, not_used[:round(len(scored_used) * 3 / 7)]]          # 70 % used
-    pool = np.concatenate(generated)
     gen = pool[rng.choice(len(pool), 40, replace=False)]
     dev_scores = patch_copy_score(images[dev], gen)
     scores = patch_copy_score(images[scored], gen)
@@ -114,3 +120,33 @@ def test_on_a_scan_disjoint_resplit_of_v3_with_few_generated_images(shared_dir):
     assert abs(banded.predicted_used_fraction - estimate) <= PREVALENCE_BAND + 1 / len(y)
     assert abs(banded.predicted_used_fraction - y.mean()) <= abs(plain.predicted_used_fraction - y.mean())
     assert _kappa(y, scores, banded) >= 0.5
+
+
+def test_the_resplit_harness_scores_exactly_and_splits_whole_scans(shared_dir):
+    """The re-split harness behind the threshold choice (synthscope.benchmark.threshold_resplits) on real v3 images:
+    its per-generated-image patch table gives `patch_copy_score` of any generated subset (a minimum over the
+    subset), and each re-split keeps every scan on one side, at the asked share used, with both folders' draws."""
+    from synthscope.benchmark.threshold_resplits import PatchPool, patch_distance_table, resplit
+    from synthscope.membership.patches import patch_copy_score
+
+    images, used, scans, pool = _v3_pool(shared_dir)
+    rows = np.flatnonzero(np.isin(scans, np.unique(scans)[:6]))
+    generated = pool[::20]                                                   # 20 generated images
+    table, weights = patch_distance_table(images[rows], generated)
+    subset = np.array([1, 4, 5, 11, 17])
+    expected = patch_copy_score(images[rows], generated[subset], method="exact")
+    harness = PatchPool(table, weights, used[rows], scans[rows])
+    # float32 patches: distances ~1 carry ~1e-7 relative error per patch, averaged over the body
+    assert np.abs(harness.scores(np.arange(len(rows)), subset) - expected).max() < 1e-5
+    full = PatchPool(np.zeros((len(used), 20, weights.shape[1]), np.float32),
+                     np.full((len(used), weights.shape[1]), 1 / weights.shape[1]), used, scans)
+    rng = np.random.default_rng(0)
+    for share in (0.3, 0.7):
+        d, dy, x, y = resplit(full, rng, share, 5)
+        assert len(d) + len(x) <= len(used) and y.mean() == pytest.approx(share, abs=0.02)
+        assert 0 < dy.mean() < 1
+    # scan-disjointness, read from the rows the re-split drew: no scan on both sides
+    picked = []
+    full.scores = lambda r, g: (picked.append(np.asarray(r)), np.zeros(len(r)))[1]
+    resplit(full, np.random.default_rng(1), 0.5, 5)
+    assert not set(scans[picked[0]]) & set(scans[picked[1]])

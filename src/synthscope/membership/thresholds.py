@@ -98,18 +98,36 @@ def _two_means(scores: np.ndarray) -> ThresholdFit:
     return ThresholdFit(t, "two_means", float("nan"), float((scores >= t).mean()))
 
 
-def adjusted_count(dev_scores, dev_used, scores) -> float:
+#: dev cuts an adjusted count may correct: "kappa" (the kappa-best, the default) or "x" (Forman's X, where dev's
+#: FPR = 1 - TPR); on 200 re-splits per cell X did not beat the kappa cut (docs/design.md)
+COUNT_CUTS = ("kappa", "x")
+
+
+def adjusted_count(dev_scores, dev_used, scores, *, cut: str = "kappa") -> float:
     """The fraction used in `scores` by adjusted classify-and-count (Forman 2008): the share q of the folder at or
-    above the kappa-best dev cut, corrected by that cut's dev rates, (q - FPR) / (TPR - FPR), kept in [0.02, 0.98].
-    It assumes the score's class-conditional distributions carry from dev, not the prevalence."""
+    above a dev cut, corrected by that cut's dev rates, (q - FPR) / (TPR - FPR), kept in [0.02, 0.98]. It assumes
+    the score's class-conditional distributions carry from dev, not the prevalence. `cut`: "kappa", the kappa-best
+    dev cut, or "x", the cut where dev's false-positive rate equals its miss rate (Forman's X)."""
+    if cut not in COUNT_CUTS:
+        raise ValueError(f"unknown cut {cut!r}; choose from {', '.join(COUNT_CUTS)}")
     dev_scores, dev_used = np.asarray(dev_scores, dtype=float), np.asarray(dev_used).astype(int)
     scores = np.asarray(scores, dtype=float)
-    t = fit_threshold(dev_scores, dev_used, "kappa").threshold
+    if cut == "kappa":
+        t = fit_threshold(dev_scores, dev_used, "kappa").threshold
+    else:
+        values = np.unique(dev_scores)
+        if len(values) < 2:
+            raise ValueError("an adjusted count needs dev scores that are not all equal")
+        cuts = (values[:-1] + values[1:]) / 2
+        tprs = (dev_scores[dev_used == 1][None] >= cuts[:, None]).mean(axis=1)
+        fprs = (dev_scores[dev_used == 0][None] >= cuts[:, None]).mean(axis=1)
+        t = cuts[int(np.argmin(np.abs(fprs - (1 - tprs))))]
     tpr, fpr = (dev_scores[dev_used == 1] >= t).mean(), (dev_scores[dev_used == 0] >= t).mean()
     return float(np.clip(((scores >= t).mean() - fpr) / max(tpr - fpr, 1e-6), 0.02, 0.98))
 
 
-def banded_two_means(scores, dev_scores, dev_used, *, band: float = PREVALENCE_BAND) -> ThresholdFit:
+def banded_two_means(scores, dev_scores, dev_used, *, band: float = PREVALENCE_BAND,
+                     cut: str = "kappa") -> ThresholdFit:
     """The two-means cut of `scores` (a folder's own scores, no labels), unless the fraction it calls used lies
     more than `band` from the folder's prevalence estimated by `adjusted_count` from labelled dev scores; then
     the folder's quantile at the band's nearer edge. Two-means assumes nothing about the prevalence but, when one
@@ -118,7 +136,7 @@ def banded_two_means(scores, dev_scores, dev_used, *, band: float = PREVALENCE_B
     docs/design.md)."""
     scores = np.asarray(scores, dtype=float)
     fit = _two_means(scores)
-    estimate = adjusted_count(dev_scores, dev_used, scores)
+    estimate = adjusted_count(dev_scores, dev_used, scores, cut=cut)
     low, high = max(0.0, estimate - band), min(1.0, estimate + band)
     if low <= fit.predicted_used_fraction <= high:
         return ThresholdFit(fit.threshold, "two_means_band", float("nan"), fit.predicted_used_fraction)

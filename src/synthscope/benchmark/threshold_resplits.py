@@ -1,0 +1,182 @@
+"""Threshold rules on scan-disjoint re-splits of a labelled pool (issue 19, item 5): how the default cut compares
+with others where the test labels of no benchmark are read.
+
+The pool is every real image of one sub-task 1 benchmark (v3 and v3s hold the same 127 images and 400 generated
+images) with its scan. A re-split sends a third of each class's scans to dev and the rest to the scored folder,
+cut at random to a share used (30, 50 or 70 %), and draws `n_generated` images per folder from the generated pool
+(both folders' draws pooled, as `run_membership` scores them). Each rule sees dev scores and labels and the scored
+folder's scores; its kappa on the scored folder is paired with the reference rule's on the same re-split.
+
+The patch score of any generated subset is computed from one table: per (real image, generated image, grid place)
+the nearest squared patch distance over that image's window and both orientations (`patch_distance_table`); the
+score of a subset is then a minimum over the subset, exactly `patches.patch_distances(..., method="exact")`.
+
+    python -m synthscope.benchmark.threshold_resplits --bench ../shared/bench/v3 --repeats 200 --seed 2
+
+(seed 2 is the confirmation run in docs/design.md, third round: about 3 CPU minutes.)
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+#: scored folder's share used, and generated images per folder, of the cells compared
+SHARES, GENERATED = (0.3, 0.5, 0.7), (20, 50)
+
+
+@dataclass
+class PatchPool:
+    """A labelled pool with its per-generated-image patch distance table."""
+    table: np.ndarray          # [n_real, n_generated, places] nearest squared patch distance, float32
+    weights: np.ndarray        # [n_real, places] each place's weight in the image's mean (body patches)
+    used: np.ndarray           # [n_real] 1 = used
+    scans: np.ndarray          # [n_real] scan of each real image
+
+    def scores(self, rows, generated) -> np.ndarray:
+        """`patch_copy_score` of the real images `rows` against the generated images `generated`."""
+        best = self.table[np.ix_(np.asarray(rows), np.asarray(generated))].min(axis=1)
+        return -(np.sqrt(np.maximum(best, 0.0)) * self.weights[rows]).sum(axis=1)
+
+
+def patch_distance_table(real_images: np.ndarray, generated: np.ndarray, *, chunk: int = 25):
+    """Per (real image, generated image, grid place) the squared distance of the real patch to the nearest patch of
+    that generated image (or its mirror image) within the place's window, and the body weights [n_real, places]."""
+    from synthscope.membership.patches import (
+        BODY_STD, PATCH, PATCH_NEIGHBOURS, PATCH_SIZE, PATCH_STRIDE, _body, _grid_patches, _windows,
+    )
+
+    real, real_std, side = _grid_patches(np.asarray(real_images), PATCH_SIZE, PATCH, PATCH_STRIDE)
+    body = _body(real_std, BODY_STD)
+    windows = _windows(side, PATCH_NEIGHBOURS)
+    real_sq = np.einsum("nld,nld->nl", real, real)
+    table = np.empty((len(real), len(generated), side * side), dtype=np.float32)
+    for start in range(0, len(generated), chunk):
+        block = np.asarray(generated[start:start + chunk])
+        ref, _, _ = _grid_patches(np.concatenate([block, block[:, :, ::-1]]), PATCH_SIZE, PATCH, PATCH_STRIDE)
+        ref_sq = np.einsum("nld,nld->nl", ref, ref)
+        for place, window in enumerate(windows):
+            d2 = (ref_sq[:, window][None] - 2.0 * np.einsum("nd,gwd->ngw", real[:, place], ref[:, window])
+                  + real_sq[:, place][:, None, None])
+            table[:, start:start + len(block), place] = d2.reshape(len(real), 2, len(block), len(window)).min(axis=(1, 3))
+    return table, body / body.sum(axis=1, keepdims=True)
+
+
+def read_pool(bench: Path, scan_groups: Path):
+    """Every real image of a sub-task 1 benchmark (dev labels and test ground truth, uint8 [n, H, W]), its label
+    (1 = used) and scan, and every generated image of both folders: (real, used, scans, generated)."""
+    from synthscope.data import load_dataset, read_ground_truth
+
+    root = Path(bench) / "subtask1"
+    scan_of = pd.read_csv(scan_groups).set_index("id")["group"]
+    source = pd.read_csv(root / "real_source.csv").set_index("image_id")["pool_id"]
+    truth = read_ground_truth(root / "test_ground_truth.csv")
+    images, used, scans, generated = [], [], [], []
+    for folder in (root / "dev" / "model_1", root / "test" / "folder_1"):
+        data = load_dataset(folder)
+        role = data.manifest["role"].to_numpy()
+        real = np.flatnonzero(role == "real")
+        ids = data.manifest["image_id"].to_numpy()[real]
+        images.append(data.images(real))
+        used += [int(label == "used") if folder.parent.name == "dev" else int(truth[i])
+                 for label, i in zip(data.manifest["label"].to_numpy()[real], ids)]
+        scans += [scan_of[f"real_{int(source[i]):04d}"] for i in ids]
+        generated.append(data.images(np.flatnonzero(role == "generated")))
+    return np.concatenate(images), np.array(used), np.array(scans), np.concatenate(generated)
+
+
+def load_pool(bench: Path, scan_groups: Path) -> PatchPool:
+    """`read_pool` with the patch distance table of every real image against every generated image."""
+    real, used, scans, generated = read_pool(bench, scan_groups)
+    return PatchPool(*patch_distance_table(real, generated), used, scans)
+
+
+def resplit(pool: PatchPool, rng: np.random.Generator, share: float, n_generated: int):
+    """One scan-disjoint re-split: (dev scores, dev labels, scored scores, scored labels)."""
+    used, scans = pool.used, pool.scans
+    dev_scans = np.concatenate([rng.permutation(s)[:round(len(s) / 3)]
+                                for s in (np.unique(scans[used == c]) for c in (0, 1))])
+    dev = np.flatnonzero(np.isin(scans, dev_scans))
+    rest = np.flatnonzero(~np.isin(scans, dev_scans))
+    yes, no = rest[used[rest] == 1], rest[used[rest] == 0]
+    if len(yes) * (1 - share) / share <= len(no):          # the largest folder at this share
+        no = rng.choice(no, round(len(yes) * (1 - share) / share), replace=False)
+    else:
+        yes = rng.choice(yes, round(len(no) * share / (1 - share)), replace=False)
+    scored = np.r_[yes, no]
+    generated = rng.choice(pool.table.shape[1], 2 * n_generated, replace=False)
+    return pool.scores(dev, generated), used[dev], pool.scores(scored, generated), used[scored]
+
+
+def default_rules() -> dict[str, Callable]:
+    """rule name -> f(dev_scores, dev_used, scores) -> threshold (used when score >= threshold)."""
+    from synthscope.membership.thresholds import banded_two_means, fit_threshold
+
+    return {
+        "two_means_band": lambda d, dy, x: banded_two_means(x, d, dy).threshold,
+        "two_means_band_x": lambda d, dy, x: banded_two_means(x, d, dy, cut="x").threshold,
+        "two_means": lambda d, dy, x: fit_threshold(x, None, label_free="two_means").threshold,
+        "dev_f1": lambda d, dy, x: fit_threshold(d, dy, "f1").threshold,
+    }
+
+
+def compare(pool: PatchPool, rules: dict[str, Callable], *, repeats: int = 200, seed: int = 0,
+            shares=SHARES, generated=GENERATED) -> pd.DataFrame:
+    """Kappa of every rule on `repeats` re-splits per cell; one row per (cell, re-split, rule). The true
+    prevalence's quantile ("true_prevalence", labels read) is the ceiling of any prevalence estimate."""
+    from sklearn.metrics import cohen_kappa_score
+
+    rows = []
+    for n_generated in generated:
+        for share in shares:
+            rng = np.random.default_rng([seed, n_generated, int(round(share * 10))])
+            for repeat in range(repeats):
+                d, dy, x, y = resplit(pool, rng, share, n_generated)
+                cuts = {name: rule(d, dy, x) for name, rule in rules.items()}
+                cuts["true_prevalence"] = np.quantile(x, 1 - y.mean())
+                for name, t in cuts.items():
+                    rows.append((n_generated, share, repeat, name, cohen_kappa_score(y, (x >= t).astype(int))))
+    return pd.DataFrame(rows, columns=["generated", "share", "repeat", "rule", "kappa"])
+
+
+def summary(kappas: pd.DataFrame, reference: str = "two_means_band", *, n_boot: int = 2000,
+            seed: int = 0) -> pd.DataFrame:
+    """Per rule and cell: mean kappa with a bootstrap CI over re-splits, worst decile, and the paired gain over
+    `reference` with its CI."""
+    rng = np.random.default_rng(seed)
+    wide = kappas.pivot_table(index=["generated", "share", "repeat"], columns="rule", values="kappa")
+    out = []
+    for (n_generated, share), cell in wide.groupby(level=["generated", "share"]):
+        draws = rng.integers(0, len(cell), size=(n_boot, len(cell)))
+        for rule in cell.columns:
+            v, gain = cell[rule].to_numpy(), (cell[rule] - cell[reference]).to_numpy()
+            low, high = np.quantile(v[draws].mean(axis=1), [0.025, 0.975])
+            g_low, g_high = np.quantile(gain[draws].mean(axis=1), [0.025, 0.975])
+            out.append((n_generated, share, rule, v.mean(), low, high, np.quantile(v, 0.1), gain.mean(), g_low, g_high))
+    return pd.DataFrame(out, columns=["generated", "share", "rule", "kappa", "ci_low", "ci_high", "worst_decile",
+                                      "gain", "gain_low", "gain_high"])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bench", type=Path, required=True, help="a sub-task 1 benchmark (e.g. ../shared/bench/v3)")
+    parser.add_argument("--scan-groups", type=Path, default=None,
+                        help="pool id -> scan CSV (default: data/iqoth256/near_duplicate_groups.csv beside bench/)")
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="write every kappa as CSV")
+    args = parser.parse_args(argv)
+    groups = args.scan_groups or args.bench.parent.parent / "data" / "iqoth256" / "near_duplicate_groups.csv"
+    kappas = compare(load_pool(args.bench, groups), default_rules(), repeats=args.repeats, seed=args.seed)
+    if args.out:
+        kappas.to_csv(args.out, index=False)
+    print(summary(kappas).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+if __name__ == "__main__":
+    main()
