@@ -16,13 +16,14 @@ moves a patch's content by less than half a patch only up to 4 px at 128 px (8 p
 Scale: both searches are map-reduces over chunks of the generated images, each real patch keeping a running
 minimum, so memory is bounded by the chunk sizes and the real images, not by the number of generated images.
 Up to `APPROX_PATCH_PAIRS` patch comparisons the search is exact (chunks of `CHUNK` images). Above it, faiss:
-per chunk of `APPROX_CHUNK` images (uint8 at 128 px in both orientations) and real grid location, an inverted
-file (8-bit scalar codes) over the chunk's patches in the location's window, on 32 principal axes, its 32 best
-candidates' exact distances recomputed from their raw grey levels; only the body patches that the score averages
-are searched. Each distance found is an actual candidate's, so a score is never below the exact one (beyond
-float32 rounding); it is above where the nearest patch is missed: on v3 (forced) by at most 0.014, 0.005 on
-average, rank correlation 0.998 (`tests/test_membership_streaming.py` holds it to 0.02). The inverted file is
-most of the time: CT patches crowd a few lists, so a query scans ~15% of a window's patches.
+per equal chunk of at most `APPROX_CHUNK` images (uint8 at 128 px in both orientations), one inverted file (8-bit
+scalar codes of 32 principal axes) holds each patch once, in the list (grid place, nearest of `N_LISTS` centroids);
+a real body patch probes its `N_PROBE` nearest centroids' lists at every place of its window, and its `REFINE`
+best candidates' exact distances are recomputed from their raw grey levels. Each distance found is an actual
+candidate's, so a score is never below the exact one (beyond float32 rounding); it is above where the nearest
+patch is missed. An exact search is out of reach at scale: 10k generated x 4k real images are 1.5e11 patch pairs,
+7.6e13 flops at 256 dimensions (~13 CPU min of sgemm at ~100 GFLOP/s per core here), and even at 32
+principal axes the top-k reduction over 1.5e11 distances costs more than the faiss scan.
 
 `patch_distances(..., reference=...)` returns the same statistic against any image set; against real
 images disjoint from the scored scans it is the score's generator-free control.
