@@ -120,12 +120,13 @@ def _position_patches(images128: np.ndarray, top: int, left: int, patch: int, mi
     return np.concatenate(out)
 
 
-def _working(images, rows: np.ndarray, size: int, chunk: int) -> np.ndarray:
-    """uint8 images at the working resolution [len(rows), size, size], decoded `chunk` rows at a time (block means
-    of whole-factor downsampling in integers, rounded half up; other sizes through `downsampled_pixels`)."""
+def _working(images, rows: np.ndarray, size: int, chunk: int, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 images at the working resolution [len(rows), size, size] (into `out` when given), decoded `chunk` rows
+    at a time (block means of whole-factor downsampling in integers, rounded half up; other sizes through
+    `downsampled_pixels`)."""
     from synthscope.membership.neighbours import downsampled_pixels
 
-    out = np.empty((len(rows), size, size), dtype=np.uint8)
+    out = np.empty((len(rows), size, size), dtype=np.uint8) if out is None else out
     for s in range(0, len(rows), chunk):
         block = np.asarray(images[rows[s:s + chunk]])
         n, height, width = block.shape
@@ -211,31 +212,34 @@ def _approx_nearest(real_images, reference, windows, size, patch, stride, mirror
     for loc, window in enumerate(windows):
         padded[loc, :len(window)] = window
     best = np.full((len(real_images), n_places), np.inf, dtype=np.float32)
-    assigned: dict[int, tuple] = {}                   # location -> its real patches' lists (the same every chunk)
+    assigned: dict[int, tuple] = {}                   # location -> its real patches' order and centroids (the same
+                                                      # every chunk; 4 + 2 x probes bytes a patch)
 
     def real_patches(loc):
         rows = np.flatnonzero(query[:, loc])
         top, left = starts[loc // side], starts[loc % side]
         q = _unit_patches(real128[:, top:top + patch, left:left + patch][rows], patch)
+        projected = np.ascontiguousarray(q @ axes)
         if loc not in assigned:
-            projected = np.ascontiguousarray(q @ axes)
-            distances, lists = quantizer.search(projected, probes)
+            lists = quantizer.search(projected, probes)[1]
             order = np.lexsort(lists.T[::-1])         # queries probing the same lists one after the other (cache)
-            places = padded[loc]
-            window_lists = np.where(places[None, :, None] >= 0, places[None, :, None] * k + lists[order][:, None, :],
-                                    -1).reshape(len(rows), -1)
-            window_distances = np.repeat(distances[order][:, None, :], width, axis=1).reshape(len(rows), -1)
-            assigned[loc] = order, projected[order], window_lists, window_distances
-        order, projected, lists, distances = assigned[loc]
+            assigned[loc] = order.astype(np.int32), lists[order].astype(np.int16 if k < 2 ** 15 else np.int64)
+        order, lists = assigned[loc]
+        places = padded[loc]
+        window_lists = np.where(places[None, :, None] >= 0, places[None, :, None] * k + lists[:, None, :].astype(np.int64),
+                                -1).reshape(len(rows), -1)
         q = q[order]
-        return rows[order], q, np.einsum("nd,nd->n", q, q), projected, lists, distances
+        no_distances = np.zeros(window_lists.shape, dtype=np.float32)   # coarse distances: unused (no residuals)
+        return rows[order], q, np.einsum("nd,nd->n", q, q), np.ascontiguousarray(projected[order]), window_lists, \
+            no_distances
 
     n_chunks = -(-len(reference) // generated_chunk)
     bounds = np.linspace(0, len(reference), n_chunks + 1).round().astype(int)
     for g0, g1 in zip(bounds[:-1], bounds[1:]):
-        gen = _working(reference, np.arange(g0, g1), size, chunk)
+        gen = np.empty(((1 + mirror) * (g1 - g0), size, size), dtype=np.uint8)
+        _working(reference, np.arange(g0, g1), size, chunk, out=gen[:g1 - g0])
         if mirror:
-            gen = np.concatenate([gen, gen[:, :, ::-1]])
+            gen[g1 - g0:] = gen[:g1 - g0, :, ::-1]
         n = len(gen)
         blocks = np.lib.stride_tricks.sliding_window_view(gen, (patch, patch), axis=(1, 2))
         index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatL2(kmeans.d), kmeans.d, n_places * k,
@@ -263,7 +267,7 @@ def _approx_nearest(real_images, reference, windows, size, patch, stride, mirror
             dot = np.einsum("nkd,nd->nk", centred, q) / (255 * patch * std)
             d2 = np.where(missing, np.inf, q_sq[:, None] + unit_sq - 2.0 * dot)
             best[rows, loc] = np.minimum(best[rows, loc], d2.min(axis=1))
-        del index
+        del index, blocks, gen, stats                 # before the next chunk's are made
     return best
 
 
