@@ -46,7 +46,7 @@ APPROX_PATCH_PAIRS = 5e10
 APPROX_CHUNK = 10_240
 #: approximate search: centroids per grid place, the centroids' lists probed at each place of a window, and the
 #: candidates per real patch whose exact distances are computed
-N_LISTS, N_PROBE, REFINE = 1024, 8, 16
+N_LISTS, N_PROBE, REFINE = 1024, 8, 32
 
 
 def _grid_raw(images: np.ndarray, size: int, patch: int, stride: int):
@@ -199,12 +199,6 @@ def _approx_nearest(real_images, reference, windows, size, patch, stride, mirror
     codec.train(sample)                                                       # bytes to scan; candidates re-ranked
     del sample
     k = kmeans.k
-    centroids = np.ascontiguousarray(kmeans.centroids.T)
-    centroid_sq = np.einsum("dk,dk->k", centroids, centroids)
-
-    def nearest_centroid(x):                          # one BLAS product: faiss's k=1 search is slower here
-        return np.argmin(centroid_sq - 2.0 * (x @ centroids), axis=1).astype(np.int64)
-
     probes = min(n_probe, k)
     # the window's places, padded with -1 (no list) where a window is cut by the image border
     width = max(len(w) for w in windows)
@@ -251,7 +245,7 @@ def _approx_nearest(real_images, reference, windows, size, patch, stride, mirror
             raw = blocks[:, starts[place // side], starts[place % side]].reshape(n, -1)
             x, *stats_place = _raw_projection(raw, axes, patch)
             stats[:, place] = stats_place
-            lists = nearest_centroid(x) + place * k
+            lists = quantizer.search(x, 1)[1][:, 0] + place * k
             index.add_core(n, faiss.swig_ptr(x), None, faiss.swig_ptr(np.ascontiguousarray(lists)))
         index.nprobe = width * probes
         for loc in range(n_places):
