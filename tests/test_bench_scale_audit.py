@@ -70,3 +70,22 @@ def test_patch_score_rows_run_in_a_process_of_their_own_at_a_tiny_size():
     assert row["exact_check"]["n"] == 3 and row["exact_check"]["max_abs_diff"] < 0.05
     lines = "\n".join(scale_audit.patch_lines([row, {"n_generated": 9, "n_real": 2, "error": ["boom"]}]))
     assert "| 40 | 8 | faiss |" in lines and "over 3 images |" in lines and "| 9 | 2 | failed: ['boom'] |" in lines
+
+
+def test_patch_rows_report_wall_cpu_rss_load_and_the_goals():
+    """A patch-score row measured at a tiny size (the faiss path forced) carries wall and CPU seconds, rendering
+    apart, peak RSS and the load; its table line states the issue-19 goals (the 60 s goal only at 10k x 4k)."""
+    from synthscope.benchmark.scale_patches import measure_patches
+
+    row = measure_patches(40, 8, method="approx", exact_check=3)
+    assert row["search"] == "faiss" and row["finite"]
+    assert row["seconds"] > 0 and row["cpu_s"] > 0 and 0 < row["render_cpu_s"] <= row["cpu_s"]
+    assert row["score_cpu_s"] == pytest.approx(row["cpu_s"] - row["render_cpu_s"])
+    assert row["peak_rss_mb"] > 0 and len(row["load_avg"]) == 2 and row["cores"] >= 1
+    assert 0 <= row["exact_check"]["max_abs_diff"] < 0.05
+    lines = scale_audit.patch_lines([row, {**row, "n_generated": 10_000, "n_real": 4_000, "seconds": 75.0,
+                                           "peak_rss_mb": 3000.0}])
+    text = "\n".join(lines)
+    assert "| wall s | CPU s | rendering CPU s | score CPU s | peak RSS |" in text
+    assert f"| 40 | 8 | faiss | {row['seconds']:.1f} | {row['cpu_s']:.1f} |" in text and "RSS met |" in text
+    assert "| 10,000 | 4,000 | faiss | 75.0 |" in text and "RSS missed, 60 s missed by 15 s" in text

@@ -224,19 +224,42 @@ def test_patch_scores_on_v3_are_those_of_the_exact_search(shared_dir):
                                atol=np.sqrt((256 + 3) * EPS32 * 4))
 
 
-def test_the_faiss_patch_search_agrees_with_the_exact_one_on_v3(shared_dir):
-    """v3's test folder (real CT slices and a generator's images) at the working resolution, so both searches see
-    the same uint8 pixels: each fast distance is a real candidate's exact distance, so never below the exact search's
-    beyond float32 rounding; above it only where the nearest patch is missed. The module documents per-image scores
-    within 0.02 of the exact ones (a twentieth of the score's spread over images, ~0.4 here), and the ranking kept."""
+def test_the_faiss_patch_search_probing_every_list_is_the_exact_search():
+    """With every centroid's list probed at every place of a window and every candidate re-ranked, the inverted file
+    keyed by (grid place, centroid) holds each window's candidates exactly once: the fast search gives the exact
+    nearest distances (to float32 rounding), so no place of a window (border windows included) is lost or mixed up."""
+    from synthscope.membership import patches
+
+    real, generated = _ct_like(5, 3), _ct_like(12, 4)
+    size, patch, stride = 64, 8, 8
+    side = len(range(0, size - patch + 1, stride))
+    windows = patches._windows(side, 1)
+    unit, std, _ = patches._grid_patches(real, size, patch, stride)
+    exact = patches._exact_nearest(unit, generated, windows, size, patch, stride, True, 64)
+    query = np.ones(exact.shape, dtype=bool)
+    query[0, ::3] = False                                          # patches left out are not searched
+    fast = patches._approx_nearest(real, generated, windows, size, patch, stride, True, 64, query, n_lists=4,
+                                   n_probe=4, refine=9 * 2 * len(generated))
+    assert np.isinf(fast[~query]).all()
+    # squared distances of unit patches (d = 64), float32 from the raw grey levels on one side: (d + 3) eps (1 + 1)^2
+    np.testing.assert_allclose(fast[query], exact[query], rtol=0, atol=(patch * patch + 3) * EPS32 * 4)
+
+
+@pytest.mark.parametrize("bench", ["v3", "v3s"])
+def test_the_faiss_patch_search_agrees_with_the_exact_one_on_v3(shared_dir, bench):
+    """v3's and v3s's test folders (real CT slices and a generator's images) at the working resolution, so both
+    searches see the same uint8 pixels: each fast distance is a real candidate's exact distance, so never below the
+    exact search's beyond float32 rounding; above it only where the nearest patch is missed. The module documents
+    per-image scores within 0.02 of the exact ones (a twentieth of the score's spread over images, ~0.4 here), and
+    the ranking kept."""
     from scipy.stats import spearmanr
 
     from synthscope.data import load_dataset
     from synthscope.membership import patches
 
-    folder = shared_dir / "bench" / "v3" / "subtask1" / "test"
+    folder = shared_dir / "bench" / bench / "subtask1" / "test"
     if not folder.is_dir():
-        pytest.skip(f"benchmark v3 not found at {folder}")
+        pytest.skip(f"benchmark {bench} not found at {folder}")
     data = load_dataset(folder)
     generated = data.manifest["role"].astype(str).str.contains("generated").to_numpy()
     size = patches.PATCH_SIZE

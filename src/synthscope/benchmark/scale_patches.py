@@ -14,6 +14,7 @@ exist all at once. Real and generated images share the slices, as used images sh
 from __future__ import annotations
 
 import functools
+import os
 import time
 from typing import Any
 
@@ -68,14 +69,18 @@ def measure_patches(n_generated: int, n_real: int, method: str = "auto", exact_c
     real = StandinImages(seed=2, n_patients=n_patients).images(np.arange(n_real))
     source = StandinImages(seed=1, n_patients=n_patients)
     generated = ImageRows([(source, np.arange(n_generated))])
+    load_start = os.getloadavg()[0]
     wall, cpu = time.perf_counter(), time.process_time()
     scores = patch_copy_score(real, generated, method=method)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    load_end = os.getloadavg()[0]
     peak = peak_rss_mb()
     pairs = patch_pairs(n_real, n_generated)
     search = "exact" if method == "exact" or (method == "auto" and pairs <= APPROX_PATCH_PAIRS) else "faiss"
     result: dict[str, Any] = {"n_generated": n_generated, "n_real": n_real, "search": search, "seconds": wall,
-                              "cpu_s": cpu, "render_cpu_s": source.cpu_s, "peak_rss_mb": round(peak, 1), "patch_pairs": pairs,
+                              "cpu_s": cpu, "render_cpu_s": source.cpu_s, "score_cpu_s": cpu - source.cpu_s,
+                              "load_avg": [round(load_start, 2), round(load_end, 2)], "cores": os.cpu_count(),
+                              "peak_rss_mb": round(peak, 1), "patch_pairs": pairs,
                               "finite": bool(np.isfinite(scores).all()), "score_mean": float(scores.mean())}
     if exact_check and search != "exact":
         pick = np.linspace(0, n_real - 1, min(exact_check, n_real)).astype(int)

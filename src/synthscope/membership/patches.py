@@ -16,13 +16,16 @@ moves a patch's content by less than half a patch only up to 4 px at 128 px (8 p
 Scale: both searches are map-reduces over chunks of the generated images, each real patch keeping a running
 minimum, so memory is bounded by the chunk sizes and the real images, not by the number of generated images.
 Up to `APPROX_PATCH_PAIRS` patch comparisons the search is exact (chunks of `CHUNK` images). Above it, faiss:
-per chunk of `APPROX_CHUNK` images (uint8 at 128 px in both orientations) and real grid location, an inverted
-file (8-bit scalar codes) over the chunk's patches in the location's window, on 32 principal axes, its 32 best
-candidates' exact distances recomputed from their raw grey levels; only the body patches that the score averages
-are searched. Each distance found is an actual candidate's, so a score is never below the exact one (beyond
-float32 rounding); it is above where the nearest patch is missed: on v3 (forced) by at most 0.014, 0.005 on
-average, rank correlation 0.998 (`tests/test_membership_streaming.py` holds it to 0.02). The inverted file is
-most of the time: CT patches crowd a few lists, so a query scans ~15% of a window's patches.
+per equal chunk of at most `APPROX_CHUNK` images (uint8 at 128 px in both orientations), one inverted file (8-bit
+scalar codes of 32 principal axes) holds each patch once, in the list (grid place, nearest of `N_LISTS` centroids);
+a real body patch probes its `N_PROBE` nearest centroids' lists at every place of its window, and its `REFINE`
+best candidates' exact distances are recomputed from their raw grey levels. Each distance found is an actual
+candidate's, so a score is never below the exact one (beyond float32 rounding); it is above where the nearest
+patch is missed: on v3's test folder (forced) by at most 0.014, 0.005 on average, rank correlation 0.999 (v3s:
+0.015, 0.006, 0.999), test AUC unchanged, and a run led by this column makes the same calls on both
+(`tests/test_membership_streaming.py` holds the scores to 0.02). An exact search is out of reach at scale: 10k generated x 4k real images are 1.5e11 patch pairs,
+7.6e13 flops at 256 dimensions (~13 CPU min of sgemm at ~100 GFLOP/s per core here), and even at 32
+principal axes the top-k reduction over 1.5e11 distances costs more than the faiss scan.
 
 `patch_distances(..., reference=...)` returns the same statistic against any image set; against real
 images disjoint from the scored scans it is the score's generator-free control.
@@ -40,12 +43,16 @@ PATCH_SIZE, PATCH, PATCH_STRIDE, PATCH_NEIGHBOURS, BODY_STD = 128, 16, 8, 1, 0.0
 CHUNK = 256
 #: real patches x candidate patches beyond which the nearest-patch search is approximate (faiss)
 APPROX_PATCH_PAIRS = 5e10
-#: generated images per chunk of the approximate search (uint8 at 128 px in 2 orientations: 4096 x 32 KB = 128 MB)
-APPROX_CHUNK = 4096
+#: generated images per chunk of the approximate search (uint8 at 128 px in 2 orientations: 10,240 x 32 KB = 335 MB,
+#: and its inverted file, 10,240 x 2 x 225 patches x 40 bytes = 184 MB); the images are cut in equal chunks
+APPROX_CHUNK = 10_240
+#: approximate search: centroids per grid place, the centroids' lists probed at each place of a window, and the
+#: candidates per real patch whose exact distances are computed
+N_LISTS, N_PROBE, REFINE = 1024, 8, 32
 
 
-def _grid_patches(images: np.ndarray, size: int, patch: int, stride: int):
-    """Unit-norm (standardised) patches [n, L, patch*patch], their grey-level std [n, L], and the grid side."""
+def _grid_raw(images: np.ndarray, size: int, patch: int, stride: int):
+    """Grey-level patches (0..1) [n, L, patch*patch] on the grid, and the grid side."""
     from synthscope.membership.neighbours import downsampled_pixels
 
     images = np.asarray(images)
@@ -55,10 +62,16 @@ def _grid_patches(images: np.ndarray, size: int, patch: int, stride: int):
         raise ValueError("need patch <= size and stride >= 1")
     x = downsampled_pixels(images, size).reshape(len(images), size, size)
     starts = range(0, size - patch + 1, stride)
-    p = np.stack([x[:, i:i + patch, j:j + patch].reshape(len(x), -1) for i in starts for j in starts], axis=1)
+    return np.stack([x[:, i:i + patch, j:j + patch].reshape(len(x), -1) for i in starts for j in starts], axis=1), \
+        len(starts)
+
+
+def _grid_patches(images: np.ndarray, size: int, patch: int, stride: int):
+    """Unit-norm (standardised) patches [n, L, patch*patch], their grey-level std [n, L], and the grid side."""
+    p, side = _grid_raw(images, size, patch, stride)
     std = p.std(axis=-1)
     unit = (p - p.mean(axis=-1, keepdims=True)) / np.maximum(std[..., None], 1e-3) / patch
-    return unit.astype(np.float32), std, len(starts)
+    return unit.astype(np.float32), std, side
 
 
 def _windows(side: int, neighbours: int) -> list[np.ndarray]:
@@ -109,12 +122,13 @@ def _position_patches(images128: np.ndarray, top: int, left: int, patch: int, mi
     return np.concatenate(out)
 
 
-def _working(images, rows: np.ndarray, size: int, chunk: int) -> np.ndarray:
-    """uint8 images at the working resolution [len(rows), size, size], decoded `chunk` rows at a time (block means
-    of whole-factor downsampling in integers, rounded half up; other sizes through `downsampled_pixels`)."""
+def _working(images, rows: np.ndarray, size: int, chunk: int, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 images at the working resolution [len(rows), size, size] (into `out` when given), decoded `chunk` rows
+    at a time (block means of whole-factor downsampling in integers, rounded half up; other sizes through
+    `downsampled_pixels`)."""
     from synthscope.membership.neighbours import downsampled_pixels
 
-    out = np.empty((len(rows), size, size), dtype=np.uint8)
+    out = np.empty((len(rows), size, size), dtype=np.uint8) if out is None else out
     for s in range(0, len(rows), chunk):
         block = np.asarray(images[rows[s:s + chunk]])
         n, height, width = block.shape
@@ -132,36 +146,40 @@ def _raw_projection(raw: np.ndarray, axes: np.ndarray, patch: int):
     grey levels: (raw @ axes / 255 - mean * sum(axes)) / (std' * patch), std' = max(std, 1e-3)), with each patch's
     mean and std' (0..1) and its unit patch's squared norm (1, or less for a flat patch)."""
     f = raw.astype(np.float32)
-    mean = f.mean(axis=1) / 255
-    var = np.maximum(np.einsum("nd,nd->n", f, f, dtype=np.float64) / (f.shape[1] * 255.0 ** 2) - mean.astype(np.float64) ** 2, 0)
-    std = np.sqrt(var).astype(np.float32)
+    d = f.shape[1]
+    total = f.sum(axis=1, dtype=np.float64)          # integer sums: exact in float64, so the variance of a
+    mean = (total / (d * 255)).astype(np.float32)     # near-flat patch does not cancel to a smaller one
+    var = (d * np.einsum("nd,nd->n", f, f, dtype=np.float64) - total ** 2) / (d * d * 255.0 ** 2)
+    std = np.sqrt(np.maximum(var, 0)).astype(np.float32)
     clipped = np.maximum(std, 1e-3)
     x = (f @ axes / 255 - mean[:, None] * axes.sum(axis=0)) / (clipped[:, None] * patch)
     return np.ascontiguousarray(x, dtype=np.float32), mean, clipped, (std / clipped) ** 2
 
 
 def _approx_nearest(real_images, reference, windows, size, patch, stride, mirror, chunk, query, *,
-                    generated_chunk=None, n_lists=256, n_probe=8, refine=32, dim=32, seed=0) -> np.ndarray:
+                    generated_chunk=None, n_lists=N_LISTS, n_probe=N_PROBE, refine=REFINE, dim=32,
+                    seed=0) -> np.ndarray:
     """Squared nearest distance per real patch [n_real, L] with faiss, for the patches where `query` [n_real, L]
     is True (inf elsewhere).
 
-    A map-reduce over chunks of `generated_chunk` reference images, each held at the working resolution as uint8
-    in both orientations: per chunk and real grid location, an inverted file holds the chunk's patches at the
-    places of the location's window, projected on their `dim` first principal axes; the location's real patches
-    search it, and the exact distances of the `refine` candidates found update a running minimum per real patch.
-    One projection and one k-means (over patches of reference images sampled across the set) serve every index,
-    so each patch is projected and assigned to its list once per chunk, from its raw grey levels (`_raw_projection`);
-    a candidate's exact distance is its raw patch, centred, against the real unit patch. Memory: the real images
-    and one reference chunk at the working resolution (16 KB per image and orientation), three grid rows of
-    projections and one index: not the number of reference images."""
+    A map-reduce over equal chunks of at most `generated_chunk` reference images, each held at the working
+    resolution as uint8 in both orientations. Per chunk, one inverted file holds every patch of the chunk once,
+    projected on the `dim` first principal axes, in the list (grid place, nearest of `n_lists` centroids); a real
+    patch at a location probes its `n_probe` nearest centroids' lists at every place of the location's window, and
+    the exact distances of the `refine` candidates found update a running minimum per real patch. One projection
+    and one k-means (over patches of reference images sampled across the set) serve every place, so each patch is
+    projected and assigned once per chunk, from its raw grey levels (`_raw_projection`); a candidate's exact
+    distance is its raw patch, centred, against the real unit patch. Memory: the real images and one reference
+    chunk at the working resolution (16 KB per image and orientation) and its index (~9 KB per image and
+    orientation), not the number of reference images."""
     import faiss
-    from faiss.contrib.ivf_tools import add_preassigned
 
     from synthscope.runtime import choose_threads
 
     faiss.omp_set_num_threads(choose_threads())   # OpenMP threads on a busy machine mostly wait for each other
     generated_chunk = generated_chunk or APPROX_CHUNK
     side = int(round(np.sqrt(len(windows))))
+    n_places = side * side
     starts = np.arange(0, size - patch + 1, stride)
     real128 = _working(real_images, np.arange(len(real_images)), size, chunk)
     rng = np.random.default_rng(seed)
@@ -182,9 +200,16 @@ def _approx_nearest(real_images, reference, windows, size, patch, stride, mirror
     codec = faiss.ScalarQuantizer(kmeans.d, faiss.ScalarQuantizer.QT_8bit)    # 8 bits per axis: a quarter of the
     codec.train(sample)                                                       # bytes to scan; candidates re-ranked
     del sample
-    probes = min(n_probe, kmeans.k)
-    best = np.full((len(real_images), side * side), np.inf, dtype=np.float32)
-    assigned: dict[int, tuple] = {}                   # location -> its real patches' lists (the same every chunk)
+    k = kmeans.k
+    probes = min(n_probe, k)
+    # the window's places, padded with -1 (no list) where a window is cut by the image border
+    width = max(len(w) for w in windows)
+    padded = np.full((len(windows), width), -1, dtype=np.int64)
+    for loc, window in enumerate(windows):
+        padded[loc, :len(window)] = window
+    best = np.full((len(real_images), n_places), np.inf, dtype=np.float32)
+    assigned: dict[int, tuple] = {}                   # location -> its real patches' order and centroids (the same
+                                                      # every chunk; 4 + 2 x probes bytes a patch)
 
     def real_patches(loc):
         rows = np.flatnonzero(query[:, loc])
@@ -192,48 +217,53 @@ def _approx_nearest(real_images, reference, windows, size, patch, stride, mirror
         q = _unit_patches(real128[:, top:top + patch, left:left + patch][rows], patch)
         projected = np.ascontiguousarray(q @ axes)
         if loc not in assigned:
-            distances, lists = quantizer.search(projected, probes)
+            lists = quantizer.search(projected, probes)[1]
             order = np.lexsort(lists.T[::-1])         # queries probing the same lists one after the other (cache)
-            assigned[loc] = order, distances[order], lists[order]
-        order, distances, lists = assigned[loc]
+            assigned[loc] = order.astype(np.int32), lists[order].astype(np.int16 if k < 2 ** 15 else np.int64)
+        order, lists = assigned[loc]
+        places = padded[loc]
+        window_lists = np.where(places[None, :, None] >= 0, places[None, :, None] * k + lists[:, None, :].astype(np.int64),
+                                -1).reshape(len(rows), -1)
         q = q[order]
-        return rows[order], q, np.einsum("nd,nd->n", q, q), np.ascontiguousarray(projected[order]), (distances, lists)
+        no_distances = np.zeros(window_lists.shape, dtype=np.float32)   # coarse distances: unused (no residuals)
+        return rows[order], q, np.einsum("nd,nd->n", q, q), np.ascontiguousarray(projected[order]), window_lists, \
+            no_distances
 
-    for g0 in range(0, len(reference), generated_chunk):
-        gen = _working(reference, np.arange(g0, min(len(reference), g0 + generated_chunk)), size, chunk)
+    n_chunks = -(-len(reference) // generated_chunk)
+    bounds = np.linspace(0, len(reference), n_chunks + 1).round().astype(int)
+    for g0, g1 in zip(bounds[:-1], bounds[1:]):
+        gen = np.empty(((1 + mirror) * (g1 - g0), size, size), dtype=np.uint8)
+        _working(reference, np.arange(g0, g1), size, chunk, out=gen[:g1 - g0])
         if mirror:
-            gen = np.concatenate([gen, gen[:, :, ::-1]])
+            gen[g1 - g0:] = gen[:g1 - g0, :, ::-1]
+        n = len(gen)
         blocks = np.lib.stride_tricks.sliding_window_view(gen, (patch, patch), axis=(1, 2))
-        places: dict[int, tuple] = {}                 # place -> (projections, lists, mean, std', |unit|^2)
-        for loc, window in enumerate(windows):
-            rows, q, q_sq, projected, (distances, lists) = real_patches(loc)
-            if not len(rows):
+        index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatL2(kmeans.d), kmeans.d, n_places * k,
+                                              faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_L2, False)
+        index.sq = codec
+        index.is_trained = True
+        stats = np.empty((3, n_places, n), dtype=np.float32)  # per place and image: mean, std', |unit|^2
+        for place in range(n_places):                 # ids: place * n + image, in the order added
+            raw = blocks[:, starts[place // side], starts[place % side]].reshape(n, -1)
+            x, *stats_place = _raw_projection(raw, axes, patch)
+            stats[:, place] = stats_place
+            lists = quantizer.search(x, 1)[1][:, 0] + place * k
+            index.add_core(n, faiss.swig_ptr(x), None, faiss.swig_ptr(np.ascontiguousarray(lists)))
+        index.nprobe = width * probes
+        for loc in range(n_places):
+            if not query[:, loc].any():
                 continue
-            for place in [p for p in places if p // side < loc // side - 1]:
-                del places[place]                     # rows above every window still to come
-            for place in window:
-                if place not in places:
-                    raw = blocks[:, starts[place // side], starts[place % side]].reshape(len(gen), -1)
-                    x, mean, std, unit_sq = _raw_projection(raw, axes, patch)
-                    places[place] = (x, quantizer.search(x, 1)[1][:, 0].copy(), mean, std, unit_sq)
-            index = faiss.IndexIVFScalarQuantizer(quantizer, kmeans.d, kmeans.k, faiss.ScalarQuantizer.QT_8bit,
-                                                  faiss.METRIC_L2, False)
-            index.sq = codec
-            index.is_trained = True
-            add_preassigned(index, np.concatenate([places[p][0] for p in window]),
-                            np.concatenate([places[p][1] for p in window]))
-            index.nprobe = probes
+            rows, q, q_sq, projected, lists, distances = real_patches(loc)
             _, found = index.search_preassigned(projected, refine, lists, distances)
-            del index
-            found = np.where(found < 0, 0, found)
-            which, image = np.divmod(found, len(gen))
-            place = window[which]
-            mean, std, unit_sq = (np.stack([places[p][i] for p in window])[which, image] for i in (2, 3, 4))
+            missing = found < 0                       # fewer candidates than `refine` in the lists probed
+            place, image = np.divmod(np.where(missing, 0, found), n)
+            mean, std, unit_sq = stats[:, place, image]
             cand = blocks[image, starts[place // side], starts[place % side]].reshape(len(rows), found.shape[1], -1)
             centred = cand.astype(np.float32) - (255 * mean)[..., None]
             dot = np.einsum("nkd,nd->nk", centred, q) / (255 * patch * std)
-            d2 = q_sq[:, None] + unit_sq - 2.0 * dot
+            d2 = np.where(missing, np.inf, q_sq[:, None] + unit_sq - 2.0 * dot)
             best[rows, loc] = np.minimum(best[rows, loc], d2.min(axis=1))
+        del index, blocks, gen, stats                 # before the next chunk's are made
     return best
 
 
@@ -270,7 +300,7 @@ def patch_distances(real_images: np.ndarray, reference: np.ndarray, *, size: int
     approx = method == "approx" or (method == "auto" and n_pairs > APPROX_PATCH_PAIRS)
     out = np.empty(len(real_images), dtype=np.float64)
     if approx:                                  # only the body patches are searched
-        body = np.concatenate([_body(_grid_patches(real_images[s:s + chunk], size, patch, stride)[1], body_std)
+        body = np.concatenate([_body(_grid_raw(real_images[s:s + chunk], size, patch, stride)[0].std(axis=-1), body_std)
                                for s in range(0, len(real_images), chunk)])
         best = _approx_nearest(real_images, reference, windows, size, patch, stride, mirror, chunk, body)
         distance = np.sqrt(np.maximum(np.where(body, best, 0.0), 0.0))
