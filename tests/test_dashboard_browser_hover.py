@@ -78,17 +78,20 @@ def _thumb(page) -> dict:
                   latency: Number(b.dataset.latencyMs) }}; }}""")
 
 
-def _image_id(page, index: int) -> str:
-    return page.evaluate(f"() => String({_PLOT}.data[0].text[{index}]).split('<br>')[0].split(' · ')[1]")
+def _image_id(page, hovered: tuple[int, int]) -> str:
+    """The image id of (trace, point): a dev point drawn over the aimed-at test point takes the hover."""
+    curve, index = hovered
+    return page.evaluate(f"() => String({_PLOT}.data[{curve}].text[{index}]).split('<br>')[0].split(' · ')[1]")
 
 
-def _wait_shown(page) -> tuple[int, dict]:
-    """(the point plotly hovers, the thumbnail) once the thumbnail shows the hovered point's image."""
+def _wait_shown(page) -> tuple[tuple[int, int], dict]:
+    """((trace, point) plotly hovers, the thumbnail) once the thumbnail shows the hovered point's image."""
     page.wait_for_function(f"""() => {{ const b = document.querySelector('{THUMB}');
         return b && b.style.display === 'block' && b.querySelector('img').dataset.key === b.dataset.key; }}""",
                            timeout=20_000)
     thumb = _thumb(page)
-    return int(thumb["key"].rsplit(":", 1)[1]), thumb
+    curve, point = thumb["key"].rsplit("|", 1)[1].split(":")   # the page's key: meta|trace:point
+    return (int(curve), int(point)), thumb
 
 
 def _plotly_label(page) -> str:
