@@ -408,6 +408,9 @@ def test_the_reliability_diagram_shows_the_cores_numbers_in_the_page_and_the_rep
         assert images == curve.bins["images"].to_numpy()[used].tolist()
     traces = {t.name.split(" (")[0]: t for t in view.reliability.data}
     assert set(traces) == {"perfectly calibrated", "raw", "calibrated"}
+    from test_plotly_config import _assert_local   # issue 22 item 5: this tab's plots stay on this machine too
+    for name, figure in view.figures.items():
+        _assert_local(figure._config, name)
     shown = diagram.calibrated.bins[diagram.calibrated.bins["images"] > 0]
     assert np.allclose(traces["calibrated"].y, shown["accuracy"]) and np.allclose(traces["calibrated"].x, shown["mean_confidence"])
     # the report: the same table, the figure, and the flag count at the page's level

@@ -41,7 +41,7 @@ class SubsetsView(View):
         self.summary.add_class("ss-subset-summary")
         self.confusion = widgets.HTML(confusion_html(cv.confusion))
         self.confusion.add_class("ss-subset-confusion")
-        self.reliability = go.FigureWidget(reliability_figure(data.reliability))
+        self.reliability = LocalFigureWidget(reliability_figure(data.reliability))   # no cloud share, no logo link
         self.figures["subset_reliability"] = self.reliability
         self.reliability_table = widgets.HTML(reliability_html(data.reliability))
         self.reliability_table.add_class("ss-subset-reliability")
