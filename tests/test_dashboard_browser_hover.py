@@ -20,13 +20,13 @@ THUMB = ".ss-hover-thumb"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, small_bench):
+def server(tmp_path_factory, small_bench, small_bench_cache):
     import shutil
 
     if not CHROMIUM.exists() and not shutil.which("chromium"):
         pytest.skip("Debian chromium is not installed (apt-get install chromium; `make browser` does it)")
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    with voila_server(small_bench, tmp_path_factory.mktemp("voila"),
+    with voila_server(small_bench, tmp_path_factory.mktemp("voila"), cache_from=small_bench_cache,
                       env={"SYNTHSCOPE_SCATTER_ENGINE": "plotly"}) as served:
         yield {**served, "bench": small_bench}
 
