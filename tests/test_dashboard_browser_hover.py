@@ -11,7 +11,7 @@ import pytest
 from test_dashboard_browser import (_PLOT, ARTIFACTS, CHROMIUM, _empty_spot, _gesture, _open_tab, _page_selected,  # noqa: F401,E501
                                     _plot_on_screen, _point_pixels, _select_mode, _wait_settled, expect)
 from test_dashboard_browser_trust import browser, open_page  # noqa: F401  (browser: a fixture)
-from voila_server import voila_server
+from voila_server import serve_small_bench
 
 pytestmark = pytest.mark.browser
 
@@ -21,14 +21,7 @@ THUMB = ".ss-hover-thumb"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, small_bench, small_bench_cache):
-    import shutil
-
-    if not CHROMIUM.exists() and not shutil.which("chromium"):
-        pytest.skip("Debian chromium is not installed (apt-get install chromium; `make browser` does it)")
-    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    with voila_server(small_bench, tmp_path_factory.mktemp("voila"), cache_from=small_bench_cache,
-                      env={"SYNTHSCOPE_SCATTER_ENGINE": "plotly"}) as served:
-        yield {**served, "bench": small_bench}
+    yield from serve_small_bench(tmp_path_factory, small_bench, small_bench_cache, "plotly")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from test_dashboard_browser import (ARTIFACTS, CHROMIUM, LAUNCH_ARGS,  # noqa: F
                                     _COUNT, _open_tab, _page_selected, _session_assignments, expect)
 
 from test_dashboard_browser_trust import open_page
-from voila_server import voila_server
+from voila_server import serve_small_bench
 
 pytestmark = pytest.mark.browser
 
@@ -23,18 +23,7 @@ CANVAS = ".ss-view:visible .ss-jscatter canvas"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, small_bench, small_bench_cache):
-    import shutil
-
-    if not CHROMIUM.exists() and not shutil.which("chromium"):
-        pytest.skip("Debian chromium is not installed (apt-get install chromium; `make browser` does it)")
-    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    pytest.importorskip("jscatter", reason="jupyter-scatter is not installed (pip install -e '.[dashboard]')")
-    try:
-        with voila_server(small_bench, tmp_path_factory.mktemp("voila"), cache_from=small_bench_cache,
-                          env={"SYNTHSCOPE_SCATTER_ENGINE": "jscatter"}) as served:
-            yield {**served, "bench": small_bench}
-    except RuntimeError as error:   # the server did not start: its log's tail
-        pytest.fail(str(error))
+    yield from serve_small_bench(tmp_path_factory, small_bench, small_bench_cache, "jscatter", "jscatter")
 
 
 @pytest.fixture(scope="module")

@@ -53,3 +53,21 @@ def voila_server(path: str | Path, workdir: Path, *, env: dict | None = None, ca
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def serve_small_bench(tmp_path_factory, small_bench: Path, small_bench_cache: Path, engine: str,
+                      *requires: str) -> Iterator[dict]:
+    """A module fixture's body: the shared small bench served warm with one scatter engine, skipped with a
+    reason where Chromium or a package in `requires` is missing; a server that does not start fails."""
+    import pytest
+
+    if not Path("/usr/bin/chromium").exists() and not shutil.which("chromium"):
+        pytest.skip("Debian chromium is not installed (apt-get install chromium; `make browser` does it)")
+    for module in ("playwright.sync_api", *requires):
+        pytest.importorskip(module, reason=f"{module} is not installed (pip install -e '.[dashboard,test]')")
+    try:
+        with voila_server(small_bench, tmp_path_factory.mktemp("voila"), cache_from=small_bench_cache,
+                          env={"SYNTHSCOPE_SCATTER_ENGINE": engine}) as served:
+            yield {**served, "bench": small_bench}
+    except RuntimeError as error:   # the server did not start: its log's tail
+        pytest.fail(str(error))
