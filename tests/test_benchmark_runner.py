@@ -51,3 +51,36 @@ def test_a_partial_rerun_keeps_the_other_sections_with_their_date(tmp_path):
     # the report's order is the sections' order, not the order of the runs
     assert report.index("## Sub-task 2") < report.index("## Sub-task 1")
     assert "1 section(s) kept from earlier runs" in report
+
+
+def test_sections_re_run_elsewhere_are_merged_in_when_newer(tmp_path):
+    """A section re-run into another folder (`--out elsewhere --only X`) comes back with `--merge-from`: it
+    replaces the older copy, keeps its own date, and nothing is run or lost."""
+    out, elsewhere = tmp_path / "bench", tmp_path / "elsewhere"
+    no_shared = str(tmp_path / "no-shared")
+    assert main(["--out", str(out), "--quick", "--shared-dir", no_shared,
+                 "--only", "quality_attribution", "quality_open_set"]) == 0
+    original = json.loads((out / "report.json").read_text())
+    # the elsewhere run is newer: age the original's stamps
+    for entry in original["sections"].values():
+        entry["generated"] = "2020-01-01 00:00 UTC"
+    (out / "report.json").write_text(json.dumps(original))
+    assert main(["--out", str(elsewhere), "--quick", "--shared-dir", no_shared, "--only", "quality_attribution"]) == 0
+    newer = json.loads((elsewhere / "report.json").read_text())["sections"]["quality_attribution"]
+
+    assert main(["--out", str(out), "--shared-dir", no_shared, "--merge-from", str(elsewhere)]) == 0
+    merged = json.loads((out / "report.json").read_text())["sections"]
+    assert set(merged) == {"quality_attribution", "quality_open_set"}
+    assert merged["quality_attribution"]["generated"] == newer["generated"] != "2020-01-01 00:00 UTC"
+    assert merged["quality_open_set"]["generated"] == "2020-01-01 00:00 UTC"   # kept, not re-run
+    assert merged["quality_open_set"]["data"] == original["sections"]["quality_open_set"]["data"]
+    report = (out / "report.md").read_text()
+    assert report.count("_Kept from the run of") == 2
+    assert f"_Kept from the run of {newer['generated']}" in report
+    # an older copy elsewhere does not replace a newer one here
+    stale = json.loads((elsewhere / "report.json").read_text())
+    stale["sections"]["quality_attribution"]["generated"] = "2019-01-01 00:00 UTC"
+    stale["sections"]["quality_attribution"]["markdown"] = "stale numbers"
+    (elsewhere / "report.json").write_text(json.dumps(stale))
+    assert main(["--out", str(out), "--shared-dir", no_shared, "--merge-from", str(elsewhere)]) == 0
+    assert "stale numbers" not in (out / "report.md").read_text()

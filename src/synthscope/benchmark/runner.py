@@ -108,10 +108,26 @@ def _sections_of_markdown(text: str) -> dict[str, str]:
     return sections
 
 
+def _newer(entry: dict, than: dict | None) -> bool:
+    """Stamps read "YYYY-MM-DD HH:MM UTC", so they sort as text; a stamp-less entry is the oldest."""
+    def stamp(item):
+        value = (item or {}).get("generated", "")
+        return value if value[:2] == "20" else ""
+    return than is None or stamp(entry) > stamp(than)
+
+
 def write_report(results, ctx: BenchContext, keep_previous: bool = False,
-                 extra: list[str] | None = None) -> tuple[Path, Path]:
+                 extra: list[str] | None = None, merge_from: list[Path] | None = None) -> tuple[Path, Path]:
+    """`merge_from`: other report folders (e.g. a section re-run elsewhere with `--out`); each of their
+    sections replaces this report's when it is newer, and keeps its own date."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    kept = _kept_sections(ctx.out_dir, {short for short, _, _ in results}) if keep_previous else {}
+    rerun = {short for short, _, _ in results}
+    kept = _kept_sections(ctx.out_dir, rerun) if keep_previous or merge_from else {}
+    previous_order = list(kept)
+    for source in merge_from or ():
+        for short, entry in _kept_sections(Path(source), rerun).items():
+            if _newer(entry, kept.get(short)):
+                kept[short] = entry
     lines = [
         "# synthscope benchmark report",
         "",
@@ -128,6 +144,7 @@ def write_report(results, ctx: BenchContext, keep_previous: bool = False,
                      "data": section.data, "markdown": section.markdown.rstrip(), "generated": stamp}
              for short, section, elapsed in results}
     order = [name.rsplit(".", 1)[-1] for name in SECTIONS + tuple(extra or ())]
+    order += [name for name in previous_order if name not in order]   # sections this run does not name
     everything = {**kept, **fresh}
     for short in sorted(everything, key=lambda name: order.index(name) if name in order else len(order)):
         entry = everything[short]
@@ -167,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--section", action="append", default=[],
                         help="extra section module by name (e.g. synthscope_dashboard.bench_section)")
+    parser.add_argument("--merge-from", action="append", type=Path, default=[], metavar="DIR",
+                        help="another report folder: its sections replace --out's where newer (each keeps its "
+                        "date); with no --only, nothing is run")
     args = parser.parse_args(argv)
+    merge_only = bool(args.merge_from) and args.only is None
     shared = args.shared_dir or _default_shared_dir()
     if shared is not None and not (shared / "bench").is_dir():
         print(f"[bench] no benchmark data under {shared} (expected {shared / 'bench'}): quality sections skip")
@@ -177,9 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["SYNTHSCOPE_CACHE_DIR"] = cache_dir
         ctx = BenchContext(shared_dir=shared, cache_dir=Path(cache_dir), out_dir=args.out,
                            quick=args.quick, device=args.device)
-        results = run_sections(ctx, args.only, args.section)
+        results = [] if merge_only else run_sections(ctx, args.only, args.section)
         md_path, json_path = write_report(results, ctx, keep_previous=bool(args.only),
-                                               extra=args.section)
+                                               extra=args.section, merge_from=args.merge_from)
     print(md_path.read_text())
     print(f"[bench] wrote {md_path} and {json_path}")
     return 0
