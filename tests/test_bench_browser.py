@@ -70,3 +70,24 @@ def test_the_runner_takes_the_browser_section_by_name_and_says_why_it_skips(tmp_
     report = (out / "report.md").read_text()
     assert "## Dashboard in the browser (Chromium, WebGL)" in report
     assert "Skipped: Debian chromium is not installed (test)" in report
+
+
+def test_the_engine_table_gives_each_cells_load_and_marks_1m_against_the_goals():
+    """Each engine cell is measured minutes apart; the row carries the load at its end, since a loaded
+    machine inflates every wall time in it (the 1M rows are marked against issue 22's goals)."""
+    from synthscope_dashboard.bench_engines import markdown
+
+    def step(ms):
+        return {"median_ms": ms, "all_ms": [ms], "repeats": 1, "errors": [], "kernel_busy_ms": 10.0}
+
+    steps = {name: step(ms) for name, ms in (("load", 25_000.0), ("selection", 900.0), ("move", 1200.0),
+                                             ("colour", 800.0), ("projection", 1400.0))}
+    table = markdown({"jscatter@1000000": {"steps": steps, "kernel_s": 12.0, "load_average": "7.5 6.1 4.0"},
+                      "plotly@1000000": {"error": "TimeoutError: page did not load"}})
+    row = next(line for line in table.splitlines() if line.startswith("| jscatter | 1,000,000 |"))
+    assert row.endswith("| 7.5 6.1 4.0 |")
+    assert "| 25.0 ✓ (12) | 900 ✓ | 1200 ✗ | 800 ✓ | 1400 ✓ |" in row
+    header, rule = table.splitlines()[:2]
+    assert header.count("|") == rule.count("|") == row.count("|")
+    failed = next(line for line in table.splitlines() if line.startswith("| plotly |"))
+    assert "TimeoutError" in failed and failed.count("|") == header.count("|")

@@ -239,13 +239,14 @@ def markdown(results: dict) -> str:
     goal_of = {"load": "warm load", "selection": "selection", "move": "move", "colour": "colour",
                "projection": "projection"}
     rows = ["| engine | points | load s (warm; kernel s) | selection ms | move ms | colour ms | projection ms | "
-            "kernel→page MB per move | kernel busy ms: selection / move / colour / projection | repeats |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "kernel→page MB per move | kernel busy ms: selection / move / colour / projection | repeats | "
+            "load avg at the end (1/5/15 min) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, run in results.items():
         engine, n = key.split("@")
         steps = run.get("steps", {})
         if not steps:
-            rows.append(f"| {engine} | {int(n):,} | {run.get('error', 'not run')} | | | | | | | |")
+            rows.append(f"| {engine} | {int(n):,} | {run.get('error', 'not run')} | | | | | | | | |")
             continue
 
         def cell(name: str) -> str:
@@ -267,7 +268,8 @@ def markdown(results: dict) -> str:
         move_mb = steps.get("move", {}).get("kernel_to_page_kb")
         rows.append(f"| {engine} | {int(n):,} | {cell('load')} ({'–' if kernel is None else f'{kernel:.0f}'}) | "
                     f"{cell('selection')} | {cell('move')} | {cell('colour')} | {cell('projection')} | "
-                    f"{'–' if move_mb is None else f'{move_mb / 1024:.1f}'} | {busy} | {steps['selection'].get('repeats', 0)} |")
+                    f"{'–' if move_mb is None else f'{move_mb / 1024:.1f}'} | {busy} | {steps['selection'].get('repeats', 0)} | "
+                    f"{run.get('load_average', '?')} |")   # a loaded machine inflates every wall time here
     errors = [f"- {key} {name}: {step['errors'][0]}" for key, run in results.items()
               for name, step in run.get("steps", {}).items() if step.get("errors")]
     return "\n".join(rows + ([""] + errors if errors else []))
