@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from synthscope.benchmark.runner import SECTIONS, main
 
 
@@ -84,3 +86,8 @@ def test_sections_re_run_elsewhere_are_merged_in_when_newer(tmp_path):
     (elsewhere / "report.json").write_text(json.dumps(stale))
     assert main(["--out", str(out), "--shared-dir", no_shared, "--merge-from", str(elsewhere)]) == 0
     assert "stale numbers" not in (out / "report.md").read_text()
+    # a mistyped folder is an error, not "nothing newer there"; the report stays as it was
+    before = (out / "report.json").read_bytes()
+    with pytest.raises(SystemExit):
+        main(["--out", str(out), "--shared-dir", no_shared, "--merge-from", str(tmp_path / "typo")])
+    assert (out / "report.json").read_bytes() == before

@@ -188,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="another report folder: its sections replace --out's where newer (each keeps its "
                         "date); with no --only, nothing is run")
     args = parser.parse_args(argv)
+    missing = [str(folder) for folder in args.merge_from if not (folder / "report.json").is_file()]
+    if missing:   # a mistyped folder must not pass as "nothing newer there"
+        parser.error(f"--merge-from: no report.json in {', '.join(missing)}")
     merge_only = bool(args.merge_from) and args.only is None
     shared = args.shared_dir or _default_shared_dir()
     if shared is not None and not (shared / "bench").is_dir():
