@@ -1,7 +1,10 @@
 """Issue 22's open trust defect, kernel side: the page's scatter and the kernel's point -> row map can
 disagree, so a hover, click or selection named another image than the one under the cursor.
 
-The mechanism: plotly.py's FigureWidget syncs its figure to the page as the widget state `_widget_data`,
+Two ways the page draws another figure state than the kernel's. (1) plotly.py opens the widget's comm with
+an empty figure and sends its data in two updates right after; anywidget holds a model's messages until its
+module (plotly's, 5 MB) is imported, so under load a view can be drawn from the empty state first, and plotly's
+view never redraws for a later `_widget_data` (the "empty scatter after load"). (2) plotly.py's FigureWidget syncs its figure to the page as the widget state `_widget_data`,
 set when the figure is built (and in `_repr_mimebundle_`, which a child of a box never calls); later changes
 go as restyle messages. Whenever the page takes the widget's state from the kernel (Voila's widget manager
 does it on every kernel (re)connection: `restoreWidgets` -> `request_states`, then `set_state` on the models
@@ -112,6 +115,20 @@ def test_a_page_holding_other_rows_is_asked_again_then_drawn_anew(app):
     _send(view, "ready", 1, points=[None], metas=[again["meta"]], digests=current)
     _send(view, "data", 2, points=[None], metas=[again["meta"]], digests=current)
     assert view.scatter is figure and len(sent) == 1 and view.bridge.mismatches == 0
+
+
+def test_a_page_that_drew_the_scatter_empty_gets_it_drawn_again(app):
+    """The empty scatter after a cold load (seen on main, 2 of 6 cold loads at load ~20: the plot shown with
+    no trace, 360 px high, as wide as its box): plotly.py opens the widget's comm with an empty figure and
+    sends the data in two updates after; anywidget holds a model's messages until its 5 MB module is
+    imported, and a view made meanwhile draws the empty state. The page reports no rows for the trace."""
+    state, view = app.state, app.view(VIEW)
+    figure = view.scatter
+    view.bridge.send = lambda content, buffers=None: None
+    _send(view, "ready", 1, points=[], metas=[], digests=[])
+    assert view.scatter is figure
+    _send(view, "verify", 2, points=[], metas=[], digests=[])
+    assert view.scatter is not figure and "out of date" in state.status
 
 
 def test_the_scatter_is_drawn_again_at_most_a_few_times(app):

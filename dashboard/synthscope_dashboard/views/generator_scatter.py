@@ -80,9 +80,13 @@ class ScatterPart:
     MAX_REDRAWS = 3
 
     def _redraw_stale_scatter(self) -> None:
-        """The page's scatter holds other rows than the kernel's (issue 22: after a cold load Voila's widget
-        restore handed the page the figure as it was built, plotly.py's synced state, not as it is now):
-        draw it again as a new figure, whose state is the current one."""
+        """The page's scatter holds other rows than the kernel's, or none: draw it again as a new figure.
+
+        Issue 22, after a cold load under load: plotly.py opens a FigureWidget's comm with an empty figure and
+        sends its data in two updates after; anywidget holds the model's messages until plotly's 5 MB module
+        is imported, and a view made meantime draws the empty state and never redraws for the data (the
+        "empty scatter"). And a page that takes the widget state from the kernel (Voila's widget restore) gets
+        the figure as it was built, not as it is now. A new figure's state is the current one."""
         if self.jscatter is not None or self.scatter is None or self._redraws >= self.MAX_REDRAWS:
             return
         self._redraws += 1

@@ -180,7 +180,7 @@ class SelectionBridge(anywidget.AnyWidget):
     Rows by id, not by index: a trace whose `customdata` holds its points' rows gets every selection, key
     and click as the rows the page's own trace names (what the analyst sees beside each point), never as
     positions looked up in the kernel's copy, which can differ from the page's (issue 22: after a cold load
-    the page drew a figure state older than the kernel's). With `digest()` (`rows_digest` of each trace as
+    the page drew a figure state other than the kernel's, see GeneratorsView._redraw_stale_scatter). With `digest()` (`rows_digest` of each trace as
     the kernel holds it), the page's traces are checked on attach and after every redraw; when they still
     differ a second later, `on_stale()` is called (the view draws the scatter again). `on_click(row)`
     gets a clicked point's row (the page's plotly_click, read from its trace), with `clicks`.
