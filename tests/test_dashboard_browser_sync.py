@@ -159,4 +159,12 @@ def test_the_page_and_the_kernel_agree_on_every_point_after_load_and_curation(pa
     page.locator(".ss-view:visible button", has_text="Clear filter").first.click()
     cleared = assert_in_sync(page, server, "clearing the filter")
     assert len(cleared["traces"][0]["ids"]) == 84
+
+    # a page whose trace holds its rows in another order (as after an update the page never applied): its
+    # report says so, the kernel asks again, then draws the scatter anew
+    page.evaluate(f"() => {{ const t = {_PLOT}.data[0]; t.customdata = Array.from(t.customdata).reverse(); }}")
+    expect(page.locator(".ss-status-line")).to_contain_text("out of date", timeout=30_000)
+    page.wait_for_selector(".ss-view:visible .js-plotly-plot canvas", timeout=60_000)
+    redrawn = assert_in_sync(page, server, "a redraw of a page that held other rows")
+    assert redrawn["traces"][0]["ids"] == cleared["traces"][0]["ids"]
     page.screenshot(path=str(ARTIFACTS / "sync-after-curation.png"), full_page=True)
