@@ -885,6 +885,31 @@ def test_a_session_file_of_the_old_version_is_still_read(workspace):
     assert "could not restore" in AppState(workspace).status
 
 
+def test_the_session_keeps_the_scatter_engine(workspace):
+    """Issue 22 item 3: the engine control (auto / plotly / jupyter-scatter) was forgotten on reload. A
+    version-3 file (no engine) is still read; an engine the page was started with (SYNTHSCOPE_SCATTER_ENGINE)
+    is kept over the saved one."""
+    from synthscope_dashboard.session import SESSION_VERSION
+    from synthscope_dashboard.state import AppState
+
+    first = AppState(workspace)
+    assert first.scatter_engine == "auto"
+    first.scatter_engine = "jscatter"        # saved as it changes, like the filter
+    first.flush()
+    saved = json.loads(first.session_file.read_text())
+    assert saved["version"] == SESSION_VERSION == 4 and saved["scatter_engine"] == "jscatter"
+    assert AppState(workspace).scatter_engine == "jscatter"
+    assert AppState(workspace, scatter_engine="plotly").scatter_engine == "plotly"
+    old = {key: value for key, value in saved.items() if key != "scatter_engine"}
+    first.session_file.write_text(json.dumps({**old, "version": 3}))
+    again = AppState(workspace)
+    assert "restored" in again.status and "could not" not in again.status, again.status
+    assert again.scatter_engine == "auto"
+    first.session_file.write_text(json.dumps({**saved, "scatter_engine": "bokeh"}))
+    damaged = AppState(workspace)
+    assert damaged.scatter_engine == "auto" and "scatter_engine" in damaged.status
+
+
 def test_a_reload_keeps_the_filter_the_grid_sort_and_the_undo_history(workspace):
     """Issue 22 defect 4 (item 3): a reload lost the filter, the grids' sort and the undo history."""
     from synthscope_dashboard.app import build

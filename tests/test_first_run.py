@@ -159,7 +159,7 @@ def test_the_session_keeps_the_features_the_clusters_were_made_on(loaded, tmp_pa
     first.rename(1, "pixels shown")
     first.flush()
     saved = json.loads(first.session_file.read_text())
-    assert saved["version"] == SESSION_VERSION == 3
+    assert saved["version"] == SESSION_VERSION == 4
     assert saved["extractor"] == "pixels" and saved["clustered_on"] == "fingerprint"
 
     again = AppState(dataclasses.replace(loaded, cache_dir=tmp_path / "cache"))

@@ -34,10 +34,11 @@ from synthscope.outputs import atomic_write_bytes, atomic_write_text
 if TYPE_CHECKING:
     from synthscope_dashboard.state import AppState
 
-SESSION_VERSION = 3
+SESSION_VERSION = 4
 #: 1: before the filter, the sort and the undo history were kept; 2: before `clustered_on` (the features the
-#: clusters were made on, when they differ from the features shown); both read as clustered on `extractor`
-READABLE_VERSIONS = (1, 2, 3)
+#: clusters were made on, when they differ from the features shown); both read as clustered on `extractor`;
+#: 3: before `scatter_engine` (read as the engine the page starts with)
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 def session_path(cache_dir: Path, data_path: str) -> Path:
@@ -313,6 +314,11 @@ def validate_session(payload: dict, state: "AppState") -> tuple[dict, list[str]]
         return {"column": key, "low": None if ends[0] is None else float(ends[0]),
                 "high": None if ends[1] is None else float(ends[1])}
 
+    def scatter_engine(value):
+        if value not in ("auto", "plotly", "jscatter"):
+            raise ValueError(value)
+        return value
+
     def grid_sort(value):
         if not isinstance(value, dict):
             raise TypeError(value)
@@ -335,6 +341,7 @@ def validate_session(payload: dict, state: "AppState") -> tuple[dict, list[str]]
     take("assignments", assignments)
     take("point_filter", point_filter)
     take("grid_sort", grid_sort)
+    take("scatter_engine", scatter_engine)
     if "assignments" in clean and any(v < 0 for v in clean["assignments"].values()):
         del clean["assignments"]
         bad.append("assignments")

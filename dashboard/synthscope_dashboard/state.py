@@ -37,7 +37,7 @@ class AppState(traitlets.HasTraits):
     method = traitlets.Unicode("auto")
     color_by = traitlets.Unicode("cluster")      # a key of columns.COLUMNS ("cluster", "known", "silhouette", ...)
     # the generator view's main scatter: "plotly", "jscatter" (jupyter-scatter), or "auto" = jscatter from
-    # views/generator_jscatter.JSCATTER_FROM generated images on (read when the view is built)
+    # views/generator_jscatter.JSCATTER_FROM generated images on (read when the view is built); saved
     scatter_engine = traitlets.Enum(("auto", "plotly", "jscatter"), "auto")
     point_filter = traitlets.Dict()              # {} or {"column": key, "values": [...]} / {"column", "low", "high"}; saved
     grid_sort = traitlets.Dict()                 # grid ("selection", "scores") -> {"column", "descending"}; saved
@@ -84,7 +84,9 @@ class AppState(traitlets.HasTraits):
         self._last_action = ""
         self._applying_session = False
         # the filter and the sort are saved as they change (a reload must not lose them), not only with curation
-        self.observe(self._save_setting, names=["point_filter", "grid_sort"])
+        self.observe(self._save_setting, names=["point_filter", "grid_sort", "scatter_engine"])
+        # an engine the page was started with (SYNTHSCOPE_SCATTER_ENGINE, a bench) is kept over a saved one
+        self._engine_given = "scatter_engine" in kwargs
         self.workspace = workspace
         if workspace is not None:
             attribution = workspace.attribution
@@ -393,7 +395,7 @@ class AppState(traitlets.HasTraits):
                    "k_source": self.k_source, "color_by": self.color_by,
                    "cluster_names": dict(self.cluster_names), "thresholds": dict(self.thresholds),
                    "overrides": dict(self.overrides), "point_filter": dict(self.point_filter),
-                   "grid_sort": dict(self.grid_sort)}
+                   "grid_sort": dict(self.grid_sort), "scatter_engine": self.scatter_engine}
         if self.workspace.attribution is not None and self.workspace.attribution.clustered_on:
             payload["clustered_on"] = self.workspace.attribution.clustered_on
         keys = self.workspace.attribution.keys.tolist() if self.workspace.attribution is not None else []
@@ -524,9 +526,11 @@ class AppState(traitlets.HasTraits):
         clean, bad = validate_session(payload, self)
         if "k_source" in clean and self.k_source == "task":
             del clean["k_source"]           # the task's k (--k) is not a guess, whatever was saved
+        if self._engine_given:
+            clean.pop("scatter_engine", None)
         with self.hold_trait_notifications():
             for name in ("projection", "k", "method", "k_source", "color_by", "cluster_names", "overrides",
-                         "point_filter", "grid_sort"):
+                         "point_filter", "grid_sort", "scatter_engine"):
                 if name in clean:
                     setattr(self, name, clean[name])
             if "thresholds" in clean:         # pairs this workspace knows; the rest keep their dev fit

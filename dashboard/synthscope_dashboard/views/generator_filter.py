@@ -127,6 +127,7 @@ class FilterPart:
                 trace.selectedpoints = None
                 trace.x, trace.y = xy[visible, 0], xy[visible, 1]
                 trace.text = self._hover_text()[visible]
+                trace.customdata = visible.astype(np.int32)
                 trace.meta = self.revision()
                 self._set_marker(trace, self._marker())
                 self.scatter.layout.title.text = self._title()

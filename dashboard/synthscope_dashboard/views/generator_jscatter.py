@@ -220,7 +220,9 @@ class JScatterPart:
         self.bridge = SelectionBridge(trace_rows=self._trace_rows, on_change=self._on_browser_selection,
                                       on_escape=self._on_escape, on_key=guarded(self._on_key, state, "the key"),
                                       revision=self.revision,
-                                      on_report=lambda points: mirror_selection(self.scatter, points))
+                                      on_report=lambda points: mirror_selection(self.scatter, points),
+                                      digest=self._trace_digests, on_stale=self._redraw_stale_scatter,
+                                      on_click=self.show_detail)
         self.scatter.bridge = self.bridge
         return [self.scatter, self.bridge, self._make_hover_thumbnail()]   # the image beside the cursor
 

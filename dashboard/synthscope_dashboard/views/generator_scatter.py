@@ -17,7 +17,7 @@ from synthscope_dashboard.imaging import (UNLABELLED_COLOR, cluster_color, known
                                          thumbnail_data_url)
 from synthscope_dashboard.views.common import ScrollIntoView, esc
 from synthscope_dashboard.views.hover_thumbnail import HoverThumbnail
-from synthscope_dashboard.views.plot_selection import BridgedFigureWidget, clear_outline
+from synthscope_dashboard.views.plot_selection import BridgedFigureWidget, clear_outline, rows_digest
 
 NUMBER_SCALE = "Viridis"
 THUMB_PX, FULL_PX = 128, 512
@@ -34,7 +34,9 @@ class ScatterPart:
         xy = data.projections[state.projection]
         rows = self.visible
         figure = BridgedFigureWidget(
+            # customdata: each point's row, read by the page's events (the rows it shows, whatever the kernel's copy)
             data=[go.Scattergl(x=xy[rows, 0], y=xy[rows, 1], mode="markers", text=self._hover_text()[rows],
+                               customdata=rows.astype(np.int32),
                                hovertemplate="%{text}<extra></extra>", meta=self.revision(),
                                marker={"size": 5 if data.n > 5000 else 7, "opacity": 0.85,
                                        "line": {"width": 0}, **self._marker()},
@@ -69,6 +71,31 @@ class ScatterPart:
     def _trace_rows(self) -> list[np.ndarray]:
         """The attribution rows behind each trace's points (one trace holds the rows the filter keeps)."""
         return [self.visible]
+
+    def _trace_digests(self) -> list[str]:
+        """What the page's traces must hold (plot_selection.rows_digest of meta and customdata)."""
+        return [rows_digest(self.revision(), rows) for rows in self._trace_rows()]
+
+    _redraws = 0   # scatters drawn again because the page's traces held other rows than the kernel's
+    MAX_REDRAWS = 3
+
+    def _redraw_stale_scatter(self) -> None:
+        """The page's scatter holds other rows than the kernel's, or none: draw it again as a new figure.
+
+        Issue 22, after a cold load under load: plotly.py opens a FigureWidget's comm with an empty figure and
+        sends its data in two updates after; anywidget holds the model's messages until plotly's 5 MB module
+        is imported, and a view made meantime draws the empty state and never redraws for the data (the
+        "empty scatter"). And a page that takes the widget state from the kernel (Voila's widget restore) gets
+        the figure as it was built, not as it is now. A new figure's state is the current one."""
+        if self.jscatter is not None or self.scatter is None or self._redraws >= self.MAX_REDRAWS:
+            return
+        self._redraws += 1
+        old = [w for w in self.scatter_box.children if w is not self.legend]
+        self.scatter_box.children = [self.legend, *self._make_main_scatter()]
+        for widget in old:
+            widget.close()
+        self._push_selection_to_plot()
+        self.state.status = "the scatter in the page was out of date (an older version of its points): drawn again"
 
     def _title(self) -> str:
         key = self._color_key()
@@ -151,12 +178,21 @@ class ScatterPart:
         return cached
 
     def _point_row(self, trace, points) -> int | None:
+        """The row of plotly's hover or click callback, None when the page's point is not at the kernel's
+        position for that index (the page holds another version of the trace: its index means another row)."""
         inds = list(getattr(points, "point_inds", []) or [])
         if not inds:
             return None
         index = next((i for i, t in enumerate(self.scatter.data) if t is trace), 0)
         rows_of = self._trace_rows()
-        return int(rows_of[index][inds[0]]) if index < len(rows_of) else int(inds[0])
+        if index >= len(rows_of) or not 0 <= inds[0] < len(rows_of[index]):
+            return None
+        xs, ys = list(getattr(points, "xs", []) or []), list(getattr(points, "ys", []) or [])
+        if xs and ys and trace.x is not None and trace.y is not None:
+            # the page may hand back float32-rounded positions (WebGL): equal within float32's precision
+            if not np.allclose([xs[0], ys[0]], [trace.x[inds[0]], trace.y[inds[0]]], rtol=1e-6, atol=1e-6):
+                return None
+        return int(rows_of[index][inds[0]])
 
     def _describe(self, row: int) -> str:
         frame, cluster = self.data.frame, int(self.state.assignments[row])
@@ -176,10 +212,15 @@ class ScatterPart:
                                               caption=self._describe)
         return self.hover_thumbnail
 
-    def _hovered_row(self, curve: int, point: int, meta: str) -> int | None:
-        """The row of a point the page hovered, None when the page's points are an older version."""
+    def _hovered_row(self, curve: int, point: int, meta: str, row: int | None = None) -> int | None:
+        """The row of a point the page hovered: `row`, the one its trace names (customdata), when the trace
+        still holds it; without it, by index, None when the page's points are an older version."""
         rows_of = self._trace_rows()
-        if meta != self.revision() or not 0 <= curve < len(rows_of) or not 0 <= point < len(rows_of[curve]):
+        if not 0 <= curve < len(rows_of):
+            return None
+        if row is not None:
+            return int(row) if np.any(rows_of[curve] == row) else None
+        if meta != self.revision() or not 0 <= point < len(rows_of[curve]):
             return None
         return int(rows_of[curve][point])
 
@@ -194,6 +235,8 @@ class ScatterPart:
         self.preview_caption.value = f"<div class='ss-caption' style='text-align:left'>{self._describe(row)}</div>"
 
     def _on_click(self, trace, points, state=None) -> None:
+        if self.bridge is not None and self.bridge.live:
+            return   # the bridge reports clicks with the row the page's trace names (_on_clicked_row)
         row = self._point_row(trace, points)
         if row is not None:
             self.show_detail(row)

@@ -348,8 +348,10 @@ class GeneratorsView(ScatterPart, JScatterPart, HistogramPart, FilterPart, View)
             self.scatter_box.children = [self.legend, *self._make_main_scatter()]
             old.close()
         else:
-            self.scatter.data[0].meta = self.revision()
-            self.scatter.data[0].text = self._hover_text()
+            with self.scatter.batch_update():   # one message: the page never holds one without the other
+                self.scatter.data[0].meta = self.revision()
+                self.scatter.data[0].text = self._hover_text()
+                self.scatter.data[0].customdata = self.visible.astype(np.int32)
         if self.extractor.value != data.extractor:
             self.extractor.options = sorted(set(self.extractor.options) | {data.extractor})
             self.extractor.value = data.extractor   # switch_extractor sees the same name: nothing reloads

@@ -61,9 +61,14 @@ export default {
       place();
     };
     const hide = () => { current = null; box.style.display = 'none'; };
+    const rowOf = (curve, point) => {   // the row the page's own trace names for the point (its customdata)
+      const t = gd && gd.data ? gd.data[curve] : null;
+      return t && t.customdata && t.customdata.length !== undefined && point < t.customdata.length
+        ? Number(t.customdata[point]) : null;
+    };
     const ask = (key, curve, point, meta) => {
       id += 1;
-      model.send({ event: 'hover', id, key, curve, point, meta, image: !images.has(key) });
+      model.send({ event: 'hover', id, key, curve, point, meta, row: rowOf(curve, point), image: !images.has(key) });
     };
     const onHover = (data) => {
       const p = data && data.points && data.points[0];
@@ -119,8 +124,9 @@ export default {
 
 
 class HoverThumbnail(anywidget.AnyWidget):
-    """`row_of(curve, point, meta)` -> the row under the cursor, or None when `meta` is not the traces'
-    current version (the page hovered points that have since been refiltered); `thumbnail(row)` -> its
+    """`row_of(curve, point, meta, row)` -> the row under the cursor: `row`, the one the page's trace names
+    (its customdata; None without), when the traces still hold it, else None; without `row`, by index, None
+    when `meta` is not the traces' current version (the page hovered points that have since been refiltered); `thumbnail(row)` -> its
     data URL (kept here, LRU of `keep`); `caption(row)` -> HTML. `changed()` after clusters change
     (captions), `forget()` after other data (images)."""
 
@@ -128,7 +134,7 @@ class HoverThumbnail(anywidget.AnyWidget):
     px = traitlets.Int(96).tag(sync=True)
     version = traitlets.Int(0).tag(sync=True)
 
-    def __init__(self, row_of: Callable[[int, int, str], int | None], thumbnail: Callable[[int], str],
+    def __init__(self, row_of: Callable[[int, int, str, int | None], int | None], thumbnail: Callable[[int], str],
                  caption: Callable[[int], str], keep: int = 4096, **kwargs):
         super().__init__(**kwargs)
         self._row_of, self._thumbnail, self._caption, self._keep = row_of, thumbnail, caption, keep
@@ -159,7 +165,8 @@ class HoverThumbnail(anywidget.AnyWidget):
             curve, point, meta = int(content["curve"]), int(content["point"]), str(content.get("meta", ""))
         except (KeyError, TypeError, ValueError):
             return None
-        row = self._row_of(curve, point, meta)
+        named = content.get("row")
+        row = self._row_of(curve, point, meta, named if isinstance(named, int) and not isinstance(named, bool) else None)
         if row is None:
             return None
         reply = {"key": content.get("key"), "caption": self._caption(row)}

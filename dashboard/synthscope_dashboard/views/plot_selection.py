@@ -47,15 +47,40 @@ function signature(points, gd) {   // cheap, order-sensitive summary of what the
   return metas(gd).join(',') + '/' +
     points.map(p => p === null ? 'n' : p.length + ':' + p.reduce((a, v, i) => (a + (i + 1) * v) % 1000000007, 0)).join('|');
 }
+function idsOf(gd, points) {   // the row each highlighted point stands for, as the page's own trace says
+  return (gd && gd.data ? gd.data : []).map((t, k) => {
+    const p = points[k];
+    if (p === null || p === undefined || !t.customdata || t.customdata.length === undefined) return null;
+    return p.map(i => Number(t.customdata[i]));
+  });
+}
+function digests(gd) {   // which rows the page's traces hold, in which order (see rows_digest in Python)
+  return (gd && gd.data ? gd.data : []).map(t => {
+    const ids = t.customdata && t.customdata.length !== undefined ? t.customdata : null;
+    if (ids === null) return null;
+    let sum = 0;
+    for (let i = 0; i < ids.length; i++) sum = (sum + ((i + 1) * (Number(ids[i]) + 1)) % 1000000007) % 1000000007;
+    return (t.meta === undefined || t.meta === null ? '' : String(t.meta)) + '/' + ids.length + '/' + sum;
+  });
+}
 export default {
   render({ model, el }) {
-    let id = 0, gd = null, last = null, dragging = false;
+    let id = 0, gd = null, last = null, dragging = false, held = null;
     const page = Math.random().toString(36).slice(2);   // ids count per page view
-    const report = (event) => {
+    const report = (event, extra) => {
       id += 1;
       const points = shownPoints(gd);
       last = signature(points, gd);
-      model.send({ event, id, page, points, metas: metas(gd) });
+      held = digests(gd).join(',');
+      model.send({ event, id, page, points, ids: idsOf(gd, points), metas: metas(gd), digests: digests(gd),
+                   ...(extra || {}) });
+    };
+    const onClick = (data) => {   // the row the clicked point stands for in the page's own trace
+      const p = data && data.points && data.points[0];
+      if (!p || !gd) return;
+      const t = gd.data[p.curveNumber] || {};
+      const row = t.customdata && t.customdata.length !== undefined ? Number(t.customdata[p.pointNumber]) : null;
+      report('click', { curve: p.curveNumber, point: p.pointNumber, row });
     };
     const attach = () => {
       const plot = plotOf(el);
@@ -70,6 +95,7 @@ export default {
       // selectedpoints are up to date once plotly's own handlers have run: report on the next tick
       gd.on('plotly_selected', () => setTimeout(() => report('selected'), 0));
       gd.on('plotly_deselect', () => setTimeout(() => report('deselected'), 0));
+      if (model.get('clicks')) gd.on('plotly_click', onClick);
       gd.addEventListener('pointerdown', () => { dragging = true; }, true);
       report('ready');
     };
@@ -79,7 +105,11 @@ export default {
       attach();
       // whatever else changes the highlight (a redraw, a relayout of the selections) is reported too
       if (gd && !dragging && signature(shownPoints(gd), gd) !== last) report('changed');
+      // the traces now hold other rows (a redraw): the kernel checks them against its own
+      else if (gd && held !== null && digests(gd).join(',') !== held) report('data');
     };
+    // the kernel found the page's rows differ from its own: report again once updates on their way have landed
+    model.on('msg:custom', (msg) => { if (msg && msg.event === 'verify') setTimeout(() => report('verify'), 1000); });
     tick();
     const timer = setInterval(tick, 400);   // the plot renders after this widget, and may re-render
     const view = el.closest('.ss-view') || document;
@@ -122,6 +152,7 @@ export default {
     return () => {
       document.removeEventListener('keydown', keys);
       clearInterval(timer);
+      if (gd && gd.removeListener) gd.removeListener('plotly_click', onClick);
       document.removeEventListener('pointerup', up, true);
       view.removeEventListener('pointerdown', guard, true);
       view.removeEventListener('keydown', guard, true);
@@ -145,20 +176,33 @@ class SelectionBridge(anywidget.AnyWidget):
     `revision()` names the version of the traces' data (each trace's `meta`): a message about older
     data (the kernel has refiltered the points since) is dropped, since its indices mean other rows.
     `on_report(points)` hears every accepted report with the raw per-trace indices (see `mirror_selection`).
+
+    Rows by id, not by index: a trace whose `customdata` holds its points' rows gets every selection, key
+    and click as the rows the page's own trace names (what the analyst sees beside each point), never as
+    positions looked up in the kernel's copy, which can differ from the page's (issue 22: after a cold load
+    the page drew a figure state other than the kernel's, see GeneratorsView._redraw_stale_scatter). With `digest()` (`rows_digest` of each trace as
+    the kernel holds it), the page's traces are checked on attach and after every redraw; when they still
+    differ a second later, `on_stale()` is called (the view draws the scatter again). `on_click(row)`
+    gets a clicked point's row (the page's plotly_click, read from its trace), with `clicks`.
     """
 
     _esm = BRIDGE_JS
     live = traitlets.Bool(False)
     answers_keys = traitlets.Bool(True).tag(sync=True)   # only one bridge per page answers the keyboard
     exclusive = traitlets.Bool(True).tag(sync=True)      # the figure's own selection events are switched off
+    clicks = traitlets.Bool(False).tag(sync=True)        # the page reports clicks (with the clicked row)
 
     def __init__(self, trace_rows: Callable[[], list[np.ndarray]], on_change: Callable[[np.ndarray], None],
                  on_escape: Callable[[np.ndarray], None],
                  on_key: Callable[[str, np.ndarray, dict], None] | None = None, *,
                  rows_for: Callable[[list], np.ndarray] | None = None,
                  revision: Callable[[], str | None] = lambda: None, follow_changes: bool = True,
-                 follow_deselect: bool = True, on_report: Callable[[list], None] | None = None, **kwargs):
-        super().__init__(answers_keys=on_key is not None, **kwargs)
+                 follow_deselect: bool = True, on_report: Callable[[list], None] | None = None,
+                 digest: Callable[[], list[str | None]] | None = None, on_stale: Callable[[], None] | None = None,
+                 on_click: Callable[[int], None] | None = None, **kwargs):
+        super().__init__(answers_keys=on_key is not None, clicks=on_click is not None, **kwargs)
+        self._digest, self._on_stale, self._on_click = digest, on_stale, on_click
+        self.mismatches = 0   # reports whose rows differed from the kernel's (tests, debugging)
         self._on_key = on_key
         self._rows_for = rows_for
         self._revision = revision
@@ -174,23 +218,57 @@ class SelectionBridge(anywidget.AnyWidget):
         self.events: list[tuple[str, int, int]] = []   # (event, id, n rows): what arrived, for debugging
         self.on_msg(self._on_message)
 
-    def rows(self, points) -> np.ndarray:
-        """The selected rows of every trace together (a trace without selectedpoints has none)."""
+    def rows(self, points, ids=None) -> np.ndarray:
+        """The selected rows of every trace together (a trace without selectedpoints has none). `ids`: per
+        trace, the rows the page's trace names for those points (its customdata); they win over the indices,
+        and only rows the trace holds now count (a row the kernel has filtered out since is not selected)."""
         if self._rows_for is not None:
             return np.unique(np.asarray(self._rows_for(points or []), dtype=np.int64))
         rows_of = self._trace_rows()
         chosen = []
         for trace, indices in enumerate(points or []):
             if indices and trace < len(rows_of):
+                named = ids[trace] if isinstance(ids, list) and trace < len(ids) else None
+                if isinstance(named, list) and len(named) == len(indices):
+                    named = np.asarray([v for v in named if isinstance(v, int) and not isinstance(v, bool)],
+                                       dtype=np.int64)
+                    chosen.append(named[np.isin(named, rows_of[trace])])
+                    continue
                 indices = np.asarray(indices, dtype=np.int64)
                 indices = indices[(indices >= 0) & (indices < len(rows_of[trace]))]
                 chosen.append(rows_of[trace][indices])
         return np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
 
+    def _check_rows(self, event: str, digests) -> None:
+        """Compare the rows the page's traces hold with the kernel's; ask again, then redraw."""
+        if self._digest is None or not isinstance(digests, list):
+            return
+        expected = self._digest()
+        if all(page == kernel for page, kernel in zip(digests, expected)) and len(digests) == len(expected):
+            return
+        self.mismatches += 1
+        self.events.append((f"{event} (page holds other rows)", -1, -1))
+        if event == "verify":
+            if self._on_stale is not None:
+                self._on_stale()
+        else:
+            self.send({"event": "verify"})   # an update on its way may not have landed yet
+
     def _on_message(self, widget, content, buffers) -> None:
         if not isinstance(content, dict) or "event" not in content:
             return
         event, event_id, page = content["event"], int(content.get("id", 0)), str(content.get("page", ""))
+        self._check_rows(event, content.get("digests"))   # every report says which rows the page's traces hold
+        if event in ("data", "verify"):
+            return
+        if event == "click":
+            row = content.get("row")
+            rows_of = self._trace_rows()
+            curve = content.get("curve")
+            if (self._on_click is not None and isinstance(row, int) and isinstance(curve, int)
+                    and 0 <= curve < len(rows_of) and np.any(rows_of[curve] == row)):
+                self._on_click(row)
+            return
         revision = self._revision()
         metas = content.get("metas") or []
         if revision is not None and metas and any(meta not in (None, revision) for meta in metas):
@@ -198,7 +276,7 @@ class SelectionBridge(anywidget.AnyWidget):
             if event == "shown":
                 self.shown = None     # the guarded action is refused: the page must report again
             return                    # the indices refer to the points before the last refilter
-        rows = self.rows(content.get("points"))
+        rows = self.rows(content.get("points"), content.get("ids"))
         self.events.append((event, event_id, int(rows.size)))
         del self.events[:-200]
         if event_id <= self._last_id.get(page, 0):
@@ -221,6 +299,15 @@ class SelectionBridge(anywidget.AnyWidget):
             self._on_escape(rows)
         elif event in ("undo", "assign") and self._on_key is not None:
             self._on_key(event, rows, content)
+
+
+def rows_digest(meta, rows) -> str:
+    """What the page's `digests()` computes from a trace's meta and customdata (its rows, in order): equal
+    strings mean the page's trace holds these rows in this order (a checksum, exact in JavaScript's doubles
+    up to ~90 million points)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    terms = ((np.arange(1, rows.size + 1, dtype=np.int64) * (rows + 1)) % 1_000_000_007)
+    return f"{'' if meta is None else meta}/{rows.size}/{int(terms.sum() % 1_000_000_007)}"
 
 
 def mirror_selection(figure, points) -> None:
