@@ -150,6 +150,9 @@ def test_image_scores_read_lazily_equal_the_array_scores():
     lazy = ImageRows([(_Images(generated), np.arange(0, 10)), (_Images(generated), np.arange(10, 28))])
     for score in (mb.registered_copy_score, mb.patch_copy_score):
         np.testing.assert_array_equal(score(real, lazy), score(real, generated))
+    # the patch score also reads the real images lazily (exact path: the same chunked sums)
+    lazy_real = ImageRows([(_Images(real), np.arange(len(real)))])
+    np.testing.assert_array_equal(mb.patch_copy_score(lazy_real, lazy), mb.patch_copy_score(real, generated))
     assert (mb.registered_copy_score(real, lazy)[:3] > -1e-3).all()   # the copies register at distance ~0
     np.testing.assert_array_equal(lazy[5:15], generated[5:15])
 
@@ -179,8 +182,9 @@ class _Recording(_Images):
 
 
 def test_the_approximate_patch_search_streams_the_generated_images_and_bounds_the_exact_one(monkeypatch):
-    """The faiss path as a map-reduce over generated chunks of 9 images (decoded 4 at a time): no read asks for
-    more than 4 images, every image is read once per pass (plus the k-means sample), and each real patch's
+    """The faiss path as a map-reduce over generated chunks of 9 images (decoded 4 at a time), the real images read
+    4 at a time too: no read asks for more than 4 images, every generated image is read once per pass (plus the
+    k-means sample) and every real image once, the scores are those of the real images as an array, and each real patch's
     distance is a distance to an actual candidate, so per image it is never below the exact search's beyond
     float32 rounding; the planted copies (one mirrored) are found at distance ~0."""
     from synthscope.membership import patches
@@ -191,11 +195,14 @@ def test_the_approximate_patch_search_streams_the_generated_images_and_bounds_th
     options = dict(size=64, patch=8, stride=8)     # images at the working resolution: both paths see the same pixels
     exact = patches.patch_distances(real, generated, method="exact", **options)
     monkeypatch.setattr(patches, "APPROX_CHUNK", 9)
-    source = _Recording(generated)
-    approx = patches.patch_distances(real, ImageRows([(source, np.arange(len(generated)))]), method="approx",
+    source, real_source = _Recording(generated), _Recording(real)
+    approx = patches.patch_distances(ImageRows([(real_source, np.arange(len(real)))]),
+                                     ImageRows([(source, np.arange(len(generated)))]), method="approx",
                                      chunk=4, **options)
-    assert max(source.reads) <= 4
-    assert sum(source.reads) == 2 * len(generated)                 # the chunks, and the k-means sample (all 33)
+    assert max(source.reads) <= 4 and max(real_source.reads) <= 4   # the real images stream too, read once
+    assert sum(source.reads) == 2 * len(generated) and sum(real_source.reads) == len(real)  # (+ k-means sample)
+    np.testing.assert_array_equal(approx, patches.patch_distances(real, ImageRows([(source, np.arange(len(generated)))]),
+                                                                  method="approx", chunk=4, **options))
     # float32 |q|^2 + |c|^2 - 2 q.c of unit patches (d = 64): within (d + 3) eps (1 + 1)^2; sqrt for the distance
     bound = np.sqrt((64 + 3) * EPS32 * 4)
     assert (approx >= exact - bound).all()

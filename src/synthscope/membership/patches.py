@@ -16,16 +16,21 @@ moves a patch's content by less than half a patch only up to 4 px at 128 px (8 p
 Scale: both searches are map-reduces over chunks of the generated images, each real patch keeping a running
 minimum, so memory is bounded by the chunk sizes and the real images, not by the number of generated images.
 Up to `APPROX_PATCH_PAIRS` patch comparisons the search is exact (chunks of `CHUNK` images). Above it, faiss:
-per equal chunk of at most `APPROX_CHUNK` images (uint8 at 128 px in both orientations), one inverted file (8-bit
-scalar codes of 32 principal axes) holds each patch once, in the list (grid place, nearest of `N_LISTS` centroids);
-a real body patch probes its `N_PROBE` nearest centroids' lists at every place of its window, and its `REFINE`
-best candidates' exact distances are recomputed from their raw grey levels. Each distance found is an actual
-candidate's, so a score is never below the exact one (beyond float32 rounding); it is above where the nearest
-patch is missed: on v3's test folder (forced) by at most 0.014, 0.005 on average, rank correlation 0.999 (v3s:
-0.015, 0.006, 0.999), test AUC unchanged, and a run led by this column makes the same calls on both
-(`tests/test_membership_streaming.py` holds the scores to 0.02). An exact search is out of reach at scale: 10k generated x 4k real images are 1.5e11 patch pairs,
-7.6e13 flops at 256 dimensions (~13 CPU min of sgemm at ~100 GFLOP/s per core here), and even at 32
-principal axes the top-k reduction over 1.5e11 distances costs more than the faiss scan.
+per equal chunk of at most `APPROX_CHUNK` images (uint8 at 128 px in both orientations, held as 8 px tiles), one
+inverted file (8-bit scalar codes of `DIM` principal axes) holds each patch once, in the list (grid place, nearest
+of `N_LISTS` centroids); a real body patch probes its `N_PROBE` nearest centroids' lists at every place of its
+window, and its `REFINE` best candidates' exact distances are recomputed from their raw grey levels. The real
+images are read once, a chunk at a time, like the generated ones (either side may be an `ImageRows`). Each distance
+found is an actual candidate's, so a score is never below the exact one (beyond float32 rounding); it is above
+where the nearest patch is missed: on v3's test folder (forced) by at most 0.0155, 0.006 on average, rank
+correlation 0.999 (v3s: 0.016, 0.0065, 0.999), test AUC unchanged (32 axes: 0.014 / 0.0054 and 0.015 / 0.0059;
+24 re-ranked candidates instead of 32 cost v3 one AUC pair), and a run led by this column makes the same calls
+on both (`tests/test_membership_streaming.py` holds the scores to 0.02). An exact search is out of reach at
+scale: 10k generated x 4k real images are 1.5e11 patch pairs, 7.6e13 flops at 256 dimensions (~13 CPU min of
+sgemm at ~100 GFLOP/s per core here), and even at 32 principal axes the top-k reduction over 1.5e11 distances
+costs more than the faiss scan. Measured at 10k generated x 4k real stand-ins (CPU seconds, rendering
+excluded): 92 s (main: 129 s), of which the faiss list scan is 44 s and the assignment to centroids 11 s; peak
+RSS 1.16 GB (main 1.79 GB).
 
 `patch_distances(..., reference=...)` returns the same statistic against any image set; against real
 images disjoint from the scored scans it is the score's generator-free control.
@@ -44,11 +49,15 @@ CHUNK = 256
 #: real patches x candidate patches beyond which the nearest-patch search is approximate (faiss)
 APPROX_PATCH_PAIRS = 5e10
 #: generated images per chunk of the approximate search (uint8 at 128 px in 2 orientations: 10,240 x 32 KB = 335 MB,
-#: and its inverted file, 10,240 x 2 x 225 patches x 40 bytes = 184 MB); the images are cut in equal chunks
+#: and its inverted file, 10,240 x 2 x 225 patches x 32 bytes = 147 MB); the images are cut in equal chunks
 APPROX_CHUNK = 10_240
 #: approximate search: centroids per grid place, the centroids' lists probed at each place of a window, and the
 #: candidates per real patch whose exact distances are computed
 N_LISTS, N_PROBE, REFINE = 1024, 8, 32
+#: principal axes of the codes searched (24 vs 32: ~25 % less to scan and to project; on v3 / v3s max score
+#: difference 0.0155 / 0.016 vs 0.014 / 0.015, test AUC unchanged), and real patches searched and re-ranked at a
+#: time (bounds the candidates' grey levels in memory: 2,048 x REFINE x 256 float32 = 67 MB)
+DIM, QUERY_BLOCK = 24, 2048
 
 
 def _grid_raw(images: np.ndarray, size: int, patch: int, stride: int):
@@ -134,8 +143,12 @@ def _working(images, rows: np.ndarray, size: int, chunk: int, out: np.ndarray | 
         n, height, width = block.shape
         if height % size == 0 and width % size == 0:
             fh, fw = height // size, width // size
-            total = block.reshape(n, size, fh, size, fw).sum(axis=(2, 4), dtype=np.uint32)
-            out[s:s + chunk] = (2 * total + fh * fw) // (2 * fh * fw)
+            # the block's fh x fw strided views added (a reduction over the small axes was 5x slower)
+            total = np.zeros((n, size, size), dtype=np.uint16 if fh * fw * 255 < 2 ** 16 else np.uint32)
+            for i in range(fh):
+                for j in range(fw):
+                    total += block[:, i::fh, j::fw]
+            out[s:s + chunk] = (2 * total.astype(np.uint32) + fh * fw) // (2 * fh * fw)
         else:
             out[s:s + chunk] = np.rint(downsampled_pixels(block, size) * 255).astype(np.uint8).reshape(-1, size, size)
     return out
@@ -147,9 +160,13 @@ def _raw_projection(raw: np.ndarray, axes: np.ndarray, patch: int):
     mean and std' (0..1) and its unit patch's squared norm (1, or less for a flat patch)."""
     f = raw.astype(np.float32)
     d = f.shape[1]
-    total = f.sum(axis=1, dtype=np.float64)          # integer sums: exact in float64, so the variance of a
-    mean = (total / (d * 255)).astype(np.float32)     # near-flat patch does not cancel to a smaller one
-    var = (d * np.einsum("nd,nd->n", f, f, dtype=np.float64) - total ** 2) / (d * d * 255.0 ** 2)
+    # integer sums: exact (in float32 while d * 255^2 < 2^24, i.e. up to 16 x 16 patches), so the variance of a
+    # near-flat patch does not cancel to a smaller one
+    exact32 = d * 255 ** 2 < 2 ** 24
+    total = f.sum(axis=1, dtype=np.float32 if exact32 else np.float64).astype(np.float64)
+    squares = np.einsum("nd,nd->n", f, f, dtype=np.float32 if exact32 else np.float64).astype(np.float64)
+    mean = (total / (d * 255)).astype(np.float32)
+    var = (d * squares - total ** 2) / (d * d * 255.0 ** 2)
     std = np.sqrt(np.maximum(var, 0)).astype(np.float32)
     clipped = np.maximum(std, 1e-3)
     x = (f @ axes / 255 - mean[:, None] * axes.sum(axis=0)) / (clipped[:, None] * patch)
@@ -157,7 +174,7 @@ def _raw_projection(raw: np.ndarray, axes: np.ndarray, patch: int):
 
 
 def _approx_nearest(real_images, reference, windows, size, patch, stride, mirror, chunk, query, *,
-                    generated_chunk=None, n_lists=N_LISTS, n_probe=N_PROBE, refine=REFINE, dim=32,
+                    generated_chunk=None, n_lists=None, n_probe=None, refine=None, dim=None,
                     seed=0) -> np.ndarray:
     """Squared nearest distance per real patch [n_real, L] with faiss, for the patches where `query` [n_real, L]
     is True (inf elsewhere).
@@ -169,19 +186,24 @@ def _approx_nearest(real_images, reference, windows, size, patch, stride, mirror
     the exact distances of the `refine` candidates found update a running minimum per real patch. One projection
     and one k-means (over patches of reference images sampled across the set) serve every place, so each patch is
     projected and assigned once per chunk, from its raw grey levels (`_raw_projection`); a candidate's exact
-    distance is its raw patch, centred, against the real unit patch. Memory: the real images and one reference
-    chunk at the working resolution (16 KB per image and orientation) and its index (~9 KB per image and
-    orientation), not the number of reference images."""
+    distance is one product of its raw grey levels (gathered as whole tiles) with the real unit patch, centred
+    through the patch's mean. Memory: the real images and one reference chunk at the working resolution (16 KB per
+    image and orientation) and its index (~7 KB per image and orientation), and the candidates of `QUERY_BLOCK` real
+    patches, not the number of reference images."""
     import faiss
 
     from synthscope.runtime import choose_threads
 
     faiss.omp_set_num_threads(choose_threads())   # OpenMP threads on a busy machine mostly wait for each other
     generated_chunk = generated_chunk or APPROX_CHUNK
+    n_lists, n_probe, refine, dim = (N_LISTS if n_lists is None else n_lists, N_PROBE if n_probe is None else n_probe,
+                                     REFINE if refine is None else refine, DIM if dim is None else dim)
     side = int(round(np.sqrt(len(windows))))
     n_places = side * side
     starts = np.arange(0, size - patch + 1, stride)
-    real128 = _working(real_images, np.arange(len(real_images)), size, chunk)
+    real128 = real_images if isinstance(real_images, np.ndarray) and real_images.dtype == np.uint8 \
+        and real_images.shape[1:] == (size, size) \
+        else _working(real_images, np.arange(len(real_images)), size, chunk)
     rng = np.random.default_rng(seed)
     picked = np.sort(rng.choice(len(reference), min(len(reference), 2000), replace=False))
     picked128 = _working(reference, picked, size, chunk)
@@ -229,23 +251,40 @@ def _approx_nearest(real_images, reference, windows, size, patch, stride, mirror
         return rows[order], q, np.einsum("nd,nd->n", q, q), np.ascontiguousarray(projected[order]), window_lists, \
             no_distances
 
+    # each chunk is held as tiles (stride-aligned squares of side t, contiguous): a patch on the grid is r x r whole
+    # tiles, so a candidate's grey levels are r^2 contiguous runs to gather, in "tile order" (`perm`: tile order ->
+    # the patch's row-major pixels; the axes and the real patches are permuted alike, dot products are unchanged)
+    t = int(np.gcd.reduce([patch, stride, size]))
+    r, tiles_side = patch // t, size // t
+    a, b, u, v = np.meshgrid(*[np.arange(r)] * 2, *[np.arange(t)] * 2, indexing="ij")
+    perm = ((a * t + u) * patch + b * t + v).ravel()
+    axes_t = np.ascontiguousarray(axes[perm])
+    place_tiles = np.array([[(starts[place // side] // t + i) * tiles_side + starts[place % side] // t + j
+                             for i in range(r) for j in range(r)] for place in range(n_places)])
+
+    def as_tiles(images):
+        m = len(images)
+        return images.reshape(m, tiles_side, t, tiles_side, t).transpose(0, 1, 3, 2, 4).reshape(m, -1, t * t)
+
     n_chunks = -(-len(reference) // generated_chunk)
     bounds = np.linspace(0, len(reference), n_chunks + 1).round().astype(int)
     for g0, g1 in zip(bounds[:-1], bounds[1:]):
-        gen = np.empty(((1 + mirror) * (g1 - g0), size, size), dtype=np.uint8)
-        _working(reference, np.arange(g0, g1), size, chunk, out=gen[:g1 - g0])
-        if mirror:
-            gen[g1 - g0:] = gen[:g1 - g0, :, ::-1]
-        n = len(gen)
-        blocks = np.lib.stride_tricks.sliding_window_view(gen, (patch, patch), axis=(1, 2))
+        n = int((1 + mirror) * (g1 - g0))
+        tiles = np.empty((n, tiles_side * tiles_side, t * t), dtype=np.uint8)
+        for s0 in range(g0, g1, chunk):
+            block = _working(reference, np.arange(s0, min(s0 + chunk, g1)), size, chunk)
+            tiles[s0 - g0:s0 - g0 + len(block)] = as_tiles(block)
+            if mirror:
+                tiles[g1 - g0 + s0 - g0:g1 - g0 + s0 - g0 + len(block)] = as_tiles(block[:, :, ::-1])
+        flat_tiles = tiles.reshape(-1, t * t)
         index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatL2(kmeans.d), kmeans.d, n_places * k,
                                               faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_L2, False)
         index.sq = codec
         index.is_trained = True
         stats = np.empty((3, n_places, n), dtype=np.float32)  # per place and image: mean, std', |unit|^2
         for place in range(n_places):                 # ids: place * n + image, in the order added
-            raw = blocks[:, starts[place // side], starts[place % side]].reshape(n, -1)
-            x, *stats_place = _raw_projection(raw, axes, patch)
+            raw = tiles[:, place_tiles[place]].reshape(n, -1)
+            x, *stats_place = _raw_projection(raw, axes_t, patch)
             stats[:, place] = stats_place
             lists = quantizer.search(x, 1)[1][:, 0] + place * k
             index.add_core(n, faiss.swig_ptr(x), None, faiss.swig_ptr(np.ascontiguousarray(lists)))
@@ -254,16 +293,23 @@ def _approx_nearest(real_images, reference, windows, size, patch, stride, mirror
             if not query[:, loc].any():
                 continue
             rows, q, q_sq, projected, lists, distances = real_patches(loc)
-            _, found = index.search_preassigned(projected, refine, lists, distances)
-            missing = found < 0                       # fewer candidates than `refine` in the lists probed
-            place, image = np.divmod(np.where(missing, 0, found), n)
-            mean, std, unit_sq = stats[:, place, image]
-            cand = blocks[image, starts[place // side], starts[place % side]].reshape(len(rows), found.shape[1], -1)
-            centred = cand.astype(np.float32) - (255 * mean)[..., None]
-            dot = np.einsum("nkd,nd->nk", centred, q) / (255 * patch * std)
-            d2 = np.where(missing, np.inf, q_sq[:, None] + unit_sq - 2.0 * dot)
-            best[rows, loc] = np.minimum(best[rows, loc], d2.min(axis=1))
-        del index, blocks, gen, stats                 # before the next chunk's are made
+            q_sum = q.sum(axis=1)
+            q = q[:, perm]
+            for b0 in range(0, len(rows), QUERY_BLOCK):    # bounds the candidates' pixels: block x refine x d
+                b = slice(b0, b0 + QUERY_BLOCK)
+                _, found = index.search_preassigned(projected[b], refine, lists[b], distances[b])
+                missing = found < 0                   # fewer candidates than `refine` in the lists probed
+                place, image = np.divmod(np.where(missing, 0, found), n)
+                mean, std, unit_sq = stats[:, place, image]
+                which = image[..., None] * tiles.shape[1] + place_tiles[place]
+                cand = np.take(flat_tiles, which.ravel(), axis=0).reshape(*found.shape, -1)
+                # the candidate's unit patch . q = (raw - 255 mean) . q / (255 patch std'), by one product of the raw
+                # grey levels (exact integers in float32) and the sum of q (not exactly 0 in float32)
+                raw_dot = np.matmul(cand.astype(np.float32), q[b, :, None])[..., 0]
+                dot = (raw_dot - 255 * mean * q_sum[b, None]) / (255 * patch * std)
+                d2 = np.where(missing, np.inf, q_sq[b, None] + unit_sq - 2.0 * dot)
+                best[rows[b], loc] = np.minimum(best[rows[b], loc], d2.min(axis=1))
+        del index, tiles, flat_tiles, stats           # before the next chunk's are made
     return best
 
 
@@ -286,8 +332,9 @@ def patch_distances(real_images: np.ndarray, reference: np.ndarray, *, size: int
     sqrt(2) = uncorrelated). `method`: "exact", "approx" (faiss) or "auto" (approx above APPROX_PATCH_PAIRS)."""
     from synthscope.membership.rows import ImageRows
 
-    real_images = np.asarray(real_images)
-    if not isinstance(reference, ImageRows):     # ImageRows: decoded a chunk at a time as the search slices it
+    # ImageRows (either side): decoded a chunk at a time as the search slices it, never all at once
+    real_images = real_images if isinstance(real_images, ImageRows) else np.asarray(real_images)
+    if not isinstance(reference, ImageRows):
         reference = np.asarray(reference)
     if method not in ("auto", "exact", "approx"):
         raise ValueError("method must be auto, exact or approx")
@@ -299,10 +346,14 @@ def patch_distances(real_images: np.ndarray, reference: np.ndarray, *, size: int
                           neighbours=neighbours, mirror=mirror)
     approx = method == "approx" or (method == "auto" and n_pairs > APPROX_PATCH_PAIRS)
     out = np.empty(len(real_images), dtype=np.float64)
-    if approx:                                  # only the body patches are searched
-        body = np.concatenate([_body(_grid_raw(real_images[s:s + chunk], size, patch, stride)[0].std(axis=-1), body_std)
-                               for s in range(0, len(real_images), chunk)])
-        best = _approx_nearest(real_images, reference, windows, size, patch, stride, mirror, chunk, body)
+    if approx:                                  # only the body patches are searched; one read of the real images
+        body, real_working = [], np.empty((len(real_images), size, size), dtype=np.uint8)
+        for s in range(0, len(real_images), chunk):
+            block = np.asarray(real_images[s:s + chunk])
+            body.append(_body(_grid_raw(block, size, patch, stride)[0].std(axis=-1), body_std))
+            _working(block, np.arange(len(block)), size, chunk, out=real_working[s:s + chunk])
+        body = np.concatenate(body)
+        best = _approx_nearest(real_working, reference, windows, size, patch, stride, mirror, chunk, body)
         distance = np.sqrt(np.maximum(np.where(body, best, 0.0), 0.0))
         return (distance * body).sum(axis=1) / body.sum(axis=1)
     for start in range(0, len(real_images), chunk):

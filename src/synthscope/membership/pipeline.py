@@ -300,8 +300,8 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
             result.scores = result.scores.drop(columns=[c for c in result.scores.columns if c != "ensemble"])
         if image_scores:
             # computed on the images whatever the spaces, so these columns mean the same in every configuration
-            real_images = data.images(real_rows)
-            for name in image_scores:
+            for name in image_scores:     # the patch score reads the real images a chunk at a time too
+                real_images = ImageRows([(data, real_rows)]) if name == "patches" else data.images(real_rows)
                 result.scores.insert(len(result.scores.columns) - 1, f"images:{name}",
                                      IMAGE_SCORE_FUNCTIONS[name](real_images, gen.images()))
             result.scores["ensemble"] = rank_ensemble(result.scores,
