@@ -9,16 +9,7 @@ import pytest
 import synthscope.membership as mb
 from synthscope.membership.patch_tables import TYPICALITY_WEIGHT, patch_typicality
 from synthscope.membership.patches import patch_copy_score, patch_distances
-
-
-def _v3(shared_dir):
-    from synthscope.benchmark.threshold_resplits import read_pool
-
-    root = shared_dir / "bench" / "v3"
-    groups_csv = shared_dir / "data" / "iqoth256" / "near_duplicate_groups.csv"
-    if not (root / "subtask1").is_dir() or not groups_csv.is_file():
-        pytest.skip("bench v3 or the pool's scan groups absent")
-    return read_pool(root, groups_csv)
+from test_membership_thresholds import _v3_pool as _v3
 
 
 def test_typicality_is_the_patch_distance_to_the_other_scans_only(shared_dir):
