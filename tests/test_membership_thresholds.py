@@ -147,6 +147,6 @@ def test_the_resplit_harness_scores_exactly_and_splits_whole_scans(shared_dir):
         assert 0 < dy.mean() < 1
     # scan-disjointness, read from the rows the re-split drew: no scan on both sides
     picked = []
-    full.scores = lambda r, g: (picked.append(np.asarray(r)), np.zeros(len(r)))[1]
+    full.scores = lambda r, g, *_: (picked.append(np.asarray(r)), np.zeros(len(r)))[1]
     resplit(full, np.random.default_rng(1), 0.5, 5)
     assert not set(scans[picked[0]]) & set(scans[picked[1]])

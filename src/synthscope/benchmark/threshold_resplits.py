@@ -14,6 +14,11 @@ score of a subset is then a minimum over the subset, exactly `patches.patch_dist
     python -m synthscope.benchmark.threshold_resplits --bench ../shared/bench/v3 --repeats 200 --seed 2
 
 (seed 2 is the confirmation run in docs/design.md, third round: about 3 CPU minutes.)
+
+    python -m synthscope.benchmark.threshold_resplits --bench ../shared/bench/v3 --repeats 200 --seed 3 --scores 0,0.2
+
+compares patch scores instead: the default rule on the raw patch score and on the score with its typicality term
+(`patch_tables.patch_typicality`) at each weight, paired on the same re-splits.
 """
 
 from __future__ import annotations
@@ -37,11 +42,14 @@ class PatchPool:
     weights: np.ndarray        # [n_real, places] each place's weight in the image's mean (body patches)
     used: np.ndarray           # [n_real] 1 = used
     scans: np.ndarray          # [n_real] scan of each real image
+    typicality: np.ndarray | None = None   # [n_real] `patch_typicality` against the pool's other label-free groups
 
-    def scores(self, rows, generated) -> np.ndarray:
-        """`patch_copy_score` of the real images `rows` against the generated images `generated`."""
+    def scores(self, rows, generated, typicality: float = 0.0) -> np.ndarray:
+        """`patch_copy_score` of the real images `rows` against the generated images `generated`, plus
+        `typicality` x the images' patch typicality (the run's "images:patches" column at that weight)."""
         best = self.table[np.ix_(np.asarray(rows), np.asarray(generated))].min(axis=1)
-        return -(np.sqrt(np.maximum(best, 0.0)) * self.weights[rows]).sum(axis=1)
+        raw = -(np.sqrt(np.maximum(best, 0.0)) * self.weights[rows]).sum(axis=1)
+        return raw if not typicality else raw + typicality * self.typicality[rows]
 
 
 def patch_distance_table(real_images: np.ndarray, generated: np.ndarray, *, chunk: int = 25):
@@ -90,13 +98,22 @@ def read_pool(bench: Path, scan_groups: Path):
     return np.concatenate(images), np.array(used), np.array(scans), np.concatenate(generated)
 
 
-def load_pool(bench: Path, scan_groups: Path) -> PatchPool:
-    """`read_pool` with the patch distance table of every real image against every generated image."""
+def load_pool(bench: Path, scan_groups: Path, *, typicality: bool = False) -> PatchPool:
+    """`read_pool` with the patch distance table of every real image against every generated image (and, when
+    `typicality`, each real image's patch typicality against the pool's other scans, found without labels as
+    `run_membership` finds them: `near_duplicate_groups` on 64 px grey levels)."""
     real, used, scans, generated = read_pool(bench, scan_groups)
-    return PatchPool(*patch_distance_table(real, generated), used, scans)
+    pool = PatchPool(*patch_distance_table(real, generated), used, scans)
+    if typicality:
+        from synthscope.membership.neighbours import downsampled_pixels
+        from synthscope.membership.patch_tables import patch_typicality
+        from synthscope.membership.scores import near_duplicate_groups
+
+        pool.typicality = patch_typicality(real, near_duplicate_groups(downsampled_pixels(real, 64)))
+    return pool
 
 
-def resplit(pool: PatchPool, rng: np.random.Generator, share: float, n_generated: int):
+def resplit(pool: PatchPool, rng: np.random.Generator, share: float, n_generated: int, typicality: float = 0.0):
     """One scan-disjoint re-split: (dev scores, dev labels, scored scores, scored labels)."""
     used, scans = pool.used, pool.scans
     dev_scans = np.concatenate([rng.permutation(s)[:round(len(s) / 3)]
@@ -110,7 +127,31 @@ def resplit(pool: PatchPool, rng: np.random.Generator, share: float, n_generated
         yes = rng.choice(yes, round(len(no) * share / (1 - share)), replace=False)
     scored = np.r_[yes, no]
     generated = rng.choice(pool.table.shape[1], 2 * n_generated, replace=False)
-    return pool.scores(dev, generated), used[dev], pool.scores(scored, generated), used[scored]
+    return pool.scores(dev, generated, typicality), used[dev], pool.scores(scored, generated, typicality), used[scored]
+
+
+def compare_scores(pool: PatchPool, weights=(0.0, 0.2), *, repeats: int = 200, seed: int = 0, shares=SHARES,
+                   generated=GENERATED) -> pd.DataFrame:
+    """The default threshold rule (`banded_two_means`) on the patch score at each typicality weight, on the same
+    re-splits (one draw of dev, scored folder and generated images serves every weight): one row per (cell,
+    re-split, score) with its kappa and test AUC; `summary(..., reference="typicality 0")` pairs them."""
+    from sklearn.metrics import cohen_kappa_score, roc_auc_score
+
+    from synthscope.membership.thresholds import banded_two_means
+
+    rows = []
+    for n_generated in generated:
+        for share in shares:
+            rng = np.random.default_rng([seed, n_generated, int(round(share * 10))])
+            for repeat in range(repeats):
+                state = rng.bit_generator.state
+                for weight in weights:
+                    rng.bit_generator.state = state        # the same re-split for every weight
+                    d, dy, x, y = resplit(pool, rng, share, n_generated, weight)
+                    t = banded_two_means(x, d, dy).threshold
+                    rows.append((n_generated, share, repeat, f"typicality {weight:g}",
+                                 cohen_kappa_score(y, (x >= t).astype(int)), roc_auc_score(y, x)))
+    return pd.DataFrame(rows, columns=["generated", "share", "repeat", "rule", "kappa", "auc"])
 
 
 def default_rules() -> dict[str, Callable]:
@@ -170,12 +211,21 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write every kappa as CSV")
+    parser.add_argument("--scores", type=str, default=None,
+                        help="compare patch scores instead of threshold rules: typicality weights, e.g. 0,0.2")
     args = parser.parse_args(argv)
     groups = args.scan_groups or args.bench.parent.parent / "data" / "iqoth256" / "near_duplicate_groups.csv"
-    kappas = compare(load_pool(args.bench, groups), default_rules(), repeats=args.repeats, seed=args.seed)
+    if args.scores:
+        weights = [float(w) for w in args.scores.split(",")]
+        kappas = compare_scores(load_pool(args.bench, groups, typicality=True), weights, repeats=args.repeats,
+                                seed=args.seed)
+        reference = f"typicality {weights[0]:g}"
+    else:
+        kappas = compare(load_pool(args.bench, groups), default_rules(), repeats=args.repeats, seed=args.seed)
+        reference = "two_means_band"
     if args.out:
         kappas.to_csv(args.out, index=False)
-    print(summary(kappas).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(summary(kappas, reference).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from synthscope.membership.neighbours import _as_matrix
-from synthscope.membership.patch_tables import patch_pair_table, pooled_distances
+from synthscope.membership.patch_tables import patch_pair_table, patch_typicality, pooled_distances
 from synthscope.membership.patches import patch_copy_score
 from synthscope.membership.registration import registered_copy_score
 from synthscope.membership.scores import MembershipScorer, near_duplicate_groups
@@ -200,7 +200,8 @@ def _null_rank_test(values, used, groups, alpha: float, seed: int) -> LeakageVer
 
 
 def null_control(features, used=None, *, score: str = "distance", n_repeats: int = 10, groups=None,
-                 seed: int = 0, alpha: float = 0.05, images=None, **scorer_params) -> ControlResult:
+                 seed: int = 0, alpha: float = 0.05, images=None, typicality: float = 0.0,
+                 **scorer_params) -> ControlResult:
     """The null control over `n_repeats` random group-aware splits (`split_null_control`) of one group's
     real images (feature matrix), since a single split of a few dozen images is a noisy draw.
 
@@ -209,7 +210,9 @@ def null_control(features, used=None, *, score: str = "distance", n_repeats: int
     splits were significant. With labels each split is a two-sided rank test of `score` whose p-value
     permutes the labels of whole scan groups (`group_rank_test`): slices of one scan are not independent.
     The patch score's splits share one real x real patch table (`patch_pair_table`) when it fits in
-    PAIR_TABLE_BYTES: every split is then a reduction of that table, not a new patch search.
+    PAIR_TABLE_BYTES: every split is then a reduction of that table, not a new patch search. The patch score
+    carries its typicality term as in `run_membership` (weight `typicality`, as `MembershipOptions.patch_typicality`;
+    against every other scan group's real images, stand-ins included), so the null tests the column a run scores.
     """
     features = _as_matrix(features, "features")
     if n_repeats < 1:
@@ -220,14 +223,18 @@ def null_control(features, used=None, *, score: str = "distance", n_repeats: int
     table = None
     if score == "patches" and len(images) ** 2 * 4 * _patch_places() <= PAIR_TABLE_BYTES:
         table, body = patch_pair_table(images, images)
+    typical = np.zeros(len(features))
+    if score == "patches" and typicality:
+        typical = typicality * (patch_typicality(images, groups) if table is None else
+                                pooled_distances(table, body, groups[:, None] != groups[None, :]))
     verdicts = []
     for repeat in range(n_repeats):
         pool, stand_in, heldout = split_null_control(features, used, seed=seed + repeat, groups=groups)
         if score in IMAGE_NULL_SCORES:     # scored on the images: held-out real images stand in as generated
             if table is not None:       # = patch_copy_score(images[pool], images[stand_in]), from the shared table
-                values = -pooled_distances(table[np.ix_(pool, stand_in)], body[pool])
+                values = -pooled_distances(table[np.ix_(pool, stand_in)], body[pool]) + typical[pool]
             else:
-                values = IMAGE_NULL_SCORES[score](images[pool], images[stand_in])
+                values = IMAGE_NULL_SCORES[score](images[pool], images[stand_in]) + typical[pool]
             verdicts.append(_null_rank_test(values, np.asarray(used)[pool], groups[pool], alpha, seed + repeat))
             continue
         verdicts.append(run_null_control(

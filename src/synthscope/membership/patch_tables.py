@@ -75,3 +75,46 @@ def pooled_distances(table: np.ndarray, body: np.ndarray, allowed: np.ndarray | 
             raise ValueError("every real image needs at least one allowed reference image")
         best = np.where(allowed[:, :, None], table, np.inf).min(axis=1)
     return (best * body).sum(axis=1) / body.sum(axis=1)
+
+
+#: weight of the typicality term in the patch score (`patch_typicality`) chosen on scan-disjoint re-splits of the v3
+#: pool at 20 and 50 generated images per folder (`synthscope.benchmark.threshold_resplits --scores`), never on test;
+#: an option (`MembershipOptions.patch_typicality`), not the default (see there)
+TYPICALITY_WEIGHT = 0.2
+#: at most this many real images serve as the typicality reference (a seeded sample beyond it)
+TYPICALITY_REFERENCE = 1000
+
+
+def patch_typicality(images: np.ndarray, groups, *, max_reference: int = TYPICALITY_REFERENCE, seed: int = 0,
+                     size: int = PATCH_SIZE, patch: int = PATCH, stride: int = PATCH_STRIDE,
+                     neighbours: int = PATCH_NEIGHBOURS, body_std: float = BODY_STD) -> np.ndarray:
+    """Per real image, the mean over its body patches of the nearest patch distance to the *other scans'* real
+    images (those with another label in `groups`, e.g. `near_duplicate_groups`, found without labels) [n]: how
+    easily any patient's slices match the image's patterns. Low = typical (smooth, common anatomy), whatever the
+    generator. With `MembershipOptions(patch_typicality=w)` the patch score adds w x this, so a typical image needs a
+    closer generated match to count as copied. Computed in blocks (a running minimum), so memory is n x BLOCK x places, never n x n."""
+    images, groups = np.asarray(images), np.asarray(groups)
+    if len(images) != len(groups):
+        raise ValueError("one group label per image")
+    reference = np.arange(len(images))
+    if len(reference) > max_reference:
+        reference = np.sort(np.random.default_rng(seed).choice(len(images), max_reference, replace=False))
+    best, body = None, None
+    for r0 in range(0, len(images), BLOCK):
+        real, _, std, side = _cut(images[r0:r0 + BLOCK], False, size, patch, stride)
+        real_sq = np.einsum("nld,nld->nl", real[0], real[0])
+        windows = _windows(side, neighbours)
+        block_best = np.full((len(real[0]), side * side), np.inf, dtype=np.float32)
+        for c0 in range(0, len(reference), BLOCK):
+            cols = reference[c0:c0 + BLOCK]
+            ref, ref_sq, _, _ = _cut(images[cols], True, size, patch, stride)
+            d = _block_distances(real[0], real_sq, ref, ref_sq, windows)
+            other = groups[r0:r0 + BLOCK, None] != groups[None, cols]
+            np.minimum(block_best, np.where(other[:, :, None], d, np.inf).min(axis=1), out=block_best)
+        mask = std > body_std
+        mask[~mask.any(axis=1)] = True
+        best = block_best if best is None else np.concatenate([best, block_best])
+        body = mask if body is None else np.concatenate([body, mask])
+    if not np.isfinite(np.where(body, best, 0.0)).all():
+        raise ValueError("patch typicality needs real images from at least two scan groups")
+    return (np.where(body, best, 0.0) * body).sum(axis=1) / body.sum(axis=1)
