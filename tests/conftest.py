@@ -97,6 +97,16 @@ def built_once(tmp_path_factory) -> Callable[[str, Callable[[Path], object]], Pa
 
 
 @pytest.fixture(scope="session")
+def quick_demo_root(built_once) -> Path:
+    """The quick demo (build_demo(quick=True) on the CPU), built once per run into a tmp dir (not the user's
+    cache) and only read: the notebooks run on it and the first-run tests load it cold into caches of their
+    own. (test_demo builds its own: its tests rebuild and force-rebuild the demo they are given.)"""
+    from synthscope.demo import build_demo
+
+    return built_once("quick_demo", lambda folder: build_demo(out_dir=folder / "demo", quick=True, device="cpu")) / "demo"
+
+
+@pytest.fixture(scope="session")
 def small_bench(tmp_path_factory) -> Path:
     """test_dashboard_state.make_bench(n=12), built once per run and shared read-only: the browser
     modules' Voila servers and the report tests serve or read it (sessions and exports go to their own
