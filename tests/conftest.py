@@ -103,7 +103,10 @@ def quick_demo_root(built_once) -> Path:
     own. (test_demo builds its own: its tests rebuild and force-rebuild the demo they are given.)"""
     from synthscope.demo import build_demo
 
-    return built_once("quick_demo", lambda folder: build_demo(out_dir=folder / "demo", quick=True, device="cpu")) / "demo"
+    def build(folder: Path) -> None:
+        build_demo(out_dir=folder / "demo", quick=True, device="cpu")
+
+    return built_once("quick_demo", build) / "demo"
 
 
 @pytest.fixture(scope="session")
