@@ -90,7 +90,7 @@ def test_type_checkers_see_the_public_api(repo_root):
     assert sorted(exported) == synthscope.__all__ and len(exported) == len(set(exported))
 
 
-def test_runs_that_name_one_built_once_folder_build_each_input_once(tmp_path, monkeypatch):
+def test_runs_that_name_one_built_once_folder_build_each_input_once(repo_root, tmp_path, monkeypatch):
     """`make test`'s two passes are two pytest runs at once: with $SYNTHSCOPE_TEST_BUILT_ONCE naming one folder
     they build a shared input (the small bench and its cache) once; without it each run builds its own."""
     import conftest
@@ -109,12 +109,14 @@ def test_runs_that_name_one_built_once_folder_build_each_input_once(tmp_path, mo
         folder.mkdir(parents=True)
         (folder / "input.txt").write_text("built")
 
+    variable = "SYNTHSCOPE_TEST_BUILT_ONCE"
+    assert f'export {variable}=' in (repo_root / "Makefile").read_text()   # what make test gives both passes
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
-    monkeypatch.setenv(conftest.BUILT_ONCE_ENV, str(tmp_path / "make-test"))
+    monkeypatch.setenv(variable, str(tmp_path / "make-test"))
     first = conftest.build_once(Run(tmp_path / "browser-pass"), "bench", build)
     second = conftest.build_once(Run(tmp_path / "other-pass"), "bench", build)
     assert first == second == tmp_path / "make-test" / "built-once" / "bench"
     assert built == [first] and (second / "input.txt").read_text() == "built"
-    monkeypatch.delenv(conftest.BUILT_ONCE_ENV)
+    monkeypatch.delenv(variable)
     alone = conftest.build_once(Run(tmp_path / "alone"), "bench", build)
     assert alone == tmp_path / "alone" / "built-once" / "bench" and built == [first, alone]
