@@ -32,7 +32,7 @@ demo: setup
 # the suite runs in two passes at the same time: the browser tests one at a time at normal priority, and
 # everything else under `nice` on one worker per core (at most 4; whole files per worker so module fixtures
 # are built once, longest files first and a few long files split test by test: tests/conftest.py).
-# The browser pass waits on pages far more than it computes (a quarter to a half of a core), so the other
+# The browser pass waits on pages about as much as it computes (about half a core), so the other
 # pass fills the idle CPU; `nice` gives a Voila page, its kernel and Chromium the CPU first when they need
 # it (at equal priority, beside CPU-bound tests on 2 cores, pages missed the tests' waits). Both passes
 # build the shared inputs (small bench, its cache...) once, in one folder (tests/conftest.py build_once).
