@@ -29,13 +29,23 @@ browser:
 demo: setup
 	$(VENV)/bin/synthscope demo --prepare --serve --host $(HOST) --port $(PORT)
 
-# the suite runs in two passes: everything but the browser tests on one worker per core (at most 4;
-# whole files per worker so module fixtures are built once, longest files first and a few long files split
-# test by test: tests/conftest.py), then the browser tests one at a time, since a
-# Voila page, its kernel and Chromium beside a CPU-bound test on 2 cores missed the tests' waits
+# the suite runs in two passes at the same time: the browser tests one at a time at normal priority, and
+# everything else under `nice` on one worker per core (at most 4; whole files per worker so module fixtures
+# are built once, longest files first and a few long files split test by test: tests/conftest.py).
+# The browser pass waits on pages about as much as it computes (about half a core), so the other
+# pass fills the idle CPU; `nice` gives a Voila page, its kernel and Chromium the CPU first when they need
+# it (at equal priority, beside CPU-bound tests on 2 cores, pages missed the tests' waits). Both passes
+# build the shared inputs (small bench, its cache...) once, in one folder (tests/conftest.py build_once).
+# The browser pass's output is printed after the other pass's; the make fails if either pass fails.
 test: setup browser
-	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile -m "not browser"
-	$(PY) -m pytest -m browser
+	@built=$$(mktemp -d "$${TMPDIR:-/tmp}/synthscope-tests.XXXXXX"); log="$$built.browser.log"; \
+	trap 'rm -rf "$$built"' EXIT; export SYNTHSCOPE_TEST_BUILT_ONCE="$$built"; \
+	echo "browser tests run beside the others; their output follows theirs (log: $$log)"; \
+	$(PY) -m pytest -m browser >"$$log" 2>&1 & browser=$$!; \
+	nice -n 10 $(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile -m "not browser"; others=$$?; \
+	wait $$browser; browsers=$$?; \
+	echo; echo "==================== browser tests (pytest -m browser) ===================="; cat "$$log"; \
+	[ $$others -eq 0 ] && [ $$browsers -eq 0 ] && rm -f "$$log"
 
 test-fast: setup
 	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile -m "not browser and not slow"

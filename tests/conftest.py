@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Callable
 
@@ -11,6 +12,14 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("SYNTHSCOPE_SHARED_DIR", REPO_ROOT.parent / "shared"))
+
+
+def pytest_configure(config):
+    """`make test` starts the browser pass in the background of its shell, and a shell starts a background
+    command with SIGINT ignored: Ctrl-C would stop the other pass and leave this one and its Voila servers
+    running. Take SIGINT back, so Ctrl-C stops it as it stops a run in the foreground (fixtures stop servers)."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
@@ -54,15 +63,23 @@ def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
     return cache
 
 
+#: a folder that several pytest runs started together share their built-once folders in (`make test` sets it
+#: for its two passes, which run at the same time); without it, each run builds its own in its base temp dir
+BUILT_ONCE_ENV = "SYNTHSCOPE_TEST_BUILT_ONCE"
+
+
 def build_once(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
     """The folder `name`, made by `build(folder)` once per test run and shared by every module and every
-    xdist worker of the run (they share the parent of their base temp dirs); a file lock makes the others
-    wait for the first. Shared folders are inputs: tests only read them (or copy from them)."""
+    xdist worker of the run (they share the parent of their base temp dirs), and by the other runs that
+    $SYNTHSCOPE_TEST_BUILT_ONCE names the same folder for; a file lock makes the others wait for the first.
+    Shared folders are inputs: tests only read them (or copy from them)."""
     from filelock import FileLock
 
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent
+    if os.environ.get(BUILT_ONCE_ENV):
+        root = Path(os.environ[BUILT_ONCE_ENV])
     folder = root / "built-once" / name
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
@@ -77,6 +94,19 @@ def build_once(tmp_path_factory, name: str, build: Callable[[Path], object]) -> 
 def built_once(tmp_path_factory) -> Callable[[str, Callable[[Path], object]], Path]:
     """build_once for this run: built_once(name, build) -> the shared folder."""
     return lambda name, build: build_once(tmp_path_factory, name, build)
+
+
+@pytest.fixture(scope="session")
+def quick_demo_root(built_once) -> Path:
+    """The quick demo (build_demo(quick=True) on the CPU), built once per run into a tmp dir (not the user's
+    cache) and only read: the notebooks run on it and the first-run tests load it cold into caches of their
+    own. (test_demo builds its own: its tests rebuild and force-rebuild the demo they are given.)"""
+    from synthscope.demo import build_demo
+
+    def build(folder: Path) -> None:
+        build_demo(out_dir=folder / "demo", quick=True, device="cpu")
+
+    return built_once("quick_demo", build) / "demo"
 
 
 @pytest.fixture(scope="session")

@@ -105,14 +105,22 @@ def bench(built_once) -> Path:
 
 
 @pytest.fixture(scope="module")
-def loaded(bench, built_once, tmp_path_factory):
+def bench_cache(bench, built_once) -> Path:
+    """The cache of one load_workspace(bench) per test run (embeddings, membership runs; no t-SNE), to be
+    copied, never written to."""
+    from synthscope_dashboard.workspace import load_workspace
+
+    return built_once("bench-cache", lambda folder: load_workspace(bench, cache_dir=folder))
+
+
+@pytest.fixture(scope="module")
+def loaded(bench, bench_cache, tmp_path_factory):
     """The bench loaded with a cache dir of the module's own, into which the cache of one load per test
-    run (embeddings, membership runs) is copied first: load_workspace reads it as it reads a user's."""
+    run (bench_cache) is copied first: load_workspace reads it as it reads a user's."""
     from synthscope_dashboard.workspace import load_workspace
 
     cache = tmp_path_factory.mktemp("embeddings")
-    shutil.copytree(built_once("bench-cache", lambda folder: load_workspace(bench, cache_dir=folder)), cache,
-                    dirs_exist_ok=True)
+    shutil.copytree(bench_cache, cache, dirs_exist_ok=True)
     return load_workspace(bench, cache_dir=cache)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_dashboard_state import bench, loaded, make_bench, workspace  # noqa: F401  (fixtures)
+from test_dashboard_state import bench, bench_cache, loaded, make_bench, workspace  # noqa: F401  (fixtures)
 
 
 #: the first membership pair of the test bench (its threshold is in score units, fit on model_1's dev group)

@@ -12,6 +12,8 @@ import pytest
 
 from synthscope.progress import ProgressTracker
 
+from test_dashboard_state import bench, bench_cache, loaded  # noqa: F401  (fixtures: the run's bench, its cache)
+
 
 class FakeClock:
     def __init__(self):
@@ -59,10 +61,9 @@ def test_a_step_found_cached_no_longer_weighs_in_the_eta():
 
 
 @pytest.fixture(scope="module")
-def quick_demo(tmp_path_factory):
-    from synthscope.demo import build_demo
-
-    return build_demo(tmp_path_factory.mktemp("demo") / "quick", seed=0, quick=True, device="cpu")
+def quick_demo(quick_demo_root):
+    """The run's quick demo (conftest: seed 0, on the CPU), read only: loads write to caches of their own."""
+    return quick_demo_root
 
 
 def _steps(events) -> list[str]:
@@ -78,7 +79,7 @@ def test_a_cold_first_load_reports_every_data_set_and_extractor_with_an_eta(quic
 
     events = []
     tracker = ProgressTracker(events.append, min_interval_s=0.0)
-    workspace = load_workspace(quick_demo.root, cache_dir=tmp_path / "cache", on_progress=tracker)
+    workspace = load_workspace(quick_demo, cache_dir=tmp_path / "cache", on_progress=tracker)
     with tracker.step("cluster"):
         pass
     tracker.finish()
@@ -104,7 +105,7 @@ def test_a_cold_first_load_reports_every_data_set_and_extractor_with_an_eta(quic
 
     again = []
     warm = ProgressTracker(again.append, min_interval_s=0.0)
-    load_workspace(quick_demo.root, cache_dir=tmp_path / "cache", on_progress=warm)
+    load_workspace(quick_demo, cache_dir=tmp_path / "cache", on_progress=warm)
     assert all(step.cost == 0 for key, step in warm.steps.items() if key != "cluster"), warm.steps
 
 
@@ -115,7 +116,7 @@ def test_prepare_reports_its_steps_and_the_page_button_runs_it(quick_demo, tmp_p
     from synthscope_dashboard.app import build
 
     monkeypatch.setenv("SYNTHSCOPE_CACHE_DIR", str(tmp_path / "cache"))
-    app = build(quick_demo.root / "subtask2", cache_dir=tmp_path / "cache", autosave=False)
+    app = build(quick_demo / "subtask2", cache_dir=tmp_path / "cache", autosave=False)
     assert "tsne" not in app.state.workspace.attribution.projections
     thread = app.prepare(projections=("tsne",))
     thread.join()
@@ -134,15 +135,6 @@ def _clustered_session(state, clustered_on: str | None) -> dict:
     if clustered_on is not None:
         payload["clustered_on"] = clustered_on
     return payload
-
-
-@pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
-    from test_dashboard_state import make_bench
-
-    from synthscope_dashboard.workspace import load_workspace
-
-    return load_workspace(make_bench(tmp_path_factory.mktemp("bench")), cache_dir=tmp_path_factory.mktemp("embeddings"))
 
 
 def test_the_session_keeps_the_features_the_clusters_were_made_on(loaded, tmp_path):

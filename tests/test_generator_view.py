@@ -5,12 +5,13 @@ test_dashboard_browser.py."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import numpy as np
 
 from synthscope_dashboard.imaging import cluster_color
 
-from test_dashboard_state import app, bench, loaded, workspace  # noqa: F401  (fixtures)
+from test_dashboard_state import app, bench, bench_cache, loaded, workspace  # noqa: F401  (fixtures)
 
 VIEW = "Generator fingerprints"
 
@@ -107,15 +108,17 @@ def test_the_tasks_k_is_not_asked_for(workspace):
     assert view.k_prompt.layout.display == "none" and view.k_warning.value == ""
 
 
-def test_reload_data_reads_layouts_that_prepare_cached_after_the_page_loaded(bench, tmp_path):
+def test_reload_data_reads_layouts_that_prepare_cached_after_the_page_loaded(bench, bench_cache, tmp_path):
     """`synthscope prepare` run while the page is open (or after a preheated kernel loaded the data):
-    the page finds the new layout without a reload and keeps the curation."""
+    the page finds the new layout without a reload and keeps the curation. Each page starts from a copy of
+    the run's cache of the bench (no t-SNE in it: the first assertion says so)."""
     from synthscope.cache import EmbeddingCache
     from synthscope.projection import project
     from synthscope_dashboard.workspace import load_workspace
 
     for shown_by in ("button", "page shown"):
         cache = tmp_path / shown_by / "embeddings"
+        shutil.copytree(bench_cache, cache)
         workspace = dataclasses.replace(load_workspace(bench, cache_dir=cache), cache_dir=tmp_path / shown_by)
         dashboard = _page(workspace)
         state, view = dashboard.state, dashboard.view(VIEW)

@@ -97,12 +97,10 @@ def test_package_docstring_example_uses_only_the_public_api():
 
 
 @pytest.fixture(scope="session")
-def quick_demo(built_once) -> Path:
-    """The quick demo, built once per test run into a tmp dir (not the user's cache) and shared by the xdist
-    workers that run these tests (conftest schedules them one by one)."""
-    from synthscope.demo import build_demo
-
-    return built_once("notebook_demo", lambda folder: build_demo(out_dir=folder / "demo", quick=True)) / "demo"
+def quick_demo(quick_demo_root) -> Path:
+    """The run's quick demo (conftest), shared by the xdist workers that run these tests (conftest schedules
+    them one by one)."""
+    return quick_demo_root
 
 
 def _venv_kernel_manager(workdir: Path):

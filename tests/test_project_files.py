@@ -9,6 +9,7 @@ import re
 import sys
 import tomllib
 from importlib.metadata import packages_distributions
+from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement
@@ -87,3 +88,35 @@ def test_type_checkers_see_the_public_api(repo_root):
                 for alias in node.names if alias.asname != alias.name]
     assert not implicit, f"not re-exported for type checkers (write `name as name`): {implicit}"
     assert sorted(exported) == synthscope.__all__ and len(exported) == len(set(exported))
+
+
+def test_runs_that_name_one_built_once_folder_build_each_input_once(repo_root, tmp_path, monkeypatch):
+    """`make test`'s two passes are two pytest runs at once: with $SYNTHSCOPE_TEST_BUILT_ONCE naming one folder
+    they build a shared input (the small bench and its cache) once; without it each run builds its own."""
+    import conftest
+
+    class Run:   # a tmp_path_factory: each pytest run has a base temp dir of its own
+        def __init__(self, base: Path):
+            self.base = base
+
+        def getbasetemp(self) -> Path:
+            return self.base
+
+    built = []
+
+    def build(folder: Path) -> None:
+        built.append(folder)
+        folder.mkdir(parents=True)
+        (folder / "input.txt").write_text("built")
+
+    variable = "SYNTHSCOPE_TEST_BUILT_ONCE"
+    assert f'export {variable}=' in (repo_root / "Makefile").read_text()   # what make test gives both passes
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.setenv(variable, str(tmp_path / "make-test"))
+    first = conftest.build_once(Run(tmp_path / "browser-pass"), "bench", build)
+    second = conftest.build_once(Run(tmp_path / "other-pass"), "bench", build)
+    assert first == second == tmp_path / "make-test" / "built-once" / "bench"
+    assert built == [first] and (second / "input.txt").read_text() == "built"
+    monkeypatch.delenv(variable)
+    alone = conftest.build_once(Run(tmp_path / "alone"), "bench", build)
+    assert alone == tmp_path / "alone" / "built-once" / "bench" and built == [first, alone]
