@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_dashboard_state import app, bench, loaded, workspace  # noqa: F401  (fixtures)
+from test_dashboard_state import app, bench, bench_cache, loaded, workspace  # noqa: F401  (fixtures)
 
 VIEW = "Generator fingerprints"
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from synthscope_dashboard.imaging import THUMBNAIL_PX, data_url, thumbnail_data_url
 
-from test_dashboard_state import app, bench, loaded, workspace  # noqa: F401  (fixtures)
+from test_dashboard_state import app, bench, bench_cache, loaded, workspace  # noqa: F401  (fixtures)
 
 
 def _decode(url: str) -> Image.Image:

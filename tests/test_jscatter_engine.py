@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_dashboard_state import bench, loaded, workspace  # noqa: F401  (fixtures)
+from test_dashboard_state import bench, bench_cache, loaded, workspace  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
 

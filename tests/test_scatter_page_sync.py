@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from test_dashboard_state import app, bench, loaded, workspace  # noqa: F401  (fixtures)
+from test_dashboard_state import app, bench, bench_cache, loaded, workspace  # noqa: F401  (fixtures)
 
 VIEW = "Generator fingerprints"
 
