@@ -246,12 +246,16 @@ def test_export_writes_a_valid_run_file(page, server):
 _PLOT = "[...document.querySelectorAll('.js-plotly-plot')].find(e => e.offsetParent)"
 
 
-def _browser_selection(page) -> list[str]:
-    """Keys ("split:image_id") of the points the plot highlights, from every trace's selectedpoints."""
-    return page.evaluate(f"""() => {{ const gd = {_PLOT}; const keys = [];
+#: a JS expression: the sorted keys ("split:image_id") of the points the plot highlights, from every trace
+_SELECTED_KEYS = f"""(() => {{ const gd = {_PLOT}; const keys = [];
         gd.data.forEach(t => (t.selectedpoints || []).forEach(i =>
             keys.push(String(t.text[i]).split('<br>')[0].replace(' · ', ':'))));
-        return keys.sort(); }}""")
+        return keys.sort(); }})()"""
+
+
+def _browser_selection(page) -> list[str]:
+    """Keys ("split:image_id") of the points the plot highlights, from every trace's selectedpoints."""
+    return page.evaluate(f"() => {_SELECTED_KEYS}")
 
 
 _COUNT = ("[...document.querySelectorAll('.ss-view b')].find(b => b.offsetParent &&"

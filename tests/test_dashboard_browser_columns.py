@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from test_dashboard_browser import (_COUNT, _PLOT, _browser_selection, _open_tab, _page_selected, _wait_settled,  # noqa: F401
-                                    expect, page, server)
+from test_dashboard_browser import (_COUNT, _PLOT, _SELECTED_KEYS, _browser_selection, _open_tab,  # noqa: F401
+                                    _page_selected, _wait_settled, expect, page, server)
 
 pytestmark = pytest.mark.browser
 
@@ -97,11 +97,15 @@ def test_a_box_over_a_histogram_bar_selects_its_images_in_the_scatter_and_they_c
 def test_a_cluster_button_selects_the_cluster_in_the_scatter(page):
     _show_plot(page)
     button = page.locator(".ss-view:visible .ss-select-cluster").first
+    before = _browser_selection(page)   # an earlier test may have left images selected (the ones it moved)
     button.click()
-    # a loaded machine can still show the previous highlight for a moment: wait until the scatter and
-    # the page's count agree (they never do if the highlight is stale, and the wait then fails)
-    page.wait_for_function(f"""() => {{ const n = ({_PLOT}.data[0].selectedpoints || []).length, e = {_COUNT};
-        return n > 0 && e && parseInt(e.textContent.replace(/,/g, '')) === n; }}""", timeout=20_000)
+    # a loaded machine can still show the previous highlight for a moment, and the previous highlight and
+    # count agree too: wait until the highlight has changed and the page's count agrees with it (the first
+    # cluster is never the set an earlier test moved into a new cluster, which comes last)
+    page.wait_for_function(f"""before => {{ const e = {_COUNT}, keys = {_SELECTED_KEYS};
+        const changed = keys.length !== before.length || keys.some((k, i) => k !== before[i]);
+        return changed && keys.length > 0 && e && parseInt(e.textContent.replace(/,/g, '')) === keys.length; }}""",
+        arg=before, timeout=20_000)
     shown = len(_browser_selection(page))
     _wait_settled(page, shown)
     assert _page_selected(page) == shown > 0
