@@ -64,11 +64,14 @@ def _hover(page, point) -> None:
     page.mouse.move(*point, steps=4)
 
 
+_THUMB_JS = f"""() => {{ const b = document.querySelector('{THUMB}'); const i = b.querySelector('img');
+    return {{ shown: b.style.display === 'block', key: b.dataset.key, imgKey: i.dataset.key, src: i.src,
+              width: i.naturalWidth, caption: b.innerText, rect: b.getBoundingClientRect().toJSON(),
+              latency: Number(b.dataset.latencyMs) }}; }}"""
+
+
 def _thumb(page) -> dict:
-    return page.evaluate(f"""() => {{ const b = document.querySelector('{THUMB}'); const i = b.querySelector('img');
-        return {{ shown: b.style.display === 'block', key: b.dataset.key, imgKey: i.dataset.key, src: i.src,
-                  width: i.naturalWidth, caption: b.innerText, rect: b.getBoundingClientRect().toJSON(),
-                  latency: Number(b.dataset.latencyMs) }}; }}""")
+    return page.evaluate(_THUMB_JS)
 
 
 def _image_id(page, hovered: tuple[int, int]) -> str:
@@ -78,11 +81,22 @@ def _image_id(page, hovered: tuple[int, int]) -> str:
 
 
 def _wait_shown(page) -> tuple[tuple[int, int], dict]:
-    """((trace, point) plotly hovers, the thumbnail) once the thumbnail shows the hovered point's image."""
-    page.wait_for_function(f"""() => {{ const b = document.querySelector('{THUMB}');
-        return b && b.style.display === 'block' && b.querySelector('img').dataset.key === b.dataset.key; }}""",
-                           timeout=20_000)
-    thumb = _thumb(page)
+    """((trace, point) plotly hovers, the thumbnail) once the thumbnail shows the image of the point plotly's
+    own label names, and still does 300 ms later. Plotly can fire a last hover a moment after the mouse
+    stopped (a point crossed on the way first): the box then takes the new key and hides until its image
+    comes, so a single read could pair the new key with the previous image's caption."""
+    shown = f"""() => {{ const t = ({_THUMB_JS})();
+        const label = {_PLOT}.querySelector('.hoverlayer .hovertext');
+        const named = label ? label.textContent : '';
+        return t.shown && t.caption && t.imgKey === t.key && named.includes(t.caption.split(' · ')[0]) ? t : null; }}"""
+    thumb = None
+    for _ in range(10):
+        thumb = page.wait_for_function(shown, timeout=20_000).json_value()
+        page.wait_for_timeout(300)
+        again = page.evaluate(f"() => ({shown})()")
+        if again is not None and again["key"] == thumb["key"]:
+            thumb = again
+            break
     curve, point = thumb["key"].rsplit("|", 1)[1].split(":")   # the page's key: meta|trace:point
     return (int(curve), int(point)), thumb
 
