@@ -29,8 +29,14 @@ on both (`tests/test_membership_streaming.py` holds the scores to 0.02). An exac
 scale: 10k generated x 4k real images are 1.5e11 patch pairs, 7.6e13 flops at 256 dimensions (~13 CPU min of
 sgemm at ~100 GFLOP/s per core here), and even at 32 principal axes the top-k reduction over 1.5e11 distances
 costs more than the faiss scan. Measured at 10k generated x 4k real stand-ins (CPU seconds, rendering
-excluded): 92 s (main: 129 s), of which the faiss list scan is 44 s and the assignment to centroids 11 s; peak
-RSS 1.16 GB (main 1.79 GB).
+excluded; `make bench`'s cell, one search thread at load 7 on 2 cores): 61 s (before the threads, the einsum re-rank
+and the uniform codes: 85-92 s), of which the faiss list scan is ~37 s (it scans ~15k codes per real patch: at a
+grid place the patches crowd a third of the shared centroids, whose lists hold ~60 patches on average but the
+crowded ones thousands), the centroid assignment ~6 s and the re-rank ~10 s; peak RSS 1.03 GB. Of those, ~56 s
+(projection, assignment, scan, re-rank) run on every core when the machine is not busy and ~10 s (reading and
+downsampling, the body mask, the principal axes and k-means) on one, so on 2 idle cores the cell should take about
+10 + 56 / 2 + the decoding (the stand-ins' rendering: 12 s) = ~50 s of wall time (an estimate: every measurement
+here ran on a busy machine).
 
 `patch_distances(..., reference=...)` returns the same statistic against any image set; against real
 images disjoint from the scored scans it is the score's generator-free control.
@@ -189,7 +195,10 @@ def _approx_nearest(real_images, reference, windows, size, patch, stride, mirror
     distance is one product of its raw grey levels (gathered as whole tiles) with the real unit patch, centred
     through the patch's mean. Memory: the real images and one reference chunk at the working resolution (16 KB per
     image and orientation) and its index (~7 KB per image and orientation), and the candidates of `QUERY_BLOCK` real
-    patches, not the number of reference images."""
+    patches per thread, not the number of reference images. Threads (`runtime.choose_threads`: every core, one on a
+    busy machine): the places are projected and assigned, and the locations searched, one per thread (each with one
+    OpenMP and BLAS thread; numpy and faiss release the GIL); a location writes only its own column, so the distances
+    do not depend on the number of threads."""
     from concurrent.futures import ThreadPoolExecutor
 
     import faiss
