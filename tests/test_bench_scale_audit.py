@@ -82,6 +82,7 @@ def test_patch_rows_report_wall_cpu_rss_load_and_the_goals():
     assert row["seconds"] > 0 and row["cpu_s"] > 0 and 0 < row["render_cpu_s"] <= row["cpu_s"]
     assert row["score_cpu_s"] == pytest.approx(row["cpu_s"] - row["render_cpu_s"])
     assert row["peak_rss_mb"] > 0 and len(row["load_avg"]) == 2 and row["cores"] >= 1
+    assert 1 <= row["threads"] <= row["cores"]          # the search's threads: 1 on a busy machine
     assert 0 <= row["exact_check"]["max_abs_diff"] < 0.05
     # the row's peak RSS is its process's high-water mark (in a test worker: whatever ran before), so the goal
     # columns are checked on given values
@@ -91,4 +92,5 @@ def test_patch_rows_report_wall_cpu_rss_load_and_the_goals():
     text = "\n".join(lines)
     assert "| wall s | CPU s | rendering CPU s | score CPU s | peak RSS |" in text
     assert f"| 40 | 8 | faiss | {row['seconds']:.1f} | {row['cpu_s']:.1f} |" in text and "RSS met |" in text
+    assert f"; {row['cores']}; {row['threads']} | RSS met" in text
     assert "| 10,000 | 4,000 | faiss | 75.0 |" in text and "RSS missed, 60 s missed by 15 s" in text

@@ -283,3 +283,39 @@ def test_the_faiss_patch_search_agrees_with_the_exact_one_on_v3(shared_dir, benc
     assert (fast >= exact - bound).all()
     assert np.abs(fast - exact).max() <= 0.02
     assert spearmanr(fast, exact)[0] >= 0.99
+
+
+def test_the_threaded_faiss_patch_search_is_the_exact_search_on_v3_images(shared_dir, monkeypatch):
+    """Real CT slices and a generator's images of v3 at the working resolution: the fast search on two threads (the
+    places projected and the locations searched in parallel, candidates re-ranked from their uint8 grey levels),
+    probing every list and re-ranking every candidate, gives the exact search's squared distances to float32
+    rounding; and with the default lists, probes and candidates two threads give one thread's distances bit for bit
+    (each location is searched whole on one thread)."""
+    from synthscope import runtime
+    from synthscope.data import load_dataset
+    from synthscope.membership import patches
+
+    folder = shared_dir / "bench" / "v3" / "subtask1" / "test"
+    if not folder.is_dir():
+        pytest.skip(f"benchmark v3 not found at {folder}")
+    data = load_dataset(folder)
+    generated = data.manifest["role"].astype(str).str.contains("generated").to_numpy()
+    size, patch, stride = patches.PATCH_SIZE, patches.PATCH, patches.PATCH_STRIDE
+    real = patches._working(data.images(np.flatnonzero(~generated)[:6]), np.arange(6), size, 6)
+    gen_rows = np.flatnonzero(generated)[:16]
+    gen = patches._working(data.images(gen_rows), np.arange(len(gen_rows)), size, 16)
+    side = len(range(0, size - patch + 1, stride))
+    windows = patches._windows(side, patches.PATCH_NEIGHBOURS)
+    unit, std, _ = patches._grid_patches(real, size, patch, stride)
+    query = patches._body(std, patches.BODY_STD)
+    exact = patches._exact_nearest(unit, gen, windows, size, patch, stride, True, 64)
+
+    def fast(threads, **options):
+        monkeypatch.setattr(runtime, "choose_threads", lambda: threads)
+        return patches._approx_nearest(real, gen, windows, size, patch, stride, True, 64, query, **options)
+
+    every = fast(2, n_lists=4, n_probe=4, refine=len(windows[side + 1]) * 2 * len(gen))
+    assert np.isinf(every[~query]).all()
+    # squared distances of unit patches (d = 256), float32 from the raw grey levels on one side: (d + 3) eps (1 + 1)^2
+    np.testing.assert_allclose(every[query], exact[query], rtol=0, atol=(patch * patch + 3) * EPS32 * 4)
+    np.testing.assert_array_equal(fast(2), fast(1))

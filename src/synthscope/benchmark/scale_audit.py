@@ -553,7 +553,7 @@ def patch_lines(rows: list[dict]) -> list[str]:
              "against every generated image and gives the largest difference to the measured score, whose range "
              "over images is about 0.1. Goals: peak RSS < 2 GB; < 60 s at 10,000 x 4,000):", "",
              "| generated | real | search | wall s | CPU s | rendering CPU s | score CPU s | peak RSS | load avg "
-             "(start, end; cores) | goals | vs exact |",
+             "(start, end; cores; search threads) | goals | vs exact |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         if "error" in row:
@@ -566,6 +566,7 @@ def patch_lines(rows: list[dict]) -> list[str]:
             goals.append("60 s " + ("met" if row["seconds"] < 60 else f"missed by {row['seconds'] - 60:.0f} s"))
         load = row.get("load_avg")
         load = f"{load[0]:.1f}, {load[1]:.1f}; {row.get('cores')}" if load else "n/a"
+        load += f"; {row['threads']}" if "threads" in row else ""
         score_cpu = row.get("score_cpu_s", row["cpu_s"] - row["render_cpu_s"])
         lines.append(f"| {row['n_generated']:,} | {row['n_real']:,} | {row['search']} | {row['seconds']:.1f} "
                      f"| {row['cpu_s']:.1f} | {row['render_cpu_s']:.1f} | {score_cpu:.1f} | {_mb(row['peak_rss_mb'])} "

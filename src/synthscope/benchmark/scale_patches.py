@@ -64,6 +64,7 @@ def measure_patches(n_generated: int, n_real: int, method: str = "auto", exact_c
     from synthscope.benchmark.base import peak_rss_mb
     from synthscope.membership.patches import APPROX_PATCH_PAIRS, patch_copy_score, patch_pairs
     from synthscope.membership.rows import ImageRows
+    from synthscope.runtime import choose_threads
 
     n_patients = int(np.clip((n_generated + n_real) // 60, 2, 40))          # 240 slices from 14,400 images on
     real_source = StandinImages(seed=2, n_patients=n_patients)           # both sides read a chunk at a time, as
@@ -71,6 +72,7 @@ def measure_patches(n_generated: int, n_real: int, method: str = "auto", exact_c
     source = StandinImages(seed=1, n_patients=n_patients)
     generated = ImageRows([(source, np.arange(n_generated))])
     load_start = os.getloadavg()[0]
+    threads = choose_threads()                # what the search will use: 1 on a busy machine
     wall, cpu = time.perf_counter(), time.process_time()
     scores = patch_copy_score(real, generated, method=method)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -82,7 +84,7 @@ def measure_patches(n_generated: int, n_real: int, method: str = "auto", exact_c
                               "cpu_s": cpu, "render_cpu_s": source.cpu_s + real_source.cpu_s,
                               "score_cpu_s": cpu - source.cpu_s - real_source.cpu_s,
                               "load_avg": [round(load_start, 2), round(load_end, 2)], "cores": os.cpu_count(),
-                              "peak_rss_mb": round(peak, 1), "patch_pairs": pairs,
+                              "threads": threads, "peak_rss_mb": round(peak, 1), "patch_pairs": pairs,
                               "finite": bool(np.isfinite(scores).all()), "score_mean": float(scores.mean())}
     if exact_check and search != "exact":
         pick = np.linspace(0, n_real - 1, min(exact_check, n_real)).astype(int)

@@ -29,8 +29,14 @@ on both (`tests/test_membership_streaming.py` holds the scores to 0.02). An exac
 scale: 10k generated x 4k real images are 1.5e11 patch pairs, 7.6e13 flops at 256 dimensions (~13 CPU min of
 sgemm at ~100 GFLOP/s per core here), and even at 32 principal axes the top-k reduction over 1.5e11 distances
 costs more than the faiss scan. Measured at 10k generated x 4k real stand-ins (CPU seconds, rendering
-excluded): 92 s (main: 129 s), of which the faiss list scan is 44 s and the assignment to centroids 11 s; peak
-RSS 1.16 GB (main 1.79 GB).
+excluded; `make bench`'s cell, one search thread at load 7 on 2 cores): 61 s (before the threads, the einsum re-rank
+and the uniform codes: 85-92 s), of which the faiss list scan is ~37 s (it scans ~15k codes per real patch: at a
+grid place the patches crowd a third of the shared centroids, whose lists hold ~60 patches on average but the
+crowded ones thousands), the centroid assignment ~6 s and the re-rank ~10 s; peak RSS 1.03 GB. Of those, ~56 s
+(projection, assignment, scan, re-rank) run on every core when the machine is not busy and ~10 s (reading and
+downsampling, the body mask, the principal axes and k-means) on one, so on 2 idle cores the cell should take about
+10 + 56 / 2 + the decoding (the stand-ins' rendering: 12 s) = ~50 s of wall time (an estimate: every measurement
+here ran on a busy machine).
 
 `patch_distances(..., reference=...)` returns the same statistic against any image set; against real
 images disjoint from the scored scans it is the score's generator-free control.
@@ -189,12 +195,19 @@ def _approx_nearest(real_images, reference, windows, size, patch, stride, mirror
     distance is one product of its raw grey levels (gathered as whole tiles) with the real unit patch, centred
     through the patch's mean. Memory: the real images and one reference chunk at the working resolution (16 KB per
     image and orientation) and its index (~7 KB per image and orientation), and the candidates of `QUERY_BLOCK` real
-    patches, not the number of reference images."""
+    patches per thread, not the number of reference images. Threads (`runtime.choose_threads`: every core, one on a
+    busy machine): the places are projected and assigned, and the locations searched, one per thread (each with one
+    OpenMP and BLAS thread; numpy and faiss release the GIL); a location writes only its own column, so the distances
+    do not depend on the number of threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import faiss
+    from threadpoolctl import threadpool_limits
 
     from synthscope.runtime import choose_threads
 
-    faiss.omp_set_num_threads(choose_threads())   # OpenMP threads on a busy machine mostly wait for each other
+    threads = choose_threads()                    # threads on a busy machine mostly wait for each other
+    faiss.omp_set_num_threads(threads)            # (k-means); below, one OpenMP and BLAS thread per worker thread
     generated_chunk = generated_chunk or APPROX_CHUNK
     n_lists, n_probe, refine, dim = (N_LISTS if n_lists is None else n_lists, N_PROBE if n_probe is None else n_probe,
                                      REFINE if refine is None else refine, DIM if dim is None else dim)
@@ -219,8 +232,10 @@ def _approx_nearest(real_images, reference, windows, size, patch, stride, mirror
     kmeans.train(sample)
     quantizer = faiss.IndexFlatL2(kmeans.d)
     quantizer.add(kmeans.centroids)
-    codec = faiss.ScalarQuantizer(kmeans.d, faiss.ScalarQuantizer.QT_8bit)    # 8 bits per axis: a quarter of the
-    codec.train(sample)                                                       # bytes to scan; candidates re-ranked
+    # 8 bits per axis, one range for all axes (a quarter of the bytes to scan; candidates re-ranked; the per-axis
+    # ranges of QT_8bit cost the scan 20 % more here for the same candidates)
+    codec = faiss.ScalarQuantizer(kmeans.d, faiss.ScalarQuantizer.QT_8bit_uniform)
+    codec.train(sample)
     del sample
     k = kmeans.k
     probes = min(n_probe, k)
@@ -268,48 +283,59 @@ def _approx_nearest(real_images, reference, windows, size, patch, stride, mirror
 
     n_chunks = -(-len(reference) // generated_chunk)
     bounds = np.linspace(0, len(reference), n_chunks + 1).round().astype(int)
-    for g0, g1 in zip(bounds[:-1], bounds[1:]):
-        n = int((1 + mirror) * (g1 - g0))
-        tiles = np.empty((n, tiles_side * tiles_side, t * t), dtype=np.uint8)
-        for s0 in range(g0, g1, chunk):
-            block = _working(reference, np.arange(s0, min(s0 + chunk, g1)), size, chunk)
-            tiles[s0 - g0:s0 - g0 + len(block)] = as_tiles(block)
-            if mirror:
-                tiles[g1 - g0 + s0 - g0:g1 - g0 + s0 - g0 + len(block)] = as_tiles(block[:, :, ::-1])
-        flat_tiles = tiles.reshape(-1, t * t)
-        index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatL2(kmeans.d), kmeans.d, n_places * k,
-                                              faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_L2, False)
-        index.sq = codec
-        index.is_trained = True
-        stats = np.empty((3, n_places, n), dtype=np.float32)  # per place and image: mean, std', |unit|^2
-        for place in range(n_places):                 # ids: place * n + image, in the order added
-            raw = tiles[:, place_tiles[place]].reshape(n, -1)
-            x, *stats_place = _raw_projection(raw, axes_t, patch)
-            stats[:, place] = stats_place
-            lists = quantizer.search(x, 1)[1][:, 0] + place * k
-            index.add_core(n, faiss.swig_ptr(x), None, faiss.swig_ptr(np.ascontiguousarray(lists)))
-        index.nprobe = width * probes
-        for loc in range(n_places):
-            if not query[:, loc].any():
-                continue
-            rows, q, q_sq, projected, lists, distances = real_patches(loc)
-            q_sum = q.sum(axis=1)
-            q = q[:, perm]
-            for b0 in range(0, len(rows), QUERY_BLOCK):    # bounds the candidates' pixels: block x refine x d
-                b = slice(b0, b0 + QUERY_BLOCK)
-                _, found = index.search_preassigned(projected[b], refine, lists[b], distances[b])
-                missing = found < 0                   # fewer candidates than `refine` in the lists probed
-                place, image = np.divmod(np.where(missing, 0, found), n)
-                mean, std, unit_sq = stats[:, place, image]
-                which = image[..., None] * tiles.shape[1] + place_tiles[place]
-                cand = np.take(flat_tiles, which.ravel(), axis=0).reshape(*found.shape, -1)
-                # the candidate's unit patch . q = (raw - 255 mean) . q / (255 patch std'), by one product of the raw
-                # grey levels (exact integers in float32) and the sum of q (not exactly 0 in float32)
-                raw_dot = np.matmul(cand.astype(np.float32), q[b, :, None])[..., 0]
-                dot = (raw_dot - 255 * mean * q_sum[b, None]) / (255 * patch * std)
-                d2 = np.where(missing, np.inf, q_sq[b, None] + unit_sq - 2.0 * dot)
-                best[rows[b], loc] = np.minimum(best[rows[b], loc], d2.min(axis=1))
-        del index, tiles, flat_tiles, stats           # before the next chunk's are made
+    # places are projected and locations searched on `threads` threads (numpy and faiss release the GIL)
+    with ThreadPoolExecutor(threads, initializer=faiss.omp_set_num_threads, initargs=(1,)) as pool, \
+            threadpool_limits(1, user_api="blas"):
+        for g0, g1 in zip(bounds[:-1], bounds[1:]):
+            n = int((1 + mirror) * (g1 - g0))
+            tiles = np.empty((n, tiles_side * tiles_side, t * t), dtype=np.uint8)
+            for s0 in range(g0, g1, chunk):
+                block = _working(reference, np.arange(s0, min(s0 + chunk, g1)), size, chunk)
+                tiles[s0 - g0:s0 - g0 + len(block)] = as_tiles(block)
+                if mirror:
+                    tiles[g1 - g0 + s0 - g0:g1 - g0 + s0 - g0 + len(block)] = as_tiles(block[:, :, ::-1])
+            flat_tiles = tiles.reshape(-1, t * t)
+            index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatL2(kmeans.d), kmeans.d, n_places * k,
+                                                  faiss.ScalarQuantizer.QT_8bit_uniform, faiss.METRIC_L2,
+                                                  False)
+            index.sq = codec
+            index.is_trained = True
+            stats = np.empty((3, n_places, n), dtype=np.float32)  # per place and image: mean, std', |unit|^2
+
+            def project(place):
+                raw = tiles[:, place_tiles[place]].reshape(n, -1)
+                x, *stats_place = _raw_projection(raw, axes_t, patch)
+                stats[:, place] = stats_place
+                return x, np.ascontiguousarray(quantizer.search(x, 1)[1][:, 0] + place * k)
+
+            for p0 in range(0, n_places, 4 * threads):   # added in place order (ids place * n + image), a few
+                for x, lists in pool.map(project, range(p0, min(p0 + 4 * threads, n_places))):   # places in flight
+                    index.add_core(n, faiss.swig_ptr(x), None, faiss.swig_ptr(lists))
+            index.nprobe = width * probes
+
+            def search(loc):
+                rows, q, q_sq, projected, lists, distances = real_patches(loc)
+                q_sum = q.sum(axis=1)
+                q = q[:, perm]
+                for b0 in range(0, len(rows), QUERY_BLOCK):   # bounds the candidates' pixels: block x refine x d
+                    b = slice(b0, b0 + QUERY_BLOCK)
+                    _, found = index.search_preassigned(projected[b], refine, lists[b], distances[b])
+                    missing = found < 0                   # fewer candidates than `refine` in the lists probed
+                    place, image = np.divmod(np.where(missing, 0, found), n)
+                    mean, std, unit_sq = stats[:, place, image]
+                    which = image[..., None] * tiles.shape[1] + place_tiles[place]
+                    cand = np.take(flat_tiles, which.ravel(), axis=0).reshape(*found.shape, -1)
+                    # the candidate's unit patch . q = (raw - 255 mean) . q / (255 patch std'), by one product of the
+                    # raw grey levels (exact integers in float32) and the sum of q (not exactly 0 in float32); einsum
+                    # casts the uint8 levels a buffer at a time (2.4x faster than a float32 copy and a batched matmul)
+                    raw_dot = np.einsum("nkd,nd->nk", cand, q[b], dtype=np.float32, casting="unsafe")
+                    dot = (raw_dot - 255 * mean * q_sum[b, None]) / (255 * patch * std)
+                    d2 = np.where(missing, np.inf, q_sq[b, None] + unit_sq - 2.0 * dot)
+                    best[rows[b], loc] = np.minimum(best[rows[b], loc], d2.min(axis=1))   # one column per location
+
+            # locations are independent (each writes its own column of `best`): one per thread
+            list(pool.map(search, [loc for loc in range(n_places) if query[:, loc].any()]))
+            del index, tiles, flat_tiles, stats           # before the next chunk's are made
     return best
 
 
