@@ -13,8 +13,8 @@ images, false-positive rate on not-used ones) gets the Jeffreys posterior Beta(k
 Korn-Graubard effective sample size: n divided by the design effect that a bootstrap resampling whole scan
 groups measures (neighbouring slices err together), never above n. The scored folder's confusion matrix is then
 drawn given those rates: when its calls are known (the run's own, labels unread) the unknown number of used
-images follows from how many it called used, under a Jeffreys prior on its share used; otherwise a folder of
-dev's size and prevalence is drawn. F1, kappa and accuracy of those draws give the value (median) and the CI.
+images follows from how many it called used, with dev's share used (its Jeffreys posterior) as the prior;
+otherwise a folder of dev's size and share used is drawn. F1, kappa and accuracy of those draws give the value (median) and the CI.
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def predictive_interval(y, predicted, groups, *, n_repeats: int, scored_calls=No
     else:
         calls = np.asarray(scored_calls).astype(int)
         m, c = len(calls), int(calls.sum())
-        positives, d_tp = _given_calls(m, c, tpr, fpr, rng)
+        positives, d_tp = _given_calls(m, c, tpr, fpr, (n_used + 0.5, n_not + 0.5), rng)
         d_fp = c - d_tp
     d_fn, d_tn = positives - d_tp, (m - positives) - d_fp
     draws = _rates(d_tp, d_fp, d_fn, d_tn)
@@ -211,17 +211,19 @@ def predictive_interval(y, predicted, groups, *, n_repeats: int, scored_calls=No
     return out, all_used
 
 
-def _given_calls(m: int, c: int, tpr, fpr, rng):
+def _given_calls(m: int, c: int, tpr, fpr, prior: tuple[float, float], rng):
     """Draws of (used images, true positives) of a folder of m images of which c were called used, one per
-    (tpr, fpr) draw: P ~ Jeffreys beta-binomial prior, TP | P ~ Bin(P, tpr), FP | P ~ Bin(m - P, fpr),
-    conditioned on TP + FP = c."""
+    (tpr, fpr) draw: P ~ BetaBinomial(m, *prior), TP | P ~ Bin(P, tpr), FP | P ~ Bin(m - P, fpr), conditioned on
+    TP + FP = c. The prior is dev's Jeffreys posterior of the share used: where the rates pin the share down the
+    calls move it, and where they do not it stays near dev's instead of running to 0 or 1 (a Jeffreys prior on
+    the share did that on v3s, whose dev holds 10 scan groups: F1 0.28 [0.00, 0.89] for a test F1 of 0.76)."""
     from scipy import stats
 
     p_range, tp_range = np.arange(m + 1), np.arange(c + 1)
     P, TP = np.meshgrid(p_range, tp_range, indexing="ij")                      # [P, TP]
     tpr, fpr = np.asarray(tpr)[:, None, None], np.asarray(fpr)[:, None, None]
     with np.errstate(divide="ignore"):
-        log = (stats.betabinom.logpmf(P, m, 0.5, 0.5)[None] + stats.binom.logpmf(TP[None], P[None], tpr)
+        log = (stats.betabinom.logpmf(P, m, *prior)[None] + stats.binom.logpmf(TP[None], P[None], tpr)
                + stats.binom.logpmf(c - TP[None], m - P[None], fpr)).reshape(len(tpr), -1)
     cell = np.argmax(log + rng.gumbel(size=log.shape), axis=1)                 # one posterior draw per row
     return P.ravel()[cell], TP.ravel()[cell]
