@@ -115,6 +115,13 @@ def load_pool(bench: Path, scan_groups: Path, *, typicality: bool = False) -> Pa
 
 def resplit(pool: PatchPool, rng: np.random.Generator, share: float, n_generated: int, typicality: float = 0.0):
     """One scan-disjoint re-split: (dev scores, dev labels, scored scores, scored labels)."""
+    dev, scored, generated = resplit_rows(pool, rng, share, n_generated)
+    used = pool.used
+    return pool.scores(dev, generated, typicality), used[dev], pool.scores(scored, generated, typicality), used[scored]
+
+
+def resplit_rows(pool: PatchPool, rng: np.random.Generator, share: float, n_generated: int):
+    """The rows of one scan-disjoint re-split: (dev real rows, scored real rows, generated images drawn)."""
     used, scans = pool.used, pool.scans
     dev_scans = np.concatenate([rng.permutation(s)[:round(len(s) / 3)]
                                 for s in (np.unique(scans[used == c]) for c in (0, 1))])
@@ -125,9 +132,8 @@ def resplit(pool: PatchPool, rng: np.random.Generator, share: float, n_generated
         no = rng.choice(no, round(len(yes) * (1 - share) / share), replace=False)
     else:
         yes = rng.choice(yes, round(len(no) * share / (1 - share)), replace=False)
-    scored = np.r_[yes, no]
     generated = rng.choice(pool.table.shape[1], 2 * n_generated, replace=False)
-    return pool.scores(dev, generated, typicality), used[dev], pool.scores(scored, generated, typicality), used[scored]
+    return dev, np.r_[yes, no], generated
 
 
 def compare_scores(pool: PatchPool, weights=(0.0, 0.2), *, repeats: int = 200, seed: int = 0, shares=SHARES,

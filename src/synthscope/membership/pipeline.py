@@ -380,8 +380,9 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
             threshold = _threshold(options, dev_result.scores[chosen].to_numpy(), dev_used,
                                    result.scores[chosen].to_numpy(), gate.significant)
             copying = result.verdict
-            expected = expected_performance(dev_result.scores, dev_used, dev_scan,
-                                            _procedure(options, alpha), seed=0)
+            expected = expected_performance(dev_result.scores, dev_used, dev_scan, _procedure(options, alpha), seed=0,
+                                            scored_calls=predict(result.scores[chosen].to_numpy(),
+                                                                 threshold.threshold))
         else:
             own_used = _used_labels(dataset, real_rows)
             result = score_group(dataset, real_rows, own_gen, None, None, None)
