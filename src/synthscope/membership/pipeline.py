@@ -20,7 +20,9 @@ from synthscope.membership.patches import patch_copy_score
 from synthscope.membership.registration import IMAGE_SCORES, registered_copy_score
 from synthscope.membership.scores import SCORES, near_duplicate_groups, rank_ensemble
 from synthscope.membership.spaces import DEFAULT_SPACES, dataset_space_rows
-from synthscope.membership.thresholds import ThresholdFit, banded_two_means, fit_threshold
+from synthscope.membership.thresholds import (
+    ThresholdFit, banded_two_means, fit_threshold, group_label_agreement, scan_smoothed,
+)
 from synthscope.membership.verdicts import LeakageVerdict, best_baseline, leakage_test, rank_test, with_baseline_caveat
 
 
@@ -62,6 +64,11 @@ class MembershipOptions:
     #: folder, but is not the default: with it, v3s few 20 fell to kappa 0.567 outside its expected CI and v3's
     #: nested-CV expectation became a zero-width 1.00 that the test result lies outside (docs/design.md)
     patch_typicality: float = 0.0
+    #: scan smoothing before the cut: each image's score (the chosen column, dev and scored folder) averaged with its
+    #: `scan_smoothing` nearest slices of its label-free scan group (`thresholds.scan_smoothed`; 0 = off), only when
+    #: dev's labels follow dev's scan groups (`group_label_agreement`, p < alpha): slices of one scan share their
+    #: membership when a generator is trained on whole scans, and a folder labelled slice by slice is left alone
+    scan_smoothing: int = 0
 
     def __post_init__(self) -> None:
         from synthscope.membership.spaces import SPACES
@@ -72,6 +79,9 @@ class MembershipOptions:
             raise ValueError("at least one feature space is needed")
         if not self.patch_typicality >= 0:
             raise ValueError("patch_typicality must be >= 0")
+        if isinstance(self.scan_smoothing, bool) or not isinstance(self.scan_smoothing, (int, np.integer)) \
+                or self.scan_smoothing < 0:
+            raise ValueError("scan_smoothing must be a whole number >= 0 (nearest slices averaged; 0 = off)")
         unknown = [s for s in self.spaces if s not in SPACES]
         if unknown:
             raise ValueError(f"unknown space(s) {', '.join(unknown)}; choose from {', '.join(SPACES)}")
@@ -377,12 +387,20 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
             baseline = dev_result.best_baseline
             result = score_group(dataset, real_rows, own_gen,
                                  dev_real if options.reference == "dev" else None, None, chosen)
+            scan = near_duplicate_groups(_take(features[GALLERY_SPACE], real_rows))
+            dev_pixels = _take(dev_features[GALLERY_SPACE], dev_real_rows)
+            dev_table = _with_smoothed(options, dev_result.scores, dev_pixels, dev_scan)   # raw, for the nested CV
+            if smoothing_applies(options, dev_used, dev_scan):     # the chosen column, both folders, label-free
+                for table, pixels, groups in ((dev_result.scores, dev_pixels, dev_scan),
+                                              (result.scores, _take(features[GALLERY_SPACE], real_rows), scan)):
+                    table[chosen] = scan_smoothed(table[chosen].to_numpy(), pixels, groups, options.scan_smoothing)
+                choice += f"; scores smoothed over {options.scan_smoothing} nearest slice(s) of each scan group"
             threshold = _threshold(options, dev_result.scores[chosen].to_numpy(), dev_used,
                                    result.scores[chosen].to_numpy(), gate.significant)
             copying = result.verdict
-            expected = expected_performance(dev_result.scores, dev_used, dev_scan,
-                                            _procedure(options, alpha), seed=0)
+            expected = expected_performance(dev_table, dev_used, dev_scan, _procedure(options, alpha), seed=0)
         else:
+            scan = near_duplicate_groups(_take(features[GALLERY_SPACE], real_rows))
             own_used = _used_labels(dataset, real_rows)
             result = score_group(dataset, real_rows, own_gen, None, None, None)
             chosen = (next((c for c in DEFAULT_COLUMN_ORDER if c in result.scores.columns), "ensemble")
@@ -410,7 +428,7 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
         runs.append(GroupRun(group, dev_group, result, dev_result, chosen, threshold, predictions, gate, copying,
                              baseline, choice=choice, n_tests=n_tests, dev_used=dev_used,
                              nearest=pd.concat(nearest, ignore_index=True),
-                             scan_groups=near_duplicate_groups(_take(features[GALLERY_SPACE], real_rows)),
+                             scan_groups=scan,
                              dev_scan_groups=dev_scan,
                              name=_name(dataset, group), dev_name=None if dev is None else _name(dev, dev_group),
                              expected=expected, generated=own_gen.description))
@@ -476,17 +494,43 @@ def _threshold(options: MembershipOptions, dev_scores, dev_used, scored, leaked:
     return fit_threshold(scored, None, label_free=rule)
 
 
+#: suffix of a column's scan-smoothed copy in the table the nested CV sees (`_with_smoothed`)
+SMOOTHED = " (scan-smoothed)"
+
+
+def smoothing_applies(options: MembershipOptions, dev_used, dev_groups) -> bool:
+    """Scan smoothing asked for and dev's labels follow dev's label-free scan groups (permutation p < alpha)."""
+    if not options.scan_smoothing or dev_used is None or dev_groups is None:
+        return False
+    return group_label_agreement(dev_used, dev_groups)[1] < options.alpha
+
+
+def _with_smoothed(options: MembershipOptions, scores: pd.DataFrame, pixels, groups) -> pd.DataFrame:
+    """The dev table the nested CV sees: with scan smoothing asked for, each raw column beside its smoothed copy
+    (label-free, over the whole folder, as on test); the procedure picks the copy when a fold's gate allows."""
+    if not options.scan_smoothing:
+        return scores
+    copies = {c + SMOOTHED: scan_smoothed(scores[c].to_numpy(), pixels, groups, options.scan_smoothing)
+              for c in scores.columns}
+    return pd.concat([scores, pd.DataFrame(copies, index=scores.index)], axis=1)
+
+
 def _procedure(options: MembershipOptions, alpha: float):
     """`run_membership`'s choice of column, gate and threshold as a function of training rows (nested CV).
-    Label-free cuts use the whole folder's scores, labels unread, as they use the scored folder's on test."""
+    Label-free cuts use the whole folder's scores, labels unread, as they use the scored folder's on test.
+    With scan smoothing the fold's gate (its training labels within their scan groups) decides whether the
+    column's smoothed copy is cut."""
     def procedure(train, scores, used, groups):
+        raw = scores[[c for c in scores.columns if not c.endswith(SMOOTHED)]]
         if options.primary == "auto":
-            choice = choose_column(scores.iloc[train], used[train], groups=groups[train], alpha=alpha)
-            column, n_tests = choice.column, (len(scores.columns) if choice.overturned else 1)
+            choice = choose_column(raw.iloc[train], used[train], groups=groups[train], alpha=alpha)
+            column, n_tests = choice.column, (len(raw.columns) if choice.overturned else 1)
         else:
             column, n_tests = options.primary, 1
+        leaked = rank_test(scores[column].to_numpy()[train], used[train], alpha=alpha, n_tests=n_tests).significant
+        if column + SMOOTHED in scores.columns and smoothing_applies(options, used[train], groups[train]):
+            column += SMOOTHED
         values = scores[column].to_numpy()
-        leaked = rank_test(values[train], used[train], alpha=alpha, n_tests=n_tests).significant
         return column, _threshold(options, values[train], used[train], values, leaked).threshold
     return procedure
 
