@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
-from synthscope.membership.pipeline import SMOOTHED, MembershipOptions, _procedure, _with_smoothed, smoothing_applies
-from synthscope.membership.thresholds import banded_two_means, group_label_agreement, scan_pooled, scan_smoothed
+from synthscope.membership.pipeline import MembershipOptions, _procedure
+from synthscope.membership.thresholds import (
+    SMOOTHED, banded_two_means, group_label_agreement, scan_pooled, scan_smoothed, smoothing_applies, with_smoothed,
+)
 
 
 def _scan_line(n, start):
@@ -54,16 +56,16 @@ def test_label_agreement_tells_whole_scan_labels_from_labels_drawn_slice_by_slic
     assert group_label_agreement(whole_scans, np.arange(60)) == (pytest.approx(np.nan, nan_ok=True), 1.0)
 
 
-def test_the_option_is_validated_and_off_by_default():
-    assert MembershipOptions().scan_smoothing == 0
+def test_the_option_is_validated_and_on_by_default():
+    assert MembershipOptions().scan_smoothing == 1
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="scan_smoothing"):
             MembershipOptions(scan_smoothing=bad)
     groups = np.repeat(np.arange(8), 5)
     whole = np.repeat([1, 0] * 4, 5)
-    assert smoothing_applies(MembershipOptions(scan_smoothing=1), whole, groups)
-    assert not smoothing_applies(MembershipOptions(), whole, groups)                       # not asked for
-    assert not smoothing_applies(MembershipOptions(scan_smoothing=1), np.tile([1, 0], 20), groups)   # by slice
+    assert smoothing_applies(1, whole, groups)
+    assert not smoothing_applies(0, whole, groups)                                         # not asked for
+    assert not smoothing_applies(1, np.tile([1, 0], 20), groups)                           # labels by slice
 
 
 def test_nested_cv_cuts_the_smoothed_copy_only_where_the_folds_gate_allows():
@@ -74,10 +76,10 @@ def test_nested_cv_cuts_the_smoothed_copy_only_where_the_folds_gate_allows():
     table = pd.DataFrame({"images:patches": np.where(used == 1, rng.uniform(-0.8, -0.5, 40),
                                                      rng.normal(-0.85, 0.02, 40))})
     options = MembershipOptions(primary="images:patches", scan_smoothing=1)
-    wide = _with_smoothed(options, table, features, groups)
+    wide = with_smoothed(table, features, groups, 1)
     assert list(wide.columns) == ["images:patches", "images:patches" + SMOOTHED]
     np.testing.assert_allclose(wide.iloc[:, 1], scan_smoothed(table.iloc[:, 0].to_numpy(), features, groups, 1))
-    assert _with_smoothed(MembershipOptions(), table, features, groups) is table
+    assert with_smoothed(table, features, groups, 0) is table
     train = np.flatnonzero(groups < 6)
     column, threshold = _procedure(options, 0.05)(train, wide, used, groups)
     assert column == "images:patches" + SMOOTHED
@@ -109,7 +111,7 @@ def test_on_a_scan_disjoint_resplit_of_v3_with_few_generated_images(shared_dir):
     d, x, y = patch_copy_score(images[dev], gen), patch_copy_score(images[scored], gen), used[scored]
     pixels = downsampled_pixels(images, 64)
     dev_groups, groups = near_duplicate_groups(pixels[dev]), near_duplicate_groups(pixels[scored])
-    assert smoothing_applies(MembershipOptions(scan_smoothing=1), used[dev], dev_groups)
+    assert smoothing_applies(1, used[dev], dev_groups)
     ds, xs = scan_smoothed(d, pixels[dev], dev_groups), scan_smoothed(x, pixels[scored], groups)
     raw = cohen_kappa_score(y, x >= banded_two_means(x, d, used[dev]).threshold)
     smooth = cohen_kappa_score(y, xs >= banded_two_means(xs, ds, used[dev]).threshold)

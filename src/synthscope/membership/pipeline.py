@@ -21,7 +21,8 @@ from synthscope.membership.registration import IMAGE_SCORES, registered_copy_sco
 from synthscope.membership.scores import SCORES, near_duplicate_groups, rank_ensemble
 from synthscope.membership.spaces import DEFAULT_SPACES, dataset_space_rows
 from synthscope.membership.thresholds import (
-    ThresholdFit, banded_two_means, fit_threshold, group_label_agreement, scan_smoothed,
+    SMOOTHED, ThresholdFit, banded_two_means, check_smoothing, fit_threshold, scan_smoothed, smoothing_applies,
+    with_smoothed,
 )
 from synthscope.membership.verdicts import LeakageVerdict, best_baseline, leakage_test, rank_test, with_baseline_caveat
 
@@ -64,11 +65,10 @@ class MembershipOptions:
     #: folder, but is not the default: with it, v3s few 20 fell to kappa 0.567 outside its expected CI and v3's
     #: nested-CV expectation became a zero-width 1.00 that the test result lies outside (docs/design.md)
     patch_typicality: float = 0.0
-    #: scan smoothing before the cut: each image's score (the chosen column, dev and scored folder) averaged with its
-    #: `scan_smoothing` nearest slices of its label-free scan group (`thresholds.scan_smoothed`; 0 = off), only when
-    #: dev's labels follow dev's scan groups (`group_label_agreement`, p < alpha): slices of one scan share their
-    #: membership when a generator is trained on whole scans, and a folder labelled slice by slice is left alone
-    scan_smoothing: int = 0
+    #: scan smoothing: the chosen column (dev and scored folder) averaged with each image's `scan_smoothing` nearest
+    #: slices of its label-free scan group before the cut (`thresholds.scan_smoothed`; 0 = off), when dev's labels
+    #: follow dev's groups (`smoothing_applies`); chosen on scan-disjoint re-splits (docs/design.md, fifth round)
+    scan_smoothing: int = 1
 
     def __post_init__(self) -> None:
         from synthscope.membership.spaces import SPACES
@@ -79,9 +79,7 @@ class MembershipOptions:
             raise ValueError("at least one feature space is needed")
         if not self.patch_typicality >= 0:
             raise ValueError("patch_typicality must be >= 0")
-        if isinstance(self.scan_smoothing, bool) or not isinstance(self.scan_smoothing, (int, np.integer)) \
-                or self.scan_smoothing < 0:
-            raise ValueError("scan_smoothing must be a whole number >= 0 (nearest slices averaged; 0 = off)")
+        check_smoothing(self.scan_smoothing)
         unknown = [s for s in self.spaces if s not in SPACES]
         if unknown:
             raise ValueError(f"unknown space(s) {', '.join(unknown)}; choose from {', '.join(SPACES)}")
@@ -389,8 +387,8 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
                                  dev_real if options.reference == "dev" else None, None, chosen)
             scan = near_duplicate_groups(_take(features[GALLERY_SPACE], real_rows))
             dev_pixels = _take(dev_features[GALLERY_SPACE], dev_real_rows)
-            dev_table = _with_smoothed(options, dev_result.scores, dev_pixels, dev_scan)   # raw, for the nested CV
-            if smoothing_applies(options, dev_used, dev_scan):     # the chosen column, both folders, label-free
+            dev_table = with_smoothed(dev_result.scores, dev_pixels, dev_scan, options.scan_smoothing)  # nested CV
+            if smoothing_applies(options.scan_smoothing, dev_used, dev_scan, alpha):   # chosen column, label-free
                 for table, pixels, groups in ((dev_result.scores, dev_pixels, dev_scan),
                                               (result.scores, _take(features[GALLERY_SPACE], real_rows), scan)):
                     table[chosen] = scan_smoothed(table[chosen].to_numpy(), pixels, groups, options.scan_smoothing)
@@ -494,27 +492,6 @@ def _threshold(options: MembershipOptions, dev_scores, dev_used, scored, leaked:
     return fit_threshold(scored, None, label_free=rule)
 
 
-#: suffix of a column's scan-smoothed copy in the table the nested CV sees (`_with_smoothed`)
-SMOOTHED = " (scan-smoothed)"
-
-
-def smoothing_applies(options: MembershipOptions, dev_used, dev_groups) -> bool:
-    """Scan smoothing asked for and dev's labels follow dev's label-free scan groups (permutation p < alpha)."""
-    if not options.scan_smoothing or dev_used is None or dev_groups is None:
-        return False
-    return group_label_agreement(dev_used, dev_groups)[1] < options.alpha
-
-
-def _with_smoothed(options: MembershipOptions, scores: pd.DataFrame, pixels, groups) -> pd.DataFrame:
-    """The dev table the nested CV sees: with scan smoothing asked for, each raw column beside its smoothed copy
-    (label-free, over the whole folder, as on test); the procedure picks the copy when a fold's gate allows."""
-    if not options.scan_smoothing:
-        return scores
-    copies = {c + SMOOTHED: scan_smoothed(scores[c].to_numpy(), pixels, groups, options.scan_smoothing)
-              for c in scores.columns}
-    return pd.concat([scores, pd.DataFrame(copies, index=scores.index)], axis=1)
-
-
 def _procedure(options: MembershipOptions, alpha: float):
     """`run_membership`'s choice of column, gate and threshold as a function of training rows (nested CV).
     Label-free cuts use the whole folder's scores, labels unread, as they use the scored folder's on test.
@@ -528,7 +505,8 @@ def _procedure(options: MembershipOptions, alpha: float):
         else:
             column, n_tests = options.primary, 1
         leaked = rank_test(scores[column].to_numpy()[train], used[train], alpha=alpha, n_tests=n_tests).significant
-        if column + SMOOTHED in scores.columns and smoothing_applies(options, used[train], groups[train]):
+        if column + SMOOTHED in scores.columns and smoothing_applies(options.scan_smoothing, used[train],
+                                                                     groups[train], alpha):
             column += SMOOTHED
         values = scores[column].to_numpy()
         return column, _threshold(options, values[train], used[train], values, leaked).threshold

@@ -223,6 +223,35 @@ def group_label_agreement(used, groups, *, n_permutations: int = 2000, seed: int
     return float(observed), float((1 + (null >= observed - 1e-12).sum()) / (1 + n_permutations))
 
 
+#: suffix of a column's scan-smoothed copy in the dev table the nested CV sees (`with_smoothed`)
+SMOOTHED = " (scan-smoothed)"
+
+
+def check_smoothing(neighbours) -> None:
+    if isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer)) or neighbours < 0:
+        raise ValueError("scan_smoothing must be a whole number >= 0 (nearest slices averaged; 0 = off)")
+
+
+def smoothing_applies(neighbours: int, dev_used, dev_groups, alpha: float = 0.05) -> bool:
+    """Scan smoothing asked for (`neighbours` > 0) and dev's labels follow dev's label-free scan groups
+    (`group_label_agreement` p < alpha): a folder labelled slice by slice is left alone."""
+    if not neighbours or dev_used is None or dev_groups is None:
+        return False
+    return group_label_agreement(dev_used, dev_groups)[1] < alpha
+
+
+def with_smoothed(scores, pixels, groups, neighbours: int):
+    """The dev table the nested CV sees: with smoothing asked for, each raw column beside its smoothed copy (named
+    column + SMOOTHED; label-free, over the whole folder, as on test); the procedure cuts the copy where a fold's
+    gate allows. Without, the table as given."""
+    import pandas as pd
+
+    if not neighbours:
+        return scores
+    copies = {c + SMOOTHED: scan_smoothed(scores[c].to_numpy(), pixels, groups, neighbours) for c in scores.columns}
+    return pd.concat([scores, pd.DataFrame(copies, index=scores.index)], axis=1)
+
+
 class ThresholdFitter:
     """sklearn-style wrapper of `fit_threshold`: fit on dev scores (and labels), predict on test."""
 
