@@ -19,6 +19,11 @@ score of a subset is then a minimum over the subset, exactly `patches.patch_dist
 
 compares patch scores instead: the default rule on the raw patch score and on the score with its typicality term
 (`patch_tables.patch_typicality`) at each weight, paired on the same re-splits.
+
+    python -m synthscope.benchmark.threshold_resplits --bench ../shared/bench/v3 --repeats 100 --seed 500 --pooling
+
+compares pooling the scores within scan groups found without labels before the default cut (`pooling_rules`; seed
+500 was the screen, 200 re-splits at seed 600 the confirmation of `scan_smoothed`, docs/design.md fifth round).
 """
 
 from __future__ import annotations
