@@ -54,7 +54,7 @@ def test_the_patch_column_adds_the_typicality_of_the_folder_and_dev_real_images(
         pytest.skip("the dev subset drew one class only")
     feats = {id(d): {"pixels": downsampled_pixels(d.images(np.arange(len(d.manifest))), 64)} for d in (test, dev)}
     runs = {w: mb.run_membership(test, dev, mb.MembershipOptions(spaces=("pixels",), scores=("distance", "patches"),
-                                                                 patch_typicality=w),
+                                                                 patch_typicality=w, scan_smoothing=0),
                                  features=feats[id(test)], dev_features=feats[id(dev)]).groups[0]
             for w in (TYPICALITY_WEIGHT, 0.0)}
     assert mb.MembershipOptions().patch_typicality == 0.0            # an option, not the default (docs/design.md)

@@ -19,6 +19,11 @@ score of a subset is then a minimum over the subset, exactly `patches.patch_dist
 
 compares patch scores instead: the default rule on the raw patch score and on the score with its typicality term
 (`patch_tables.patch_typicality`) at each weight, paired on the same re-splits.
+
+    python -m synthscope.benchmark.threshold_resplits --bench ../shared/bench/v3 --repeats 100 --seed 500 --pooling
+
+compares pooling the scores within scan groups found without labels before the default cut (`pooling_rules`; seed
+500 was the screen, 200 re-splits at seed 600 the confirmation of `scan_smoothed`, docs/design.md fifth round).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class PatchPool:
     used: np.ndarray           # [n_real] 1 = used
     scans: np.ndarray          # [n_real] scan of each real image
     typicality: np.ndarray | None = None   # [n_real] `patch_typicality` against the pool's other label-free groups
+    pixels: np.ndarray | None = None       # [n_real, 64 * 64] grey levels: scan groups found without labels
 
     def scores(self, rows, generated, typicality: float = 0.0) -> np.ndarray:
         """`patch_copy_score` of the real images `rows` against the generated images `generated`, plus
@@ -98,12 +104,16 @@ def read_pool(bench: Path, scan_groups: Path):
     return np.concatenate(images), np.array(used), np.array(scans), np.concatenate(generated)
 
 
-def load_pool(bench: Path, scan_groups: Path, *, typicality: bool = False) -> PatchPool:
+def load_pool(bench: Path, scan_groups: Path, *, typicality: bool = False, pixels: bool = False) -> PatchPool:
     """`read_pool` with the patch distance table of every real image against every generated image (and, when
     `typicality`, each real image's patch typicality against the pool's other scans, found without labels as
     `run_membership` finds them: `near_duplicate_groups` on 64 px grey levels)."""
     real, used, scans, generated = read_pool(bench, scan_groups)
     pool = PatchPool(*patch_distance_table(real, generated), used, scans)
+    if pixels:
+        from synthscope.membership.neighbours import downsampled_pixels
+
+        pool.pixels = downsampled_pixels(real, 64)
     if typicality:
         from synthscope.membership.neighbours import downsampled_pixels
         from synthscope.membership.patch_tables import patch_typicality
@@ -158,6 +168,114 @@ def compare_scores(pool: PatchPool, weights=(0.0, 0.2), *, repeats: int = 200, s
                     rows.append((n_generated, share, repeat, f"typicality {weight:g}",
                                  cohen_kappa_score(y, (x >= t).astype(int)), roc_auc_score(y, x)))
     return pd.DataFrame(rows, columns=["generated", "share", "repeat", "rule", "kappa", "auc"])
+
+
+def pooling_rules() -> dict[str, Callable]:
+    """Scan pooling before the default cut (issue 19, fifth round): rule name -> f(dev scores, dev labels, dev
+    groups, scores, groups) -> (0/1 calls, the scores ranked for the AUC); groups are found without labels on each
+    folder's own images. "raw" is today's default (`banded_two_means` of the scores as they are)."""
+    from synthscope.membership.thresholds import banded_two_means, group_label_agreement, scan_pooled, scan_smoothed
+
+    def pooled(weight, statistic="mean", dev_too=True):
+        def rule(d, dy, dg, x, xg):
+            px = scan_pooled(x, xg, weight, statistic)
+            pd_ = scan_pooled(d, dg, weight, statistic) if dev_too else d
+            return (px >= banded_two_means(px, pd_, dy).threshold).astype(int), px
+        return rule
+
+    def cut_on_means(d, dy, dg, x, xg):         # the cut fitted on group means, applied to each image's own score
+        t = banded_two_means(scan_pooled(x, xg), scan_pooled(d, dg), dy).threshold
+        return (x >= t).astype(int), x
+
+    def gated(rule, alpha=0.05):                 # pool only when dev's labels follow dev's label-free groups
+        def inner(d, dy, dg, x, xg):
+            if group_label_agreement(dy, dg, n_permutations=999)[1] < alpha:
+                return rule(d, dy, dg, x, xg)
+            return pooled(0.0)(d, dy, dg, x, xg)
+        return inner
+
+    def local(k, weight=1.0):                   # the mean over each image and its k nearest slices of its group
+        def rule(d, dy, dg, x, xg, dn, xn):
+            px = (1 - weight) * x + weight * x[xn[:, :k + 1]].mean(axis=1)
+            pd_ = (1 - weight) * d + weight * d[dn[:, :k + 1]].mean(axis=1)
+            return (px >= banded_two_means(px, pd_, dy).threshold).astype(int), px
+        return rule
+
+    def smoothed(k):                             # the library's `scan_smoothed` (the finalist, k = 1)
+        def rule(d, dy, dg, x, xg, dp, xp):
+            px, pd_ = scan_smoothed(x, xp, xg, k), scan_smoothed(d, dp, dg, k)
+            return (px >= banded_two_means(px, pd_, dy).threshold).astype(int), px
+        return rule
+
+    def gated_smoothed(k, alpha=0.05):
+        def rule(d, dy, dg, x, xg, dp, xp):
+            if group_label_agreement(dy, dg, n_permutations=999)[1] < alpha:
+                return smoothed(k)(d, dy, dg, x, xg, dp, xp)
+            return pooled(0.0)(d, dy, dg, x, xg)
+        return rule
+
+    rules = {"raw": pooled(0.0)}
+    for statistic in ("mean", "median"):
+        for weight in (0.5, 0.75, 1.0):
+            rules[f"{statistic} {weight:g}"] = pooled(weight, statistic)
+    rules["mean 1 scored only"] = pooled(1.0, dev_too=False)
+    rules["cut on means"] = cut_on_means
+    rules["gated mean 1"] = gated(pooled(1.0))
+    for statistic in ("max", "q75"):             # second batch: upper statistics (used scans' best slices)
+        for weight in (0.5, 1.0):
+            rules[f"{statistic} {weight:g}"] = pooled(weight, statistic)
+    for k in (1, 2, 4):
+        rules[f"local {k}"] = local(k)
+    rules["local 2 w0.5"] = local(2, 0.5)
+    rules = {name: (rule if name.startswith("local") else _plain(rule)) for name, rule in rules.items()}
+    # confirmation: the finalist through the library function, with and without the dev gate (pixels, not
+    # neighbour indices, as its last two arguments)
+    rules["smoothed 1"], rules["gated smoothed 1"], rules["smoothed 2"] = smoothed(1), gated_smoothed(1), smoothed(2)
+    return rules
+
+
+def _plain(rule):
+    return lambda d, dy, dg, x, xg, dn, xn: rule(d, dy, dg, x, xg)
+
+
+def _group_neighbours(pixels: np.ndarray, groups: np.ndarray, k: int = 4) -> np.ndarray:
+    """[n, k + 1]: each image itself, then its k nearest images (64 px) of its own group (itself again where the
+    group is smaller)."""
+    d2 = ((pixels[:, None, :] - pixels[None, :, :]) ** 2).sum(axis=2)
+    d2[groups[:, None] != groups[None, :]] = np.inf
+    np.fill_diagonal(d2, -1.0)
+    order = np.argsort(d2, axis=1)[:, :k + 1]
+    own = np.arange(len(pixels))[:, None]
+    return np.where(np.isfinite(np.take_along_axis(d2, order, axis=1)), order, own)
+
+
+def compare_pooling(pool: PatchPool, rules: dict[str, Callable], *, repeats: int = 200, seed: int = 0,
+                    shares=SHARES, generated=GENERATED) -> pd.DataFrame:
+    """Kappa and AUC of every pooling rule (`pooling_rules`) on `repeats` re-splits per cell, scan groups found
+    without labels on each folder's own 64 px images (`near_duplicate_groups`, as `run_membership` finds them);
+    one row per (cell, re-split, rule), plus the share of the scored folder's groups that mix both classes."""
+    from sklearn.metrics import cohen_kappa_score, roc_auc_score
+
+    from synthscope.membership.scores import near_duplicate_groups
+
+    rows = []
+    for n_generated in generated:
+        for share in shares:
+            rng = np.random.default_rng([seed, n_generated, int(round(share * 10))])
+            for repeat in range(repeats):
+                dev, scored, drawn = resplit_rows(pool, rng, share, n_generated)
+                d, dy, x, y = pool.scores(dev, drawn), pool.used[dev], pool.scores(scored, drawn), pool.used[scored]
+                dg, xg = near_duplicate_groups(pool.pixels[dev]), near_duplicate_groups(pool.pixels[scored])
+                mixed = pd.Series(y).groupby(xg).nunique().gt(1).mean()
+                dn, xn = _group_neighbours(pool.pixels[dev], dg), _group_neighbours(pool.pixels[scored], xg)
+                for name, rule in rules.items():
+                    near = (pool.pixels[dev], pool.pixels[scored]) if name.endswith("smoothed 1") or name.endswith(
+                        "smoothed 2") else (dn, xn)
+                    calls, ranked = rule(d, dy, dg, x, xg, *near)
+                    rows.append((n_generated, share, repeat, name, cohen_kappa_score(y, calls),
+                                 roc_auc_score(y, ranked), mixed, len(np.unique(xg))))
+    return pd.DataFrame(rows, columns=["generated", "share", "repeat", "rule", "kappa", "auc", "mixed_groups",
+                                       "n_groups"])
 
 
 def default_rules() -> dict[str, Callable]:
@@ -219,9 +337,15 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="write every kappa as CSV")
     parser.add_argument("--scores", type=str, default=None,
                         help="compare patch scores instead of threshold rules: typicality weights, e.g. 0,0.2")
+    parser.add_argument("--pooling", action="store_true",
+                        help="compare scan pooling of the scores before the default cut (`pooling_rules`)")
     args = parser.parse_args(argv)
     groups = args.scan_groups or args.bench.parent.parent / "data" / "iqoth256" / "near_duplicate_groups.csv"
-    if args.scores:
+    if args.pooling:
+        kappas = compare_pooling(load_pool(args.bench, groups, pixels=True), pooling_rules(), repeats=args.repeats,
+                                 seed=args.seed)
+        reference = "raw"
+    elif args.scores:
         weights = [float(w) for w in args.scores.split(",")]
         kappas = compare_scores(load_pool(args.bench, groups, typicality=True), weights, repeats=args.repeats,
                                 seed=args.seed)

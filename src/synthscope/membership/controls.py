@@ -6,12 +6,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from synthscope.membership.neighbours import _as_matrix
+from synthscope.membership.neighbours import _as_matrix, downsampled_pixels
 from synthscope.membership.patch_tables import patch_pair_table, patch_typicality, pooled_distances
 from synthscope.membership.patches import patch_copy_score
 from synthscope.membership.registration import registered_copy_score
 from synthscope.membership.scores import MembershipScorer, near_duplicate_groups
 from synthscope.membership.spaces import Space, space_features
+from synthscope.membership.thresholds import check_smoothing, scan_smoothed
 from synthscope.membership.verdicts import LeakageVerdict, group_rank_test, leakage_test, rank_test
 
 #: image scores the null control runs on the images themselves (held-out real images as the generated set)
@@ -200,7 +201,7 @@ def _null_rank_test(values, used, groups, alpha: float, seed: int) -> LeakageVer
 
 
 def null_control(features, used=None, *, score: str = "distance", n_repeats: int = 10, groups=None,
-                 seed: int = 0, alpha: float = 0.05, images=None, typicality: float = 0.0,
+                 seed: int = 0, alpha: float = 0.05, images=None, typicality: float = 0.0, smoothing: int = 0,
                  **scorer_params) -> ControlResult:
     """The null control over `n_repeats` random group-aware splits (`split_null_control`) of one group's
     real images (feature matrix), since a single split of a few dozen images is a noisy draw.
@@ -212,7 +213,9 @@ def null_control(features, used=None, *, score: str = "distance", n_repeats: int
     The patch score's splits share one real x real patch table (`patch_pair_table`) when it fits in
     PAIR_TABLE_BYTES: every split is then a reduction of that table, not a new patch search. The patch score
     carries its typicality term as in `run_membership` (weight `typicality`, as `MembershipOptions.patch_typicality`;
-    against every other scan group's real images, stand-ins included), so the null tests the column a run scores.
+    against every other scan group's real images, stand-ins included), so the null tests the column a run scores;
+    with `smoothing` (as `MembershipOptions.scan_smoothing`) an image score is averaged with its nearest slices of
+    its scan group among the split's scored images (`scan_smoothed`, 64 px grey levels) before the test.
     """
     features = _as_matrix(features, "features")
     if n_repeats < 1:
@@ -227,6 +230,7 @@ def null_control(features, used=None, *, score: str = "distance", n_repeats: int
     if score == "patches" and typicality:
         typical = typicality * (patch_typicality(images, groups) if table is None else
                                 pooled_distances(table, body, groups[:, None] != groups[None, :]))
+    pixels = downsampled_pixels(np.asarray(images), 64) if smoothing and score in IMAGE_NULL_SCORES else None
     verdicts = []
     for repeat in range(n_repeats):
         pool, stand_in, heldout = split_null_control(features, used, seed=seed + repeat, groups=groups)
@@ -235,6 +239,8 @@ def null_control(features, used=None, *, score: str = "distance", n_repeats: int
                 values = -pooled_distances(table[np.ix_(pool, stand_in)], body[pool]) + typical[pool]
             else:
                 values = IMAGE_NULL_SCORES[score](images[pool], images[stand_in]) + typical[pool]
+            if pixels is not None:
+                values = scan_smoothed(values, pixels[pool], groups[pool], smoothing)
             verdicts.append(_null_rank_test(values, np.asarray(used)[pool], groups[pool], alpha, seed + repeat))
             continue
         verdicts.append(run_null_control(
@@ -282,6 +288,9 @@ class ControlOptions:
     copy_from: str = "not_used"      # which real images are copied when labels exist
     seed: int = 0
     n_boot: int = 1000
+    #: the image null scores smoothed over this many nearest slices of each scan group, as
+    #: `MembershipOptions.scan_smoothing` smooths the run's column (the null tests the column a run cuts)
+    scan_smoothing: int = 1
 
     def __post_init__(self) -> None:
         from synthscope.membership.registration import IMAGE_SCORES
@@ -291,6 +300,7 @@ class ControlOptions:
         object.__setattr__(self, "positive_scores", tuple(self.positive_scores))
         object.__setattr__(self, "null_scores", tuple(self.null_scores))
         object.__setattr__(self, "null_spaces", tuple(self.null_spaces) or (self.space,))
+        check_smoothing(self.scan_smoothing)
         get_space(self.space)
         for name in self.null_spaces:
             get_space(name)
@@ -399,7 +409,8 @@ def run_controls(dataset, dev=None, options: ControlOptions | None = None, *, us
                 if labels is not None:
                     null[f"images:{score}"] = null_control(features[real_rows], labels, score=score,
                                                            n_repeats=options.null_repeats, seed=options.seed,
-                                                           groups=scan, images=images)
+                                                           groups=scan, images=images,
+                                                           smoothing=options.scan_smoothing)
                 continue
             for space in options.null_spaces:
                 matrix = dataset_space_features(dataset, space, cache=cache, device=device)[real_rows]

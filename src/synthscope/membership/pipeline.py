@@ -20,7 +20,10 @@ from synthscope.membership.patches import patch_copy_score
 from synthscope.membership.registration import IMAGE_SCORES, registered_copy_score
 from synthscope.membership.scores import SCORES, near_duplicate_groups, rank_ensemble
 from synthscope.membership.spaces import DEFAULT_SPACES, dataset_space_rows
-from synthscope.membership.thresholds import ThresholdFit, banded_two_means, fit_threshold
+from synthscope.membership.thresholds import (
+    SMOOTHED, ThresholdFit, banded_two_means, check_smoothing, fit_threshold, scan_smoothed, smoothing_applies,
+    with_smoothed,
+)
 from synthscope.membership.verdicts import LeakageVerdict, best_baseline, leakage_test, rank_test, with_baseline_caveat
 
 
@@ -62,6 +65,10 @@ class MembershipOptions:
     #: folder, but is not the default: with it, v3s few 20 fell to kappa 0.567 outside its expected CI and v3's
     #: nested-CV expectation became a zero-width 1.00 that the test result lies outside (docs/design.md)
     patch_typicality: float = 0.0
+    #: scan smoothing: the chosen column (dev and scored folder) averaged with each image's `scan_smoothing` nearest
+    #: slices of its label-free scan group before the cut (`thresholds.scan_smoothed`; 0 = off), when dev's labels
+    #: follow dev's groups (`smoothing_applies`); chosen on scan-disjoint re-splits (docs/design.md, fifth round)
+    scan_smoothing: int = 1
 
     def __post_init__(self) -> None:
         from synthscope.membership.spaces import SPACES
@@ -72,6 +79,7 @@ class MembershipOptions:
             raise ValueError("at least one feature space is needed")
         if not self.patch_typicality >= 0:
             raise ValueError("patch_typicality must be >= 0")
+        check_smoothing(self.scan_smoothing)
         unknown = [s for s in self.spaces if s not in SPACES]
         if unknown:
             raise ValueError(f"unknown space(s) {', '.join(unknown)}; choose from {', '.join(SPACES)}")
@@ -377,13 +385,21 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
             baseline = dev_result.best_baseline
             result = score_group(dataset, real_rows, own_gen,
                                  dev_real if options.reference == "dev" else None, None, chosen)
+            scan = near_duplicate_groups(_take(features[GALLERY_SPACE], real_rows))
+            dev_pixels = _take(dev_features[GALLERY_SPACE], dev_real_rows)
+            dev_table = with_smoothed(dev_result.scores, dev_pixels, dev_scan, options.scan_smoothing)  # nested CV
+            if smoothing_applies(options.scan_smoothing, dev_used, dev_scan, alpha):   # chosen column, label-free
+                for table, pixels, groups in ((dev_result.scores, dev_pixels, dev_scan),
+                                              (result.scores, _take(features[GALLERY_SPACE], real_rows), scan)):
+                    table[chosen] = scan_smoothed(table[chosen].to_numpy(), pixels, groups, options.scan_smoothing)
+                choice += f"; scores smoothed over {options.scan_smoothing} nearest slice(s) of each scan group"
             threshold = _threshold(options, dev_result.scores[chosen].to_numpy(), dev_used,
                                    result.scores[chosen].to_numpy(), gate.significant)
             copying = result.verdict
-            expected = expected_performance(dev_result.scores, dev_used, dev_scan, _procedure(options, alpha), seed=0,
-                                            scored_calls=predict(result.scores[chosen].to_numpy(),
-                                                                 threshold.threshold))
+            expected = expected_performance(dev_table, dev_used, dev_scan, _procedure(options, alpha), seed=0,
+                                            scored_calls=predict(result.scores[chosen].to_numpy(), threshold.threshold))
         else:
+            scan = near_duplicate_groups(_take(features[GALLERY_SPACE], real_rows))
             own_used = _used_labels(dataset, real_rows)
             result = score_group(dataset, real_rows, own_gen, None, None, None)
             chosen = (next((c for c in DEFAULT_COLUMN_ORDER if c in result.scores.columns), "ensemble")
@@ -411,7 +427,7 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
         runs.append(GroupRun(group, dev_group, result, dev_result, chosen, threshold, predictions, gate, copying,
                              baseline, choice=choice, n_tests=n_tests, dev_used=dev_used,
                              nearest=pd.concat(nearest, ignore_index=True),
-                             scan_groups=near_duplicate_groups(_take(features[GALLERY_SPACE], real_rows)),
+                             scan_groups=scan,
                              dev_scan_groups=dev_scan,
                              name=_name(dataset, group), dev_name=None if dev is None else _name(dev, dev_group),
                              expected=expected, generated=own_gen.description))
@@ -479,15 +495,21 @@ def _threshold(options: MembershipOptions, dev_scores, dev_used, scored, leaked:
 
 def _procedure(options: MembershipOptions, alpha: float):
     """`run_membership`'s choice of column, gate and threshold as a function of training rows (nested CV).
-    Label-free cuts use the whole folder's scores, labels unread, as they use the scored folder's on test."""
+    Label-free cuts use the whole folder's scores, labels unread, as they use the scored folder's on test.
+    With scan smoothing the fold's gate (its training labels within their scan groups) decides whether the
+    column's smoothed copy is cut."""
     def procedure(train, scores, used, groups):
+        raw = scores[[c for c in scores.columns if not c.endswith(SMOOTHED)]]
         if options.primary == "auto":
-            choice = choose_column(scores.iloc[train], used[train], groups=groups[train], alpha=alpha)
-            column, n_tests = choice.column, (len(scores.columns) if choice.overturned else 1)
+            choice = choose_column(raw.iloc[train], used[train], groups=groups[train], alpha=alpha)
+            column, n_tests = choice.column, (len(raw.columns) if choice.overturned else 1)
         else:
             column, n_tests = options.primary, 1
+        leaked = rank_test(scores[column].to_numpy()[train], used[train], alpha=alpha, n_tests=n_tests).significant
+        if column + SMOOTHED in scores.columns and smoothing_applies(options.scan_smoothing, used[train],
+                                                                     groups[train], alpha):
+            column += SMOOTHED
         values = scores[column].to_numpy()
-        leaked = rank_test(values[train], used[train], alpha=alpha, n_tests=n_tests).significant
         return column, _threshold(options, values[train], used[train], values, leaked).threshold
     return procedure
 

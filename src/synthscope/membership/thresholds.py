@@ -144,6 +144,114 @@ def banded_two_means(scores, dev_scores, dev_used, *, band: float = PREVALENCE_B
     return ThresholdFit(kept.threshold, "two_means_band", float("nan"), kept.predicted_used_fraction)
 
 
+#: how a folder's scores may be pooled within its label-free scan groups before the cut (`scan_pooled`)
+POOL_STATISTICS = ("mean", "median", "max", "q75")
+
+
+def scan_pooled(scores, groups, weight: float = 1.0, statistic: str = "mean") -> np.ndarray:
+    """Each score moved toward its scan group's `statistic`: (1 - weight) x score + weight x the group's mean or
+    median. Slices of one scan share their membership when generators are trained on whole scans, and the
+    groups (`near_duplicate_groups`, neighbouring slices found without labels) let a folder's own images vote
+    together; weight 0 leaves the scores as they are, 1 gives every image its group's value."""
+    if statistic not in POOL_STATISTICS:
+        raise ValueError(f"unknown statistic {statistic!r}; choose from {', '.join(POOL_STATISTICS)}")
+    if not 0 <= weight <= 1:
+        raise ValueError("weight must be in [0, 1]")
+    scores = np.asarray(scores, dtype=float)
+    groups = np.asarray(groups)
+    if groups.shape != scores.shape:
+        raise ValueError("scores and groups differ in length")
+    if not weight:
+        return scores
+    import pandas as pd
+
+    by = pd.Series(scores).groupby(groups)
+    pooled = (by.transform(lambda v: v.quantile(0.75)) if statistic == "q75" else by.transform(statistic)).to_numpy()
+    return (1 - weight) * scores + weight * pooled
+
+
+def scan_smoothed(scores, features, groups, neighbours: int = 1) -> np.ndarray:
+    """Each score averaged with the scores of its `neighbours` nearest images (Euclidean, in `features`, e.g. 64 px
+    grey levels) of its own scan group: a slice and its closest slices of one scan vote together, where pooling
+    the whole group (`scan_pooled`) would also average away the scan's few strongly copied slices. Images alone in
+    their group keep their score; a group smaller than neighbours + 1 is averaged whole."""
+    scores = np.asarray(scores, dtype=float)
+    groups = np.asarray(groups)
+    features = np.asarray(features, dtype=np.float64)
+    if groups.shape != scores.shape or len(features) != len(scores):
+        raise ValueError("scores, features and groups differ in length")
+    if neighbours < 0:
+        raise ValueError("neighbours must be >= 0")
+    out = scores.copy()
+    for group in np.unique(groups):
+        rows = np.flatnonzero(groups == group)
+        if len(rows) < 2 or not neighbours:
+            continue
+        x = features[rows].reshape(len(rows), -1)
+        sq = (x * x).sum(axis=1)
+        d2 = sq[:, None] + sq[None, :] - 2.0 * x @ x.T
+        np.fill_diagonal(d2, -np.inf)                          # each image first among its own neighbours
+        nearest = np.argsort(d2, axis=1, kind="stable")[:, :neighbours + 1]
+        out[rows] = scores[rows][nearest].mean(axis=1)
+    return out
+
+
+def group_label_agreement(used, groups, *, n_permutations: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Do labelled images agree with their scan group's other images more than chance? (share, p): the share of
+    images (in groups of two or more) whose label equals the majority of the *other* images of their group (ties
+    count half), and its one-sided permutation p with labels shuffled over images. Labels that follow whole scans
+    give a share near 1; labels drawn slice by slice, near what the class balance gives."""
+    used = np.asarray(used).astype(int)
+    groups = np.asarray(groups)
+    if used.shape != groups.shape:
+        raise ValueError("labels and groups differ in length")
+    _, index, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    index = index.ravel()
+    member = sizes[index] >= 2
+    if member.sum() < 2:
+        return float("nan"), 1.0
+
+    def share(labels):
+        ones = np.bincount(index, weights=labels, minlength=len(sizes))
+        others = (ones[index] - labels) / np.maximum(sizes[index] - 1, 1)   # the other images' share used
+        agree = np.where(others == 0.5, 0.5, (others > 0.5) == (labels == 1))
+        return agree[member].mean()
+
+    observed = share(used)
+    rng = np.random.default_rng(seed)
+    null = np.array([share(rng.permutation(used)) for _ in range(n_permutations)])
+    return float(observed), float((1 + (null >= observed - 1e-12).sum()) / (1 + n_permutations))
+
+
+#: suffix of a column's scan-smoothed copy in the dev table the nested CV sees (`with_smoothed`)
+SMOOTHED = " (scan-smoothed)"
+
+
+def check_smoothing(neighbours) -> None:
+    if isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer)) or neighbours < 0:
+        raise ValueError("scan_smoothing must be a whole number >= 0 (nearest slices averaged; 0 = off)")
+
+
+def smoothing_applies(neighbours: int, dev_used, dev_groups, alpha: float = 0.05) -> bool:
+    """Scan smoothing asked for (`neighbours` > 0) and dev's labels follow dev's label-free scan groups
+    (`group_label_agreement` p < alpha): a folder labelled slice by slice is left alone."""
+    if not neighbours or dev_used is None or dev_groups is None:
+        return False
+    return group_label_agreement(dev_used, dev_groups)[1] < alpha
+
+
+def with_smoothed(scores, pixels, groups, neighbours: int):
+    """The dev table the nested CV sees: with smoothing asked for, each raw column beside its smoothed copy (named
+    column + SMOOTHED; label-free, over the whole folder, as on test); the procedure cuts the copy where a fold's
+    gate allows. Without, the table as given."""
+    import pandas as pd
+
+    if not neighbours:
+        return scores
+    copies = {c + SMOOTHED: scan_smoothed(scores[c].to_numpy(), pixels, groups, neighbours) for c in scores.columns}
+    return pd.concat([scores, pd.DataFrame(copies, index=scores.index)], axis=1)
+
+
 class ThresholdFitter:
     """sklearn-style wrapper of `fit_threshold`: fit on dev scores (and labels), predict on test."""
 
