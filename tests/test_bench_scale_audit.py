@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from synthscope.benchmark import scale_audit
+from synthscope.benchmark import scale_audit, scale_patches
 from synthscope.benchmark.base import BenchContext
 
 pytest.importorskip("distributed", reason="the Dask engine is the optional extra synthscope[dask]")
@@ -22,13 +22,11 @@ def test_scale_section_measures_every_part_and_reports_it(tmp_path, monkeypatch)
     monkeypatch.setattr(scale_audit, "MEMBERSHIP_GENERATED", ((500, 2_000), (500, 2_000)))
     monkeypatch.setattr(scale_audit, "MEMBERSHIP_REAL", (200, 200))
     monkeypatch.setattr(scale_audit, "MEMBERSHIP_RUN_GENERATED", ((500, 2_000), (500, 2_000)))
-    monkeypatch.setattr(scale_audit, "PATCH_SIZES", (((40, 8, "approx"),), ((40, 8, "approx"),)))
     monkeypatch.setenv("SYNTHSCOPE_SCALE_DIR", str(tmp_path))
     section = scale_audit.run(BenchContext(shared_dir=None, cache_dir=tmp_path / "c", out_dir=tmp_path, quick=True))
     data = section.data
     json.dumps(data, default=str)
-    rows = data["embed"] + data["cache"] + data["cluster"] + data["membership"] + data["knn"] + data["membership_run"] \
-        + data["patches"]
+    rows = data["embed"] + data["cache"] + data["cluster"] + data["membership"] + data["knn"] + data["membership_run"]
     assert not [row for row in rows if "error" in row], rows
     assert all(row["peak_rss_mb"] > 0 for row in rows)
     assert [(row["n"], bool(row["workers"])) for row in data["embed"]] == [(24, False), (24, True), (48, False), (48, True)]
@@ -42,7 +40,7 @@ def test_scale_section_measures_every_part_and_reports_it(tmp_path, monkeypatch)
     assert all(math.isfinite(value) for value in data["slopes"].values())
     assert data["extrapolation"]["embed_one_machine_s"] > 0
     for text in ("Embedding from images", "Start-up", "Caching", "Clustering", "Membership feature-space",
-                 "End-to-end membership run", "The patch score at scale", "Extrapolation to a 1,000,000-image audit", "Growth"):
+                 "End-to-end membership run", "Extrapolation to a 1,000,000-image audit", "Growth"):
         assert text in section.markdown
 
 
@@ -63,12 +61,12 @@ def test_membership_run_rows_read_stand_ins_from_a_cache_in_processes_of_their_o
 def test_patch_score_rows_run_in_a_process_of_their_own_at_a_tiny_size():
     """The patch-score row (10k x 4k and 50k x 10k in `make bench`) at 40 generated x 8 real stand-ins: the streamed
     faiss search in a fresh process, its wall and CPU seconds, peak RSS and the comparison with the exact score."""
-    row = scale_audit.in_subprocess("patches", n_generated=40, n_real=8, method="approx", exact_check=3)
+    row = scale_patches.in_subprocess(n_generated=40, n_real=8, method="approx", exact_check=3)
     assert "error" not in row, row
     assert (row["search"], row["n_generated"], row["n_real"], row["finite"]) == ("faiss", 40, 8, True)
     assert row["peak_rss_mb"] > 0 and row["cpu_s"] > 0 and row["seconds"] > 0
     assert row["exact_check"]["n"] == 3 and row["exact_check"]["max_abs_diff"] < 0.05
-    lines = "\n".join(scale_audit.patch_lines([row, {"n_generated": 9, "n_real": 2, "error": ["boom"]}]))
+    lines = "\n".join(scale_patches.patch_lines([row, {"n_generated": 9, "n_real": 2, "error": ["boom"]}]))
     assert "| 40 | 8 | faiss |" in lines and "over 3 images |" in lines and "| 9 | 2 | failed: ['boom'] |" in lines
 
 
@@ -86,7 +84,7 @@ def test_patch_rows_report_wall_cpu_rss_load_and_the_goals():
     assert 0 <= row["exact_check"]["max_abs_diff"] < 0.05
     # the row's peak RSS is its process's high-water mark (in a test worker: whatever ran before), so the goal
     # columns are checked on given values
-    lines = scale_audit.patch_lines([{**row, "peak_rss_mb": 500.0},
+    lines = scale_patches.patch_lines([{**row, "peak_rss_mb": 500.0},
                                      {**row, "n_generated": 10_000, "n_real": 4_000, "seconds": 75.0,
                                       "peak_rss_mb": 3000.0}])
     text = "\n".join(lines)
@@ -94,3 +92,13 @@ def test_patch_rows_report_wall_cpu_rss_load_and_the_goals():
     assert f"| 40 | 8 | faiss | {row['seconds']:.1f} | {row['cpu_s']:.1f} |" in text and "RSS met |" in text
     assert f"; {row['cores']}; {row['threads']} | RSS met" in text
     assert "| 10,000 | 4,000 | faiss | 75.0 |" in text and "RSS missed, 60 s missed by 15 s" in text
+
+
+def test_the_patch_section_measures_each_size_in_a_process_of_its_own(tmp_path, monkeypatch):
+    """The patch score's own bench section (quick: one tiny size here) gives a row per size and its table."""
+    monkeypatch.setattr(scale_patches, "PATCH_SIZES", (((40, 8, "approx"),), ((30, 6, "approx"),)))
+    section = scale_patches.run(BenchContext(shared_dir=None, cache_dir=tmp_path / "c", out_dir=tmp_path, quick=True))
+    rows = section.data["patches"]
+    assert [(row.get("n_generated"), row.get("n_real"), row.get("search")) for row in rows] == [(30, 6, "faiss")], rows
+    assert section.markdown.startswith("**The patch score at scale**") and "| 30 | 6 | faiss |" in section.markdown
+    json.dumps(section.data, default=str)

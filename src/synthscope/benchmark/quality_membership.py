@@ -330,7 +330,7 @@ def run(ctx: BenchContext) -> BenchSection:
            "expected line is nested cross-validation on dev (column choice and threshold inside each fold).", ""]
     md += variants_md + [""]
     data["variants"] = variants_data
-    md += ["**The patch score at scale**: see the scale section (`synthscope.benchmark.scale_audit`: 10k generated x "
+    md += ["**The patch score at scale**: see its own scale section (`synthscope.benchmark.scale_patches`: 10k generated x "
            "4k real and 50k x 10k, wall and CPU seconds, peak RSS).", ""]
     md += ["**Positive and null controls** (`synthscope controls`: near copies = 1-px shift, Gaussian noise "
            "sigma 2, contrast +/-3%, of half of the used images, injected into the generated set; dev copies fit the "

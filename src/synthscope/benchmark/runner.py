@@ -25,6 +25,7 @@ SECTIONS = (
     "synthscope.benchmark.speed_features",
     "synthscope.benchmark.speed_scale",
     "synthscope.benchmark.scale_audit",
+    "synthscope.benchmark.scale_patches",
     "synthscope.benchmark.quality_attribution",
     "synthscope.benchmark.quality_open_set",
     "synthscope.benchmark.quality_robustness",

@@ -16,8 +16,8 @@ cluster the workers' peaks are asked from the workers and reported beside the cl
 - **End-to-end membership** (`run_membership`) at 10k, 40k and 100k generated x 10k real: stand-in features of
   every run space written into an embedding cache by one process, read back a chunk at a time by the run in
   another (`synthscope.membership.rows`), so the peak RSS is that of the streamed run.
-- **The patch score** (`images:patches`) at 10k generated x 4k real and 50k x 10k on CT-like stand-in images
-  rendered a chunk at a time (`synthscope.benchmark.scale_patches`): wall, CPU seconds and peak RSS.
+- The patch score (`images:patches`) at 10k generated x 4k real and 50k x 10k has a section of its own
+  (`synthscope.benchmark.scale_patches`), measured in processes started here (`in_subprocess`).
 - **Start-up**: `synthscope embed` on a cached folder, without and with `--workers 2`, and whether Dask was
   imported.
 
@@ -26,10 +26,8 @@ Growth is the least-squares slope of log(seconds) on log(n). Nothing here assert
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,8 +36,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from synthscope.benchmark.base import BenchContext, BenchSection, cpu_count, peak_rss_mb
-from synthscope.benchmark.scale_patches import PATCH_SIZES, measure_patches
+from synthscope.benchmark.base import (BenchContext, BenchSection, cpu_count, format_mb, measure_in_subprocess,
+                                      peak_rss_mb, print_measurement)
 
 #: (full, quick) sizes
 IMAGE_SIZES = ((1_000, 5_000), (200, 600))
@@ -286,22 +284,12 @@ def measure_startup(folder: str, cache_dir: str, workers: int = 0) -> dict:
 
 MEASUREMENTS = {"embed": measure_embed, "cache": measure_cache, "cluster": measure_cluster,
                 "membership": measure_membership, "membership_standins": write_membership_standins,
-                "membership_run": measure_membership_run, "knn": measure_knn, "startup": measure_startup,
-                "patches": measure_patches}
+                "membership_run": measure_membership_run, "knn": measure_knn, "startup": measure_startup}
 
 
 def in_subprocess(name: str, timeout: float = 3600, **kwargs) -> dict:
-    """One measurement in a fresh interpreter (its own peak RSS, wall time around it)."""
-    print(f"[bench]   {name} {kwargs}", flush=True)
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "synthscope.benchmark.scale_audit", name, json.dumps(kwargs)],
-                          capture_output=True, text=True, timeout=timeout, env={**os.environ})
-    if done.returncode != 0:
-        return {**kwargs, "error": (done.stderr or done.stdout).strip().splitlines()[-1:], "process_s": 0.0}
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["process_s"] = time.perf_counter() - start
-    print(f"[bench]     -> {json.dumps(result, default=str)[:400]}", flush=True)
-    return result
+    """One measurement of this module in a fresh interpreter (its own peak RSS, wall time around it)."""
+    return measure_in_subprocess("synthscope.benchmark.scale_audit", name, timeout, **kwargs)
 
 
 def membership_runs(sizes: Sequence[int], n_real: int, timeout: float = 3600) -> list[dict]:
@@ -343,8 +331,7 @@ def _t(seconds: float | None) -> str:
     return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s"
 
 
-def _mb(value: float) -> str:
-    return f"{value / 1024:.2f} GiB" if value >= 1024 else f"{value:.0f} MiB"
+_mb = format_mb
 
 
 # -- the section ------------------------------------------------------------------------------
@@ -386,7 +373,6 @@ def run(ctx: BenchContext) -> BenchSection:
     data["knn"] = [in_subprocess("knn", n_data=VECTOR_SIZES[pick][1], n_query=n_real, method="exact")]
     data["knn"] += [in_subprocess("knn", n_data=n, n_query=n_real, method="faiss") for n in VECTOR_SIZES[pick][1:]]
     data["membership_run"] = membership_runs(MEMBERSHIP_RUN_GENERATED[pick], n_real)
-    data["patches"] = [in_subprocess("patches", n_generated=g, n_real=r, method=m) for g, r, m in PATCH_SIZES[pick]]
     data["load_avg_end"] = list(os.getloadavg())
     lines = _markdown(data)
     return BenchSection(title="Scale: a large audit, 1 process and a 2-worker Dask cluster, extrapolated to 1M images",
@@ -497,7 +483,6 @@ def _markdown(data: dict) -> list[str]:
         lines.append(f"| {row['n_data']:,} | {row['n_query']:,} | kNN {row['method']} | {_t(row['seconds'])} | "
                      f"{_mb(row['peak_rss_mb'])} |")
     lines += _membership_run_lines(data)
-    lines += patch_lines(data.get("patches") or [])
     members = [r for r in data["membership"] if "error" not in r]
     data["slopes"]["membership"] = loglog_slope([r["n_generated"] for r in members], [r["seconds"] for r in members])
     # slopes and extrapolation
@@ -536,41 +521,8 @@ def _membership_run_lines(data: dict) -> list[str]:
                   "passing a chunk at a time. The real default spaces are wider (pixels-norm "
                   "and pixels-lung 4,096-d, pixels-128 16,384-d): their time grows with the width, their memory by the "
                   "chunk and one index block, not by the number of images. The image scores (registered, patches) are "
-                  "left out here: they decode every generated image (a chunk at a time); the patch score has rows of "
-                  "its own below."]
-    return lines
-
-
-def patch_lines(rows: list[dict]) -> list[str]:
-    """The table of the patch-score rows (`scale_patches.measure_patches`), with the goals of issue 19 (peak RSS
-    under 2 GB; under 60 s at 10k generated x 4k real)."""
-    if not rows:
-        return []
-    lines = ["", "**The patch score at scale** (`images:patches` = `patch_copy_score`, 16 px patches at 128 px; stand-in "
-             "CT-like slices of `synthscope.phantom`, shifted, mirrored, rescaled and noisy, the generated images "
-             "rendered a chunk at a time as a run decodes them: the wall and CPU seconds include rendering them, "
-             "given apart; 'score CPU s' is the CPU time without it. The last column scores a few real images exactly "
-             "against every generated image and gives the largest difference to the measured score, whose range "
-             "over images is about 0.1. Goals: peak RSS < 2 GB; < 60 s at 10,000 x 4,000):", "",
-             "| generated | real | search | wall s | CPU s | rendering CPU s | score CPU s | peak RSS | load avg "
-             "(start, end; cores; search threads) | goals | vs exact |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        if "error" in row:
-            lines.append(f"| {row.get('n_generated')} | {row.get('n_real')} | failed: {row['error']} |||||||||")
-            continue
-        check = row.get("exact_check")
-        versus = f"{check['max_abs_diff']:.4f} over {check['n']} images" if check else "exact"
-        goals = ["RSS " + ("met" if row["peak_rss_mb"] < 2048 else "missed")]
-        if (row["n_generated"], row["n_real"]) == (10_000, 4_000):
-            goals.append("60 s " + ("met" if row["seconds"] < 60 else f"missed by {row['seconds'] - 60:.0f} s"))
-        load = row.get("load_avg")
-        load = f"{load[0]:.1f}, {load[1]:.1f}; {row.get('cores')}" if load else "n/a"
-        load += f"; {row['threads']}" if "threads" in row else ""
-        score_cpu = row.get("score_cpu_s", row["cpu_s"] - row["render_cpu_s"])
-        lines.append(f"| {row['n_generated']:,} | {row['n_real']:,} | {row['search']} | {row['seconds']:.1f} "
-                     f"| {row['cpu_s']:.1f} | {row['render_cpu_s']:.1f} | {score_cpu:.1f} | {_mb(row['peak_rss_mb'])} "
-                     f"| {load} | {', '.join(goals)} | {versus} |")
+                  "left out here: they decode every generated image (a chunk at a time); the patch score has a "
+                  "section of its own (`scale_patches`)."]
     return lines
 
 
@@ -615,12 +567,5 @@ def _extrapolation(data, one, two, cache_rows, kmeans, members) -> list[str]:
     return lines
 
 
-def _main(argv: list[str]) -> int:
-    name, kwargs = argv[0], json.loads(argv[1]) if len(argv) > 1 else {}
-    result = MEASUREMENTS[name](**kwargs)
-    print(json.dumps(result, default=lambda v: v.item() if isinstance(v, np.generic) else str(v)))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+    sys.exit(print_measurement(MEASUREMENTS, sys.argv[1:]))
