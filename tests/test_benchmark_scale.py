@@ -93,7 +93,12 @@ def test_quick_section_without_umap_and_tsne(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)   # the whole quick section, UMAP's JIT included: 10 min on a loaded 2-core machine
-def test_quick_section_with_umap_first_call_and_warm(tmp_path):
+def test_quick_section_with_umap_first_call_and_warm(tmp_path, monkeypatch):
+    # the test above checks the quick sizes of clustering and membership; here the projections' methods matter,
+    # so every part runs at smaller sizes (the section took 202 s of make test's critical path at the quick ones)
+    monkeypatch.setattr(speed_scale, "PROJECTION_SIZES", (speed_scale.PROJECTION_SIZES[0], (500, 1_000)))
+    monkeypatch.setattr(speed_scale, "CLUSTER_SIZES", (speed_scale.CLUSTER_SIZES[0], (500, 1_000)))
+    monkeypatch.setattr(speed_scale, "MEMBERSHIP_GENERATED", (speed_scale.MEMBERSHIP_GENERATED[0], (500, 1_000)))
     section = speed_scale.run(_ctx(tmp_path))
     data = _check_section(section, speed_scale.PROJECTION_METHODS)
     first = data["projections"]["umap_first_call"]
