@@ -152,6 +152,16 @@ def resplit_rows(pool: PatchPool, rng: np.random.Generator, share: float, n_gene
     return dev, np.r_[yes, no], generated
 
 
+def _resplits(pool: PatchPool, repeats: int, seed: int, shares, generated):
+    """(generated per folder, share used, repeat, (dev rows, scored rows, generated drawn)) for every re-split of
+    every cell; each cell has its own seed, so adding a cell or a rule leaves the others' draws as they were."""
+    for n_generated in generated:
+        for share in shares:
+            rng = np.random.default_rng([seed, n_generated, int(round(share * 10))])
+            for repeat in range(repeats):
+                yield n_generated, share, repeat, resplit_rows(pool, rng, share, n_generated)
+
+
 def compare_scores(pool: PatchPool, weights=(0.0, 0.2), *, repeats: int = 200, seed: int = 0, shares=SHARES,
                    generated=GENERATED) -> pd.DataFrame:
     """The default threshold rule (`banded_two_means`) on the patch score at each typicality weight, on the same
@@ -265,21 +275,17 @@ def compare_pooling(pool: PatchPool, rules: dict[str, Callable], *, repeats: int
     from synthscope.membership.scores import near_duplicate_groups
 
     rows = []
-    for n_generated in generated:
-        for share in shares:
-            rng = np.random.default_rng([seed, n_generated, int(round(share * 10))])
-            for repeat in range(repeats):
-                dev, scored, drawn = resplit_rows(pool, rng, share, n_generated)
-                d, dy, x, y = pool.scores(dev, drawn), pool.used[dev], pool.scores(scored, drawn), pool.used[scored]
-                dg, xg = near_duplicate_groups(pool.pixels[dev]), near_duplicate_groups(pool.pixels[scored])
-                mixed = pd.Series(y).groupby(xg).nunique().gt(1).mean()
-                dn, xn = _group_neighbours(pool.pixels[dev], dg), _group_neighbours(pool.pixels[scored], xg)
-                for name, rule in rules.items():
-                    near = (pool.pixels[dev], pool.pixels[scored]) if name.endswith("smoothed 1") or name.endswith(
-                        "smoothed 2") else (dn, xn)
-                    calls, ranked = rule(d, dy, dg, x, xg, *near)
-                    rows.append((n_generated, share, repeat, name, cohen_kappa_score(y, calls),
-                                 roc_auc_score(y, ranked), mixed, len(np.unique(xg))))
+    for n_generated, share, repeat, (dev, scored, drawn) in _resplits(pool, repeats, seed, shares, generated):
+        d, dy, x, y = pool.scores(dev, drawn), pool.used[dev], pool.scores(scored, drawn), pool.used[scored]
+        dg, xg = near_duplicate_groups(pool.pixels[dev]), near_duplicate_groups(pool.pixels[scored])
+        mixed = pd.Series(y).groupby(xg).nunique().gt(1).mean()
+        dn, xn = _group_neighbours(pool.pixels[dev], dg), _group_neighbours(pool.pixels[scored], xg)
+        for name, rule in rules.items():
+            near = (pool.pixels[dev], pool.pixels[scored]) if name.endswith("smoothed 1") or name.endswith(
+                "smoothed 2") else (dn, xn)
+            calls, ranked = rule(d, dy, dg, x, xg, *near)
+            rows.append((n_generated, share, repeat, name, cohen_kappa_score(y, calls),
+                         roc_auc_score(y, ranked), mixed, len(np.unique(xg))))
     return pd.DataFrame(rows, columns=["generated", "share", "repeat", "rule", "kappa", "auc", "mixed_groups",
                                        "n_groups"])
 
@@ -345,17 +351,9 @@ def cut_rules() -> dict[str, Callable]:
     def lower_of(rule):
         return lambda d, dy, x: min(rule(d, dy, x), band(d, dy, x))
 
-    def around(estimate):                          # two-means within the band around another estimate
+    def around(estimate, below=PREVALENCE_BAND):   # two-means within a band (`below` under it) around an estimate
         def inner(d, dy, x):
             fit, e = _two_means(x), estimate(d, dy, x)
-            low, high = max(0.0, e - PREVALENCE_BAND), min(1.0, e + PREVALENCE_BAND)
-            share = fit.predicted_used_fraction
-            return fit.threshold if low <= share <= high else quantile(x, float(np.clip(share, low, high)))
-        return inner
-
-    def asymmetric(below):
-        def inner(d, dy, x):
-            fit, e = _two_means(x), adjusted_count(d, dy, x)
             low, high = max(0.0, e - below), min(1.0, e + PREVALENCE_BAND)
             share = fit.predicted_used_fraction
             return fit.threshold if low <= share <= high else quantile(x, float(np.clip(share, low, high)))
@@ -371,7 +369,7 @@ def cut_rules() -> dict[str, Callable]:
         rules[f"mixture {k} in band"] = in_band(mixture(k))
         rules[f"min(band, mixture {k})"] = lower_of(mixture(k))
     for below in (0.05, 0.10):                    # a band narrower below the count than above it
-        rules[f"band {below:g} below"] = asymmetric(below)
+        rules[f"band {below:g} below"] = around(adjusted_count, below)
     rules["mixture 3 in band if count >= 0.6"] = lambda d, dy, x: (
         in_band(mixture(3))(d, dy, x) if adjusted_count(d, dy, x) >= 0.6 else band(d, dy, x))
     rules["band around mixture 2"] = around(lambda d, dy, x: _mixture_cut(x, 2)[1])
@@ -393,23 +391,19 @@ def compare_cuts(pool: PatchPool, rules: dict[str, Callable], *, neighbours: int
     from synthscope.membership.thresholds import scan_smoothed
 
     rows = []
-    for n_generated in generated:
-        for share in shares:
-            rng = np.random.default_rng([seed, n_generated, int(round(share * 10))])
-            for repeat in range(repeats):
-                dev, scored, drawn = resplit_rows(pool, rng, share, n_generated)
-                d, x = pool.scores(dev, drawn), pool.scores(scored, drawn)
-                dy, y = pool.used[dev], pool.used[scored]
-                if neighbours:
-                    dp, xp = pool.pixels[dev], pool.pixels[scored]
-                    d = scan_smoothed(d, dp, near_duplicate_groups(dp), neighbours)
-                    x = scan_smoothed(x, xp, near_duplicate_groups(xp), neighbours)
-                cuts = {name: rule(d, dy, x) for name, rule in rules.items()}
-                cuts["true_prevalence"] = np.quantile(x, 1 - y.mean())
-                for name, t in cuts.items():
-                    calls = (x >= t).astype(int)
-                    rows.append((n_generated, share, repeat, name, cohen_kappa_score(y, calls), calls.mean(),
-                                 y.mean()))
+    for n_generated, share, repeat, (dev, scored, drawn) in _resplits(pool, repeats, seed, shares, generated):
+        d, x = pool.scores(dev, drawn), pool.scores(scored, drawn)
+        dy, y = pool.used[dev], pool.used[scored]
+        if neighbours:
+            dp, xp = pool.pixels[dev], pool.pixels[scored]
+            d = scan_smoothed(d, dp, near_duplicate_groups(dp), neighbours)
+            x = scan_smoothed(x, xp, near_duplicate_groups(xp), neighbours)
+        cuts = {name: rule(d, dy, x) for name, rule in rules.items()}
+        cuts["true_prevalence"] = np.quantile(x, 1 - y.mean())
+        for name, t in cuts.items():
+            calls = (x >= t).astype(int)
+            rows.append((n_generated, share, repeat, name, cohen_kappa_score(y, calls), calls.mean(),
+                         y.mean()))
     return pd.DataFrame(rows, columns=["generated", "share", "repeat", "rule", "kappa", "called", "true"])
 
 
