@@ -150,3 +150,30 @@ def test_the_resplit_harness_scores_exactly_and_splits_whole_scans(shared_dir):
     full.scores = lambda r, g, *_: (picked.append(np.asarray(r)), np.zeros(len(r)))[1]
     resplit(full, np.random.default_rng(1), 0.5, 5)
     assert not set(scans[picked[0]]) & set(scans[picked[1]])
+
+
+def test_the_cut_screen_on_smoothed_scores_pairs_rules_on_the_same_resplits():
+    """`compare_cuts` (issue 19, sixth round) draws the re-splits `compare` draws: unsmoothed, its default rule's
+    kappa is `compare`'s two_means_band kappa on every re-split; the labelled ceiling calls the true share; and
+    smoothing changes the scores the rules cut (each image's score averaged with its nearest slice of its scan)."""
+    from synthscope.benchmark.threshold_resplits import PatchPool, compare, compare_cuts, cut_rules, default_rules
+
+    rng = np.random.default_rng(0)
+    scans = np.repeat(np.arange(24), 4)
+    used = (scans % 2).astype(int)
+    table = rng.uniform(0.5, 1.0, (len(scans), 30, 4)).astype(np.float32)
+    table[used == 1] -= rng.uniform(0.0, 0.4, (int(used.sum()), 30, 1)).astype(np.float32)   # used: nearer copies
+    pool = PatchPool(table, np.full((len(scans), 4), 0.25), used, scans)
+    pool.pixels = np.repeat(rng.normal(size=(24, 16)), 4, axis=0) + rng.normal(0, 0.01, (len(scans), 16))
+    rules = {"band": cut_rules()["band"]}
+    kw = dict(repeats=3, seed=4, shares=(0.3, 0.7), generated=(5,))
+    raw = compare_cuts(pool, rules, neighbours=0, **kw)
+    reference = compare(pool, {"two_means_band": default_rules()["two_means_band"]}, **kw)
+    merged = raw[raw.rule == "band"].merge(reference[reference.rule == "two_means_band"],
+                                           on=["generated", "share", "repeat"])
+    assert len(merged) == 6 and np.allclose(merged.kappa_x, merged.kappa_y)
+    ceiling = raw[raw.rule == "true_prevalence"]
+    assert np.allclose(ceiling.called, ceiling.true, atol=1 / 30)
+    smoothed = compare_cuts(pool, rules, neighbours=1, **kw)
+    assert list(smoothed.columns) == list(raw.columns) and len(smoothed) == len(raw)
+    assert not np.allclose(smoothed.called, raw.called) or not np.allclose(smoothed.kappa, raw.kappa)

@@ -24,6 +24,12 @@ compares patch scores instead: the default rule on the raw patch score and on th
 
 compares pooling the scores within scan groups found without labels before the default cut (`pooling_rules`; seed
 500 was the screen, 200 re-splits at seed 600 the confirmation of `scan_smoothed`, docs/design.md fifth round).
+
+    python -m synthscope.benchmark.threshold_resplits --bench ../shared/bench/v3 --repeats 60 --seed 700 --cuts
+
+compares threshold rules on the scores as the default run cuts them, scan-smoothed (`cut_rules`: the low cluster's
+mode + c sigma, Gaussian mixtures, bands around other prevalence estimates, asymmetric bands; seed 700 was the
+screen, 200 re-splits at seed 800 the check of the best one, docs/design.md sixth round: none became the default).
 """
 
 from __future__ import annotations
@@ -146,6 +152,16 @@ def resplit_rows(pool: PatchPool, rng: np.random.Generator, share: float, n_gene
     return dev, np.r_[yes, no], generated
 
 
+def _resplits(pool: PatchPool, repeats: int, seed: int, shares, generated):
+    """(generated per folder, share used, repeat, (dev rows, scored rows, generated drawn)) for every re-split of
+    every cell; each cell has its own seed, so adding a cell or a rule leaves the others' draws as they were."""
+    for n_generated in generated:
+        for share in shares:
+            rng = np.random.default_rng([seed, n_generated, int(round(share * 10))])
+            for repeat in range(repeats):
+                yield n_generated, share, repeat, resplit_rows(pool, rng, share, n_generated)
+
+
 def compare_scores(pool: PatchPool, weights=(0.0, 0.2), *, repeats: int = 200, seed: int = 0, shares=SHARES,
                    generated=GENERATED) -> pd.DataFrame:
     """The default threshold rule (`banded_two_means`) on the patch score at each typicality weight, on the same
@@ -259,23 +275,136 @@ def compare_pooling(pool: PatchPool, rules: dict[str, Callable], *, repeats: int
     from synthscope.membership.scores import near_duplicate_groups
 
     rows = []
-    for n_generated in generated:
-        for share in shares:
-            rng = np.random.default_rng([seed, n_generated, int(round(share * 10))])
-            for repeat in range(repeats):
-                dev, scored, drawn = resplit_rows(pool, rng, share, n_generated)
-                d, dy, x, y = pool.scores(dev, drawn), pool.used[dev], pool.scores(scored, drawn), pool.used[scored]
-                dg, xg = near_duplicate_groups(pool.pixels[dev]), near_duplicate_groups(pool.pixels[scored])
-                mixed = pd.Series(y).groupby(xg).nunique().gt(1).mean()
-                dn, xn = _group_neighbours(pool.pixels[dev], dg), _group_neighbours(pool.pixels[scored], xg)
-                for name, rule in rules.items():
-                    near = (pool.pixels[dev], pool.pixels[scored]) if name.endswith("smoothed 1") or name.endswith(
-                        "smoothed 2") else (dn, xn)
-                    calls, ranked = rule(d, dy, dg, x, xg, *near)
-                    rows.append((n_generated, share, repeat, name, cohen_kappa_score(y, calls),
-                                 roc_auc_score(y, ranked), mixed, len(np.unique(xg))))
+    for n_generated, share, repeat, (dev, scored, drawn) in _resplits(pool, repeats, seed, shares, generated):
+        d, dy, x, y = pool.scores(dev, drawn), pool.used[dev], pool.scores(scored, drawn), pool.used[scored]
+        dg, xg = near_duplicate_groups(pool.pixels[dev]), near_duplicate_groups(pool.pixels[scored])
+        mixed = pd.Series(y).groupby(xg).nunique().gt(1).mean()
+        dn, xn = _group_neighbours(pool.pixels[dev], dg), _group_neighbours(pool.pixels[scored], xg)
+        for name, rule in rules.items():
+            near = (pool.pixels[dev], pool.pixels[scored]) if name.endswith("smoothed 1") or name.endswith(
+                "smoothed 2") else (dn, xn)
+            calls, ranked = rule(d, dy, dg, x, xg, *near)
+            rows.append((n_generated, share, repeat, name, cohen_kappa_score(y, calls),
+                         roc_auc_score(y, ranked), mixed, len(np.unique(xg))))
     return pd.DataFrame(rows, columns=["generated", "share", "repeat", "rule", "kappa", "auc", "mixed_groups",
                                        "n_groups"])
+
+
+def _null_mode(x: np.ndarray, lower: float = 0.5) -> tuple[float, float]:
+    """(mode, sigma) of the low (not-used) cluster: the KDE mode of the lower `lower` share of the scores and the
+    half-normal MAD of the scores below it (the upper side is mixed with used images)."""
+    from scipy.stats import gaussian_kde
+
+    low = np.sort(x)[:max(4, int(round(len(x) * lower)))]
+    grid = np.linspace(low.min(), low.max(), 512)
+    mode = grid[np.argmax(gaussian_kde(low)(grid))]
+    left = x[x <= mode]
+    return float(mode), float(max(1.4826 * np.median(mode - left) if len(left) >= 3 else np.std(low), 1e-12))
+
+
+def _mixture_cut(x: np.ndarray, components: int = 2) -> tuple[float, float]:
+    """(cut, share above it) of a Gaussian mixture of the scores: where the lowest (not-used) component's posterior
+    falls below 0.5, searched between the lowest and the next component's mean."""
+    from sklearn.mixture import GaussianMixture
+
+    g = GaussianMixture(components, random_state=0, n_init=2).fit(x[:, None])
+    means = np.sort(g.means_.ravel())
+    low = int(np.argmin(g.means_.ravel()))
+    grid = np.linspace(means[0], means[1], 1001)
+    below = np.flatnonzero(g.predict_proba(grid[:, None])[:, low] < 0.5)
+    t = float(grid[below[0]]) if len(below) else float(means[1])
+    return t, float((x >= t).mean())
+
+
+def cut_rules() -> dict[str, Callable]:
+    """Threshold rules screened on scan-smoothed scores (issue 19, sixth round: few generated images): rule name
+    -> f(dev scores, dev labels, scores) -> threshold. "band" is the default (`banded_two_means`); "tail c" cuts
+    at the low cluster's mode + c sigma (`_null_mode`); "mixture k" where a k-component Gaussian mixture's lowest
+    component falls below posterior 0.5; "... in band" keeps a rule's share called used within the default band
+    of the adjusted count; "min(band, ...)" takes the lower (more used) of two cuts; "band around ..." centres the
+    band on another prevalence estimate."""
+    from synthscope.membership.thresholds import PREVALENCE_BAND, _two_means, adjusted_count, banded_two_means
+
+    def quantile(x, share):
+        return float(np.quantile(x, 1 - share)) if share < 1 else float(x.min())
+
+    def band(d, dy, x):
+        return banded_two_means(x, d, dy).threshold
+
+    def tail(c):
+        def rule(d, dy, x):
+            mode, sigma = _null_mode(x)
+            return mode + c * sigma
+        return rule
+
+    def mixture(k):
+        return lambda d, dy, x: _mixture_cut(x, k)[0]
+
+    def in_band(rule):
+        def inner(d, dy, x):
+            estimate = adjusted_count(d, dy, x)
+            share = float(np.clip((x >= rule(d, dy, x)).mean(), max(0.0, estimate - PREVALENCE_BAND),
+                                  min(1.0, estimate + PREVALENCE_BAND)))
+            return quantile(x, share)
+        return inner
+
+    def lower_of(rule):
+        return lambda d, dy, x: min(rule(d, dy, x), band(d, dy, x))
+
+    def around(estimate, below=PREVALENCE_BAND):   # two-means within a band (`below` under it) around an estimate
+        def inner(d, dy, x):
+            fit, e = _two_means(x), estimate(d, dy, x)
+            low, high = max(0.0, e - below), min(1.0, e + PREVALENCE_BAND)
+            share = fit.predicted_used_fraction
+            return fit.threshold if low <= share <= high else quantile(x, float(np.clip(share, low, high)))
+        return inner
+
+    rules = {"band": band, "two_means": lambda d, dy, x: _two_means(x).threshold}
+    for c in (2, 3, 4):
+        rules[f"tail {c}"] = tail(c)
+        rules[f"tail {c} in band"] = in_band(tail(c))
+        rules[f"min(band, tail {c})"] = lower_of(tail(c))
+    for k in (2, 3):
+        rules[f"mixture {k}"] = mixture(k)
+        rules[f"mixture {k} in band"] = in_band(mixture(k))
+        rules[f"min(band, mixture {k})"] = lower_of(mixture(k))
+    for below in (0.05, 0.10):                    # a band narrower below the count than above it
+        rules[f"band {below:g} below"] = around(adjusted_count, below)
+    rules["mixture 3 in band if count >= 0.6"] = lambda d, dy, x: (
+        in_band(mixture(3))(d, dy, x) if adjusted_count(d, dy, x) >= 0.6 else band(d, dy, x))
+    rules["band around mixture 2"] = around(lambda d, dy, x: _mixture_cut(x, 2)[1])
+    rules["band around mean(count, mixture 2)"] = around(
+        lambda d, dy, x: 0.5 * (_mixture_cut(x, 2)[1] + adjusted_count(d, dy, x)))
+    return rules
+
+
+def compare_cuts(pool: PatchPool, rules: dict[str, Callable], *, neighbours: int = 1, repeats: int = 200,
+                 seed: int = 0, shares=SHARES, generated=GENERATED) -> pd.DataFrame:
+    """Kappa of every threshold rule (`cut_rules`) on the scores as the default run cuts them: each folder's patch
+    scores scan-smoothed over `neighbours` nearest slices of its own label-free scan groups (dev's within dev's,
+    as `run_membership` does; the dev gate, which passed on 99.5-100 % of these re-splits, is not re-run). One row
+    per (cell, re-split, rule) with the share called used and the true share; "true_prevalence" (labels read) is
+    the ceiling of any prevalence estimate."""
+    from sklearn.metrics import cohen_kappa_score
+
+    from synthscope.membership.scores import near_duplicate_groups
+    from synthscope.membership.thresholds import scan_smoothed
+
+    rows = []
+    for n_generated, share, repeat, (dev, scored, drawn) in _resplits(pool, repeats, seed, shares, generated):
+        d, x = pool.scores(dev, drawn), pool.scores(scored, drawn)
+        dy, y = pool.used[dev], pool.used[scored]
+        if neighbours:
+            dp, xp = pool.pixels[dev], pool.pixels[scored]
+            d = scan_smoothed(d, dp, near_duplicate_groups(dp), neighbours)
+            x = scan_smoothed(x, xp, near_duplicate_groups(xp), neighbours)
+        cuts = {name: rule(d, dy, x) for name, rule in rules.items()}
+        cuts["true_prevalence"] = np.quantile(x, 1 - y.mean())
+        for name, t in cuts.items():
+            calls = (x >= t).astype(int)
+            rows.append((n_generated, share, repeat, name, cohen_kappa_score(y, calls), calls.mean(),
+                         y.mean()))
+    return pd.DataFrame(rows, columns=["generated", "share", "repeat", "rule", "kappa", "called", "true"])
 
 
 def default_rules() -> dict[str, Callable]:
@@ -337,11 +466,17 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="write every kappa as CSV")
     parser.add_argument("--scores", type=str, default=None,
                         help="compare patch scores instead of threshold rules: typicality weights, e.g. 0,0.2")
+    parser.add_argument("--cuts", action="store_true",
+                        help="compare threshold rules on scan-smoothed scores, as the default run cuts them (`cut_rules`)")
     parser.add_argument("--pooling", action="store_true",
                         help="compare scan pooling of the scores before the default cut (`pooling_rules`)")
     args = parser.parse_args(argv)
     groups = args.scan_groups or args.bench.parent.parent / "data" / "iqoth256" / "near_duplicate_groups.csv"
-    if args.pooling:
+    if args.cuts:
+        kappas = compare_cuts(load_pool(args.bench, groups, pixels=True), cut_rules(), repeats=args.repeats,
+                              seed=args.seed)
+        reference = "band"
+    elif args.pooling:
         kappas = compare_pooling(load_pool(args.bench, groups, pixels=True), pooling_rules(), repeats=args.repeats,
                                  seed=args.seed)
         reference = "raw"
