@@ -366,6 +366,50 @@ def test_figures_are_saved_after_a_scatter_selection(export_app, tmp_path):
     assert (tmp_path / "exports" / "figs" / "figures-2" / "scatter.html").is_file()
 
 
+
+def test_a_png_writer_that_hangs_costs_one_timeout_and_the_html_is_still_saved(export_app, tmp_path, monkeypatch):
+    """Kaleido's browser can die and leave write_image waiting for ever (a make test run hung on this test's
+    neighbour): each PNG gets a time limit, a hung one is reported and not retried, and the HTML stays."""
+    import plotly.graph_objects as go
+
+    from synthscope_dashboard.views import export
+
+    release, calls = threading.Event(), []
+
+    def hang(self, path, **kwargs):
+        calls.append(Path(path).name)
+        release.wait(60)
+
+    monkeypatch.setattr(go.Figure, "write_image", hang)
+    monkeypatch.setattr(export, "PNG_TIMEOUT_S", 0.5)
+    try:
+        view = export_app.view("Export")
+        view.folder.value = "hung"
+        view.figures_button.click()
+        folder = tmp_path / "exports" / "hung" / "figures"
+        names = sorted(p.name for p in folder.iterdir())
+        assert names and all(name.endswith(".html") for name in names), names
+        assert sorted(calls) == sorted(name.replace(".html", ".png") for name in names)   # one try each
+        assert "did not finish the image in 0.5 s" in view.result.value, view.result.value
+    finally:
+        release.set()
+
+
+def test_a_png_writer_that_fails_once_is_tried_again():
+    from synthscope_dashboard.views.export import _write_png
+
+    class FailsOnce:
+        tries = 0
+
+        def write_image(self, path, **kwargs):
+            self.tries += 1
+            if self.tries == 1:
+                raise RuntimeError("kaleido_scopes is not defined")
+
+    figure = FailsOnce()
+    assert _write_png(figure, "unused.png", timeout_s=5) is None and figure.tries == 2
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path, PureWindowsPath
 
 import ipywidgets as widgets
@@ -417,16 +418,35 @@ class ExportView(View):
         return banner(f"<b>saved {len(written)} files</b><br>{listing}{extra}", "warn" if problems else "ok")
 
 
-def _write_png(figure, path, attempts: int = 2):
+#: seconds one PNG may take; kaleido's browser can die and leave its event loop waiting for ever
+#: (seen once in make test: the "Save figures" click never returned)
+PNG_TIMEOUT_S = 120.0
+
+
+def _write_png(figure, path, attempts: int = 2, timeout_s: float | None = None):
     """Write a PNG through kaleido; None when written, else the last error. Kaleido starts a headless
     browser per call, and on a loaded machine its page can be evaluated before its scripts load
-    ("kaleido_scopes is not defined"): one more try starts a fresh browser."""
+    ("kaleido_scopes is not defined"): one more try starts a fresh browser. Each try runs in a daemon thread
+    given `timeout_s` (PNG_TIMEOUT_S): a try that hangs is left behind and reported, and not tried again."""
+    timeout_s = PNG_TIMEOUT_S if timeout_s is None else timeout_s
     error = None
     for _ in range(attempts):
-        try:
-            figure.write_image(path, width=1000, height=600, scale=2)
+        outcome: list = []
+
+        def write():
+            try:
+                figure.write_image(path, width=1000, height=600, scale=2)
+                outcome.append(None)
+            except Exception as caught:
+                outcome.append(caught)
+
+        worker = threading.Thread(target=write, name="synthscope-png", daemon=True)
+        worker.start()
+        worker.join(timeout_s)
+        if not outcome:
+            return TimeoutError(f"kaleido did not finish the image in {timeout_s:g} s (its browser may have died)")
+        if outcome[0] is None:
             return None
-        except Exception as caught:
-            error = caught
+        error = outcome[0]
     return error
 
