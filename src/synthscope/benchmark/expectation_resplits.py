@@ -14,13 +14,12 @@ metric, before), "predictive" (the posterior predictive for the scored folder gi
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from synthscope.benchmark.threshold_resplits import GENERATED, SHARES, PatchPool, load_pool, resplit_rows
+from synthscope.benchmark.threshold_resplits import GENERATED, SHARES, PatchPool, load_pool, resplit_parser, resplit_rows
 
 INTERVAL_NAMES = ("bootstrap", "predictive", "predictive_dev")
 
@@ -88,12 +87,7 @@ def summary(found: pd.DataFrame) -> pd.DataFrame:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bench", type=Path, required=True, help="a sub-task 1 benchmark (e.g. ../shared/bench/v3)")
-    parser.add_argument("--scan-groups", type=Path, default=None,
-                        help="pool id -> scan CSV (default: data/iqoth256/near_duplicate_groups.csv beside bench/)")
-    parser.add_argument("--repeats", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = resplit_parser(__doc__.split("\n\n")[0], repeats=100)
     parser.add_argument("--typicality", type=float, default=0.0, help="the patch score's typicality weight")
     parser.add_argument("--generated", type=str, default=None, help="generated images per folder, e.g. 20,50")
     parser.add_argument("--out", type=Path, default=None, help="write every re-split's intervals as CSV")

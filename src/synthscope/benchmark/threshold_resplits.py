@@ -456,13 +456,19 @@ def summary(kappas: pd.DataFrame, reference: str = "two_means_band", *, n_boot: 
                                       "gain", "gain_low", "gain_high"])
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def resplit_parser(description: str, repeats: int) -> argparse.ArgumentParser:
+    """The options every re-split harness takes: the benchmark, its scan groups, how many re-splits, the seed."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--bench", type=Path, required=True, help="a sub-task 1 benchmark (e.g. ../shared/bench/v3)")
     parser.add_argument("--scan-groups", type=Path, default=None,
                         help="pool id -> scan CSV (default: data/iqoth256/near_duplicate_groups.csv beside bench/)")
-    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=repeats)
     parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv=None) -> None:
+    parser = resplit_parser(__doc__.split("\n\n")[0], repeats=200)
     parser.add_argument("--out", type=Path, default=None, help="write every kappa as CSV")
     parser.add_argument("--scores", type=str, default=None,
                         help="compare patch scores instead of threshold rules: typicality weights, e.g. 0,0.2")
