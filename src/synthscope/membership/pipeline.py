@@ -348,6 +348,8 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
         real = {s: _take(features[s], real_rows) for s in spaces}
         own_gen = GeneratedSet.of(dataset, features, gen_rows, spaces)
         dev_result, dev_group, dev_used, n_tests, expected, dev_scan = None, pairs.get(group), None, 1, None, None
+        pixels_here = _take(features[GALLERY_SPACE], real_rows)   # the scan groups' and smoothing's space
+        scan = near_duplicate_groups(pixels_here)
         typicality = _typicality(options, image_scores, dataset, features, real_rows, dev,
                                  dev_features if dev is not None else None, pairs.get(group))
         if dev is not None:
@@ -357,7 +359,8 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
                 raise ValueError(f"dev group {dev_group!r} of {dev.root} needs real images labelled both used and "
                                  f"not used")
             dev_real = {s: _take(dev_features[s], dev_real_rows) for s in spaces}
-            dev_scan = near_duplicate_groups(_take(dev_features[GALLERY_SPACE], dev_real_rows))
+            dev_pixels = _take(dev_features[GALLERY_SPACE], dev_real_rows)
+            dev_scan = near_duplicate_groups(dev_pixels)
             dev_gen = GeneratedSet.of(dev, dev_features, dev_gen_rows, spaces)
             if options.generated == "pooled":    # one generator: both folders' images, one scale for dev and test
                 dev_gen = own_gen = dev_gen.join(own_gen)
@@ -385,12 +388,10 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
             baseline = dev_result.best_baseline
             result = score_group(dataset, real_rows, own_gen,
                                  dev_real if options.reference == "dev" else None, None, chosen)
-            scan = near_duplicate_groups(_take(features[GALLERY_SPACE], real_rows))
-            dev_pixels = _take(dev_features[GALLERY_SPACE], dev_real_rows)
             dev_table = with_smoothed(dev_result.scores, dev_pixels, dev_scan, options.scan_smoothing)  # nested CV
             if smoothing_applies(options.scan_smoothing, dev_used, dev_scan, alpha):   # chosen column, label-free
                 for table, pixels, groups in ((dev_result.scores, dev_pixels, dev_scan),
-                                              (result.scores, _take(features[GALLERY_SPACE], real_rows), scan)):
+                                              (result.scores, pixels_here, scan)):
                     table[chosen] = scan_smoothed(table[chosen].to_numpy(), pixels, groups, options.scan_smoothing)
                 choice += f"; scores smoothed over {options.scan_smoothing} nearest slice(s) of each scan group"
             threshold = _threshold(options, dev_result.scores[chosen].to_numpy(), dev_used,
@@ -399,7 +400,6 @@ def run_membership(dataset, dev=None, options: MembershipOptions | None = None, 
             expected = expected_performance(dev_table, dev_used, dev_scan, _procedure(options, alpha), seed=0,
                                             scored_calls=predict(result.scores[chosen].to_numpy(), threshold.threshold))
         else:
-            scan = near_duplicate_groups(_take(features[GALLERY_SPACE], real_rows))
             own_used = _used_labels(dataset, real_rows)
             result = score_group(dataset, real_rows, own_gen, None, None, None)
             chosen = (next((c for c in DEFAULT_COLUMN_ORDER if c in result.scores.columns), "ensemble")
