@@ -331,9 +331,6 @@ def _t(seconds: float | None) -> str:
     return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.0f} s"
 
 
-_mb = format_mb
-
-
 # -- the section ------------------------------------------------------------------------------
 
 def run(ctx: BenchContext) -> BenchSection:
@@ -425,8 +422,8 @@ def _markdown(data: dict) -> list[str]:
             continue
         engine = "1 process" if not row["workers"] else f"LocalCluster, {row['workers']} workers"
         lines.append(f"| {row['n']:,} | {engine} | {_t(row['seconds'])} ({row['n'] / row['seconds']:.0f}) | "
-                     f"{_t(row['load_s'])} | {_mb(row['peak_rss_mb'])} | "
-                     f"{', '.join(_mb(v) for v in row.get('worker_peak_rss_mb', [])) or '-'} | "
+                     f"{_t(row['load_s'])} | {format_mb(row['peak_rss_mb'])} | "
+                     f"{', '.join(format_mb(v) for v in row.get('worker_peak_rss_mb', [])) or '-'} | "
                      f"{_t(row.get('cluster_start_s'))} | {row.get('same_as_one_process', '-')} |")
     one = [r for r in data["embed"] if not r.get("workers") and "error" not in r]
     two = [r for r in data["embed"] if r.get("workers") and "error" not in r]
@@ -451,7 +448,7 @@ def _markdown(data: dict) -> list[str]:
             lines.append(f"| {row.get('n')} | failed: {row['error']} |||||")
             continue
         lines.append(f"| {row['n']:,} | {row['gib']:.2f} GiB | {_t(row['write_s'])} | {_t(row['read_s'])} | "
-                     f"{row['shards']} | {_mb(row['peak_rss_mb'])} |")
+                     f"{row['shards']} | {format_mb(row['peak_rss_mb'])} |")
     ok_cache = [r for r in data["cache"] if "error" not in r]
     data["slopes"]["cache_write"] = loglog_slope([r["n"] for r in ok_cache], [r["write_s"] for r in ok_cache])
     # clustering
@@ -462,7 +459,7 @@ def _markdown(data: dict) -> list[str]:
             lines.append(f"| {row.get('n')} | {row.get('method')} | failed: {row['error']} |||")
             continue
         lines.append(f"| {row['n']:,} | {row['method']} | {_t(row['seconds'])} | {row['chosen']} | "
-                     f"{_mb(row['peak_rss_mb'])} |")
+                     f"{format_mb(row['peak_rss_mb'])} |")
     kmeans = [r for r in data["cluster"] if r.get("method") == "kmeans" and "error" not in r]
     data["slopes"]["cluster_kmeans"] = loglog_slope([r["n"] for r in kmeans], [r["seconds"] for r in kmeans])
     # membership
@@ -475,13 +472,13 @@ def _markdown(data: dict) -> list[str]:
             lines.append(f"| {row.get('n_generated')} | {row.get('n_real')} | failed: {row['error']} |||")
             continue
         lines.append(f"| {row['n_generated']:,} | {row['n_real']:,} | scorer ({row['index']}) | {_t(row['seconds'])} | "
-                     f"{_mb(row['peak_rss_mb'])} |")
+                     f"{format_mb(row['peak_rss_mb'])} |")
     for row in data["knn"]:
         if "error" in row:
             lines.append(f"| {row.get('n_data')} | {row.get('n_query')} | {row.get('method')}: failed {row['error']} |||")
             continue
         lines.append(f"| {row['n_data']:,} | {row['n_query']:,} | kNN {row['method']} | {_t(row['seconds'])} | "
-                     f"{_mb(row['peak_rss_mb'])} |")
+                     f"{format_mb(row['peak_rss_mb'])} |")
     lines += _membership_run_lines(data)
     members = [r for r in data["membership"] if "error" not in r]
     data["slopes"]["membership"] = loglog_slope([r["n_generated"] for r in members], [r["seconds"] for r in members])
@@ -509,14 +506,14 @@ def _membership_run_lines(data: dict) -> list[str]:
         if "error" in row:
             lines.append(f"| {row.get('n_generated')} | {row.get('n_real')} | failed: {row['error']} ||||")
             continue
-        lines.append(f"| {row['n_generated']:,} | {row['n_real']:,} | {row['search']} | {_mb(row['features_mb'])} | "
-                     f"{_t(row['seconds'])} ({_t(row.get('cpu_s'))}) | {_mb(row['peak_rss_mb'])} |")
+        lines.append(f"| {row['n_generated']:,} | {row['n_real']:,} | {row['search']} | {format_mb(row['features_mb'])} | "
+                     f"{_t(row['seconds'])} ({_t(row.get('cpu_s'))}) | {format_mb(row['peak_rss_mb'])} |")
     slope = loglog_slope([r["n_generated"] for r in done], [r["seconds"] for r in done])
     data.setdefault("slopes", {})["membership_run"] = slope
     if math.isfinite(slope):
         peaks = [r["peak_rss_mb"] for r in done]
         lines += ["", f"Time grows as n^{slope:.2f} in the generated images (all rows; the search changes from exact to "
-                  f"faiss on the way); peak RSS stays between {_mb(min(peaks))} and {_mb(max(peaks))} (the real images' "
+                  f"faiss on the way); peak RSS stays between {format_mb(min(peaks))} and {format_mb(max(peaks))} (the real images' "
                   "side: their features, the leave-one-out searches, the scan groups), the generated features "
                   "passing a chunk at a time. The real default spaces are wider (pixels-norm "
                   "and pixels-lung 4,096-d, pixels-128 16,384-d): their time grows with the width, their memory by the "

@@ -1,8 +1,9 @@
-"""The patch score at scale (`images:patches`), rows of the `make bench` scale section.
+"""`make bench` section: the patch score (`images:patches`) at scale.
 
-Each measurement runs in a process of its own (`python -m synthscope.benchmark.scale_patches patches JSON`): `patch_copy_score` of n_real
-stand-in real images against n_generated stand-in generated images, both read a chunk at a time as the membership
-run reads them (`membership.rows.ImageRows`), with wall seconds, CPU seconds and the process's peak RSS.
+Each measurement runs in a process of its own (`python -m synthscope.benchmark.scale_patches patches JSON`):
+`patch_copy_score` of n_real stand-in real images against n_generated stand-in generated images, both read a chunk
+at a time as the membership run reads them (`membership.rows.ImageRows`), with wall seconds, CPU seconds and the
+process's peak RSS.
 
 Stand-ins: 256 px CT-like slices made by the project (`synthscope.phantom`: 240 procedural slices of 40 patients,
 fewer for small sets),
@@ -19,9 +20,10 @@ import sys
 import time
 from typing import Any
 
-from synthscope.benchmark.base import BenchContext, BenchSection, format_mb, measure_in_subprocess, print_measurement
-
 import numpy as np
+
+from synthscope.benchmark.base import (BenchContext, BenchSection, format_mb, measure_in_subprocess, peak_rss_mb,
+                                       print_measurement)
 
 #: (generated, real, search) sizes, full and quick (quick: the streamed faiss search at a small size)
 PATCH_SIZES = (((10_000, 4_000, "auto"), (50_000, 10_000, "auto")), ((1_000, 200, "approx"),))
@@ -64,7 +66,6 @@ def measure_patches(n_generated: int, n_real: int, method: str = "auto", exact_c
     """`patch_copy_score(real, generated)`; the generated images rendered a chunk at a time as the score reads them.
     `exact_check` real images are then scored exactly against every generated image (not timed) to show how far the
     measured (approximate above APPROX_PATCH_PAIRS) score is from the exact one."""
-    from synthscope.benchmark.base import peak_rss_mb
     from synthscope.membership.patches import APPROX_PATCH_PAIRS, patch_copy_score, patch_pairs
     from synthscope.membership.rows import ImageRows
     from synthscope.runtime import choose_threads
