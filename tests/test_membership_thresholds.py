@@ -177,3 +177,23 @@ def test_the_cut_screen_on_smoothed_scores_pairs_rules_on_the_same_resplits():
     smoothed = compare_cuts(pool, rules, neighbours=1, **kw)
     assert list(smoothed.columns) == list(raw.columns) and len(smoothed) == len(raw)
     assert not np.allclose(smoothed.called, raw.called) or not np.allclose(smoothed.kappa, raw.kappa)
+
+
+def test_every_screened_prevalence_estimate_recovers_a_known_share_when_dev_carries():
+    """The seventh round's candidates (`benchmark.prevalence_resplits.prevalence_estimate`) on scores whose class
+    distributions are the same in dev and the folder (what each assumes): each finds the folder's share used,
+    which differs from dev's, within what 1,200 folder images allow; a one-class dev or an unknown name is refused."""
+    from synthscope.benchmark.prevalence_resplits import PREVALENCE_METHODS, prevalence_estimate
+
+    rng = np.random.default_rng(3)
+    dev_used = np.r_[np.ones(300), np.zeros(300)].astype(int)
+    dev = np.where(dev_used == 1, rng.normal(2.0, 1.0, 600), rng.normal(0.0, 1.0, 600)) * 50 - 3000
+    for share in (0.25, 0.7):
+        used = rng.random(1200) < share
+        folder = np.where(used, rng.normal(2.0, 1.0, 1200), rng.normal(0.0, 1.0, 1200)) * 50 - 3000
+        for method in PREVALENCE_METHODS:
+            assert prevalence_estimate(dev, dev_used, folder, method=method) == pytest.approx(used.mean(), abs=0.07), method
+    with pytest.raises(ValueError, match="both classes"):
+        prevalence_estimate(dev, np.ones(600), folder, method="cdf")
+    with pytest.raises(ValueError, match="unknown prevalence method"):
+        prevalence_estimate(dev, dev_used, folder, method="nope")

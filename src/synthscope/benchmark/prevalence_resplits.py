@@ -1,0 +1,151 @@
+"""Prevalence estimates for the banded cut at few generated images (issue 19, seventh round): which label-free
+estimate of the scored folder's share used, from labelled dev scores and the folder's own scores, puts the cut
+nearest the true share on scan-disjoint re-splits of a labelled pool (no benchmark's test labels read).
+
+The sixth round (`threshold_resplits --cuts`) found that no cut rule beats the banded two-means at 20 generated
+images per folder and that the true share's quantile would add +0.06 to +0.08 kappa: the limit is the adjusted
+count (Forman 2008) the band is centred on, fitted at one dev cut from ~40 dev images. The candidates here use
+more of dev: Forman's median sweep (the adjusted count at every dev cut with TPR - FPR >= 0.25, median), matching
+the folder's empirical CDF as a mixture of dev's two class CDFs (least squares), HDy (González-Castro et al.
+2013: Hellinger distance between histograms, median over bin counts), EMQ (Saerens et al. 2002: EM on
+logistic-calibrated dev posteriors) and the probabilistic adjusted count (Bella et al. 2010).
+
+    python -m synthscope.benchmark.prevalence_resplits --bench ../shared/bench/v3 --repeats 60 --seed 900
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from synthscope.benchmark.threshold_resplits import compare_cuts, load_pool, resplit_parser, summary
+
+
+#: the label-free prevalence estimates screened (`prevalence_estimate`)
+PREVALENCE_METHODS = ("count", "median_sweep", "cdf", "hdy", "emq", "pacc")
+
+
+def prevalence_estimate(dev_scores, dev_used, scores, *, method: str = "count") -> float:
+    """The fraction used in `scores` (no labels) from labelled dev scores, kept in [0.02, 0.98]. All assume the
+    score's class-conditional distributions carry from dev, not the prevalence. "count": `adjusted_count` at dev's
+    kappa-best cut; "median_sweep": the adjusted count at every dev cut with TPR - FPR >= 0.25, median (Forman
+    2008); "cdf": the mixture weight p that best fits the folder's empirical CDF by p F_used + (1 - p) F_not of dev
+    (least squares over the pooled scores); "hdy": the weight minimising the Hellinger distance between the
+    folder's histogram and the mixture's, median over 10-100 bins (González-Castro et al. 2013); "emq": EM on the
+    prior of logistic-calibrated dev posteriors (Saerens et al. 2002); "pacc": the mean calibrated posterior,
+    corrected by its dev means per class (Bella et al. 2010)."""
+    if method not in PREVALENCE_METHODS:
+        raise ValueError(f"unknown prevalence method {method!r}; choose from {', '.join(PREVALENCE_METHODS)}")
+    d, dy, x = np.asarray(dev_scores, dtype=float), np.asarray(dev_used).astype(int), np.asarray(scores, dtype=float)
+    from synthscope.membership.thresholds import adjusted_count
+
+    if method == "count":
+        return adjusted_count(d, dy, x)
+    pos, neg = d[dy == 1], d[dy == 0]
+    if not len(pos) or not len(neg):
+        raise ValueError("a prevalence estimate needs dev scores of both classes")
+    if method == "median_sweep":
+        values = np.unique(d)
+        cuts = (values[:-1] + values[1:]) / 2
+        tpr = (pos[None] >= cuts[:, None]).mean(axis=1)
+        fpr = (neg[None] >= cuts[:, None]).mean(axis=1)
+        q = (x[None] >= cuts[:, None]).mean(axis=1)
+        keep = tpr - fpr >= 0.25
+        if not keep.any():
+            return adjusted_count(d, dy, x)
+        p = float(np.median((q[keep] - fpr[keep]) / (tpr[keep] - fpr[keep])))
+    elif method == "cdf":
+        grid = np.sort(np.concatenate([d, x]))
+        f_pos, f_neg, f_x = (np.searchsorted(np.sort(v), grid, side="right") / len(v) for v in (pos, neg, x))
+        gap = f_pos - f_neg
+        p = float(((f_x - f_neg) * gap).sum() / max((gap * gap).sum(), 1e-12))
+    elif method == "hdy":
+        low, high = min(d.min(), x.min()), max(d.max(), x.max())
+        weights = np.linspace(0, 1, 101)
+        found = []
+        for bins in range(10, 101, 10):
+            edges = np.linspace(low, high, bins + 1)
+            h_pos, h_neg, h_x = (np.histogram(v, edges)[0] / len(v) for v in (pos, neg, x))
+            mix = weights[:, None] * h_pos[None] + (1 - weights[:, None]) * h_neg[None]
+            found.append(weights[np.argmin(((np.sqrt(mix) - np.sqrt(h_x)[None]) ** 2).sum(axis=1))])
+        p = float(np.median(found))
+    else:
+        from sklearn.linear_model import LogisticRegression
+
+        centre, spread = d.mean(), max(d.std(), 1e-12)            # the solver wants unit-scale scores
+        d, x = (d - centre) / spread, (x - centre) / spread
+        model = LogisticRegression().fit(d[:, None], dy)
+        post_x = model.predict_proba(x[:, None])[:, 1]
+        if method == "pacc":
+            post_d = model.predict_proba(d[:, None])[:, 1]
+            tpr, fpr = post_d[dy == 1].mean(), post_d[dy == 0].mean()
+            p = float((post_x.mean() - fpr) / max(tpr - fpr, 1e-6))
+        else:
+            prior = dy.mean()
+            p = prior
+            for _ in range(1000):
+                ratio = np.clip(p, 1e-6, 1 - 1e-6) / prior, (1 - np.clip(p, 1e-6, 1 - 1e-6)) / (1 - prior)
+                moved = ratio[0] * post_x / (ratio[0] * post_x + ratio[1] * (1 - post_x))
+                if abs(moved.mean() - p) < 1e-8:
+                    p = moved.mean()
+                    break
+                p = moved.mean()
+            p = float(p)
+    return float(np.clip(p, 0.02, 0.98))
+
+
+def candidate_estimates() -> dict[str, Callable]:
+    """estimate name -> f(dev scores, dev labels, scores) -> share used in scores."""
+    from synthscope.membership.thresholds import adjusted_count
+
+    estimates = {"count": adjusted_count}
+    for method in ("median_sweep", "cdf", "hdy", "emq", "pacc"):
+        estimates[method] = (lambda m: lambda d, dy, x: prevalence_estimate(d, dy, x, method=m))(method)
+    estimates["mean(count, cdf)"] = lambda d, dy, x: 0.5 * (estimates["count"](d, dy, x) + estimates["cdf"](d, dy, x))
+    estimates["mean(sweep, cdf)"] = lambda d, dy, x: 0.5 * (estimates["median_sweep"](d, dy, x)
+                                                           + estimates["cdf"](d, dy, x))
+    return estimates
+
+
+def prevalence_rules(estimates: dict[str, Callable] | None = None) -> dict[str, Callable]:
+    """Cut rules (as `threshold_resplits.cut_rules`): the default band, and per estimate the two-means cut kept within
+    the band around it ("band around e") and the folder's quantile at the estimate itself ("quantile at e")."""
+    from synthscope.membership.thresholds import PREVALENCE_BAND, _two_means, banded_two_means
+
+    def quantile(x, share):
+        return float(np.quantile(x, 1 - share)) if share < 1 else float(x.min())
+
+    def around(estimate):
+        def inner(d, dy, x):
+            fit, e = _two_means(x), estimate(d, dy, x)
+            low, high = max(0.0, e - PREVALENCE_BAND), min(1.0, e + PREVALENCE_BAND)
+            return quantile(x, float(np.clip(fit.predicted_used_fraction, low, high)))
+        return inner
+
+    rules = {"band": lambda d, dy, x: banded_two_means(x, d, dy).threshold}
+    for name, estimate in (estimates or candidate_estimates()).items():
+        rules[f"band around {name}"] = around(estimate)
+        rules[f"quantile at {name}"] = (lambda e: lambda d, dy, x: quantile(x, e(d, dy, x)))(estimate)
+    return rules
+
+
+def main(argv=None) -> None:
+    parser = resplit_parser(__doc__.split("\n\n")[0], repeats=60)
+    parser.add_argument("--out", type=str, default=None, help="write every kappa as CSV")
+    parser.add_argument("--generated", type=str, default="20,50", help="generated images per folder, e.g. 20,50")
+    args = parser.parse_args(argv)
+    groups = args.scan_groups or args.bench.parent.parent / "data" / "iqoth256" / "near_duplicate_groups.csv"
+    generated = tuple(int(g) for g in args.generated.split(","))
+    kappas = compare_cuts(load_pool(args.bench, groups, pixels=True), prevalence_rules(), repeats=args.repeats,
+                          seed=args.seed, generated=generated)
+    if args.out:
+        kappas.to_csv(args.out, index=False)
+    called = kappas.assign(error=kappas["called"] - kappas["true"]).groupby(["generated", "share", "rule"])["error"]
+    print(called.agg(bias="mean", mae=lambda e: e.abs().mean()).reset_index().to_string(
+        index=False, float_format=lambda v: f"{v:.3f}"))
+    print(summary(kappas, "band").to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+if __name__ == "__main__":
+    main()
