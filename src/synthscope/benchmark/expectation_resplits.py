@@ -21,37 +21,56 @@ import pandas as pd
 
 from synthscope.benchmark.threshold_resplits import GENERATED, SHARES, PatchPool, load_pool, resplit_parser, resplit_rows
 
-INTERVAL_NAMES = ("bootstrap", "predictive", "predictive_dev")
+INTERVAL_NAMES = ("bootstrap", "predictive_nominal", "predictive", "predictive_dev")
 
 
 def intervals_on_resplit(pool: PatchPool, rng: np.random.Generator, share: float, n_generated: int, *,
-                         typicality: float = 0.0, n_boot: int = 1000, raw: list | None = None) -> list[tuple]:
+                         typicality: float = 0.0, n_boot: int = 1000, raw: list | None = None,
+                         smoothing: int | None = None) -> list[tuple]:
     """One re-split: (interval, metric, test value, value, low, high) for each interval and metric; with `raw`, its
-    out-of-fold calls and the scored folder's calls and labels are appended there (to compare intervals later)."""
+    out-of-fold calls and the scored folder's calls and labels are appended there (to compare intervals later).
+    With `pool.pixels`, as `run_membership` does: scan groups found without labels on each folder's 64 px images
+    (the nested CV's folds), scan smoothing (`smoothing`, default the run's) gated on dev's labels, and the nested CV
+    on the raw column beside its smoothed copy."""
     from sklearn.metrics import cohen_kappa_score, f1_score
 
     from synthscope.membership import MembershipOptions
-    from synthscope.membership.expectation import _stratified_group_bootstrap, out_of_fold_calls, predictive_interval
+    from synthscope.membership.expectation import (
+        COVERAGE_CALIBRATION, _stratified_group_bootstrap, out_of_fold_calls, predictive_interval,
+    )
     from synthscope.membership.pipeline import _procedure, _threshold
+    from synthscope.membership.scores import near_duplicate_groups
+    from synthscope.membership.thresholds import scan_smoothed, smoothing_applies, with_smoothed
     from synthscope.membership.verdicts import rank_test
 
+    options = MembershipOptions() if smoothing is None else MembershipOptions(scan_smoothing=smoothing)
     dev, scored, generated = resplit_rows(pool, rng, share, n_generated)
     d, x = pool.scores(dev, generated, typicality), pool.scores(scored, generated, typicality)
     dy, y = pool.used[dev], pool.used[scored]
-    options = MembershipOptions()
+    table, dev_groups = pd.DataFrame({"images:patches": d}), pool.scans[dev]
+    if pool.pixels is not None:
+        dp, xp = pool.pixels[dev], pool.pixels[scored]
+        dev_groups, groups = near_duplicate_groups(dp), near_duplicate_groups(xp)
+        table = with_smoothed(table, dp, dev_groups, options.scan_smoothing)
+        if smoothing_applies(options.scan_smoothing, dy, dev_groups, options.alpha):
+            d, x = (scan_smoothed(d, dp, dev_groups, options.scan_smoothing),
+                    scan_smoothed(x, xp, groups, options.scan_smoothing))
     leaked = rank_test(d, dy, alpha=options.alpha).significant
     calls = (x >= _threshold(options, d, dy, x, leaked).threshold).astype(int)
     test = {"f1": f1_score(y, calls, zero_division=0), "kappa": cohen_kappa_score(y, calls)}
-    folds = out_of_fold_calls(pd.DataFrame({"images:patches": d}), dy, pool.scans[dev], _procedure(options, options.alpha))
+    folds = out_of_fold_calls(table, dy, dev_groups, _procedure(options, options.alpha))
     if folds is None:
         return []
     oy, op, og, _, _ = folds
     if raw is not None:
         raw.append({"share": share, "generated": n_generated, "y": oy, "p": op, "g": og, "calls": calls,
                     "labels": y, "test": test})
+    calibrated = 0.05 * COVERAGE_CALIBRATION
     found = {"bootstrap": _stratified_group_bootstrap(oy, op, og, n_boot=n_boot, seed=0, alpha=0.05),
-             "predictive": predictive_interval(oy, op, og, n_repeats=5, scored_calls=calls, n_draws=n_boot)[0],
-             "predictive_dev": predictive_interval(oy, op, og, n_repeats=5, n_draws=n_boot)[0]}
+             "predictive_nominal": predictive_interval(oy, op, og, n_repeats=5, scored_calls=calls, n_draws=n_boot)[0],
+             "predictive": predictive_interval(oy, op, og, n_repeats=5, scored_calls=calls, n_draws=n_boot,
+                                               alpha=calibrated)[0],
+             "predictive_dev": predictive_interval(oy, op, og, n_repeats=5, n_draws=n_boot, alpha=calibrated)[0]}
     return [(name, metric, test[metric], e[metric].value, e[metric].ci_low, e[metric].ci_high)
             for name, e in found.items() for metric in ("f1", "kappa")]
 
@@ -100,7 +119,7 @@ def main(argv=None) -> None:
     if args.pool_cache is not None and args.pool_cache.is_file():
         pool = pd.read_pickle(args.pool_cache)
     else:
-        pool = load_pool(args.bench, groups, typicality=True)
+        pool = load_pool(args.bench, groups, typicality=args.typicality > 0, pixels=True)
         if args.pool_cache is not None:
             pd.to_pickle(pool, args.pool_cache)
     raw = [] if args.raw else None
