@@ -225,6 +225,13 @@ def test_fit_threshold_by_objective_prevalence_and_mixture():
     bimodal = np.r_[rng.normal(0, 1, 300), rng.normal(8, 1, 100)]
     mixture = mb.fit_threshold(bimodal, None)
     assert mixture.method == "mixture" and 2 < mixture.threshold < 6
+    # a tight not-used cluster and a wide used one: the wide component also wins far out in the low tail, where
+    # the cut once landed (every image called used); it is searched between the two means
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        unequal = np.r_[rng.normal(0, 0.3, 70), rng.normal(3, 2.0, 30)]
+        cut = mb.fit_threshold(unequal, None)
+        assert 0.3 < cut.threshold < 3 and 0.15 < cut.predicted_used_fraction < 0.45, seed
     with pytest.raises(ValueError, match="unknown objective"):
         mb.fit_threshold(scores, y, "auc")
     with pytest.raises(ValueError, match="finite"):

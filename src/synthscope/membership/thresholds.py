@@ -42,7 +42,7 @@ def fit_threshold(scores, y=None, objective: str = "f1", *, prevalence: float | 
     Without labels: `prevalence` (expected fraction used) sets a quantile, else `label_free` cuts the
     scores' own distribution: "two_means" (Otsu: the cut that maximises the between-group variance, i.e.
     1-D two-means, no assumption about the fraction used) or "mixture" (a two-component Gaussian mixture,
-    the cut where the higher component becomes more likely).
+    the cut between the two means where the higher component becomes more likely).
     """
     scores = np.asarray(scores, dtype=float)
     if scores.ndim != 1 or len(scores) == 0 or not np.isfinite(scores).all():
@@ -73,11 +73,14 @@ def fit_threshold(scores, y=None, objective: str = "f1", *, prevalence: float | 
     if len(scores) < 4:
         raise ValueError("a two-component mixture needs at least 4 scores")
     gm = GaussianMixture(2, random_state=random_state).fit(scores[:, None])
-    high = int(np.argmax(gm.means_.ravel()))
-    grid = np.linspace(scores.min(), scores.max(), 2001)
+    means = gm.means_.ravel()
+    high = int(np.argmax(means))
+    # searched between the two means: with unequal variances the wider component also wins far out in the other
+    # tail, and a search from the lowest score then cut there and called every image used
+    grid = np.linspace(means.min(), means.max(), 2001)
     posterior = gm.predict_proba(grid[:, None])[:, high]
     above = np.nonzero(posterior >= 0.5)[0]
-    t = float(grid[above[0]]) if len(above) else float(scores.max() + 1.0)
+    t = float(grid[above[0]]) if len(above) else float(means.max())
     return ThresholdFit(t, "mixture", float("nan"), float((scores >= t).mean()))
 
 
