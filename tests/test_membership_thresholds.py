@@ -197,3 +197,19 @@ def test_every_screened_prevalence_estimate_recovers_a_known_share_when_dev_carr
         prevalence_estimate(dev, np.ones(600), folder, method="cdf")
     with pytest.raises(ValueError, match="unknown prevalence method"):
         prevalence_estimate(dev, dev_used, folder, method="nope")
+
+
+def test_whole_group_pooling_of_the_fifth_round_moves_scores_to_their_group():
+    """`threshold_resplits.scan_pooled` (the fifth round's losing candidate, kept with its harness): weight 1 gives
+    each image its scan group's statistic, weight 0 the score itself, 0.5 halfway; bad arguments are refused."""
+    from synthscope.benchmark.threshold_resplits import scan_pooled
+
+    scores, groups = np.array([1.0, 3.0, 10.0, 0.0, 4.0]), np.array([0, 0, 1, 1, 1])
+    assert np.array_equal(scan_pooled(scores, groups), [2.0, 2.0, 14 / 3, 14 / 3, 14 / 3])
+    assert np.array_equal(scan_pooled(scores, groups, statistic="max"), [3.0, 3.0, 10.0, 10.0, 10.0])
+    assert np.array_equal(scan_pooled(scores, groups, weight=0.0), scores)
+    assert np.allclose(scan_pooled(scores, groups, weight=0.5, statistic="median"), [1.5, 2.5, 7.0, 2.0, 4.0])
+    with pytest.raises(ValueError, match="unknown statistic"):
+        scan_pooled(scores, groups, statistic="mode")
+    with pytest.raises(ValueError, match="weight"):
+        scan_pooled(scores, groups, weight=2.0)

@@ -186,11 +186,35 @@ def compare_scores(pool: PatchPool, weights=(0.0, 0.2), *, repeats: int = 200, s
     return pd.DataFrame(rows, columns=["generated", "share", "repeat", "rule", "kappa", "auc"])
 
 
+#: how a folder's scores may be pooled within its label-free scan groups before the cut (`scan_pooled`)
+POOL_STATISTICS = ("mean", "median", "max", "q75")
+
+
+def scan_pooled(scores, groups, weight: float = 1.0, statistic: str = "mean") -> np.ndarray:
+    """Each score moved toward its scan group's `statistic`: (1 - weight) x score + weight x the group's mean or
+    median. Slices of one scan share their membership when generators are trained on whole scans, and the
+    groups (`near_duplicate_groups`, neighbouring slices found without labels) let a folder's own images vote
+    together; weight 0 leaves the scores as they are, 1 gives every image its group's value."""
+    if statistic not in POOL_STATISTICS:
+        raise ValueError(f"unknown statistic {statistic!r}; choose from {', '.join(POOL_STATISTICS)}")
+    if not 0 <= weight <= 1:
+        raise ValueError("weight must be in [0, 1]")
+    scores = np.asarray(scores, dtype=float)
+    groups = np.asarray(groups)
+    if groups.shape != scores.shape:
+        raise ValueError("scores and groups differ in length")
+    if not weight:
+        return scores
+    by = pd.Series(scores).groupby(groups)
+    pooled = (by.transform(lambda v: v.quantile(0.75)) if statistic == "q75" else by.transform(statistic)).to_numpy()
+    return (1 - weight) * scores + weight * pooled
+
+
 def pooling_rules() -> dict[str, Callable]:
     """Scan pooling before the default cut (issue 19, fifth round): rule name -> f(dev scores, dev labels, dev
     groups, scores, groups) -> (0/1 calls, the scores ranked for the AUC); groups are found without labels on each
     folder's own images. "raw" is today's default (`banded_two_means` of the scores as they are)."""
-    from synthscope.membership.thresholds import banded_two_means, group_label_agreement, scan_pooled, scan_smoothed
+    from synthscope.membership.thresholds import banded_two_means, group_label_agreement, scan_smoothed
 
     def pooled(weight, statistic="mean", dev_too=True):
         def rule(d, dy, dg, x, xg):

@@ -147,37 +147,12 @@ def banded_two_means(scores, dev_scores, dev_used, *, band: float = PREVALENCE_B
     return ThresholdFit(kept.threshold, "two_means_band", float("nan"), kept.predicted_used_fraction)
 
 
-#: how a folder's scores may be pooled within its label-free scan groups before the cut (`scan_pooled`)
-POOL_STATISTICS = ("mean", "median", "max", "q75")
-
-
-def scan_pooled(scores, groups, weight: float = 1.0, statistic: str = "mean") -> np.ndarray:
-    """Each score moved toward its scan group's `statistic`: (1 - weight) x score + weight x the group's mean or
-    median. Slices of one scan share their membership when generators are trained on whole scans, and the
-    groups (`near_duplicate_groups`, neighbouring slices found without labels) let a folder's own images vote
-    together; weight 0 leaves the scores as they are, 1 gives every image its group's value."""
-    if statistic not in POOL_STATISTICS:
-        raise ValueError(f"unknown statistic {statistic!r}; choose from {', '.join(POOL_STATISTICS)}")
-    if not 0 <= weight <= 1:
-        raise ValueError("weight must be in [0, 1]")
-    scores = np.asarray(scores, dtype=float)
-    groups = np.asarray(groups)
-    if groups.shape != scores.shape:
-        raise ValueError("scores and groups differ in length")
-    if not weight:
-        return scores
-    import pandas as pd
-
-    by = pd.Series(scores).groupby(groups)
-    pooled = (by.transform(lambda v: v.quantile(0.75)) if statistic == "q75" else by.transform(statistic)).to_numpy()
-    return (1 - weight) * scores + weight * pooled
-
-
 def scan_smoothed(scores, features, groups, neighbours: int = 1) -> np.ndarray:
     """Each score averaged with the scores of its `neighbours` nearest images (Euclidean, in `features`, e.g. 64 px
     grey levels) of its own scan group: a slice and its closest slices of one scan vote together, where pooling
-    the whole group (`scan_pooled`) would also average away the scan's few strongly copied slices. Images alone in
-    their group keep their score; a group smaller than neighbours + 1 is averaged whole."""
+    the whole group (`benchmark.threshold_resplits.scan_pooled`, which lost on re-splits) would also average away
+    the scan's few strongly copied slices. Images alone in their group keep their score; a group smaller than
+    neighbours + 1 is averaged whole."""
     scores = np.asarray(scores, dtype=float)
     groups = np.asarray(groups)
     features = np.asarray(features, dtype=np.float64)
