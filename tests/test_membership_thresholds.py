@@ -213,3 +213,20 @@ def test_whole_group_pooling_of_the_fifth_round_moves_scores_to_their_group():
         scan_pooled(scores, groups, statistic="mode")
     with pytest.raises(ValueError, match="weight"):
         scan_pooled(scores, groups, weight=2.0)
+
+
+def test_the_generated_side_count_recovers_the_share_when_every_training_image_is_in_a_folder():
+    """The seventh round's generated-side count (`prevalence_resplits.generated_side_count`), which lost on the
+    re-splits, is right where its assumption holds: every generated image copies one used image of dev or the
+    scored folder, uniformly, so the scored folder's matches over dev's matches per used image give its used count."""
+    from synthscope.benchmark.prevalence_resplits import generated_side_count
+    from synthscope.benchmark.threshold_resplits import PatchPool
+
+    rng = np.random.default_rng(5)
+    used = np.r_[np.ones(10), np.zeros(10), np.ones(12), np.zeros(28)].astype(int)   # dev 0-19, scored 20-59
+    sources = rng.choice(np.flatnonzero(used == 1), 600)
+    table = np.ones((60, 600, 4), dtype=np.float32)
+    table[sources, np.arange(600)] = 0.0                      # each generated image is a copy of its source
+    pool = PatchPool(table, np.full((60, 4), 0.25), used, np.arange(60))
+    dev, scored = np.arange(20), np.arange(20, 60)
+    assert generated_side_count(pool, dev, used[dev], scored, np.arange(600)) == pytest.approx(12 / 40, abs=0.06)

@@ -11,6 +11,9 @@ the folder's empirical CDF as a mixture of dev's two class CDFs (least squares),
 logistic-calibrated dev posteriors) and the probabilistic adjusted count (Bella et al. 2010).
 
     python -m synthscope.benchmark.prevalence_resplits --bench ../shared/bench/v3 --repeats 60 --seed 900
+
+screens them (the best two were then run on 200 re-splits at seed 1000, docs/design.md seventh round);
+`--generated-side --seed 1100` screens a count from the other side, each generated image's nearest real image.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
-from synthscope.benchmark.threshold_resplits import compare_cuts, load_pool, resplit_parser, summary
+from synthscope.benchmark.threshold_resplits import (
+    GENERATED, SHARES, _resplits, compare_cuts, load_pool, resplit_parser, summary,
+)
 
 
 #: the label-free prevalence estimates screened (`prevalence_estimate`)
@@ -108,37 +114,87 @@ def candidate_estimates() -> dict[str, Callable]:
     return estimates
 
 
+def _quantile(x, share: float) -> float:
+    """The cut that calls the top `share` of the folder's scores used."""
+    return float(np.quantile(x, 1 - share)) if share < 1 else float(x.min())
+
+
+def _band_cut(x, estimate: float) -> float:
+    """The folder's two-means cut, kept within `PREVALENCE_BAND` of an estimated share used (as `banded_two_means`
+    keeps it around the adjusted count)."""
+    from synthscope.membership.thresholds import PREVALENCE_BAND, _two_means
+
+    low, high = max(0.0, estimate - PREVALENCE_BAND), min(1.0, estimate + PREVALENCE_BAND)
+    return _quantile(x, float(np.clip(_two_means(x).predicted_used_fraction, low, high)))
+
+
 def prevalence_rules(estimates: dict[str, Callable] | None = None) -> dict[str, Callable]:
     """Cut rules (as `threshold_resplits.cut_rules`): the default band, and per estimate the two-means cut kept within
     the band around it ("band around e") and the folder's quantile at the estimate itself ("quantile at e")."""
-    from synthscope.membership.thresholds import PREVALENCE_BAND, _two_means, banded_two_means
-
-    def quantile(x, share):
-        return float(np.quantile(x, 1 - share)) if share < 1 else float(x.min())
-
-    def around(estimate):
-        def inner(d, dy, x):
-            fit, e = _two_means(x), estimate(d, dy, x)
-            low, high = max(0.0, e - PREVALENCE_BAND), min(1.0, e + PREVALENCE_BAND)
-            return quantile(x, float(np.clip(fit.predicted_used_fraction, low, high)))
-        return inner
+    from synthscope.membership.thresholds import banded_two_means
 
     rules = {"band": lambda d, dy, x: banded_two_means(x, d, dy).threshold}
     for name, estimate in (estimates or candidate_estimates()).items():
-        rules[f"band around {name}"] = around(estimate)
-        rules[f"quantile at {name}"] = (lambda e: lambda d, dy, x: quantile(x, e(d, dy, x)))(estimate)
+        rules[f"band around {name}"] = (lambda e: lambda d, dy, x: _band_cut(x, e(d, dy, x)))(estimate)
+        rules[f"quantile at {name}"] = (lambda e: lambda d, dy, x: _quantile(x, e(d, dy, x)))(estimate)
     return rules
+
+
+def generated_side_count(pool, dev, dev_used, scored, drawn) -> float:
+    """The scored folder's share used counted from the generated side: each drawn generated image goes to its
+    nearest real image of dev or the scored folder (the patch pair score); dev's labels give the matches per used
+    and per not-used image (mu, lambda), and the scored folder's matches m then give (m - lambda n) / (mu - lambda)
+    used images of n. It assumes every training image is in one of the two folders and is generated as often."""
+    pair = -(np.sqrt(np.maximum(pool.table[np.ix_(np.r_[dev, scored], drawn)], 0.0))
+             * pool.weights[np.r_[dev, scored]][:, None, :]).sum(axis=2)
+    nearest = np.r_[dev, scored][np.argmax(pair, axis=0)]
+    mu = np.isin(nearest, dev[dev_used == 1]).sum() / max(int((dev_used == 1).sum()), 1)
+    lam = np.isin(nearest, dev[dev_used == 0]).sum() / max(int((dev_used == 0).sum()), 1)
+    matched = np.isin(nearest, scored).sum()
+    return float(np.clip((matched - lam * len(scored)) / max(mu - lam, 1e-6) / len(scored), 0.02, 0.98))
+
+
+def compare_generated_side(pool, *, repeats: int, seed: int, shares=SHARES, generated=GENERATED) -> pd.DataFrame:
+    """`compare_cuts`' table for the generated-side count (`generated_side_count`) against the band, on the same kind
+    of re-splits and scan-smoothed scores: the band, a quantile cut at the count, and bands around it and around its
+    mean with the adjusted count."""
+    from sklearn.metrics import cohen_kappa_score
+
+    from synthscope.membership.scores import near_duplicate_groups
+    from synthscope.membership.thresholds import adjusted_count, banded_two_means, scan_smoothed
+
+    rows = []
+    for n_generated, share, repeat, (dev, scored, drawn) in _resplits(pool, repeats, seed, shares, generated):
+        d, x = pool.scores(dev, drawn), pool.scores(scored, drawn)
+        dy, y = pool.used[dev], pool.used[scored]
+        d = scan_smoothed(d, pool.pixels[dev], near_duplicate_groups(pool.pixels[dev]), 1)
+        x = scan_smoothed(x, pool.pixels[scored], near_duplicate_groups(pool.pixels[scored]), 1)
+        side, count = generated_side_count(pool, dev, dy, scored, drawn), adjusted_count(d, dy, x)
+        cuts = {"band": banded_two_means(x, d, dy).threshold,
+                "quantile at generated side": _quantile(x, side),
+                "band around generated side": _band_cut(x, side),
+                "band around mean(count, generated side)": _band_cut(x, 0.5 * (side + count)),
+                "true_prevalence": _quantile(x, y.mean())}
+        for name, t in cuts.items():
+            calls = (x >= t).astype(int)
+            rows.append((n_generated, share, repeat, name, cohen_kappa_score(y, calls), calls.mean(), y.mean()))
+    return pd.DataFrame(rows, columns=["generated", "share", "repeat", "rule", "kappa", "called", "true"])
 
 
 def main(argv=None) -> None:
     parser = resplit_parser(__doc__.split("\n\n")[0], repeats=60)
     parser.add_argument("--out", type=str, default=None, help="write every kappa as CSV")
     parser.add_argument("--generated", type=str, default="20,50", help="generated images per folder, e.g. 20,50")
+    parser.add_argument("--generated-side", action="store_true",
+                        help="compare the generated-side count (`generated_side_count`) instead")
     args = parser.parse_args(argv)
     groups = args.scan_groups or args.bench.parent.parent / "data" / "iqoth256" / "near_duplicate_groups.csv"
     generated = tuple(int(g) for g in args.generated.split(","))
-    kappas = compare_cuts(load_pool(args.bench, groups, pixels=True), prevalence_rules(), repeats=args.repeats,
-                          seed=args.seed, generated=generated)
+    pool = load_pool(args.bench, groups, pixels=True)
+    if args.generated_side:
+        kappas = compare_generated_side(pool, repeats=args.repeats, seed=args.seed, generated=generated)
+    else:
+        kappas = compare_cuts(pool, prevalence_rules(), repeats=args.repeats, seed=args.seed, generated=generated)
     if args.out:
         kappas.to_csv(args.out, index=False)
     called = kappas.assign(error=kappas["called"] - kappas["true"]).groupby(["generated", "share", "rule"])["error"]
