@@ -11,8 +11,9 @@ import pytest
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
 from synthscope.membership.pipeline import MembershipOptions, _procedure
+from synthscope.benchmark.threshold_resplits import scan_pooled
 from synthscope.membership.thresholds import (
-    SMOOTHED, banded_two_means, group_label_agreement, scan_pooled, scan_smoothed, smoothing_applies, with_smoothed,
+    SMOOTHED, banded_two_means, group_label_agreement, scan_smoothed, smoothing_applies, with_smoothed,
 )
 
 
