@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from synthscope.benchmark.threshold_resplits import (
-    GENERATED, SHARES, _resplits, compare_cuts, load_pool, resplit_parser, summary,
+    GENERATED, SHARES, band_around, compare_cuts, cut_table, load_pool, quantile_cut, resplit_parser,
+    smoothed_resplits, summary,
 )
 
 
@@ -88,16 +89,13 @@ def prevalence_estimate(dev_scores, dev_used, scores, *, method: str = "count") 
             tpr, fpr = post_d[dy == 1].mean(), post_d[dy == 0].mean()
             p = float((post_x.mean() - fpr) / max(tpr - fpr, 1e-6))
         else:
-            prior = dy.mean()
-            p = prior
+            prior = p = dy.mean()
             for _ in range(1000):
-                ratio = np.clip(p, 1e-6, 1 - 1e-6) / prior, (1 - np.clip(p, 1e-6, 1 - 1e-6)) / (1 - prior)
-                moved = ratio[0] * post_x / (ratio[0] * post_x + ratio[1] * (1 - post_x))
-                if abs(moved.mean() - p) < 1e-8:
-                    p = moved.mean()
+                q = np.clip(p, 1e-6, 1 - 1e-6)
+                up, down = q / prior * post_x, (1 - q) / (1 - prior) * (1 - post_x)
+                p, previous = float((up / (up + down)).mean()), p
+                if abs(p - previous) < 1e-8:
                     break
-                p = moved.mean()
-            p = float(p)
     return float(np.clip(p, 0.02, 0.98))
 
 
@@ -114,20 +112,6 @@ def candidate_estimates() -> dict[str, Callable]:
     return estimates
 
 
-def _quantile(x, share: float) -> float:
-    """The cut that calls the top `share` of the folder's scores used."""
-    return float(np.quantile(x, 1 - share)) if share < 1 else float(x.min())
-
-
-def _band_cut(x, estimate: float) -> float:
-    """The folder's two-means cut, kept within `PREVALENCE_BAND` of an estimated share used (as `banded_two_means`
-    keeps it around the adjusted count)."""
-    from synthscope.membership.thresholds import PREVALENCE_BAND, _two_means
-
-    low, high = max(0.0, estimate - PREVALENCE_BAND), min(1.0, estimate + PREVALENCE_BAND)
-    return _quantile(x, float(np.clip(_two_means(x).predicted_used_fraction, low, high)))
-
-
 def prevalence_rules(estimates: dict[str, Callable] | None = None) -> dict[str, Callable]:
     """Cut rules (as `threshold_resplits.cut_rules`): the default band, and per estimate the two-means cut kept within
     the band around it ("band around e") and the folder's quantile at the estimate itself ("quantile at e")."""
@@ -135,8 +119,8 @@ def prevalence_rules(estimates: dict[str, Callable] | None = None) -> dict[str, 
 
     rules = {"band": lambda d, dy, x: banded_two_means(x, d, dy).threshold}
     for name, estimate in (estimates or candidate_estimates()).items():
-        rules[f"band around {name}"] = (lambda e: lambda d, dy, x: _band_cut(x, e(d, dy, x)))(estimate)
-        rules[f"quantile at {name}"] = (lambda e: lambda d, dy, x: _quantile(x, e(d, dy, x)))(estimate)
+        rules[f"band around {name}"] = (lambda e: lambda d, dy, x: band_around(x, e(d, dy, x)))(estimate)
+        rules[f"quantile at {name}"] = (lambda e: lambda d, dy, x: quantile_cut(x, e(d, dy, x)))(estimate)
     return rules
 
 
@@ -145,9 +129,8 @@ def generated_side_count(pool, dev, dev_used, scored, drawn) -> float:
     nearest real image of dev or the scored folder (the patch pair score); dev's labels give the matches per used
     and per not-used image (mu, lambda), and the scored folder's matches m then give (m - lambda n) / (mu - lambda)
     used images of n. It assumes every training image is in one of the two folders and is generated as often."""
-    pair = -(np.sqrt(np.maximum(pool.table[np.ix_(np.r_[dev, scored], drawn)], 0.0))
-             * pool.weights[np.r_[dev, scored]][:, None, :]).sum(axis=2)
-    nearest = np.r_[dev, scored][np.argmax(pair, axis=0)]
+    both = np.r_[dev, scored]
+    nearest = both[np.argmax(pool.pair_scores(both, drawn), axis=0)]
     mu = np.isin(nearest, dev[dev_used == 1]).sum() / max(int((dev_used == 1).sum()), 1)
     lam = np.isin(nearest, dev[dev_used == 0]).sum() / max(int((dev_used == 0).sum()), 1)
     matched = np.isin(nearest, scored).sum()
@@ -158,27 +141,19 @@ def compare_generated_side(pool, *, repeats: int, seed: int, shares=SHARES, gene
     """`compare_cuts`' table for the generated-side count (`generated_side_count`) against the band, on the same kind
     of re-splits and scan-smoothed scores: the band, a quantile cut at the count, and bands around it and around its
     mean with the adjusted count."""
-    from sklearn.metrics import cohen_kappa_score
+    from synthscope.membership.thresholds import adjusted_count, banded_two_means
 
-    from synthscope.membership.scores import near_duplicate_groups
-    from synthscope.membership.thresholds import adjusted_count, banded_two_means, scan_smoothed
+    def resplit_cuts():
+        for cell, (dev, scored, drawn), d, x in smoothed_resplits(pool, 1, repeats, seed, shares, generated):
+            dy = pool.used[dev]
+            side, count = generated_side_count(pool, dev, dy, scored, drawn), adjusted_count(d, dy, x)
+            cuts = {"band": banded_two_means(x, d, dy).threshold,
+                    "quantile at generated side": quantile_cut(x, side),
+                    "band around generated side": band_around(x, side),
+                    "band around mean(count, generated side)": band_around(x, 0.5 * (side + count))}
+            yield cell, cuts, x, pool.used[scored]
 
-    rows = []
-    for n_generated, share, repeat, (dev, scored, drawn) in _resplits(pool, repeats, seed, shares, generated):
-        d, x = pool.scores(dev, drawn), pool.scores(scored, drawn)
-        dy, y = pool.used[dev], pool.used[scored]
-        d = scan_smoothed(d, pool.pixels[dev], near_duplicate_groups(pool.pixels[dev]), 1)
-        x = scan_smoothed(x, pool.pixels[scored], near_duplicate_groups(pool.pixels[scored]), 1)
-        side, count = generated_side_count(pool, dev, dy, scored, drawn), adjusted_count(d, dy, x)
-        cuts = {"band": banded_two_means(x, d, dy).threshold,
-                "quantile at generated side": _quantile(x, side),
-                "band around generated side": _band_cut(x, side),
-                "band around mean(count, generated side)": _band_cut(x, 0.5 * (side + count)),
-                "true_prevalence": _quantile(x, y.mean())}
-        for name, t in cuts.items():
-            calls = (x >= t).astype(int)
-            rows.append((n_generated, share, repeat, name, cohen_kappa_score(y, calls), calls.mean(), y.mean()))
-    return pd.DataFrame(rows, columns=["generated", "share", "repeat", "rule", "kappa", "called", "true"])
+    return cut_table(resplit_cuts())
 
 
 def main(argv=None) -> None:

@@ -60,8 +60,18 @@ class PatchPool:
         """`patch_copy_score` of the real images `rows` against the generated images `generated`, plus
         `typicality` x the images' patch typicality (the run's "images:patches" column at that weight)."""
         best = self.table[np.ix_(np.asarray(rows), np.asarray(generated))].min(axis=1)
-        raw = -(np.sqrt(np.maximum(best, 0.0)) * self.weights[rows]).sum(axis=1)
+        raw = _patch_score(best, self.weights[rows])
         return raw if not typicality else raw + typicality * self.typicality[rows]
+
+    def pair_scores(self, rows, generated) -> np.ndarray:
+        """[len(rows), len(generated)]: each real image's patch score against each generated image on its own."""
+        squared = self.table[np.ix_(np.asarray(rows), np.asarray(generated))]
+        return _patch_score(squared, self.weights[rows][:, None, :])
+
+
+def _patch_score(squared: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Minus the weighted mean patch distance over the last axis (places), from squared distances."""
+    return -(np.sqrt(np.maximum(squared, 0.0)) * weights).sum(axis=-1)
 
 
 def patch_distance_table(real_images: np.ndarray, generated: np.ndarray, *, chunk: int = 25):
@@ -340,6 +350,22 @@ def _mixture_cut(x: np.ndarray, components: int = 2) -> tuple[float, float]:
     return t, float((x >= t).mean())
 
 
+def quantile_cut(x, share: float) -> float:
+    """The cut that calls the top `share` of the folder's scores used."""
+    from synthscope.membership.thresholds import fit_threshold
+
+    return fit_threshold(x, None, prevalence=share).threshold
+
+
+def band_around(x, estimate: float, below: float | None = None) -> float:
+    """The folder's two-means cut kept within the default band around an estimated share used (`below` under it
+    when given), as `banded_two_means` keeps it around the adjusted count."""
+    from synthscope.membership.thresholds import PREVALENCE_BAND, two_means_within
+
+    return two_means_within(x, estimate - (PREVALENCE_BAND if below is None else below),
+                            estimate + PREVALENCE_BAND).threshold
+
+
 def cut_rules() -> dict[str, Callable]:
     """Threshold rules screened on scan-smoothed scores (issue 19, sixth round: few generated images): rule name
     -> f(dev scores, dev labels, scores) -> threshold. "band" is the default (`banded_two_means`); "tail c" cuts
@@ -348,9 +374,6 @@ def cut_rules() -> dict[str, Callable]:
     of the adjusted count; "min(band, ...)" takes the lower (more used) of two cuts; "band around ..." centres the
     band on another prevalence estimate."""
     from synthscope.membership.thresholds import PREVALENCE_BAND, _two_means, adjusted_count, banded_two_means
-
-    def quantile(x, share):
-        return float(np.quantile(x, 1 - share)) if share < 1 else float(x.min())
 
     def band(d, dy, x):
         return banded_two_means(x, d, dy).threshold
@@ -369,19 +392,14 @@ def cut_rules() -> dict[str, Callable]:
             estimate = adjusted_count(d, dy, x)
             share = float(np.clip((x >= rule(d, dy, x)).mean(), max(0.0, estimate - PREVALENCE_BAND),
                                   min(1.0, estimate + PREVALENCE_BAND)))
-            return quantile(x, share)
+            return quantile_cut(x, share)
         return inner
 
     def lower_of(rule):
         return lambda d, dy, x: min(rule(d, dy, x), band(d, dy, x))
 
-    def around(estimate, below=PREVALENCE_BAND):   # two-means within a band (`below` under it) around an estimate
-        def inner(d, dy, x):
-            fit, e = _two_means(x), estimate(d, dy, x)
-            low, high = max(0.0, e - below), min(1.0, e + PREVALENCE_BAND)
-            share = fit.predicted_used_fraction
-            return fit.threshold if low <= share <= high else quantile(x, float(np.clip(share, low, high)))
-        return inner
+    def around(estimate, below=PREVALENCE_BAND):
+        return lambda d, dy, x: band_around(x, estimate(d, dy, x), below)
 
     rules = {"band": band, "two_means": lambda d, dy, x: _two_means(x).threshold}
     for c in (2, 3, 4):
@@ -409,25 +427,37 @@ def compare_cuts(pool: PatchPool, rules: dict[str, Callable], *, neighbours: int
     as `run_membership` does; the dev gate, which passed on 99.5-100 % of these re-splits, is not re-run). One row
     per (cell, re-split, rule) with the share called used and the true share; "true_prevalence" (labels read) is
     the ceiling of any prevalence estimate."""
-    from sklearn.metrics import cohen_kappa_score
+    resplits = smoothed_resplits(pool, neighbours, repeats, seed, shares, generated)
+    return cut_table((cell, {name: rule(d, pool.used[dev], x) for name, rule in rules.items()}, x, pool.used[scored])
+                     for cell, (dev, scored, _), d, x in resplits)
 
+
+def smoothed_resplits(pool: PatchPool, neighbours: int, repeats: int, seed: int, shares, generated):
+    """`_resplits`' re-splits with both folders' patch scores as the default run cuts them: ((generated, share,
+    repeat), (dev rows, scored rows, generated drawn), dev scores, scored scores), each folder's scores
+    scan-smoothed over `neighbours` nearest slices of its own label-free scan groups (0: as they are)."""
     from synthscope.membership.scores import near_duplicate_groups
     from synthscope.membership.thresholds import scan_smoothed
 
-    rows = []
     for n_generated, share, repeat, (dev, scored, drawn) in _resplits(pool, repeats, seed, shares, generated):
         d, x = pool.scores(dev, drawn), pool.scores(scored, drawn)
-        dy, y = pool.used[dev], pool.used[scored]
         if neighbours:
             dp, xp = pool.pixels[dev], pool.pixels[scored]
             d = scan_smoothed(d, dp, near_duplicate_groups(dp), neighbours)
             x = scan_smoothed(x, xp, near_duplicate_groups(xp), neighbours)
-        cuts = {name: rule(d, dy, x) for name, rule in rules.items()}
-        cuts["true_prevalence"] = np.quantile(x, 1 - y.mean())
-        for name, t in cuts.items():
+        yield (n_generated, share, repeat), (dev, scored, drawn), d, x
+
+
+def cut_table(resplit_cuts) -> pd.DataFrame:
+    """One row per (cell, re-split, rule) from (cell, {rule: threshold}, scores, labels) per re-split: kappa, the
+    share called used and the true share, with the labelled ceiling "true_prevalence" (the true share's quantile)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    rows = []
+    for cell, cuts, x, y in resplit_cuts:
+        for name, t in {**cuts, "true_prevalence": np.quantile(x, 1 - y.mean())}.items():
             calls = (x >= t).astype(int)
-            rows.append((n_generated, share, repeat, name, cohen_kappa_score(y, calls), calls.mean(),
-                         y.mean()))
+            rows.append((*cell, name, cohen_kappa_score(y, calls), calls.mean(), y.mean()))
     return pd.DataFrame(rows, columns=["generated", "share", "repeat", "rule", "kappa", "called", "true"])
 
 

@@ -138,9 +138,17 @@ def banded_two_means(scores, dev_scores, dev_used, *, band: float = PREVALENCE_B
     the dev prevalence carries (chosen on scan-disjoint re-splits of the v3 pool at 30, 50 and 70 % used,
     docs/design.md)."""
     scores = np.asarray(scores, dtype=float)
-    fit = _two_means(scores)
     estimate = adjusted_count(dev_scores, dev_used, scores, cut=cut)
-    low, high = max(0.0, estimate - band), min(1.0, estimate + band)
+    return two_means_within(scores, estimate - band, estimate + band)
+
+
+def two_means_within(scores, low: float, high: float) -> ThresholdFit:
+    """The two-means cut of `scores` if the fraction it calls used lies in [low, high] (clipped to [0, 1]), else
+    the quantile that calls the nearer edge used: `banded_two_means` around the adjusted count, and the re-split
+    screens around other prevalence estimates."""
+    scores = np.asarray(scores, dtype=float)
+    fit = _two_means(scores)
+    low, high = max(0.0, low), min(1.0, high)
     if low <= fit.predicted_used_fraction <= high:
         return ThresholdFit(fit.threshold, "two_means_band", float("nan"), fit.predicted_used_fraction)
     kept = fit_threshold(scores, None, prevalence=float(np.clip(fit.predicted_used_fraction, low, high)))
